@@ -1,0 +1,402 @@
+//! The TOML configuration. Every key has a default, so `wasmail serve` runs with no file;
+//! `wasmail.example.toml` at the repository root documents each key. A bad file is reported
+//! as `FILE:LINE: key `a.b`: what is wrong`, and the command exits with code 2.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
+
+use ipnet::IpNet;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// The whole configuration, after defaults and command-line overrides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The name this server uses in its greeting, EHLO reply and Received headers.
+    pub hostname: String,
+    /// Mailboxes and, later, the queue, plugin state and the compiled-plugin cache.
+    pub data_dir: PathBuf,
+    /// Domains whose recipients are delivered here.
+    pub domains: Vec<String>,
+    /// `NAME:ARGON2-PHC-HASH` lines; missing or empty means development mode.
+    pub users_file: PathBuf,
+    /// `/etc/aliases` syntax.
+    pub aliases_file: PathBuf,
+    /// Clients in these networks may relay without AUTH.
+    pub relay_networks: Vec<IpNet>,
+    /// `user+tag@domain` delivers to `user`; empty turns the feature off.
+    pub recipient_delimiter: String,
+    /// Log lines as JSON (one object per line) or as human-readable text.
+    pub log_format: LogFormat,
+    pub smtp: SmtpConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Addresses of the port-25-style listeners.
+    pub listen: Vec<SocketAddr>,
+    /// Advertised in EHLO SIZE; larger messages get 552 5.3.4.
+    pub max_message_size: ByteSize,
+    /// More RCPTs than this in one transaction get 452 4.5.3.
+    pub max_recipients: usize,
+    /// Answer VRFY for real (true) or with 252 (false), as careful sites do.
+    pub vrfy: bool,
+    /// Answer EXPN (true) or refuse it with 502 (false).
+    pub expn: bool,
+    /// Longest text line in a message, without CRLF (RFC 5322 2.1.1: 998).
+    pub max_line_length: usize,
+    /// What to do with a bare LF or bare CR in message content: "reject" (550 5.5.2) or
+    /// "accept". Rejecting closes the door on SMTP smuggling through downstream servers.
+    pub bare_line_ending: BareLineEnding,
+    /// Idle time allowed while waiting for a command (RFC 5321 4.5.3.2.7: at least 5 min).
+    pub command_timeout: Duration,
+    /// Idle time allowed while receiving message content (RFC 5321 4.5.3.2.6: 3 min
+    /// minimum between blocks; 10 min is the customary total).
+    pub data_timeout: Duration,
+    /// Concurrent SMTP sessions; one more is answered 421 4.3.2 and closed.
+    pub max_connections: usize,
+    /// Bad commands tolerated in a session before 421 and close.
+    pub max_errors: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareLineEnding {
+    Reject,
+    Accept,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: default_hostname(),
+            data_dir: PathBuf::from("wasmail-data"),
+            domains: vec!["localhost".into()],
+            users_file: PathBuf::from("users"),
+            aliases_file: PathBuf::from("aliases"),
+            relay_networks: Vec::new(),
+            recipient_delimiter: "+".into(),
+            log_format: LogFormat::Json,
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: vec!["127.0.0.1:2525".parse().expect("valid default address")],
+            max_message_size: ByteSize(25 * 1024 * 1024),
+            max_recipients: 100,
+            vrfy: false,
+            expn: false,
+            max_line_length: 998,
+            bare_line_ending: BareLineEnding::Reject,
+            command_timeout: Duration(StdDuration::from_secs(300)),
+            data_timeout: Duration(StdDuration::from_secs(600)),
+            max_connections: 500,
+            max_errors: 10,
+        }
+    }
+}
+
+fn default_hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// A configuration error, with the place it comes from.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line, when the error has a place in the file.
+    pub line: Option<usize>,
+    /// Dotted key path such as `smtp.listen`, when known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads `path`, or returns the embedded defaults when there is none. Relative paths in
+    /// the file are taken relative to the file's folder; without a file, to the working
+    /// directory.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            let config = Config::default();
+            config.validate(Path::new("(defaults)"), "")?;
+            return Ok(config);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        for p in [&mut config.data_dir, &mut config.users_file, &mut config.aliases_file] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates the text of a config file named `file` (for messages).
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let deserializer = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            ConfigError {
+                file: file.to_path_buf(),
+                line: inner.span().map(|span| line_of_offset(text, span.start)),
+                key: (path != ".").then_some(path),
+                message: inner.message().to_string(),
+            }
+        })?;
+        config.validate(file, text)?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot.
+    fn validate(&self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        let fail = |key: &str, message: String| ConfigError {
+            file: file.to_path_buf(),
+            line: line_of_key(text, key),
+            key: Some(key.to_string()),
+            message,
+        };
+        if self.hostname.is_empty() || self.hostname.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(fail("hostname", format!("{:?} is not a host name", self.hostname)));
+        }
+        if self.domains.is_empty() {
+            return Err(fail("domains", "at least one local domain is needed".into()));
+        }
+        for domain in &self.domains {
+            if crate::smtp::proto::address::check_domain(domain).is_err() || domain.starts_with('[') {
+                return Err(fail("domains", format!("{domain:?} is not a domain name")));
+            }
+        }
+        if self.recipient_delimiter.chars().count() > 1 || self.recipient_delimiter.contains(['@', '.', '"', ' ']) {
+            return Err(fail("recipient_delimiter", "must be empty or one character other than @ . \" and space".into()));
+        }
+        if self.smtp.listen.is_empty() {
+            return Err(fail("smtp.listen", "at least one listen address is needed".into()));
+        }
+        if self.smtp.max_message_size.0 == 0 {
+            return Err(fail("smtp.max_message_size", "must be more than 0".into()));
+        }
+        if self.smtp.max_recipients == 0 {
+            return Err(fail("smtp.max_recipients", "must be at least 1".into()));
+        }
+        if self.smtp.max_line_length < 78 {
+            return Err(fail("smtp.max_line_length", "must be at least 78 (RFC 5322 2.1.1)".into()));
+        }
+        if self.smtp.max_connections == 0 {
+            return Err(fail("smtp.max_connections", "must be at least 1".into()));
+        }
+        for (key, value) in [("smtp.command_timeout", self.smtp.command_timeout), ("smtp.data_timeout", self.smtp.data_timeout)] {
+            if value.0.is_zero() {
+                return Err(fail(key, "must be more than 0".into()));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// The line where a dotted key is set, found by reading the table headers and `key =` lines.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    let (table, key) = match dotted.rsplit_once('.') {
+        Some((t, k)) => (t, k),
+        None => ("", dotted),
+    };
+    let mut current = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = header.trim().to_string();
+        } else if current == table {
+            let name = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if line.contains('=') && name == key {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+/// A size in octets, written as a number or as `"25MiB"`, `"512KiB"`, `"10MB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let number: u64 = number.parse().map_err(|_| format!("{s:?} is not a size such as \"25MiB\""))?;
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" | "kB" => 1000,
+            "KiB" => 1 << 10,
+            "MB" => 1000 * 1000,
+            "MiB" => 1 << 20,
+            "GB" => 1000 * 1000 * 1000,
+            "GiB" => 1 << 30,
+            other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB or GB)")),
+        };
+        number.checked_mul(factor).map(ByteSize).ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size in octets, or a string such as \"25MiB\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A duration written as `"300s"`, `"5m"`, `"1h"`, `"5d"` or `"200ms"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub StdDuration);
+
+impl std::str::FromStr for Duration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration such as \"300s\" or \"5m\""))?;
+        let d = match unit {
+            "ms" => StdDuration::from_millis(n),
+            "s" => StdDuration::from_secs(n),
+            "m" => StdDuration::from_secs(n * 60),
+            "h" => StdDuration::from_secs(n * 3600),
+            "d" => StdDuration::from_secs(n * 86400),
+            _ => return Err(format!("{s:?} needs a unit: ms, s, m, h or d")),
+        };
+        Ok(Duration(d))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("wasmail.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(c.domains, vec!["localhost"]);
+        assert_eq!(c.smtp.max_message_size, ByteSize(26214400));
+        assert!(!c.smtp.vrfy && !c.smtp.expn);
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = parse(
+            "domains = [\"example.org\"]\nrelay_networks = [\"10.0.0.0/8\"]\n[smtp]\nmax_message_size = \"10MiB\"\ncommand_timeout = \"5m\"\nvrfy = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.smtp.max_message_size, ByteSize(10 << 20));
+        assert_eq!(c.smtp.command_timeout, Duration(StdDuration::from_secs(300)));
+        assert!(c.smtp.vrfy);
+        assert!(c.is_local_domain("EXAMPLE.org"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse("hostname = \"mx\"\n\n[smtp]\nlisten = [\"nowhere\"]\n").unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.key.as_deref().unwrap().starts_with("smtp.listen"), "{e}");
+        assert!(e.to_string().starts_with("wasmail.toml:4: key `smtp.listen"), "{e}");
+
+        let e = parse("[smtp]\nmax_recipients = 0\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("smtp.max_recipients")), "{e}");
+
+        let e = parse("[smtp]\ncommand_timeout = \"5 fortnights\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+
+        let e = parse("[smtp]\nlisten_on = []\n").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
+
+        let e = parse("domains = \"localhost\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("domains")), "{e}");
+
+        let e = parse("relay_networks = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+
+        assert!(parse("[smtp\n").is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!("64MiB".parse::<ByteSize>(), Ok(ByteSize(64 << 20)));
+        assert_eq!("1000".parse::<ByteSize>(), Ok(ByteSize(1000)));
+        assert!("12 parsecs".parse::<ByteSize>().is_err());
+        assert_eq!("200ms".parse::<Duration>(), Ok(Duration(StdDuration::from_millis(200))));
+        assert_eq!("5d".parse::<Duration>(), Ok(Duration(StdDuration::from_secs(432000))));
+        assert!("5".parse::<Duration>().is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! Wasmail: an SMTP server (POP3 and IMAP to come) that stores mail in Maildir and is
+//! extended per deployment by sandboxed WebAssembly plugins.
+//!
+//! Layout:
+//! - [`config`]: the TOML configuration with embedded defaults.
+//! - [`users`], [`aliases`], [`directory`]: who has a mailbox, and where an address goes.
+//! - [`smtp`]: the SMTP listener and sessions; [`smtp::proto`] is the sans-IO protocol.
+//! - [`store`]: the mailbox store trait and its Maildir backend.
+//! - [`ids`]: queue and session identifiers.
+//! - [`server`]: wiring it together for `wasmail serve`.
+
+#![forbid(unsafe_code)]
+
+pub mod aliases;
+pub mod config;
+pub mod directory;
+pub mod ids;
+pub mod server;
+pub mod smtp;
+pub mod store;
+pub mod users;
+
+use std::sync::Arc;
+
+/// What every session shares: the configuration, the directory of users and the store.
+pub struct Context {
+    pub config: config::Config,
+    pub directory: directory::Directory,
+    pub store: Arc<dyn store::MailStore>,
+}

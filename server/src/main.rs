@@ -1,0 +1,164 @@
+//! The `wasmail` command line.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wasmail::config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "wasmail", version, about = "A mail server extended by WebAssembly plugins")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the server (SMTP on 127.0.0.1:2525 by default).
+    Serve {
+        /// TOML configuration file; without one the embedded defaults apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Overrides `smtp.listen` (repeat for several addresses; port 0 picks a free port).
+        #[arg(long = "smtp-listen")]
+        smtp_listen: Vec<SocketAddr>,
+        /// Overrides `domains` (repeat for several).
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+    },
+    /// Manage the users file.
+    User {
+        #[command(subcommand)]
+        command: UserCommands,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommands {
+    /// Add a user (with a mailbox) to the users file.
+    Add {
+        name: String,
+        /// Read the password from the first line of standard input instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List the users.
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Exit code for a bad configuration (as with usage errors).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Commands::Serve { config, data_dir, smtp_listen, domains } => {
+            let mut config = match Config::load(config.as_deref()) {
+                Ok(config) => config,
+                Err(e) => return config_error(e),
+            };
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            if !smtp_listen.is_empty() {
+                config.smtp.listen = smtp_listen;
+            }
+            if !domains.is_empty() {
+                config.domains = domains;
+            }
+            init_logging(config.log_format);
+            let ctx = match wasmail::server::build_context(config) {
+                Ok(ctx) => ctx,
+                Err(e) => return config_error(e),
+            };
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match runtime.block_on(wasmail::server::run(ctx)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wasmail: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Commands::User { command } => match command {
+            UserCommands::Add { name, password_stdin, config } => {
+                let config = match Config::load(config.as_deref()) {
+                    Ok(config) => config,
+                    Err(e) => return config_error(e),
+                };
+                let password = match read_password(password_stdin) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("wasmail: cannot read the password: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match wasmail::users::add_user(&config.users_file, &name, &password) {
+                    Ok(()) => {
+                        println!("added user {} to {}", name.to_ascii_lowercase(), config.users_file.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("wasmail: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            UserCommands::List { config } => {
+                let config = match Config::load(config.as_deref()) {
+                    Ok(config) => config,
+                    Err(e) => return config_error(e),
+                };
+                match wasmail::users::Users::load(&config.users_file) {
+                    Ok(users) => {
+                        for name in users.names() {
+                            println!("{name}");
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => config_error(e),
+                }
+            }
+        },
+    }
+}
+
+fn config_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("wasmail: {e:#}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn read_password(from_stdin: bool) -> std::io::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Again: ")?;
+    if first != second {
+        return Err(std::io::Error::other("the passwords differ"));
+    }
+    Ok(first)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,53 @@
+//! `wasmail serve`: load what the configuration names, bind the listeners, run until a signal.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::store::Maildir;
+use crate::Context;
+
+/// Loads the users and aliases and opens the store. Errors name the file and line.
+pub fn build_context(config: Config) -> anyhow::Result<Arc<Context>> {
+    let directory = Directory::load(&config)?;
+    let store = Maildir::new(&config.data_dir, &config.hostname)
+        .with_context(|| format!("cannot create the mail store under {}", config.data_dir.display()))?;
+    Ok(Arc::new(Context { config, directory, store: Arc::new(store) }))
+}
+
+/// Binds every listener, then serves until SIGINT or SIGTERM.
+pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
+    let mut listeners = Vec::new();
+    for addr in &ctx.config.smtp.listen {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (smtp.listen)"))?;
+        // Tests and operators read the real address from this line (port 0 picks one).
+        tracing::info!(protocol = "smtp", addr = %listener.local_addr()?, "listening");
+        listeners.push(listener);
+    }
+    if ctx.directory.development_mode() {
+        tracing::warn!(
+            users_file = %ctx.config.users_file.display(),
+            "development mode: no users file, so every local part of {} has a mailbox",
+            ctx.config.domains.join(", ")
+        );
+    }
+    tracing::info!(hostname = ctx.config.hostname, data_dir = %ctx.config.data_dir.display(), "wasmail started");
+    for listener in listeners {
+        tokio::spawn(crate::smtp::serve(listener, Arc::clone(&ctx)));
+    }
+    shutdown_signal().await;
+    // Every message answered 250 is already on disk; sessions in flight simply end.
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

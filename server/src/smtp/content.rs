@@ -1,0 +1,240 @@
+//! DATA (RFC 5321 4.1.1.4) and BDAT (RFC 3030): receive the content, judge it, and store it
+//! durably before the 250. The reply to the end of data is sent only once every mailbox has
+//! the message on disk (file and directory fsync'd); if any store fails, what was stored for
+//! this transaction is taken back and the client gets 451 4.3.0, so a retry never makes a
+//! second copy.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::envelope::{display_path, is_binary};
+use super::proto::{codes, ContentReceiver, ContentReport, Reply};
+use super::session::{Flow, Session, Transaction};
+use crate::config::BareLineEnding;
+use crate::store::{Delivered, MailStore};
+
+/// A BDAT transaction in progress: the receiver keeps line-end state across chunks.
+#[derive(Debug)]
+pub(super) struct Chunks {
+    receiver: ContentReceiver,
+    content: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// Checks that a transaction can take content now.
+    fn content_allowed(&self) -> Result<(), Reply> {
+        match &self.transaction {
+            None => Err(Reply::new(503, codes::INVALID_COMMAND, "Need MAIL command")),
+            // RFC 5321 3.3: no valid recipients may be answered 554.
+            Some(t) if t.recipients.is_empty() => Err(Reply::new(554, codes::INVALID_COMMAND, "No valid recipients")),
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub(super) async fn handle_data(&mut self) -> std::io::Result<Flow> {
+        if let Err(reply) = self.content_allowed() {
+            self.reply(reply);
+            return Ok(self.bad_command());
+        }
+        let transaction = self.transaction.as_ref().expect("checked");
+        if transaction.bdat.is_some() {
+            return Ok(self.out_of_sequence("DATA cannot follow BDAT in one transaction"));
+        }
+        if is_binary(&transaction.params) {
+            return Ok(self.out_of_sequence("BODY=BINARYMIME needs BDAT, not DATA"));
+        }
+        self.reply(Reply::plain(354, "Enter mail, end with \".\" on a line by itself"));
+        let smtp = &self.ctx.config.smtp;
+        let mut receiver = ContentReceiver::data(smtp.max_message_size.0, smtp.max_line_length);
+        let mut content = Vec::new();
+        let data_timeout = smtp.data_timeout.0;
+        loop {
+            if let Some(used) = receiver.receive(&self.input, &mut content) {
+                self.input.drain(..used);
+                break;
+            }
+            self.input.clear();
+            if self.fill(data_timeout).await?.is_err() {
+                let queue_id = self.transaction.take().map(|t| t.queue_id);
+                tracing::info!(queue_id, "connection lost or timed out during DATA; nothing stored");
+                return Ok(Flow::Close);
+            }
+        }
+        let transaction = self.transaction.take().expect("checked");
+        let reply = self.finish(transaction, content, receiver.report()).await;
+        self.reply(reply);
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn handle_bdat(&mut self, size: u64, last: bool) -> std::io::Result<Flow> {
+        // RFC 3030 2: the chunk's octets follow whatever the verdict; read them before replying.
+        if let Err(reply) = self.content_allowed() {
+            if !self.skip_octets(size).await? {
+                return Ok(Flow::Close);
+            }
+            self.reply(reply);
+            return Ok(self.bad_command());
+        }
+        let smtp = &self.ctx.config.smtp;
+        let (max_size, max_line, data_timeout) = (smtp.max_message_size.0, smtp.max_line_length, smtp.data_timeout.0);
+        let transaction = self.transaction.as_mut().expect("checked");
+        let binary = is_binary(&transaction.params);
+        let mut chunks = transaction.bdat.take().unwrap_or_else(|| Chunks {
+            receiver: ContentReceiver::chunks(binary, max_size, max_line),
+            content: Vec::new(),
+        });
+        let mut remaining = size;
+        loop {
+            let take = remaining.min(self.input.len() as u64) as usize;
+            chunks.receiver.receive(&self.input[..take], &mut chunks.content);
+            self.input.drain(..take);
+            remaining -= take as u64;
+            if remaining == 0 {
+                break;
+            }
+            if self.fill(data_timeout).await?.is_err() {
+                tracing::info!("connection lost or timed out during BDAT; nothing stored");
+                return Ok(Flow::Close);
+            }
+        }
+        if chunks.receiver.report().too_big {
+            // The transaction is over: later chunks find no transaction and get 503.
+            let transaction = self.transaction.take().expect("checked");
+            let reply = Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size");
+            self.log_transaction(&transaction, chunks.receiver.report().size, &reply);
+            self.reply(reply);
+            return Ok(Flow::Continue);
+        }
+        if !last {
+            self.transaction.as_mut().expect("checked").bdat = Some(chunks);
+            self.reply(Reply::new(250, codes::OK, format!("{size} octets received")));
+            return Ok(Flow::Continue);
+        }
+        chunks.receiver.finish();
+        let transaction = self.transaction.take().expect("checked");
+        let reply = self.finish(transaction, chunks.content, chunks.receiver.report()).await;
+        self.reply(reply);
+        Ok(Flow::Continue)
+    }
+
+    /// Reads and drops `n` octets. Returns false if the connection ended first.
+    async fn skip_octets(&mut self, mut n: u64) -> std::io::Result<bool> {
+        loop {
+            let take = n.min(self.input.len() as u64) as usize;
+            self.input.drain(..take);
+            n -= take as u64;
+            if n == 0 {
+                return Ok(true);
+            }
+            if self.fill(self.ctx.config.smtp.data_timeout.0).await?.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Judges the received content and, if it passes, stores it. Returns the final reply.
+    async fn finish(&mut self, transaction: Transaction, content: Vec<u8>, report: &ContentReport) -> Reply {
+        let smtp = &self.ctx.config.smtp;
+        let reply = if report.too_big {
+            Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size")
+        } else if (report.bare_lf || report.bare_cr) && smtp.bare_line_ending == BareLineEnding::Reject {
+            Reply::new(550, codes::SYNTAX, "Message contains a bare CR or LF; line ends must be CRLF (RFC 5321 2.3.8)")
+        } else if report.line_too_long {
+            Reply::new(550, codes::CONTENT, format!("Message contains a line longer than {} octets", smtp.max_line_length))
+        } else {
+            self.store(&transaction, content).await
+        };
+        self.log_transaction(&transaction, report.size, &reply);
+        reply
+    }
+
+    fn log_transaction(&self, transaction: &Transaction, size: u64, reply: &Reply) {
+        let to: Vec<&str> = transaction.recipients.iter().map(|r| r.address.as_str()).collect();
+        // The DSN parameters travel with the transaction; they are logged until the delivery
+        // queue (which writes them to the spool) acts on them.
+        let notify: Vec<String> = transaction.recipients.iter().map(|r| format!("{:?}", r.params.notify)).collect();
+        tracing::info!(
+            queue_id = transaction.queue_id,
+            from = display_path(&transaction.reverse_path),
+            to = to.join(","),
+            envid = transaction.params.envid.as_deref().unwrap_or(""),
+            notify = notify.join(","),
+            size,
+            result = if reply.is_positive() { "accepted" } else { "rejected" },
+            reply = %reply,
+            "transaction"
+        );
+    }
+
+    /// Writes the message to every mailbox, durably, on the blocking pool.
+    async fn store(&self, transaction: &Transaction, content: Vec<u8>) -> Reply {
+        let trace = self.trace_headers(transaction);
+        let mut users: Vec<String> = Vec::new();
+        for mailbox in transaction.recipients.iter().flat_map(|r| &r.mailboxes) {
+            if !users.contains(&mailbox.user) {
+                users.push(mailbox.user.clone());
+            }
+        }
+        let store = Arc::clone(&self.ctx.store);
+        let result = tokio::task::spawn_blocking(move || deliver_all(store.as_ref(), &users, &[trace.as_bytes(), &content])).await;
+        match result {
+            Ok(Ok(())) => Reply::new(250, codes::OK, format!("{} Message accepted for delivery", transaction.queue_id)),
+            Ok(Err(e)) => {
+                tracing::error!(queue_id = transaction.queue_id, error = %e, "storing failed");
+                Reply::new(451, codes::TEMP_SYSTEM, "Local error in processing, try again later")
+            }
+            Err(e) => {
+                tracing::error!(queue_id = transaction.queue_id, error = %e, "storing task failed");
+                Reply::new(451, codes::TEMP_SYSTEM, "Local error in processing, try again later")
+            }
+        }
+    }
+
+    /// `Return-Path:` and `Received:` (RFC 5321 4.4), in CRLF form.
+    fn trace_headers(&self, transaction: &Transaction) -> String {
+        let greeting = self.greeting.as_ref().expect("MAIL needs a greeting");
+        let protocol = match (greeting.extended, transaction.params.smtputf8) {
+            (true, true) => "UTF8SMTP",
+            (true, false) => "ESMTP",
+            (false, _) => "SMTP",
+        };
+        // RFC 5321 4.4: name the recipient only when there is one, so as not to disclose
+        // the others.
+        let for_clause = match transaction.recipients.as_slice() {
+            [only] => format!("\r\n\tfor <{}>", only.address),
+            _ => String::new(),
+        };
+        let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000");
+        format!(
+            "Return-Path: <{}>\r\nReceived: from {} ([{}])\r\n\tby {} (Wasmail) with {} id {}{}; {}\r\n",
+            display_path(&transaction.reverse_path),
+            greeting.name,
+            self.peer.ip(),
+            self.hostname(),
+            protocol,
+            transaction.queue_id,
+            for_clause,
+            date
+        )
+    }
+}
+
+/// Delivers to every user or to none: on a failure, copies already stored are discarded.
+fn deliver_all(store: &dyn MailStore, users: &[String], pieces: &[&[u8]]) -> std::io::Result<()> {
+    let mut done: Vec<(&str, Delivered)> = Vec::new();
+    for user in users {
+        match store.deliver(user, pieces) {
+            Ok(delivered) => done.push((user, delivered)),
+            Err(e) => {
+                for (user, delivered) in done {
+                    if let Err(undo) = store.discard(user, &delivered) {
+                        tracing::error!(user, id = delivered.id, error = %undo, "could not take back a partial delivery");
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! HELO and EHLO (RFC 5321 4.1.1.1): greet, reset the transaction, list the extensions.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::proto::Reply;
+use super::session::{Flow, Greeting, Session};
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    pub(super) fn handle_helo(&mut self, name: String, extended: bool) -> Flow {
+        // RFC 5321 4.1.4: a later HELO/EHLO resets the session like RSET.
+        self.transaction = None;
+        let first = format!("{} Hello {} [{}]", self.hostname(), name, self.peer.ip());
+        let reply = if extended { Reply::multiline(250, None, self.ehlo_lines(first)) } else { Reply::plain(250, first) };
+        self.reply(reply);
+        self.greeting = Some(Greeting { name, extended });
+        Flow::Continue
+    }
+
+    /// The EHLO keywords. Only what works is listed.
+    fn ehlo_lines(&self, first: String) -> Vec<String> {
+        let smtp = &self.ctx.config.smtp;
+        let mut lines = vec![
+            first,
+            "PIPELINING".into(),
+            format!("SIZE {}", smtp.max_message_size.0),
+            "8BITMIME".into(),
+            "BINARYMIME".into(),
+            "CHUNKING".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "DSN".into(),
+            "ETRN".into(),
+            "SMTPUTF8".into(),
+            "HELP".into(),
+        ];
+        if smtp.vrfy {
+            lines.push("VRFY".into());
+        }
+        if smtp.expn {
+            lines.push("EXPN".into());
+        }
+        lines
+    }
+}

@@ -1,0 +1,18 @@
+//! SMTP (RFC 5321 with ESMTP): the listener, the session and its verbs.
+//!
+//! - [`proto`]: the sans-IO wire protocol.
+//! - `listener`: accepts connections, applies the connection limit.
+//! - `session`: the per-connection state machine and loop.
+//! - `ehlo`, `envelope`, `content`, `info`: one file per verb family.
+
+pub mod proto;
+
+mod content;
+mod ehlo;
+mod envelope;
+mod info;
+mod listener;
+mod session;
+
+pub use listener::serve;
+pub use session::Session;

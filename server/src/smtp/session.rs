@@ -1,0 +1,251 @@
+//! One SMTP session: owns the socket, the input and output buffers and the state machine.
+//! Verb families are handled in their own files (`ehlo.rs`, `envelope.rs`, `content.rs`,
+//! `info.rs`); this file runs the loop, maps parse errors to replies and applies the
+//! session-wide limits (timeouts, error count).
+//!
+//! Pipelining (RFC 2920) falls out of the loop's shape: replies are queued in `output`, and
+//! `output` is flushed only when the input holds no complete command any more, that is, at
+//! the points where the client must be waiting for us.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::proto::{codes, Command, CommandReceiver, Error, MailParams, RcptParams, Reply};
+use super::proto::Address;
+use crate::directory::Mailbox;
+use crate::Context;
+
+/// Read this much at a time from the socket.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the client said in HELO or EHLO.
+#[derive(Debug, Clone)]
+pub(super) struct Greeting {
+    /// The name the client gave, recorded in Received.
+    pub name: String,
+    /// EHLO (true) or HELO (false): decides `with ESMTP` or `with SMTP`.
+    pub extended: bool,
+}
+
+/// A mail transaction between MAIL and the end of its content (RFC 5321 3.3).
+#[derive(Debug)]
+pub(super) struct Transaction {
+    /// Names this message in logs and in the Received header.
+    pub queue_id: String,
+    /// None for the null reverse path `<>`.
+    pub reverse_path: Option<Address>,
+    pub params: MailParams,
+    pub recipients: Vec<Recipient>,
+    /// Set once a BDAT chunk arrived: DATA is then out of sequence (RFC 3030 2).
+    pub bdat: Option<super::content::Chunks>,
+}
+
+/// An accepted recipient.
+#[derive(Debug, Clone)]
+pub(super) struct Recipient {
+    /// The address as the client gave it (for logs, Received and later DSNs).
+    pub address: String,
+    /// Where it is delivered, after aliases.
+    pub mailboxes: Vec<Mailbox>,
+    /// NOTIFY and ORCPT, kept for the delivery side.
+    pub params: RcptParams,
+}
+
+pub(super) enum Flow {
+    Continue,
+    Close,
+}
+
+pub struct Session<S> {
+    pub(super) io: S,
+    pub(super) ctx: Arc<Context>,
+    pub(super) peer: SocketAddr,
+    /// Bytes read but not yet consumed.
+    pub(super) input: Vec<u8>,
+    /// Replies not yet flushed.
+    pub(super) output: Vec<u8>,
+    receiver: CommandReceiver,
+    pub(super) greeting: Option<Greeting>,
+    pub(super) transaction: Option<Transaction>,
+    /// Bad commands so far; at `smtp.max_errors` the session ends with 421.
+    errors: u32,
+}
+
+/// Why reading stopped.
+pub(super) enum ReadEnd {
+    /// The client closed the connection.
+    Closed,
+    /// Nothing arrived within the timeout; 421 has been sent.
+    TimedOut,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    pub fn new(io: S, ctx: Arc<Context>, peer: SocketAddr) -> Self {
+        Session {
+            io,
+            ctx,
+            peer,
+            input: Vec::with_capacity(4096),
+            output: Vec::with_capacity(1024),
+            receiver: CommandReceiver::default(),
+            greeting: None,
+            transaction: None,
+            errors: 0,
+        }
+    }
+
+    pub(super) fn hostname(&self) -> &str {
+        &self.ctx.config.hostname
+    }
+
+    pub(super) fn reply(&mut self, reply: Reply) {
+        reply.write_to(&mut self.output);
+    }
+
+    pub(super) async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.output.is_empty() {
+            self.io.write_all(&self.output).await?;
+            self.io.flush().await?;
+            self.output.clear();
+        }
+        Ok(())
+    }
+
+    /// Flushes pending replies, then reads more input within `timeout`.
+    pub(super) async fn fill(&mut self, timeout: Duration) -> std::io::Result<Result<(), ReadEnd>> {
+        self.flush().await?;
+        let start = self.input.len();
+        self.input.resize(start + READ_CHUNK, 0);
+        let read = tokio::time::timeout(timeout, self.io.read(&mut self.input[start..])).await;
+        match read {
+            Ok(Ok(0)) => {
+                self.input.truncate(start);
+                Ok(Err(ReadEnd::Closed))
+            }
+            Ok(Ok(n)) => {
+                self.input.truncate(start + n);
+                Ok(Ok(()))
+            }
+            Ok(Err(e)) => {
+                self.input.truncate(start);
+                Err(e)
+            }
+            Err(_) => {
+                self.input.truncate(start);
+                let text = format!("{} Error: timeout exceeded", self.hostname());
+                self.reply(Reply::new(421, codes::TEMP_TIMEOUT, text));
+                self.flush().await?;
+                tracing::info!("timeout, closing");
+                Ok(Err(ReadEnd::TimedOut))
+            }
+        }
+    }
+
+    /// Runs the session to its end. Only IO errors are errors; everything the client does
+    /// wrong is answered.
+    pub async fn run(mut self) -> std::io::Result<()> {
+        let banner = format!("{} ESMTP Wasmail", self.hostname());
+        self.reply(Reply::plain(220, banner));
+        loop {
+            let (used, result) = self.receiver.receive(&self.input);
+            self.input.drain(..used);
+            let flow = match result {
+                Err(Error::NeedsMoreData) => {
+                    if used == 0 && self.fill(self.ctx.config.smtp.command_timeout.0).await?.is_err() {
+                        return self.end().await;
+                    }
+                    continue;
+                }
+                Ok(command) => self.handle(command).await?,
+                Err(error) => {
+                    let reply = error_reply(&error);
+                    tracing::debug!(%reply, "bad command");
+                    self.reply(reply);
+                    self.bad_command()
+                }
+            };
+            if let Flow::Close = flow {
+                return self.end().await;
+            }
+        }
+    }
+
+    async fn end(mut self) -> std::io::Result<()> {
+        self.flush().await?;
+        let _ = self.io.shutdown().await;
+        Ok(())
+    }
+
+    /// Counts a protocol error; past the limit the session ends (421 4.7.0).
+    pub(super) fn bad_command(&mut self) -> Flow {
+        self.errors += 1;
+        if self.errors >= self.ctx.config.smtp.max_errors {
+            let text = format!("{} Error: too many errors, closing connection", self.hostname());
+            self.reply(Reply::new(421, codes::TEMP_ABUSE, text));
+            tracing::info!(errors = self.errors, "too many errors, closing");
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    /// Answers a command in the wrong state with 503 5.5.1 and counts it as an error.
+    pub(super) fn out_of_sequence(&mut self, text: &str) -> Flow {
+        self.reply(Reply::new(503, codes::INVALID_COMMAND, text));
+        self.bad_command()
+    }
+
+    async fn handle(&mut self, command: Command) -> std::io::Result<Flow> {
+        Ok(match command {
+            Command::Helo(name) => self.handle_helo(name, false),
+            Command::Ehlo(name) => self.handle_helo(name, true),
+            Command::Mail { reverse_path, params } => self.handle_mail(reverse_path, params),
+            Command::Rcpt { forward_path, params } => self.handle_rcpt(forward_path, params),
+            Command::Data => self.handle_data().await?,
+            Command::Bdat { size, last } => self.handle_bdat(size, last).await?,
+            Command::Rset => {
+                self.transaction = None;
+                self.reply(Reply::new(250, codes::OK, "Ok"));
+                Flow::Continue
+            }
+            Command::Noop => {
+                self.reply(Reply::new(250, codes::OK, "Ok"));
+                Flow::Continue
+            }
+            Command::Quit => {
+                let text = format!("{} closing connection", self.hostname());
+                self.reply(Reply::new(221, codes::OK, text));
+                Flow::Close
+            }
+            Command::Vrfy(arg) => self.handle_vrfy(&arg),
+            Command::Expn(arg) => self.handle_expn(&arg),
+            Command::Help(topic) => self.handle_help(topic.as_deref()),
+            Command::Etrn(node) => self.handle_etrn(&node),
+            Command::Obsolete(verb) => {
+                self.reply(Reply::new(502, codes::INVALID_COMMAND, format!("{verb} command not implemented")));
+                self.bad_command()
+            }
+            Command::Unknown { verb, .. } => {
+                tracing::debug!(verb, "unknown command");
+                self.reply(Reply::new(500, codes::SYNTAX, "Command unrecognized"));
+                self.bad_command()
+            }
+        })
+    }
+}
+
+/// One match from every parse error to its reply.
+fn error_reply(error: &Error) -> Reply {
+    match error {
+        Error::NeedsMoreData => unreachable!("not an error reply"),
+        Error::LineTooLong => Reply::new(500, codes::SYNTAX, "Line too long (RFC 5321 4.5.3.1.4)"),
+        Error::InvalidCharacter => Reply::new(500, codes::SYNTAX, "NUL or bare CR in command"),
+        Error::NotUtf8 => Reply::new(500, codes::SYNTAX, "Command is not valid UTF-8"),
+        Error::Syntax(verb, expected) => Reply::new(501, codes::INVALID_ARGS, format!("Syntax: {verb} {expected}")),
+        Error::BadSender(why) => Reply::new(501, codes::BAD_SENDER_SYNTAX, format!("Bad sender address syntax: {why}")),
+        Error::BadRecipient(why) => Reply::new(501, codes::BAD_DEST_SYNTAX, format!("Bad recipient address syntax: {why}")),
+        Error::BadParameter(why) => Reply::new(501, codes::INVALID_ARGS, format!("Bad parameter: {why}")),
+    }
+}

@@ -1,0 +1,213 @@
+//! Maildir++ (the layout Dovecot and mutt read): one tree per user under
+//! `DATA_DIR/mail/USER/` with `tmp/`, `new/` and `cur/`.
+//!
+//! Delivery follows the Maildir protocol: write the file in `tmp/`, fsync it, rename it into
+//! `new/`, fsync `new/`. Readers never see a partial file, and once `deliver` returns the file
+//! and its name are on disk. Files are stored with LF line ends, as Postfix's local(8) and
+//! Dovecot's LDA write them; the name carries `S=` (file size) and `W=` (size with CRLF line
+//! ends, what POP3 and IMAP report) as Dovecot does, so sizes need no reading.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Delivered, MailStore};
+
+pub struct Maildir {
+    /// `DATA_DIR/mail`: one folder per user below it.
+    root: PathBuf,
+    /// This host's name as it may appear in a file name (`/` and `:` escaped per the Maildir
+    /// convention).
+    host: String,
+    /// Makes names unique within this process (with the pid and the time, across processes).
+    counter: AtomicU64,
+    /// Users whose `tmp/new/cur` are known to exist, to skip the checks on every delivery.
+    ready: Mutex<HashSet<String>>,
+}
+
+impl Maildir {
+    pub fn new(data_dir: &Path, hostname: &str) -> io::Result<Maildir> {
+        let root = data_dir.join("mail");
+        create_dir_durably(&root)?;
+        Ok(Maildir {
+            root,
+            host: hostname.replace('/', "\\057").replace(':', "\\072"),
+            counter: AtomicU64::new(0),
+            ready: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The folder of a user's inbox.
+    pub fn user_dir(&self, user: &str) -> PathBuf {
+        self.root.join(user)
+    }
+
+    fn ensure_user(&self, user: &str) -> io::Result<PathBuf> {
+        // The directory layer validated the name; check again, since this builds a path.
+        if user.is_empty() || user.starts_with('.') || user.contains(['/', '\0']) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad mailbox name {user:?}")));
+        }
+        let dir = self.user_dir(user);
+        if self.ready.lock().expect("maildir lock").contains(user) {
+            return Ok(dir);
+        }
+        create_dir_durably(&dir)?;
+        for sub in ["tmp", "new", "cur"] {
+            create_dir_durably(&dir.join(sub))?;
+        }
+        self.ready.lock().expect("maildir lock").insert(user.to_string());
+        Ok(dir)
+    }
+
+    fn unique_name(&self) -> String {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}.M{}P{}Q{}.{}", now.as_secs(), now.subsec_micros(), std::process::id(), n, self.host)
+    }
+}
+
+impl MailStore for Maildir {
+    fn deliver(&self, user: &str, pieces: &[&[u8]]) -> io::Result<Delivered> {
+        let dir = self.ensure_user(user)?;
+        let unique = self.unique_name();
+        let tmp = dir.join("tmp").join(&unique);
+        let result = (|| {
+            let mut file = File::options().write(true).create_new(true).open(&tmp)?;
+            let mut writer = io::BufWriter::with_capacity(64 * 1024, &mut file);
+            let (mut size, mut lines) = (0u64, 0u64);
+            for piece in pieces {
+                for chunk in crlf_to_lf(piece) {
+                    writer.write_all(chunk)?;
+                    size += chunk.len() as u64;
+                    lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+                }
+            }
+            writer.flush()?;
+            drop(writer);
+            file.sync_all()?;
+            let name = format!("{unique},S={size},W={}", size + lines);
+            fs::rename(&tmp, dir.join("new").join(&name))?;
+            sync_dir(&dir.join("new"))?;
+            Ok(Delivered { id: name })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn discard(&self, user: &str, delivered: &Delivered) -> io::Result<()> {
+        if delivered.id.contains('/') {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad message id"));
+        }
+        let new = self.user_dir(user).join("new");
+        fs::remove_file(new.join(&delivered.id))?;
+        sync_dir(&new)
+    }
+}
+
+/// Splits `data` into runs with every CRLF turned into LF (bare CRs are left alone).
+fn crlf_to_lf(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match rest.windows(2).position(|w| w == b"\r\n") {
+            Some(i) => {
+                // Yield the run up to the CR, then continue at the LF, which starts the next run.
+                let (run, after) = rest.split_at(i);
+                rest = &after[1..];
+                if run.is_empty() {
+                    // Two CRLFs in a row: emit the LF alone.
+                    let (lf, after) = rest.split_at(1);
+                    rest = after;
+                    Some(lf)
+                } else {
+                    Some(run)
+                }
+            }
+            None => {
+                let run = rest;
+                rest = &[];
+                Some(run)
+            }
+        }
+    })
+}
+
+/// Creates a directory (and its parents) and fsyncs the parent, so that the new entry
+/// survives a crash.
+fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    sync_dir(parent)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_becomes_lf_and_bare_cr_stays() {
+        let joined: Vec<u8> = crlf_to_lf(b"a\r\nb\r\n\r\nc\rd\r\n").flatten().copied().collect();
+        assert_eq!(joined, b"a\nb\n\nc\rd\n");
+        let joined: Vec<u8> = crlf_to_lf(b"\r\n\r\nx").flatten().copied().collect();
+        assert_eq!(joined, b"\n\nx");
+    }
+
+    #[test]
+    fn delivers_into_new_with_sizes_in_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Maildir::new(dir.path(), "mx/1:2").unwrap();
+        let d = store.deliver("tyler", &[b"Return-Path: <>\r\n", b"Subject: hi\r\n\r\nbody\r\n"]).unwrap();
+        let path = dir.path().join("mail/tyler/new").join(&d.id);
+        let content = fs::read(&path).unwrap();
+        assert_eq!(content, b"Return-Path: <>\nSubject: hi\n\nbody\n");
+        assert!(d.id.ends_with(&format!(",S={},W={}", content.len(), content.len() + 4)), "{}", d.id);
+        assert!(d.id.contains("mx\\0571\\0722"), "{}", d.id);
+        assert!(dir.path().join("mail/tyler/cur").is_dir());
+        assert_eq!(fs::read_dir(dir.path().join("mail/tyler/tmp")).unwrap().count(), 0);
+        let second = store.deliver("tyler", &[b"x\r\n"]).unwrap();
+        assert_ne!(second.id, d.id);
+    }
+
+    #[test]
+    fn refuses_names_that_escape_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Maildir::new(dir.path(), "mx").unwrap();
+        assert!(store.deliver("../x", &[b"x"]).is_err());
+        assert!(store.deliver(".hidden", &[b"x"]).is_err());
+    }
+
+    #[test]
+    fn failure_leaves_nothing_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Maildir::new(dir.path(), "mx").unwrap();
+        store.deliver("tyler", &[b"first\r\n"]).unwrap();
+        // Make new/ a file so that the rename fails after the content was written.
+        let new = dir.path().join("mail/tyler/new");
+        fs::remove_dir_all(&new).unwrap();
+        fs::write(&new, b"").unwrap();
+        assert!(store.deliver("tyler", &[b"second\r\n"]).is_err());
+        assert_eq!(fs::read_dir(dir.path().join("mail/tyler/tmp")).unwrap().count(), 0);
+    }
+}
