@@ -1,1 +1,282 @@
+//! Test harness: spawns the real `wasmail` binary on a free loopback port with a temporary
+//! data directory, and speaks raw SMTP to it. Real clients (lettre, Python's smtplib, swaks)
+//! are driven from the tests themselves.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `wasmail` binary built beside the test executables (`target/debug/wasmail`), or the
+/// one named by `WASMAIL_BIN`.
+pub fn wasmail_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("WASMAIL_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/test-HASH -> target/debug/wasmail
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("wasmail");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p wasmail` before the tests", bin.display());
+    bin
+}
+
+/// A running server and its temporary folder. Dropping it kills the server.
+pub struct Server {
+    child: Child,
+    pub smtp: SocketAddr,
+    pub dir: tempfile::TempDir,
+    /// Every line the server wrote to stderr (its log).
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Options for [`Server::start_with`].
+#[derive(Default, Clone)]
+pub struct Setup {
+    /// Extra top-level TOML keys (before any table).
+    pub top: String,
+    /// Extra keys for the `[smtp]` table.
+    pub smtp: String,
+    /// Contents of the aliases file.
+    pub aliases: Option<String>,
+    /// Users to add (password "secret") with `wasmail user add`.
+    pub users: Vec<String>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(Setup::default())
+    }
+
+    pub fn start_with(setup: Setup) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("wasmail.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [\"localhost\", \"example.test\"]\n{}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\n{}\n",
+                setup.top, setup.smtp
+            ),
+        )
+        .expect("write config");
+        if let Some(aliases) = &setup.aliases {
+            std::fs::write(dir.path().join("aliases"), aliases).expect("write aliases");
+        }
+        for user in &setup.users {
+            let mut add = Command::new(wasmail_bin())
+                .args(["user", "add", user, "--password-stdin", "--config"])
+                .arg(&config)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn wasmail user add");
+            add.stdin.take().unwrap().write_all(b"secret\n").unwrap();
+            assert!(add.wait().unwrap().success(), "wasmail user add {user}");
+        }
+        Server::spawn(dir, &["serve", "--config", config.to_str().unwrap()])
+    }
+
+    /// Spawns `wasmail ARGS` in `dir` and waits for its SMTP listener.
+    pub fn spawn(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let mut child = Command::new(wasmail_bin())
+            .args(args)
+            .current_dir(dir.path())
+            .env("WASMAIL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wasmail");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log_writer = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("\"listening\"") {
+                    if let Some(addr) = json_field(&line, "addr") {
+                        let _ = tx.send(addr.parse::<SocketAddr>().expect("listen address"));
+                    }
+                }
+                log_writer.lock().unwrap().push(line);
+            }
+        });
+        let smtp = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("wasmail did not start; log:\n{}", log.lock().unwrap().join("\n"));
+            }
+        };
+        Server { child, smtp, dir, log }
+    }
+
+    /// The server's log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The messages in `user`'s `new/`, sorted by file name (delivery order within a second).
+    pub fn mailbox(&self, user: &str) -> Vec<String> {
+        read_maildir(&self.dir.path().join("data/mail").join(user))
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.smtp)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The contents of every message in a Maildir's `new/` and `cur/`, sorted by file name.
+pub fn read_maildir(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
+            files.extend(entries.map(|e| e.unwrap().path()));
+        }
+    }
+    files.sort();
+    files.iter().map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned()).collect()
+}
+
+/// The value of `"key":"value"` in a JSON log line (enough for the fields the tests read).
+pub fn json_field(line: &str, key: &str) -> Option<String> {
+    let pattern = format!("\"{key}\":\"");
+    let start = line.find(&pattern)? + pattern.len();
+    let end = line[start..].find('"')? + start;
+    Some(line[start..end].to_string())
+}
+
+/// One SMTP reply as read from the wire.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub code: u16,
+    /// The text of each line, after `code-` or `code `.
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// The whole reply text, lines joined with `\n`.
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+/// A raw SMTP client: bytes out exactly as given, replies parsed.
+pub struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client { stream, buf: Vec::new() }
+    }
+
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.stream.write_all(bytes.as_ref()).expect("send");
+    }
+
+    /// Reads one reply (all its lines). Panics on EOF or timeout.
+    pub fn reply(&mut self) -> Reply {
+        self.try_reply().expect("connection closed before a reply")
+    }
+
+    /// Reads one reply, or None if the server closed the connection first.
+    pub fn try_reply(&mut self) -> Option<Reply> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line()?;
+            assert!(line.len() >= 3, "short reply line {line:?}");
+            let code: u16 = line[..3].parse().unwrap_or_else(|_| panic!("bad reply line {line:?}"));
+            let sep = line.as_bytes().get(3).copied().unwrap_or(b' ');
+            lines.push(line.get(4..).unwrap_or("").to_string());
+            if sep == b' ' {
+                return Some(Reply { code, lines });
+            }
+            assert_eq!(sep, b'-', "bad reply line {line:?}");
+        }
+    }
+
+    fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8(self.buf[..pos].to_vec()).expect("UTF-8 reply");
+                self.buf.drain(..pos + 2);
+                return Some(line);
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// Sends one command line (CRLF added) and returns the reply.
+    pub fn command(&mut self, line: &str) -> Reply {
+        self.send(format!("{line}\r\n"));
+        self.reply()
+    }
+
+    /// Sends a command and asserts the reply code; returns the reply.
+    pub fn expect(&mut self, line: &str, code: u16) -> Reply {
+        let reply = self.command(line);
+        assert_eq!(reply.code, code, "{line:?} -> {reply:?}");
+        reply
+    }
+
+    /// Reads the greeting and says EHLO.
+    pub fn greet(&mut self) {
+        assert_eq!(self.reply().code, 220);
+        self.expect("EHLO client.test", 250);
+    }
+
+    /// Whether the server has closed the connection (reads until EOF, at most `wait`).
+    pub fn is_closed(&mut self, wait: Duration) -> bool {
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let deadline = Instant::now() + wait;
+        let mut chunk = [0u8; 4096];
+        while Instant::now() < deadline {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// A whole transaction with DATA; returns the final reply.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], content: &str) -> Reply {
+        self.expect(&format!("MAIL FROM:<{from}>"), 250);
+        for rcpt in to {
+            self.expect(&format!("RCPT TO:<{rcpt}>"), 250);
+        }
+        self.expect("DATA", 354);
+        self.send(content);
+        self.send(".\r\n");
+        self.reply()
+    }
+}

@@ -94,10 +94,13 @@ fn split_params(input: &str) -> Result<Vec<(String, Option<&str>)>, ParamError> 
             }
         }
         let keyword = keyword.to_ascii_uppercase();
-        if out.iter().any(|(k, _)| *k == keyword) {
-            return Err(ParamError(format!("{keyword} given twice")));
+        match out.iter().find(|(k, _)| *k == keyword) {
+            // Python's smtplib repeats SMTPUTF8 and BODY when the caller gave them too; an
+            // exact repeat says nothing new, a different value is a contradiction.
+            Some((_, earlier)) if *earlier == value => continue,
+            Some(_) => return Err(ParamError(format!("{keyword} given twice with different values"))),
+            None => out.push((keyword, value)),
         }
-        out.push((keyword, value));
     }
     Ok(out)
 }
@@ -254,6 +257,8 @@ mod tests {
         assert_eq!(p.ret, Some(Ret::Hdrs));
         assert_eq!(p.envid.as_deref(), Some("QQ+314"));
         assert!(p.extra.is_empty());
+
+        assert!(parse_mail_params(" SMTPUTF8 BODY=8BITMIME SMTPUTF8 BODY=8BITMIME").unwrap().smtputf8);
 
         let p = parse_mail_params(" XFOO=1 AUTH=<>").unwrap();
         assert_eq!(p.extra.len(), 2);
