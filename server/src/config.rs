@@ -391,6 +391,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses_to_the_defaults() {
+        let example = parse(include_str!("../../wasmail.example.toml")).unwrap();
+        let defaults = Config::default();
+        assert_eq!(format!("{:?}", example.smtp), format!("{:?}", defaults.smtp));
+        assert_eq!((example.domains, example.data_dir), (defaults.domains, defaults.data_dir));
+    }
+
+    #[test]
     fn sizes_and_durations() {
         assert_eq!("64MiB".parse::<ByteSize>(), Ok(ByteSize(64 << 20)));
         assert_eq!("1000".parse::<ByteSize>(), Ok(ByteSize(1000)));

@@ -83,7 +83,7 @@ fn swaks_plain_pipelined_and_chunked() {
     let transcript = String::from_utf8_lossy(&pipelined.stdout);
     assert!(pipelined.status.success(), "{transcript}");
     // swaks sends MAIL, RCPT, RCPT, DATA in one write and reads the replies together.
-    assert!(transcript.contains("<** ") == false, "{transcript}");
+    assert!(!transcript.contains("<** "), "{transcript}");
 
     let refused = swaks(&server, &["--to", "x@elsewhere.example"]);
     let transcript = String::from_utf8_lossy(&refused.stdout);

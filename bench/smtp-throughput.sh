@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# SMTP throughput: Wasmail against Postfix on the same machine, both storing into Maildir and
+# both fsync'ing before they answer 250.
+#
+# Postfix's smtp-source sends MESSAGES messages of SIZE octets over SESSIONS concurrent
+# sessions (one message per session connection: -m total, -s sessions, -l size) to each
+# server in turn. For each we print:
+#   accepted/s   messages answered 250 per second (smtp-source's wall time)
+#   delivered/s  messages in the Maildir per second, from the first connection until the
+#                last message is in new/ (Wasmail stores before the 250, so for it the two
+#                are the same; Postfix queues first and delivers with virtual(8) after)
+#
+# Usage: bench/smtp-throughput.sh [MESSAGES] [SESSIONS] [SIZE]   (defaults 5000 20 4096)
+# Installs postfix (for smtp-source and the comparison; the system Postfix is never started:
+# the peer runs as a private instance under a temporary directory) and builds wasmail in
+# release mode. Servers listen on 127.0.0.1 only and are stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MESSAGES=${1:-5000}
+SESSIONS=${2:-20}
+SIZE=${3:-4096}
+WASMAIL_PORT=2626
+POSTFIX_PORT=2727
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+if ! command -v smtp-source >/dev/null || ! command -v postfix >/dev/null; then
+    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+    # policy-rc.d keeps the package from starting the system Postfix.
+    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq postfix >/dev/null
+fi
+cargo build --release --locked -p wasmail >/dev/null
+
+work=$(mktemp -d /tmp/wasmail-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [ -f "$work/postfix/main.cf" ] && $sudo postfix -c "$work/postfix" stop >/dev/null 2>&1 || true
+    $sudo rm -rf "$work"
+}
+trap cleanup EXIT
+
+count_files() { find "$1" -path '*/new/*' -type f 2>/dev/null | wc -l; }
+
+# Waits until DIR holds N messages; prints the seconds since START (epoch, fractional).
+wait_for() {
+    local dir=$1 n=$2 start=$3
+    for _ in $(seq 1 6000); do
+        if [ "$(count_files "$dir")" -ge "$n" ]; then
+            echo "$(date +%s.%N) - $start" | bc -l
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "timed out waiting for $n messages in $dir" >&2
+    return 1
+}
+
+# run NAME PORT MAILDIR_ROOT
+run() {
+    local name=$1 port=$2 root=$3
+    local start end sent delivered
+    start=$(date +%s.%N)
+    smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f sender@bench.test -t tyler@localhost "127.0.0.1:$port"
+    end=$(date +%s.%N)
+    sent=$(echo "$end - $start" | bc -l)
+    delivered=$(wait_for "$root" "$MESSAGES" "$start")
+    printf '%-8s accepted/s %8.0f   delivered/s %8.0f   (%d messages, %d sessions, %d octets)\n' \
+        "$name" "$(echo "$MESSAGES / $sent" | bc -l)" "$(echo "$MESSAGES / $delivered" | bc -l)" \
+        "$MESSAGES" "$SESSIONS" "$SIZE"
+    echo "$MESSAGES / $delivered" | bc -l >"$work/$name.rate"
+}
+
+# --- Wasmail: embedded defaults, development mode, its own data directory.
+mkdir -p "$work/wasmail"
+target/release/wasmail serve --data-dir "$work/wasmail/data" --smtp-listen "127.0.0.1:$WASMAIL_PORT" \
+    2>"$work/wasmail/log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q '"listening"' "$work/wasmail/log" && break; sleep 0.05; done
+run wasmail "$WASMAIL_PORT" "$work/wasmail/data/mail"
+
+# --- Postfix: a private instance, virtual(8) Maildir delivery to one mailbox.
+pf="$work/postfix"
+mkdir -p "$pf/mail"
+chown nobody:nogroup "$pf/mail"
+sed "s/^smtp      inet  n       -       y       -       -       smtpd/127.0.0.1:$POSTFIX_PORT inet n - n - - smtpd/" \
+    /usr/share/postfix/master.cf.dist >"$pf/master.cf"
+grep -q "^127.0.0.1:$POSTFIX_PORT" "$pf/master.cf" || { echo "could not set the Postfix listener" >&2; exit 1; }
+cat >"$pf/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $pf/spool
+data_directory = $pf/lib
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = bench.localhost
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+mynetworks = 127.0.0.0/8
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+virtual_mailbox_domains = localhost
+virtual_mailbox_base = $pf/mail
+virtual_mailbox_maps = static:tyler/
+virtual_uid_maps = static:$(id -u nobody)
+virtual_gid_maps = static:$(getent group nogroup | cut -d: -f3)
+meta_directory = /etc/postfix
+shlib_directory = /usr/lib/postfix
+maillog_file = $pf/maillog
+maillog_file_prefixes = /tmp
+default_process_limit = 100
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+EOF
+mkdir -p "$pf/spool" "$pf/lib"
+chown postfix "$pf/lib"
+$sudo postfix -c "$pf" set-permissions >/dev/null 2>&1 || true
+$sudo postfix -c "$pf" start >/dev/null 2>&1 || { echo "Postfix did not start; see $pf/maillog" >&2; cat "$pf/maillog" >&2 || true; exit 1; }
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$POSTFIX_PORT") 2>/dev/null && break; sleep 0.1; done
+run postfix "$POSTFIX_PORT" "$pf/mail"
+
+printf 'wasmail/postfix delivered ratio: %.2f\n' "$(echo "$(cat "$work/wasmail.rate") / $(cat "$work/postfix.rate")" | bc -l)"
