@@ -60,15 +60,21 @@ pub(super) enum Flow {
 }
 
 pub struct Session<S> {
+    /// The connection; generic so that a TLS stream can take the plain one's place.
     pub(super) io: S,
+    /// Configuration, directory and store, shared by all sessions.
     pub(super) ctx: Arc<Context>,
+    /// The client's address: for Received, relay decisions and logs.
     pub(super) peer: SocketAddr,
     /// Bytes read but not yet consumed.
     pub(super) input: Vec<u8>,
     /// Replies not yet flushed.
     pub(super) output: Vec<u8>,
+    /// Finds command lines in `input`; remembers whether an over-long line is being skipped.
     receiver: CommandReceiver,
+    /// Set by HELO/EHLO; MAIL needs it.
     pub(super) greeting: Option<Greeting>,
+    /// The mail transaction in progress, from MAIL to the end of its content.
     pub(super) transaction: Option<Transaction>,
     /// Bad commands so far; at `smtp.max_errors` the session ends with 421.
     errors: u32,

@@ -318,4 +318,28 @@ mod tests {
         binary.finish();
         assert_eq!(*binary.report(), ContentReport { size: 4, ..Default::default() });
     }
+
+    #[test]
+    fn garbage_always_ends_at_the_first_crlf_dot_crlf() {
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..500 {
+            let len = (next() % 400) as usize;
+            let alphabet = b"\r\n.a\0";
+            let input: Vec<u8> = (0..len).map(|_| alphabet[(next() % 5) as usize]).collect();
+            // The reference: the end is right after the first CRLF.CRLF that starts at the
+            // beginning or after a CRLF.
+            let mut with_start = b"\r\n".to_vec();
+            with_start.extend_from_slice(&input);
+            let expected = with_start.windows(5).position(|w| w == b"\r\n.\r\n").map(|i| i + 5 - 2);
+            let chunk = 1 + (next() % 64) as usize;
+            let o = run(&input, chunk, 1 << 20);
+            assert_eq!(o.end, expected, "{input:?}");
+        }
+    }
 }
