@@ -46,8 +46,12 @@ fn every_message_answered_250_survives_kill_9_exactly_once() {
             }
         }));
     }
-    // Let the load run, then crash the server in the middle of it.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Let the load run until a good number of messages are acknowledged, then crash the
+    // server in the middle of it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() < 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     server.kill9();
     stop.store(true, Ordering::Relaxed);
     for s in senders {
