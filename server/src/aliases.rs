@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::users::FileError;
+use crate::users::{read_optional, FileError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Aliases {
@@ -17,10 +17,9 @@ pub struct Aliases {
 impl Aliases {
     /// Reads the aliases file; a missing file means no aliases.
     pub fn load(path: &Path) -> Result<Aliases, FileError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Aliases::parse(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Aliases::default()),
-            Err(e) => Err(FileError { file: path.into(), line: None, message: format!("cannot read: {e}") }),
+        match read_optional(path)? {
+            Some(text) => Aliases::parse(&text, path),
+            None => Ok(Aliases::default()),
         }
     }
 

@@ -28,6 +28,15 @@ impl fmt::Display for FileError {
 
 impl std::error::Error for FileError {}
 
+/// Reads a file that may be absent (users, aliases): Ok(None) when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<String>, FileError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(FileError { file: path.into(), line: None, message: format!("cannot read: {e}") }),
+    }
+}
+
 /// The users with a mailbox and a password.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
@@ -47,10 +56,9 @@ pub fn valid_user_name(name: &str) -> bool {
 impl Users {
     /// Reads the users file; a missing file is an empty list.
     pub fn load(path: &Path) -> Result<Users, FileError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Users::parse(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Users::default()),
-            Err(e) => Err(FileError { file: path.into(), line: None, message: format!("cannot read: {e}") }),
+        match read_optional(path)? {
+            Some(text) => Users::parse(&text, path),
+            None => Ok(Users::default()),
         }
     }
 
@@ -113,11 +121,7 @@ pub fn add_user(path: &Path, name: &str, password: &str) -> anyhow::Result<()> {
         .hash_password(password.as_bytes(), &salt)
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?
         .to_string();
-    let mut text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e.into()),
-    };
+    let mut text = read_optional(path)?.unwrap_or_default();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }

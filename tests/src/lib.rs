@@ -22,6 +22,20 @@ pub fn wasmail_bin() -> PathBuf {
     bin
 }
 
+/// Runs `wasmail user add NAME --password-stdin --config CONFIG`; returns whether it succeeded.
+pub fn user_add(config: &Path, name: &str, password: &str) -> bool {
+    let mut add = Command::new(wasmail_bin())
+        .args(["user", "add", name, "--password-stdin", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn wasmail user add");
+    add.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    add.wait().unwrap().success()
+}
+
 /// A running server and its temporary folder. Dropping it kills the server.
 pub struct Server {
     child: Child,
@@ -64,15 +78,7 @@ impl Server {
             std::fs::write(dir.path().join("aliases"), aliases).expect("write aliases");
         }
         for user in &setup.users {
-            let mut add = Command::new(wasmail_bin())
-                .args(["user", "add", user, "--password-stdin", "--config"])
-                .arg(&config)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("spawn wasmail user add");
-            add.stdin.take().unwrap().write_all(b"secret\n").unwrap();
-            assert!(add.wait().unwrap().success(), "wasmail user add {user}");
+            assert!(user_add(&config, user, "secret"), "wasmail user add {user}");
         }
         Server::spawn(dir, &["serve", "--config", config.to_str().unwrap()])
     }

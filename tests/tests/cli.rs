@@ -1,10 +1,9 @@
 //! The command line: configuration errors (file, line, key, exit code 2), users, and running
 //! on the embedded defaults with no configuration file.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use wasmail_tests::{wasmail_bin, Server};
+use wasmail_tests::{user_add, wasmail_bin, Server};
 
 fn serve_with(config: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -68,31 +67,16 @@ fn user_add_and_list() {
     let config = dir.path().join("wasmail.toml");
     std::fs::write(&config, "users_file = \"users\"\n").unwrap();
     for name in ["tyler", "Hunt"] {
-        let mut child = Command::new(wasmail_bin())
-            .args(["user", "add", name, "--password-stdin", "--config"])
-            .arg(&config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b"correct horse\n").unwrap();
-        assert!(child.wait().unwrap().success());
+        assert!(user_add(&config, name, "correct horse"));
     }
     let users = std::fs::read_to_string(dir.path().join("users")).unwrap();
     assert!(users.lines().all(|l| l.contains(":$argon2id$")), "{users}");
     assert!(!users.contains("correct horse"));
     let list = Command::new(wasmail_bin()).args(["user", "list", "--config"]).arg(&config).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&list.stdout), "hunt\ntyler\n");
-    // A duplicate is refused.
-    let mut dup = Command::new(wasmail_bin())
-        .args(["user", "add", "tyler", "--password-stdin", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    dup.stdin.take().unwrap().write_all(b"x\n").unwrap();
-    assert!(!dup.wait().unwrap().success());
+    // A duplicate and a name that is not a safe folder name are refused.
+    assert!(!user_add(&config, "tyler", "x"));
+    assert!(!user_add(&config, "../etc", "x"));
 }
 
 #[test]
@@ -103,16 +87,7 @@ fn users_mode_only_users_receive_and_new_users_take_effect_without_restart() {
     c.expect("MAIL FROM:<a@client.test>", 250);
     c.expect("RCPT TO:<tyler@localhost>", 250);
     c.expect("RCPT TO:<hunt@localhost>", 550);
-    let config = server.dir.path().join("wasmail.toml");
-    let mut add = Command::new(wasmail_bin())
-        .args(["user", "add", "hunt", "--password-stdin", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin.take().unwrap().write_all(b"pw\n").unwrap();
-    assert!(add.wait().unwrap().success());
+    assert!(user_add(&server.dir.path().join("wasmail.toml"), "hunt", "pw"));
     c.expect("RCPT TO:<hunt@localhost>", 250);
 }
 
