@@ -32,6 +32,21 @@ pub struct Config {
     /// Log lines as JSON (one object per line) or as human-readable text.
     pub log_format: LogFormat,
     pub smtp: SmtpConfig,
+    pub plugins: PluginsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Folder of `*.wasm` plugins, each with an optional `NAME.toml`. A missing folder means
+    /// no plugins, unless it was named on the command line.
+    pub dir: PathBuf,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig { dir: PathBuf::from("plugins") }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +104,7 @@ impl Default for Config {
             recipient_delimiter: "+".into(),
             log_format: LogFormat::Json,
             smtp: SmtpConfig::default(),
+            plugins: PluginsConfig::default(),
         }
     }
 }
@@ -159,7 +175,7 @@ impl Config {
         })?;
         let mut config = Config::parse(&text, path)?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        for p in [&mut config.data_dir, &mut config.users_file, &mut config.aliases_file] {
+        for p in [&mut config.data_dir, &mut config.users_file, &mut config.aliases_file, &mut config.plugins.dir] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -169,17 +185,7 @@ impl Config {
 
     /// Parses and validates the text of a config file named `file` (for messages).
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        let deserializer = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            ConfigError {
-                file: file.to_path_buf(),
-                line: inner.span().map(|span| line_of_offset(text, span.start)),
-                key: (path != ".").then_some(path),
-                message: inner.message().to_string(),
-            }
-        })?;
+        let config: Config = parse_toml(text, file)?;
         config.validate(file, text)?;
         Ok(config)
     }
@@ -234,12 +240,27 @@ impl Config {
     }
 }
 
+/// Deserializes TOML, turning errors into `FILE:LINE: key `a.b`: message`.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, file: &Path) -> Result<T, ConfigError> {
+    let deserializer = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ConfigError {
+            file: file.to_path_buf(),
+            line: inner.span().map(|span| line_of_offset(text, span.start)),
+            key: (path != ".").then_some(path),
+            message: inner.message().to_string(),
+        }
+    })
+}
+
 fn line_of_offset(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
 /// The line where a dotted key is set, found by reading the table headers and `key =` lines.
-fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+pub fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
     let (table, key) = match dotted.rsplit_once('.') {
         Some((t, k)) => (t, k),
         None => ("", dotted),

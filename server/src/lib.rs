@@ -6,6 +6,7 @@
 //! - [`users`], [`aliases`], [`directory`]: who has a mailbox, and where an address goes.
 //! - [`smtp`]: the SMTP listener and sessions; [`smtp::proto`] is the sans-IO protocol.
 //! - [`store`]: the mailbox store trait and its Maildir backend.
+//! - [`plugin`]: the wasm plugin host (wasmtime), and the hooks the SMTP session calls.
 //! - [`ids`]: queue and session identifiers.
 //! - [`server`]: wiring it together for `wasmail serve`.
 
@@ -15,6 +16,8 @@ pub mod aliases;
 pub mod config;
 pub mod directory;
 pub mod ids;
+pub mod mime;
+pub mod plugin;
 pub mod server;
 pub mod smtp;
 pub mod store;
@@ -27,4 +30,6 @@ pub struct Context {
     pub config: config::Config,
     pub directory: directory::Directory,
     pub store: Arc<dyn store::MailStore>,
+    /// The loaded plugins (possibly none).
+    pub plugins: Arc<plugin::Registry>,
 }

@@ -31,11 +31,28 @@ enum Commands {
         /// Overrides `domains` (repeat for several).
         #[arg(long = "domain")]
         domains: Vec<String>,
+        /// Overrides `plugins.dir`: load every `*.wasm` in DIR (which must exist).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+    },
+    /// Work with plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommands,
     },
     /// Manage the users file.
     User {
         #[command(subcommand)]
         command: UserCommands,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommands {
+    /// Print what a plugin adds: EHLO keywords, verbs, parameters, hooks, MIME types.
+    Inspect {
+        /// The plugin component (`NAME.wasm`; `NAME.toml` beside it is read too).
+        file: PathBuf,
     },
 }
 
@@ -63,7 +80,7 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Commands::Serve { config, data_dir, smtp_listen, domains } => {
+        Commands::Serve { config, data_dir, smtp_listen, domains, plugins } => {
             let mut config = match Config::load(config.as_deref()) {
                 Ok(config) => config,
                 Err(e) => return config_error(e),
@@ -77,8 +94,12 @@ fn main() -> ExitCode {
             if !domains.is_empty() {
                 config.domains = domains;
             }
+            let plugins_required = plugins.is_some();
+            if let Some(dir) = plugins {
+                config.plugins.dir = dir;
+            }
             init_logging(config.log_format);
-            let ctx = match wasmail::server::build_context(config) {
+            let ctx = match wasmail::server::build_context(config, plugins_required) {
                 Ok(ctx) => ctx,
                 Err(e) => return config_error(e),
             };
@@ -91,6 +112,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Commands::Plugin { command: PluginCommands::Inspect { file } } => match wasmail::plugin::inspect(&file) {
+            Ok((manifest, settings)) => {
+                print!("{}", wasmail::plugin::describe(&manifest, &settings));
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_error(format!("{e:#}")),
+        },
         Commands::User { command } => match command {
             UserCommands::Add { name, password_stdin, config } => {
                 let config = match Config::load(config.as_deref()) {

@@ -7,15 +7,32 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::plugin::{LoadOptions, Registry};
 use crate::store::Maildir;
 use crate::Context;
 
-/// Loads the users and aliases and opens the store. Errors name the file and line.
-pub fn build_context(config: Config) -> anyhow::Result<Arc<Context>> {
+/// Loads the users, aliases and plugins and opens the store. Errors name the file (and line
+/// where there is one). `plugins_required`: the plugin directory was named on the command
+/// line, so its absence is an error rather than "no plugins".
+pub fn build_context(config: Config, plugins_required: bool) -> anyhow::Result<Arc<Context>> {
     let directory = Directory::load(&config)?;
     let store = Maildir::new(&config.data_dir, &config.hostname)
         .with_context(|| format!("cannot create the mail store under {}", config.data_dir.display()))?;
-    Ok(Arc::new(Context { config, directory, store: Arc::new(store) }))
+    let dir = &config.plugins.dir;
+    let plugins = if dir.is_dir() {
+        Registry::load(LoadOptions {
+            dir,
+            data_dir: &config.data_dir,
+            hostname: &config.hostname,
+            max_sessions: config.smtp.max_connections,
+        })?
+    } else if plugins_required {
+        anyhow::bail!("plugin directory {} does not exist", dir.display());
+    } else {
+        tracing::info!(dir = %dir.display(), "no plugin directory; running without plugins");
+        Registry::empty(&config.hostname)?
+    };
+    Ok(Arc::new(Context { config, directory, store: Arc::new(store), plugins: Arc::new(plugins) }))
 }
 
 /// Binds every listener, then serves until SIGINT or SIGTERM.

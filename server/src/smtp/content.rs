@@ -12,6 +12,8 @@ use super::envelope::{display_path, is_binary};
 use super::proto::{codes, ContentReceiver, ContentReport, Reply};
 use super::session::{Flow, Session, Transaction};
 use crate::config::BareLineEnding;
+use crate::mime::header;
+use crate::plugin::{Decision, Envelope, Header, HeaderChange, Hook};
 use crate::store::{Delivered, MailStore};
 
 /// A BDAT transaction in progress: the receiver keeps line-end state across chunks.
@@ -62,9 +64,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         }
         let transaction = self.transaction.take().expect("checked");
-        let reply = self.finish(transaction, content, receiver.report()).await;
+        Ok(self.complete("DATA", transaction, content, receiver.report()).await)
+    }
+
+    /// Judges, filters and stores a complete message; sends the reply; ends the transaction.
+    async fn complete(&mut self, verb: &str, transaction: Transaction, content: Vec<u8>, report: &ContentReport) -> Flow {
+        let (reply, flow) = self.finish(transaction, content, report).await;
+        let reply = self.plugins.on_reply(verb, reply);
         self.reply(reply);
-        Ok(Flow::Continue)
+        self.plugins.on_reset();
+        flow
     }
 
     pub(super) async fn handle_bdat(&mut self, size: u64, last: bool) -> std::io::Result<Flow> {
@@ -103,7 +112,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let transaction = self.transaction.take().expect("checked");
             let reply = Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size");
             self.log_transaction(&transaction, chunks.receiver.report().size, &reply);
+            let reply = self.plugins.on_reply("BDAT", reply);
             self.reply(reply);
+            self.plugins.on_reset();
             return Ok(Flow::Continue);
         }
         if !last {
@@ -113,9 +124,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         chunks.receiver.finish();
         let transaction = self.transaction.take().expect("checked");
-        let reply = self.finish(transaction, chunks.content, chunks.receiver.report()).await;
-        self.reply(reply);
-        Ok(Flow::Continue)
+        Ok(self.complete("BDAT", transaction, chunks.content, chunks.receiver.report()).await)
     }
 
     /// Reads and drops `n` octets. Returns false if the connection ended first.
@@ -133,20 +142,64 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Judges the received content and, if it passes, stores it. Returns the final reply.
-    async fn finish(&mut self, transaction: Transaction, content: Vec<u8>, report: &ContentReport) -> Reply {
+    /// Judges the received content, runs the data hooks and, if all pass, stores it.
+    /// Returns the final reply and whether to close.
+    async fn finish(&mut self, mut transaction: Transaction, content: Vec<u8>, report: &ContentReport) -> (Reply, Flow) {
         let smtp = &self.ctx.config.smtp;
-        let reply = if report.too_big {
-            Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size")
+        let refusal = if report.too_big {
+            Some(Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size"))
         } else if (report.bare_lf || report.bare_cr) && smtp.bare_line_ending == BareLineEnding::Reject {
-            Reply::new(550, codes::SYNTAX, "Message contains a bare CR or LF; line ends must be CRLF (RFC 5321 2.3.8)")
+            Some(Reply::new(550, codes::SYNTAX, "Message contains a bare CR or LF; line ends must be CRLF (RFC 5321 2.3.8)"))
         } else if report.line_too_long {
-            Reply::new(550, codes::CONTENT, format!("Message contains a line longer than {} octets", smtp.max_line_length))
+            Some(Reply::new(550, codes::CONTENT, format!("Message contains a line longer than {} octets", smtp.max_line_length)))
         } else {
-            self.store(&transaction, content).await
+            None
+        };
+        let (reply, flow) = match refusal {
+            Some(reply) => (reply, Flow::Continue),
+            None => match self.filter(&mut transaction, content) {
+                Err((reply, flow)) => (reply, flow),
+                Ok(_) if transaction.discard.is_some() => {
+                    let why = transaction.discard.as_deref().unwrap_or_default();
+                    tracing::info!(queue_id = transaction.queue_id, "message discarded by {why}");
+                    (Reply::new(250, codes::OK, format!("{} Message accepted for delivery", transaction.queue_id)), Flow::Continue)
+                }
+                Ok(content) => (self.store(&transaction, content).await, Flow::Continue),
+            },
         };
         self.log_transaction(&transaction, report.size, &reply);
-        reply
+        (reply, flow)
+    }
+
+    /// Runs the plugins' data hooks: the message passes (with their header changes applied),
+    /// or the reply that refuses it is returned.
+    fn filter(&mut self, transaction: &mut Transaction, content: Vec<u8>) -> Result<Vec<u8>, (Reply, Flow)> {
+        if !self.ctx.plugins.any_wants(Hook::Data) {
+            return Ok(content);
+        }
+        let (fields, _) = header::fields(&content);
+        let headers: Vec<Header> =
+            fields.iter().map(|f| Header { name: f.name.clone(), value: header::unfolded_value(&content, f) }).collect();
+        let envelope = Envelope {
+            sender: display_path(&transaction.reverse_path),
+            recipients: transaction.recipients.iter().map(|r| r.address.clone()).collect(),
+            helo: self.greeting.as_ref().map(|g| g.name.clone()).unwrap_or_default(),
+            client_ip: self.peer.ip().to_string(),
+            queue_id: transaction.queue_id.clone(),
+        };
+        let outcome = self.plugins.on_data(&envelope, &headers);
+        match outcome.decision {
+            Decision::Refuse(reply) => Err((reply, Flow::Continue)),
+            Decision::Disconnect(reply) => Err((reply, Flow::Close)),
+            Decision::Discard => {
+                transaction.discard = Some("a data hook".into());
+                Ok(content)
+            }
+            Decision::Continue | Decision::Accept => {
+                let changes: Vec<header::Change> = outcome.header_changes.into_iter().map(to_change).collect();
+                Ok(header::apply(&content, &changes))
+            }
+        }
     }
 
     fn log_transaction(&self, transaction: &Transaction, size: u64, reply: &Reply) {
@@ -168,7 +221,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Writes the message to every mailbox, durably, on the blocking pool.
-    async fn store(&self, transaction: &Transaction, content: Vec<u8>) -> Reply {
+    async fn store(&mut self, transaction: &Transaction, content: Vec<u8>) -> Reply {
         let trace = self.trace_headers(transaction);
         let mut users: Vec<String> = Vec::new();
         for mailbox in transaction.recipients.iter().flat_map(|r| &r.mailboxes) {
@@ -237,4 +290,14 @@ fn deliver_all(store: &dyn MailStore, users: &[String], pieces: &[&[u8]]) -> std
         }
     }
     Ok(())
+}
+
+/// A plugin's header change in the terms of the header module.
+fn to_change(change: HeaderChange) -> header::Change {
+    match change {
+        HeaderChange::Add(h) => header::Change::Add { name: h.name, value: h.value },
+        HeaderChange::Insert((index, h)) => header::Change::Insert { index: index as usize, name: h.name, value: h.value },
+        HeaderChange::Change((r, value)) => header::Change::Change { name: r.name, index: r.index as usize, value },
+        HeaderChange::Remove(r) => header::Change::Remove { name: r.name, index: r.index as usize },
+    }
 }

@@ -4,11 +4,25 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::proto::Reply;
 use super::session::{Flow, Greeting, Session};
+use crate::plugin::{Decision, HeloInfo, Hook};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) fn handle_helo(&mut self, name: String, extended: bool) -> Flow {
         // RFC 5321 4.1.4: a later HELO/EHLO resets the session like RSET.
-        self.transaction = None;
+        self.end_transaction();
+        if self.ctx.plugins.any_wants(Hook::Helo) {
+            match self.plugins.on_helo(&HeloInfo { name: name.clone(), extended }) {
+                Decision::Refuse(reply) => {
+                    self.reply(reply);
+                    return Flow::Continue;
+                }
+                Decision::Disconnect(reply) => {
+                    self.reply(reply);
+                    return Flow::Close;
+                }
+                Decision::Continue | Decision::Accept | Decision::Discard => {}
+            }
+        }
         let first = format!("{} Hello {} [{}]", self.hostname(), name, self.peer.ip());
         let reply = if extended { Reply::multiline(250, None, self.ehlo_lines(first)) } else { Reply::plain(250, first) };
         self.reply(reply);
@@ -38,6 +52,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if smtp.expn {
             lines.push("EXPN".into());
         }
+        lines.extend(self.ctx.plugins.ehlo_lines());
         lines
     }
 }

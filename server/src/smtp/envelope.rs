@@ -4,10 +4,11 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::proto::params::ExtraParam;
+use super::proto::params::{encode_xtext, ExtraParam, Ret};
 use super::proto::{codes, Address, Body, ForwardPath, MailParams, RcptParams, Reply};
 use super::session::{Flow, Recipient, Session, Transaction};
 use crate::directory::{Resolution, ResolveError};
+use crate::plugin::{AddressInfo, Decision, Hook, Param};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) fn handle_mail(&mut self, reverse_path: Option<Address>, params: MailParams) -> Flow {
@@ -17,7 +18,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if self.transaction.is_some() {
             return self.out_of_sequence("Nested MAIL command");
         }
-        if let Some(reply) = unsupported(&params.extra) {
+        let registry = &self.ctx.plugins;
+        if let Some(reply) = unsupported(&params.extra, |k| registry.claims_mail_param(k)) {
             self.reply(reply);
             return self.bad_command();
         }
@@ -27,34 +29,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.reply(Reply::new(555, codes::INVALID_ARGS, "MAIL parameters need EHLO"));
             return self.bad_command();
         }
+        let (reply, flow) = self.decide_mail(reverse_path, params);
+        let reply = self.plugins.on_reply("MAIL", reply);
+        self.reply(reply);
+        flow
+    }
+
+    /// The server's checks, then the plugins'; opens the transaction on success.
+    fn decide_mail(&mut self, reverse_path: Option<Address>, params: MailParams) -> (Reply, Flow) {
         let limit = self.ctx.config.smtp.max_message_size.0;
         if params.size.is_some_and(|size| size > limit) {
-            self.reply(Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size"));
-            return Flow::Continue;
+            return (Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size"), Flow::Continue);
         }
         if reverse_path.as_ref().is_some_and(Address::is_utf8) && !params.smtputf8 {
-            self.reply(Reply::new(553, codes::NON_ASCII_ADDRESS, "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8"));
-            return Flow::Continue;
+            return (Reply::new(553, codes::NON_ASCII_ADDRESS, "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8"), Flow::Continue);
+        }
+        let mut discard = None;
+        if self.ctx.plugins.any_wants(Hook::MailFrom) {
+            let info = AddressInfo { address: display_path(&reverse_path), params: mail_param_list(&params) };
+            match self.plugins.on_mail_from(&info) {
+                Decision::Refuse(reply) => return (reply, Flow::Continue),
+                Decision::Disconnect(reply) => return (reply, Flow::Close),
+                Decision::Discard => discard = Some("a mail-from hook".to_string()),
+                Decision::Continue | Decision::Accept => {}
+            }
         }
         let queue_id = crate::ids::queue_id();
         tracing::debug!(queue_id, from = %display_path(&reverse_path), "MAIL");
-        self.transaction = Some(Transaction { queue_id, reverse_path, params, recipients: Vec::new(), bdat: None });
-        self.reply(Reply::new(250, codes::SENDER_OK, "Sender ok"));
-        Flow::Continue
+        self.transaction = Some(Transaction { queue_id, reverse_path, params, recipients: Vec::new(), bdat: None, discard });
+        (Reply::new(250, codes::SENDER_OK, "Sender ok"), Flow::Continue)
     }
 
     pub(super) fn handle_rcpt(&mut self, forward_path: ForwardPath, params: RcptParams) -> Flow {
-        let Some(transaction) = &self.transaction else {
+        if self.transaction.is_none() {
             return self.out_of_sequence("Need MAIL command");
-        };
-        if let Some(reply) = unsupported(&params.extra) {
+        }
+        let registry = &self.ctx.plugins;
+        if let Some(reply) = unsupported(&params.extra, |k| registry.claims_rcpt_param(k)) {
             self.reply(reply);
             return self.bad_command();
         }
+        let (reply, flow) = self.decide_rcpt(forward_path, params);
+        let reply = self.plugins.on_reply("RCPT", reply);
+        self.reply(reply);
+        flow
+    }
+
+    /// The server's checks (limit, address, directory), then the plugins'.
+    fn decide_rcpt(&mut self, forward_path: ForwardPath, params: RcptParams) -> (Reply, Flow) {
+        let transaction = self.transaction.as_ref().expect("checked by the caller");
         if transaction.recipients.len() >= self.ctx.config.smtp.max_recipients {
             // RFC 5321 4.5.3.1.10: 452, and the client sends the rest in another transaction.
-            self.reply(Reply::new(452, codes::TOO_MANY_RCPTS, "Too many recipients"));
-            return Flow::Continue;
+            return (Reply::new(452, codes::TOO_MANY_RCPTS, "Too many recipients"), Flow::Continue);
         }
         let smtputf8 = transaction.params.smtputf8;
         let directory = &self.ctx.directory;
@@ -65,39 +91,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         };
         if address.is_utf8() && !smtputf8 {
-            self.reply(Reply::new(553, codes::NON_ASCII_ADDRESS, "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8"));
-            return Flow::Continue;
+            return (Reply::new(553, codes::NON_ASCII_ADDRESS, "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8"), Flow::Continue);
         }
-        let reply = match directory.resolve(&address) {
-            Ok(Resolution::Local(mailboxes)) => {
-                let recipient = Recipient { address: address.to_string(), mailboxes, params };
-                self.transaction.as_mut().expect("checked above").recipients.push(recipient);
-                Reply::new(250, codes::DEST_OK, "Recipient ok")
+        let mailboxes = match directory.resolve(&address) {
+            Ok(Resolution::Local(mailboxes)) => mailboxes,
+            Ok(Resolution::Remote) if self.may_relay() => {
+                return refused(Reply::new(
+                    550,
+                    codes::SYSTEM_INCAPABLE,
+                    format!("<{address}>: relaying to other domains is not available on this server yet"),
+                ))
             }
-            Ok(Resolution::Remote) if self.may_relay() => Reply::new(
-                550,
-                codes::SYSTEM_INCAPABLE,
-                format!("<{address}>: relaying to other domains is not available on this server yet"),
-            ),
-            Ok(Resolution::Remote) => Reply::new(550, codes::POLICY, format!("<{address}>: Relay access denied")),
+            Ok(Resolution::Remote) => return refused(Reply::new(550, codes::POLICY, format!("<{address}>: Relay access denied"))),
             Err(ResolveError::UnknownUser) => {
-                Reply::new(550, codes::BAD_DEST_MAILBOX, format!("<{address}>: Recipient address rejected: User unknown"))
+                return refused(Reply::new(550, codes::BAD_DEST_MAILBOX, format!("<{address}>: Recipient address rejected: User unknown")))
             }
             Err(ResolveError::AliasLoop(name)) => {
                 tracing::warn!(alias = name, "alias loop");
-                Reply::new(550, codes::ROUTING_LOOP, format!("<{address}>: alias loop at {name}"))
+                return refused(Reply::new(550, codes::ROUTING_LOOP, format!("<{address}>: alias loop at {name}")));
             }
-            Err(ResolveError::RemoteTarget(target)) => Reply::new(
-                550,
-                codes::SYSTEM_INCAPABLE,
-                format!("<{address}>: forwarding to {target} is not available on this server yet"),
-            ),
+            Err(ResolveError::RemoteTarget(target)) => {
+                return refused(Reply::new(
+                    550,
+                    codes::SYSTEM_INCAPABLE,
+                    format!("<{address}>: forwarding to {target} is not available on this server yet"),
+                ))
+            }
         };
-        if !reply.is_positive() {
-            tracing::info!(rcpt = %address, %reply, "recipient refused");
+        if self.ctx.plugins.any_wants(Hook::RcptTo) {
+            let info = AddressInfo { address: address.to_string(), params: rcpt_param_list(&params) };
+            match self.plugins.on_rcpt_to(&info) {
+                Decision::Refuse(reply) => return refused(reply),
+                Decision::Disconnect(reply) => return (reply, Flow::Close),
+                Decision::Discard => {
+                    self.transaction.as_mut().expect("checked").discard = Some(format!("a rcpt-to hook for <{address}>"));
+                }
+                Decision::Continue | Decision::Accept => {}
+            }
         }
-        self.reply(reply);
-        Flow::Continue
+        let recipient = Recipient { address: address.to_string(), mailboxes, params };
+        self.transaction.as_mut().expect("checked").recipients.push(recipient);
+        (Reply::new(250, codes::DEST_OK, "Recipient ok"), Flow::Continue)
     }
 
     /// Whether the client's address is in `relay_networks`.
@@ -107,9 +141,68 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 }
 
-/// 555 5.5.4 for a parameter no extension claimed (RFC 5321 4.1.1.11).
-fn unsupported(extra: &[ExtraParam]) -> Option<Reply> {
-    extra.first().map(|p| Reply::new(555, codes::INVALID_ARGS, format!("Unsupported parameter {}", p.keyword)))
+fn refused(reply: Reply) -> (Reply, Flow) {
+    tracing::info!(%reply, "recipient refused");
+    (reply, Flow::Continue)
+}
+
+/// MAIL's parameters as plugins see them: every one given, in a canonical spelling.
+fn mail_param_list(params: &MailParams) -> Vec<Param> {
+    let mut out = Vec::new();
+    let mut push = |keyword: &str, value: Option<String>| out.push(Param { keyword: keyword.to_string(), value });
+    if let Some(size) = params.size {
+        push("SIZE", Some(size.to_string()));
+    }
+    if let Some(body) = params.body {
+        let value = match body {
+            Body::SevenBit => "7BIT",
+            Body::EightBitMime => "8BITMIME",
+            Body::BinaryMime => "BINARYMIME",
+        };
+        push("BODY", Some(value.to_string()));
+    }
+    if params.smtputf8 {
+        push("SMTPUTF8", None);
+    }
+    if let Some(ret) = params.ret {
+        push("RET", Some(if ret == Ret::Full { "FULL" } else { "HDRS" }.to_string()));
+    }
+    if let Some(envid) = &params.envid {
+        push("ENVID", Some(encode_xtext(envid)));
+    }
+    for extra in &params.extra {
+        push(&extra.keyword, extra.value.clone());
+    }
+    out
+}
+
+/// RCPT's parameters as plugins see them.
+fn rcpt_param_list(params: &RcptParams) -> Vec<Param> {
+    let mut out = Vec::new();
+    if let Some(notify) = params.notify {
+        let mut words = Vec::new();
+        for (on, word) in [(notify.never, "NEVER"), (notify.success, "SUCCESS"), (notify.failure, "FAILURE"), (notify.delay, "DELAY")] {
+            if on {
+                words.push(word);
+            }
+        }
+        out.push(Param { keyword: "NOTIFY".into(), value: Some(words.join(",")) });
+    }
+    if let Some(orcpt) = &params.orcpt {
+        out.push(Param { keyword: "ORCPT".into(), value: Some(format!("{};{}", orcpt.addr_type, encode_xtext(&orcpt.address))) });
+    }
+    for extra in &params.extra {
+        out.push(Param { keyword: extra.keyword.clone(), value: extra.value.clone() });
+    }
+    out
+}
+
+/// 555 5.5.4 for a parameter neither the server nor a plugin claims (RFC 5321 4.1.1.11).
+fn unsupported(extra: &[ExtraParam], claimed: impl Fn(&str) -> bool) -> Option<Reply> {
+    extra
+        .iter()
+        .find(|p| !claimed(&p.keyword))
+        .map(|p| Reply::new(555, codes::INVALID_ARGS, format!("Unsupported parameter {}", p.keyword)))
 }
 
 pub(super) fn display_path(path: &Option<Address>) -> String {

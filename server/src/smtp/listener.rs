@@ -29,6 +29,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         let _ = socket.set_nodelay(true);
         let session_id = crate::ids::session_id();
         let span = tracing::info_span!("smtp", session = %session_id, peer = %peer);
+        let session_id = session_id.to_string();
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
             let reply = Reply::new(421, codes::TEMP_OVERLOAD, format!("{} Too many connections, try again later", ctx.config.hostname));
             tokio::spawn(
@@ -45,7 +46,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         tokio::spawn(
             async move {
                 tracing::debug!("connected");
-                if let Err(e) = Session::new(socket, ctx, peer).run().await {
+                if let Err(e) = Session::new(socket, ctx, peer, session_id).run().await {
                     tracing::debug!(error = %e, "session ended with an IO error");
                 }
                 tracing::debug!("disconnected");

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::proto::{codes, Command, CommandReceiver, Error, MailParams, RcptParams, Reply};
 use super::proto::Address;
 use crate::directory::Mailbox;
+use crate::plugin::{ConnectInfo, Decision, Hook, SessionPlugins};
 use crate::Context;
 
 /// Read this much at a time from the socket.
@@ -41,6 +42,8 @@ pub(super) struct Transaction {
     pub recipients: Vec<Recipient>,
     /// Set once a BDAT chunk arrived: DATA is then out of sequence (RFC 3030 2).
     pub bdat: Option<super::content::Chunks>,
+    /// A plugin said "discard": the client hears 250, nothing is delivered.
+    pub discard: Option<String>,
 }
 
 /// An accepted recipient.
@@ -78,6 +81,10 @@ pub struct Session<S> {
     pub(super) transaction: Option<Transaction>,
     /// Bad commands so far; at `smtp.max_errors` the session ends with 421.
     errors: u32,
+    /// This session's plugin instances (made lazily) and the hook calls.
+    pub(super) plugins: SessionPlugins,
+    /// The session id, as in the log lines.
+    pub(super) id: String,
 }
 
 /// Why reading stopped.
@@ -89,8 +96,11 @@ pub(super) enum ReadEnd {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    pub fn new(io: S, ctx: Arc<Context>, peer: SocketAddr) -> Self {
+    pub fn new(io: S, ctx: Arc<Context>, peer: SocketAddr, id: String) -> Self {
+        let plugins = SessionPlugins::new(Arc::clone(&ctx.plugins), &id);
         Session {
+            plugins,
+            id,
             io,
             ctx,
             peer,
@@ -153,6 +163,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Runs the session to its end. Only IO errors are errors; everything the client does
     /// wrong is answered.
     pub async fn run(mut self) -> std::io::Result<()> {
+        if self.ctx.plugins.any_wants(Hook::Connect) {
+            let info = ConnectInfo {
+                client_ip: self.peer.ip().to_string(),
+                client_port: self.peer.port(),
+                tls: false,
+                session_id: self.id.clone(),
+            };
+            match self.plugins.on_connect(&info) {
+                Decision::Refuse(reply) | Decision::Disconnect(reply) => {
+                    tracing::info!(%reply, "connection refused by a plugin");
+                    self.reply(reply);
+                    return self.end().await;
+                }
+                // Discard has no message to act on yet; accept is continue here.
+                Decision::Continue | Decision::Accept | Decision::Discard => {}
+            }
+        }
         let banner = format!("{} ESMTP Wasmail", self.hostname());
         self.reply(Reply::plain(220, banner));
         loop {
@@ -185,6 +212,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(())
     }
 
+    /// Ends the transaction, if there is one, and tells the plugins.
+    pub(super) fn end_transaction(&mut self) {
+        if self.transaction.take().is_some() {
+            self.plugins.on_reset();
+        }
+    }
+
     /// Counts a protocol error; past the limit the session ends (421 4.7.0).
     pub(super) fn bad_command(&mut self) -> Flow {
         self.errors += 1;
@@ -204,6 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn handle(&mut self, command: Command) -> std::io::Result<Flow> {
+        self.plugins.begin_command();
         Ok(match command {
             Command::Helo(name) => self.handle_helo(name, false),
             Command::Ehlo(name) => self.handle_helo(name, true),
@@ -212,7 +247,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Command::Data => self.handle_data().await?,
             Command::Bdat { size, last } => self.handle_bdat(size, last).await?,
             Command::Rset => {
-                self.transaction = None;
+                self.end_transaction();
                 self.reply(Reply::new(250, codes::OK, "Ok"));
                 Flow::Continue
             }
@@ -233,11 +268,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.reply(Reply::new(502, codes::INVALID_COMMAND, format!("{verb} command not implemented")));
                 self.bad_command()
             }
-            Command::Unknown { verb, .. } => {
-                tracing::debug!(verb, "unknown command");
-                self.reply(Reply::new(500, codes::SYNTAX, "Command unrecognized"));
-                self.bad_command()
-            }
+            Command::Unknown { verb, args } => match self.plugins.on_command(&verb, &args) {
+                Some((reply, close)) => {
+                    self.reply(reply);
+                    if close {
+                        Flow::Close
+                    } else {
+                        Flow::Continue
+                    }
+                }
+                None => {
+                    tracing::debug!(verb, "unknown command");
+                    self.reply(Reply::new(500, codes::SYNTAX, "Command unrecognized"));
+                    self.bad_command()
+                }
+            },
         })
     }
 }

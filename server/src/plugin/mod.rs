@@ -1,0 +1,382 @@
+//! The wasm plugin host.
+//!
+//! - `bindings`: `bindgen!` over `wit/`, the one contract host and SDK share.
+//! - [`Registry`] (this file): one `Engine` for the process (pooling allocator, epoch
+//!   interruption, compiled components cached on disk by content hash), every plugin of the
+//!   plugin directory compiled once into an `InstancePre`, its manifest read and checked, and
+//!   the verbs, keywords and parameters it claims.
+//! - `session`: [`SessionPlugins`], a session's lazily made instances and the hook calls, with
+//!   each plugin's limits and failure policy.
+//! - `state`: a `Store`'s data: WASI with nothing granted, the memory limiter, the `host`
+//!   interface (log, config, clock, key-value store).
+//! - `kv`, `settings`, `validate`: the key-value store, `NAME.toml`, and the checks on every
+//!   value a guest returns.
+
+mod bindings;
+pub mod kv;
+mod session;
+pub mod settings;
+mod state;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+pub use bindings::types::{AddressInfo, ConnectInfo, Envelope, Header, HeaderChange, HeaderRef, HeloInfo, Hook, Manifest, Param};
+pub use session::SessionPlugins;
+pub use settings::{FailurePolicy, PluginSettings};
+pub use validate::Decision;
+
+use bindings::{Plugin, PluginPre};
+use state::{Limiter, State, StderrToLog};
+
+/// The epoch ticks this often; call deadlines are counted in ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// What every instance of a plugin shares: its identity, settings and key-value store.
+pub struct Shared {
+    /// The file stem of `NAME.wasm`: the name in logs, config and the data directory.
+    pub name: String,
+    /// From `NAME.toml`.
+    pub settings: PluginSettings,
+    /// Its key-value store.
+    pub kv: kv::KvStore,
+}
+
+/// A loaded plugin.
+pub struct Loaded {
+    pub shared: Arc<Shared>,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// What the plugin said it adds, checked.
+    pub manifest: Manifest,
+    /// Compiled, linked, ready to instantiate.
+    pre: PluginPre<State>,
+}
+
+impl Loaded {
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn settings(&self) -> &PluginSettings {
+        &self.shared.settings
+    }
+
+    pub fn wants(&self, hook: Hook) -> bool {
+        self.manifest.hooks.contains(&hook)
+    }
+}
+
+impl Shared {
+    /// The CPU deadline of one call, in epoch ticks.
+    fn deadline_ticks(&self) -> u64 {
+        (self.settings.call_timeout.0.as_micros() / EPOCH_TICK.as_micros()) as u64 + 1
+    }
+}
+
+/// Every loaded plugin, in order, and what they claim.
+pub struct Registry {
+    engine: Engine,
+    /// Sorted by `order`, then name.
+    plugins: Vec<Arc<Loaded>>,
+    /// Verb to the index of the plugin that answers it.
+    verbs: HashMap<String, usize>,
+    /// MAIL parameter keyword to its plugin.
+    mail_params: HashMap<String, usize>,
+    /// RCPT parameter keyword to its plugin.
+    rcpt_params: HashMap<String, usize>,
+    /// The server's host name, for `host.hostname`.
+    hostname: Arc<str>,
+}
+
+/// Where plugins are loaded from and what the engine is sized for.
+pub struct LoadOptions<'a> {
+    pub dir: &'a Path,
+    pub data_dir: &'a Path,
+    pub hostname: &'a str,
+    /// Sessions that may run at once: the pool holds an instance of every plugin for each.
+    pub max_sessions: usize,
+}
+
+impl Registry {
+    /// A registry with no plugins (no plugin directory).
+    pub fn empty(hostname: &str) -> anyhow::Result<Registry> {
+        Ok(Registry {
+            engine: Engine::default(),
+            plugins: Vec::new(),
+            verbs: HashMap::new(),
+            mail_params: HashMap::new(),
+            rcpt_params: HashMap::new(),
+            hostname: hostname.into(),
+        })
+    }
+
+    /// Loads every enabled `*.wasm` of the directory. Errors name the file and what is wrong.
+    pub fn load(options: LoadOptions<'_>) -> anyhow::Result<Registry> {
+        let mut found = Vec::new();
+        let entries = std::fs::read_dir(options.dir).with_context(|| format!("cannot read the plugin directory {}", options.dir.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "wasm") {
+                let settings = PluginSettings::load(&path.with_extension("toml"))?;
+                let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+                if !settings.enabled {
+                    tracing::info!(plugin = name, "plugin disabled in its .toml; not loaded");
+                    continue;
+                }
+                found.push((name, path, settings));
+            }
+        }
+        found.sort_by(|a, b| (a.2.order, &a.0).cmp(&(b.2.order, &b.0)));
+        let max_memory = found.iter().map(|f| f.2.memory_limit.0 as usize).max().unwrap_or(64 << 20);
+        let instances = (options.max_sessions.max(1) * found.len().max(1)).clamp(100, 10_000) as u32;
+        let engine = make_engine(Some(&options.data_dir.join("plugin-cache")), max_memory, instances)?;
+        let linker = make_linker(&engine)?;
+
+        let mut registry = Registry {
+            engine,
+            plugins: Vec::new(),
+            verbs: HashMap::new(),
+            mail_params: HashMap::new(),
+            rcpt_params: HashMap::new(),
+            hostname: options.hostname.into(),
+        };
+        let mut keywords: HashMap<String, String> = HashMap::new();
+        for (name, path, settings) in found {
+            let started = std::time::Instant::now();
+            let loaded = load_one(&registry.engine, &linker, &name, &path, settings, options.data_dir, &registry.hostname)?;
+            let index = registry.plugins.len();
+            for keyword in &loaded.manifest.ehlo_keywords {
+                if let Some(other) = keywords.insert(keyword.name.clone(), name.clone()) {
+                    bail!("plugins {other} and {name} both claim the EHLO keyword {}", keyword.name);
+                }
+            }
+            for (claims, table, what) in [
+                (&loaded.manifest.verbs, &mut registry.verbs, "verb"),
+                (&loaded.manifest.mail_params, &mut registry.mail_params, "MAIL parameter"),
+                (&loaded.manifest.rcpt_params, &mut registry.rcpt_params, "RCPT parameter"),
+            ] {
+                for claim in claims {
+                    if let Some(other) = table.insert(claim.clone(), index) {
+                        bail!("plugins {} and {name} both claim the {what} {claim}", registry.plugins[other].name());
+                    }
+                }
+            }
+            tracing::info!(
+                plugin = name,
+                version = loaded.manifest.version,
+                verbs = loaded.manifest.verbs.join(" "),
+                keywords = loaded.manifest.ehlo_keywords.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(" "),
+                order = loaded.settings().order,
+                fail = ?loaded.settings().fail,
+                millis = started.elapsed().as_millis() as u64,
+                "plugin loaded"
+            );
+            registry.plugins.push(Arc::new(loaded));
+        }
+        Ok(registry)
+    }
+
+    pub fn plugins(&self) -> &[Arc<Loaded>] {
+        &self.plugins
+    }
+
+    /// The EHLO lines the plugins add, in plugin order.
+    pub fn ehlo_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.plugins.iter().flat_map(|p| &p.manifest.ehlo_keywords).map(|k| match &k.params {
+            Some(params) => format!("{} {params}", k.name),
+            None => k.name.clone(),
+        })
+    }
+
+    pub fn claims_verb(&self, verb: &str) -> bool {
+        self.verbs.contains_key(verb)
+    }
+
+    pub fn claims_mail_param(&self, keyword: &str) -> bool {
+        self.mail_params.contains_key(keyword)
+    }
+
+    pub fn claims_rcpt_param(&self, keyword: &str) -> bool {
+        self.rcpt_params.contains_key(keyword)
+    }
+
+    /// Whether any plugin wants `hook` (so that the session can skip building its argument).
+    pub fn any_wants(&self, hook: Hook) -> bool {
+        self.plugins.iter().any(|p| p.wants(hook))
+    }
+}
+
+/// The engine: component model, epoch interruption for CPU deadlines, the pooling allocator
+/// sized for `instances` instances of at most `max_memory` bytes, and the on-disk cache of
+/// compiled code (keyed by a hash of the component and the engine's settings).
+fn make_engine(cache_dir: Option<&Path>, max_memory: usize, instances: u32) -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    // Deep recursion in a guest traps instead of overflowing the host's stack.
+    config.max_wasm_stack(512 * 1024);
+    if let Some(dir) = cache_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // wasmtime wants an absolute path.
+        let dir = std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+        let mut cache = CacheConfig::new();
+        cache.with_directory(&dir);
+        config.cache(Some(Cache::new(cache).map_err(|e| anyhow::anyhow!("cannot use the compile cache in {}: {e:#}", dir.display()))?));
+    }
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances);
+    // A Rust wasip2 component holds a few core instances (the program and WASI adapters).
+    pool.total_core_instances(instances * 8);
+    pool.total_memories(instances * 2);
+    pool.total_tables(instances * 8);
+    pool.max_memory_size(max_memory);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // Reserve only what the largest limit allows, so that thousands of slots stay cheap in
+    // address space; bounds checks are explicit beyond the guard.
+    config.memory_reservation(max_memory as u64);
+    config.memory_guard_size(2 << 20);
+    config.memory_reservation_for_growth(0);
+    let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e:#}"))?;
+    start_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+fn make_linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
+    Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state).map_err(|e| anyhow::anyhow!("linking the host interface: {e:#}"))?;
+    Ok(linker)
+}
+
+/// A store for one instance of a plugin: WASI with no directories, network or environment,
+/// stderr into the log, the plugin's memory limit.
+fn new_store(engine: &Engine, plugin: &Arc<Shared>, session: Arc<str>, hostname: Arc<str>) -> Store<State> {
+    let wasi = wasmtime_wasi::WasiCtx::builder().stderr(StderrToLog { plugin: plugin.name.as_str().into() }).build();
+    let state = State {
+        wasi,
+        table: wasmtime::component::ResourceTable::new(),
+        limiter: Limiter { memory: plugin.settings.memory_limit.0 as usize, hit: false },
+        plugin: Arc::clone(plugin),
+        session,
+        hostname,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store
+}
+
+fn load_one(
+    engine: &Engine,
+    linker: &Linker<State>,
+    name: &str,
+    path: &Path,
+    settings: PluginSettings,
+    data_dir: &Path,
+    hostname: &Arc<str>,
+) -> anyhow::Result<Loaded> {
+    let file = path.display();
+    let bytes = std::fs::read(path).with_context(|| format!("{file}: cannot read"))?;
+    let component = Component::from_binary(engine, &bytes).map_err(|e| anyhow::anyhow!("{file}: not a valid WebAssembly component: {e:#}"))?;
+    // Fails here, naming the import, when the component needs something the host does not
+    // offer.
+    let instance_pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| anyhow::anyhow!("{file}: cannot be linked: {e:#}"))?;
+    let pre = PluginPre::new(instance_pre).map_err(|e| anyhow::anyhow!("{file}: does not export the wasmail:plugin world: {e:#}"))?;
+    let kv_dir = data_dir.join("plugins").join(name);
+    let kv = kv::KvStore::open(&kv_dir).with_context(|| format!("{file}: cannot open its store in {}", kv_dir.display()))?;
+    let shared = Arc::new(Shared { name: name.to_string(), settings, kv });
+    // Read the manifest from a throw-away instance, under the plugin's own limits.
+    let mut store = new_store(engine, &shared, "load".into(), Arc::clone(hostname));
+    store.set_epoch_deadline(shared.deadline_ticks());
+    let instance = pre.instantiate(&mut store).map_err(|e| anyhow::anyhow!("{file}: cannot be instantiated: {e:#}"))?;
+    let manifest = instance
+        .wasmail_plugin_session()
+        .call_get_manifest(&mut store)
+        .map_err(|e| anyhow::anyhow!("{file}: manifest() failed: {e:#}"))?;
+    validate::manifest(&manifest).map_err(|e| anyhow::anyhow!("{file}: bad manifest: {e}"))?;
+    Ok(Loaded { shared, path: path.to_path_buf(), manifest, pre })
+}
+
+/// One thread per engine moves the epoch forward; a call whose deadline passes traps. The
+/// thread ends when the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("spawn the epoch thread");
+}
+
+/// `wasmail plugin inspect FILE`: compile, link, read the manifest, check it.
+pub fn inspect(path: &Path) -> anyhow::Result<(Manifest, PluginSettings)> {
+    let engine = make_engine(None, 64 << 20, 10)?;
+    let linker = make_linker(&engine)?;
+    let settings = PluginSettings::load(&path.with_extension("toml"))?;
+    let scratch = tempfile_dir()?;
+    let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let loaded = load_one(&engine, &linker, &name, path, settings, &scratch, &Arc::from("inspect"))?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let settings = loaded.settings().clone();
+    Ok((loaded.manifest, settings))
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("wasmail-inspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The text `wasmail plugin inspect` prints.
+pub fn describe(manifest: &Manifest, settings: &PluginSettings) -> String {
+    let list = |items: Vec<String>| if items.is_empty() { "(none)".to_string() } else { items.join(" ") };
+    let keywords = manifest.ehlo_keywords.iter().map(|k| match &k.params {
+        Some(p) => format!("{} {p}", k.name),
+        None => k.name.clone(),
+    });
+    let hooks = manifest.hooks.iter().map(|h| {
+        match h {
+            Hook::Connect => "connect",
+            Hook::Helo => "helo",
+            Hook::MailFrom => "mail-from",
+            Hook::RcptTo => "rcpt-to",
+            Hook::Data => "data",
+            Hook::Reset => "reset",
+            Hook::Reply => "reply",
+        }
+        .to_string()
+    });
+    format!(
+        "name:          {}\nversion:       {}\nehlo keywords: {}\nverbs:         {}\nmail params:   {}\nrcpt params:   {}\nhooks:         {}\nmime types:    {}\nenabled:       {}\norder:         {}\nfail:          {}\nmemory limit:  {} bytes\ncall timeout:  {} ms\n",
+        manifest.name,
+        manifest.version,
+        list(keywords.collect()),
+        list(manifest.verbs.clone()),
+        list(manifest.mail_params.clone()),
+        list(manifest.rcpt_params.clone()),
+        list(hooks.collect()),
+        list(manifest.mime_types.clone()),
+        settings.enabled,
+        settings.order,
+        match settings.fail {
+            FailurePolicy::Open => "open",
+            FailurePolicy::Closed => "closed",
+        },
+        settings.memory_limit.0,
+        settings.call_timeout.0.as_millis(),
+    )
+}

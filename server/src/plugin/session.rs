@@ -1,0 +1,316 @@
+//! A session's plugin instances and the hook calls.
+//!
+//! An instance is made at the first hook of the session that the plugin asked for (not at
+//! connect), so a session that never reaches a plugin's hook costs it nothing. `on-reset` and
+//! `on-reply` go only to instances that exist: a plugin that has not run in this session has
+//! no session state to reset and nothing to add.
+//!
+//! Every call runs under the plugin's CPU deadline and memory limit. A failure — trap,
+//! timeout, memory limit, invalid return — is logged with the plugin's name and kind, the
+//! instance is dropped (the next hook gets a fresh one), and the plugin's policy decides:
+//! `open` skips the hook, `closed` answers 451 4.3.0.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+
+use super::bindings::{types as wit, Guest, Plugin};
+use super::state::State;
+use super::validate::{self, Decision};
+use super::{new_store, FailurePolicy, Hook, Registry};
+use crate::smtp::proto::{codes, Reply};
+
+struct Instance {
+    store: Store<State>,
+    bindings: Plugin,
+}
+
+/// How a call failed, for the log and the failure metric's `kind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Trap(String),
+    Timeout,
+    Memory,
+    Invalid(String),
+}
+
+impl Failure {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Trap(_) => "trap",
+            Failure::Timeout => "timeout",
+            Failure::Memory => "memory",
+            Failure::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// What the data hooks decided, with the header changes of the plugins that let it pass.
+pub struct DataOutcome {
+    pub decision: Decision,
+    pub header_changes: Vec<wit::HeaderChange>,
+}
+
+pub struct SessionPlugins {
+    registry: Arc<Registry>,
+    /// One slot per plugin, in registry order; None until first needed or after a failure.
+    instances: Vec<Option<Instance>>,
+    /// The session id, for the plugins' log lines.
+    session: Arc<str>,
+    /// `name: verdict` of each plugin that ran for the current command, for `on-reply`.
+    ran: Vec<String>,
+}
+
+/// The reply a `closed` plugin's failure gives.
+fn tempfail() -> Reply {
+    Reply::new(451, codes::TEMP_SYSTEM, "Local error in processing, try again later")
+}
+
+impl SessionPlugins {
+    pub fn new(registry: Arc<Registry>, session: &str) -> SessionPlugins {
+        let instances = registry.plugins.iter().map(|_| None).collect();
+        SessionPlugins { registry, instances, session: session.into(), ran: Vec::new() }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Starts a new command: forgets which plugins ran for the previous one.
+    pub fn begin_command(&mut self) {
+        self.ran.clear();
+    }
+
+    /// Calls `f` on plugin `index`'s instance, making the instance if needed.
+    fn call<R>(&mut self, index: usize, f: impl FnOnce(&Guest, &mut Store<State>) -> wasmtime::Result<R>) -> Result<R, Failure> {
+        let plugin = Arc::clone(&self.registry.plugins[index]);
+        let ticks = plugin.shared.deadline_ticks();
+        if self.instances[index].is_none() {
+            let mut store = new_store(&self.registry.engine, &plugin.shared, Arc::clone(&self.session), Arc::clone(&self.registry.hostname));
+            store.set_epoch_deadline(ticks);
+            match plugin.pre.instantiate(&mut store) {
+                Ok(bindings) => self.instances[index] = Some(Instance { store, bindings }),
+                Err(e) => return Err(classify(&e, &store)),
+            }
+        }
+        let instance = self.instances[index].as_mut().expect("made above");
+        instance.store.set_epoch_deadline(ticks);
+        match f(instance.bindings.wasmail_plugin_session(), &mut instance.store) {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                let failure = classify(&e, &instance.store);
+                // The instance may be half-way through anything: never call it again.
+                self.instances[index] = None;
+                Err(failure)
+            }
+        }
+    }
+
+    /// Logs a failure and returns the reply the policy gives (None for `open`).
+    fn failed(&self, index: usize, hook: &str, failure: &Failure) -> Option<Reply> {
+        let plugin = &self.registry.plugins[index];
+        let policy = plugin.settings().fail;
+        let detail = match failure {
+            Failure::Trap(d) | Failure::Invalid(d) => d.as_str(),
+            Failure::Timeout => "call timeout exceeded",
+            Failure::Memory => "memory limit reached",
+        };
+        tracing::warn!(plugin = plugin.name(), hook, kind = failure.kind(), policy = ?policy, "plugin failed: {detail}");
+        match policy {
+            FailurePolicy::Open => None,
+            FailurePolicy::Closed => Some(tempfail()),
+        }
+    }
+
+    /// Runs a verdict hook on every plugin that wants it, in order, until one decides.
+    fn verdict_hook(&mut self, hook: Hook, name: &str, call: impl Fn(&Guest, &mut Store<State>) -> wasmtime::Result<wit::Verdict>) -> Decision {
+        for index in 0..self.registry.plugins.len() {
+            if !self.registry.plugins[index].wants(hook) {
+                continue;
+            }
+            let decision = self.call(index, |g, s| call(g, s)).and_then(|v| validate::verdict(&v).map_err(Failure::Invalid));
+            match decision {
+                Ok(decision) => {
+                    self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), label(&decision)));
+                    match decision {
+                        Decision::Continue => {}
+                        other => return other,
+                    }
+                }
+                Err(failure) => {
+                    self.ran.push(format!("{}: failed ({})", self.registry.plugins[index].name(), failure.kind()));
+                    if let Some(reply) = self.failed(index, name, &failure) {
+                        return Decision::Refuse(reply);
+                    }
+                }
+            }
+        }
+        Decision::Continue
+    }
+
+    pub fn on_connect(&mut self, info: &wit::ConnectInfo) -> Decision {
+        self.verdict_hook(Hook::Connect, "connect", |g, s| g.call_on_connect(s, info))
+    }
+
+    pub fn on_helo(&mut self, info: &wit::HeloInfo) -> Decision {
+        self.verdict_hook(Hook::Helo, "helo", |g, s| g.call_on_helo(s, info))
+    }
+
+    pub fn on_mail_from(&mut self, info: &wit::AddressInfo) -> Decision {
+        self.verdict_hook(Hook::MailFrom, "mail-from", |g, s| g.call_on_mail_from(s, info))
+    }
+
+    pub fn on_rcpt_to(&mut self, info: &wit::AddressInfo) -> Decision {
+        self.verdict_hook(Hook::RcptTo, "rcpt-to", |g, s| g.call_on_rcpt_to(s, info))
+    }
+
+    /// Runs the data hooks. Header changes are collected from each plugin that lets the
+    /// message pass, in plugin order.
+    pub fn on_data(&mut self, envelope: &wit::Envelope, headers: &[wit::Header]) -> DataOutcome {
+        let mut changes = Vec::new();
+        for index in 0..self.registry.plugins.len() {
+            if !self.registry.plugins[index].wants(Hook::Data) {
+                continue;
+            }
+            let result = self.call(index, |g, s| g.call_on_data(s, envelope, headers)).and_then(|r| {
+                let decision = validate::verdict(&r.verdict).map_err(Failure::Invalid)?;
+                for change in &r.header_changes {
+                    check_change(change).map_err(Failure::Invalid)?;
+                }
+                Ok((decision, r.header_changes))
+            });
+            match result {
+                Ok((decision, header_changes)) => {
+                    self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), label(&decision)));
+                    match decision {
+                        Decision::Continue => changes.extend(header_changes),
+                        Decision::Accept => {
+                            changes.extend(header_changes);
+                            return DataOutcome { decision: Decision::Accept, header_changes: changes };
+                        }
+                        other => return DataOutcome { decision: other, header_changes: Vec::new() },
+                    }
+                }
+                Err(failure) => {
+                    self.ran.push(format!("{}: failed ({})", self.registry.plugins[index].name(), failure.kind()));
+                    if let Some(reply) = self.failed(index, "data", &failure) {
+                        return DataOutcome { decision: Decision::Refuse(reply), header_changes: Vec::new() };
+                    }
+                }
+            }
+        }
+        DataOutcome { decision: Decision::Continue, header_changes: changes }
+    }
+
+    /// The transaction ended: tell the instances that exist and asked.
+    pub fn on_reset(&mut self) {
+        for index in 0..self.registry.plugins.len() {
+            if self.instances[index].is_none() || !self.registry.plugins[index].wants(Hook::Reset) {
+                continue;
+            }
+            if let Err(failure) = self.call(index, |g, s| g.call_on_reset(s)) {
+                // Nothing to refuse at a reset; the instance is gone and the log says why.
+                let _ = self.failed(index, "reset", &failure);
+            }
+        }
+    }
+
+    /// A claimed verb. Returns None if no plugin claims it; otherwise the reply and whether to
+    /// close the connection.
+    pub fn on_command(&mut self, verb: &str, args: &str) -> Option<(Reply, bool)> {
+        let index = *self.registry.verbs.get(verb)?;
+        let result = self
+            .call(index, |g, s| g.call_on_command(s, verb, args))
+            .and_then(|r| validate::reply(&r.reply).map(|reply| (reply, r.close)).map_err(Failure::Invalid));
+        Some(match result {
+            Ok(answer) => answer,
+            Err(failure) => match self.failed(index, "command", &failure) {
+                Some(reply) => (reply, false),
+                // Open: as if the verb were not there.
+                None => (Reply::new(500, codes::SYNTAX, "Command unrecognized"), false),
+            },
+        })
+    }
+
+    /// Lets the instances that asked add lines to a reply (before its last line).
+    pub fn on_reply(&mut self, verb: &str, reply: Reply) -> Reply {
+        if !self.registry.any_wants(Hook::Reply) {
+            return reply;
+        }
+        let context = wit::ReplyContext { verb: verb.to_string(), reply: to_wit(&reply), plugins: self.ran.clone() };
+        let mut reply = reply;
+        for index in 0..self.registry.plugins.len() {
+            if self.instances[index].is_none() || !self.registry.plugins[index].wants(Hook::Reply) {
+                continue;
+            }
+            let result = self
+                .call(index, |g, s| g.call_on_reply(s, &context))
+                .and_then(|lines| validate::extra_lines(&lines).map(|()| lines).map_err(Failure::Invalid));
+            match result {
+                Ok(lines) if !lines.is_empty() => {
+                    let last = reply.lines.pop().unwrap_or_default();
+                    reply.lines.extend(lines);
+                    reply.lines.push(last);
+                }
+                Ok(_) => {}
+                Err(failure) => {
+                    if let Some(tempfail) = self.failed(index, "reply", &failure) {
+                        return tempfail;
+                    }
+                }
+            }
+        }
+        reply
+    }
+}
+
+fn label(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Continue => "continue",
+        Decision::Accept => "accept",
+        Decision::Refuse(r) if r.code >= 500 => "reject",
+        Decision::Refuse(_) => "tempfail",
+        Decision::Disconnect(_) => "disconnect",
+        Decision::Discard => "discard",
+    }
+}
+
+fn check_change(change: &wit::HeaderChange) -> Result<(), String> {
+    let check_ref = |r: &wit::HeaderRef| {
+        validate::header(&wit::Header { name: r.name.clone(), value: String::new() })?;
+        if r.index == 0 {
+            return Err("header index starts at 1".to_string());
+        }
+        Ok(())
+    };
+    match change {
+        wit::HeaderChange::Add(h) | wit::HeaderChange::Insert((_, h)) => validate::header(h),
+        wit::HeaderChange::Change((r, value)) => {
+            check_ref(r)?;
+            validate::header(&wit::Header { name: r.name.clone(), value: value.clone() })
+        }
+        wit::HeaderChange::Remove(r) => check_ref(r),
+    }
+}
+
+/// Our reply as the WIT record, for `on-reply`.
+fn to_wit(reply: &Reply) -> wit::Reply {
+    wit::Reply {
+        code: reply.code,
+        enhanced: reply.enhanced.map(|e| wit::EnhancedCode { class: e.class, subject: e.subject, detail: e.detail }),
+        lines: reply.lines.clone(),
+    }
+}
+
+/// Names a failed call: the epoch deadline, the memory limiter, or any other trap.
+fn classify(error: &wasmtime::Error, store: &Store<State>) -> Failure {
+    if store.data().limiter.hit {
+        return Failure::Memory;
+    }
+    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        if *trap == wasmtime::Trap::Interrupt {
+            return Failure::Timeout;
+        }
+    }
+    Failure::Trap(format!("{error:#}"))
+}
