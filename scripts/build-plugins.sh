@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 examples=(verb onex xusr greylist)
-tests=(loop memory-hog panic bad-reply missing-import)
+tests=(loop memory-hog panic bad-reply missing-import params)
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -56,6 +56,35 @@ pub struct Setup {
     pub aliases: Option<String>,
     /// Users to add (password "secret") with `wasmail user add`.
     pub users: Vec<String>,
+    /// Plugins to install: (component path, installed name, NAME.toml contents).
+    pub plugins: Vec<(PathBuf, String, Option<String>)>,
+}
+
+impl Setup {
+    /// Installs a built plugin (`target/plugins/NAME.wasm` or `target/test-plugins/NAME.wasm`)
+    /// under its own name, with `toml` as its NAME.toml.
+    pub fn plugin(mut self, name: &str, toml: Option<&str>) -> Setup {
+        self.plugins.push((plugin_path(name), name.to_string(), toml.map(str::to_string)));
+        self
+    }
+}
+
+/// The workspace's `target/` folder.
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").join("target")
+}
+
+/// A built plugin component: an example from `target/plugins` or a sandbox test plugin from
+/// `target/test-plugins`.
+pub fn plugin_path(name: &str) -> PathBuf {
+    let dir = target_dir();
+    for folder in ["plugins", "test-plugins"] {
+        let path = dir.join(folder).join(format!("{name}.wasm"));
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!("plugin {name} is not built: run scripts/build-plugins.sh (scripts/test does)");
 }
 
 impl Server {
@@ -74,6 +103,16 @@ impl Server {
             ),
         )
         .expect("write config");
+        if !setup.plugins.is_empty() {
+            let plugins = dir.path().join("plugins");
+            std::fs::create_dir_all(&plugins).expect("plugin dir");
+            for (source, name, toml) in &setup.plugins {
+                std::fs::copy(source, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
+                if let Some(toml) = toml {
+                    std::fs::write(plugins.join(format!("{name}.toml")), toml).expect("write plugin toml");
+                }
+            }
+        }
         if let Some(aliases) = &setup.aliases {
             std::fs::write(dir.path().join("aliases"), aliases).expect("write aliases");
         }

@@ -149,24 +149,28 @@ impl SessionPlugins {
     }
 
     pub fn on_connect(&mut self, info: &wit::ConnectInfo) -> Decision {
-        self.verdict_hook(Hook::Connect, "connect", |g, s| g.call_on_connect(s, info))
+        blocking(|| self.verdict_hook(Hook::Connect, "connect", |g, s| g.call_on_connect(s, info)))
     }
 
     pub fn on_helo(&mut self, info: &wit::HeloInfo) -> Decision {
-        self.verdict_hook(Hook::Helo, "helo", |g, s| g.call_on_helo(s, info))
+        blocking(|| self.verdict_hook(Hook::Helo, "helo", |g, s| g.call_on_helo(s, info)))
     }
 
     pub fn on_mail_from(&mut self, info: &wit::AddressInfo) -> Decision {
-        self.verdict_hook(Hook::MailFrom, "mail-from", |g, s| g.call_on_mail_from(s, info))
+        blocking(|| self.verdict_hook(Hook::MailFrom, "mail-from", |g, s| g.call_on_mail_from(s, info)))
     }
 
     pub fn on_rcpt_to(&mut self, info: &wit::AddressInfo) -> Decision {
-        self.verdict_hook(Hook::RcptTo, "rcpt-to", |g, s| g.call_on_rcpt_to(s, info))
+        blocking(|| self.verdict_hook(Hook::RcptTo, "rcpt-to", |g, s| g.call_on_rcpt_to(s, info)))
     }
 
     /// Runs the data hooks. Header changes are collected from each plugin that lets the
     /// message pass, in plugin order.
     pub fn on_data(&mut self, envelope: &wit::Envelope, headers: &[wit::Header]) -> DataOutcome {
+        blocking(|| self.data_hooks(envelope, headers))
+    }
+
+    fn data_hooks(&mut self, envelope: &wit::Envelope, headers: &[wit::Header]) -> DataOutcome {
         let mut changes = Vec::new();
         for index in 0..self.registry.plugins.len() {
             if !self.registry.plugins[index].wants(Hook::Data) {
@@ -204,6 +208,13 @@ impl SessionPlugins {
 
     /// The transaction ended: tell the instances that exist and asked.
     pub fn on_reset(&mut self) {
+        if self.instances.iter().all(Option::is_none) {
+            return;
+        }
+        blocking(|| self.reset_hooks())
+    }
+
+    fn reset_hooks(&mut self) {
         for index in 0..self.registry.plugins.len() {
             if self.instances[index].is_none() || !self.registry.plugins[index].wants(Hook::Reset) {
                 continue;
@@ -219,8 +230,7 @@ impl SessionPlugins {
     /// close the connection.
     pub fn on_command(&mut self, verb: &str, args: &str) -> Option<(Reply, bool)> {
         let index = *self.registry.verbs.get(verb)?;
-        let result = self
-            .call(index, |g, s| g.call_on_command(s, verb, args))
+        let result = blocking(|| self.call(index, |g, s| g.call_on_command(s, verb, args)))
             .and_then(|r| validate::reply(&r.reply).map(|reply| (reply, r.close)).map_err(Failure::Invalid));
         Some(match result {
             Ok(answer) => answer,
@@ -234,9 +244,13 @@ impl SessionPlugins {
 
     /// Lets the instances that asked add lines to a reply (before its last line).
     pub fn on_reply(&mut self, verb: &str, reply: Reply) -> Reply {
-        if !self.registry.any_wants(Hook::Reply) {
+        if !self.registry.any_wants(Hook::Reply) || self.instances.iter().all(Option::is_none) {
             return reply;
         }
+        blocking(|| self.reply_hooks(verb, reply))
+    }
+
+    fn reply_hooks(&mut self, verb: &str, reply: Reply) -> Reply {
         let context = wit::ReplyContext { verb: verb.to_string(), reply: to_wit(&reply), plugins: self.ran.clone() };
         let mut reply = reply;
         for index in 0..self.registry.plugins.len() {
@@ -261,6 +275,17 @@ impl SessionPlugins {
             }
         }
         reply
+    }
+}
+
+/// Runs guest code off the async scheduler: other sessions keep their worker, and WASI's
+/// synchronous streams (a guest writing to stderr) may block on the runtime, which they may
+/// not do from inside an async task. Outside a multi-threaded runtime (`plugin inspect`,
+/// tests) it just runs `f`.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
