@@ -23,13 +23,8 @@ SIZE=${3:-4096}
 WASMAIL_PORT=2626
 POSTFIX_PORT=2727
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-if ! command -v smtp-source >/dev/null || ! command -v postfix >/dev/null; then
-    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
-    # policy-rc.d keeps the package from starting the system Postfix.
-    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq postfix >/dev/null
-fi
+source bench/lib.sh
+need_smtp_source
 cargo build --release --locked -p wasmail >/dev/null
 
 work=$(mktemp -d /tmp/wasmail-bench.XXXXXX)
@@ -42,44 +37,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-count_files() { find "$1" -path '*/new/*' -type f 2>/dev/null | wc -l; }
-
-# Waits until DIR holds N messages; prints the seconds since START (epoch, fractional).
-wait_for() {
-    local dir=$1 n=$2 start=$3
-    for _ in $(seq 1 6000); do
-        if [ "$(count_files "$dir")" -ge "$n" ]; then
-            echo "$(date +%s.%N) - $start" | bc -l
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "timed out waiting for $n messages in $dir" >&2
-    return 1
-}
-
-# run NAME PORT MAILDIR_ROOT
-run() {
-    local name=$1 port=$2 root=$3
-    local start end sent delivered
-    start=$(date +%s.%N)
-    smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f sender@bench.test -t tyler@localhost "127.0.0.1:$port"
-    end=$(date +%s.%N)
-    sent=$(echo "$end - $start" | bc -l)
-    delivered=$(wait_for "$root" "$MESSAGES" "$start")
-    printf '%-8s accepted/s %8.0f   delivered/s %8.0f   (%d messages, %d sessions, %d octets)\n' \
-        "$name" "$(echo "$MESSAGES / $sent" | bc -l)" "$(echo "$MESSAGES / $delivered" | bc -l)" \
-        "$MESSAGES" "$SESSIONS" "$SIZE"
-    echo "$MESSAGES / $delivered" | bc -l >"$work/$name.rate"
-}
-
-# --- Wasmail: embedded defaults, development mode, its own data directory.
-mkdir -p "$work/wasmail"
-target/release/wasmail serve --data-dir "$work/wasmail/data" --smtp-listen "127.0.0.1:$WASMAIL_PORT" \
-    2>"$work/wasmail/log" &
-pids+=($!)
-for _ in $(seq 1 100); do grep -q '"listening"' "$work/wasmail/log" && break; sleep 0.05; done
-run wasmail "$WASMAIL_PORT" "$work/wasmail/data/mail"
+# --- Wasmail: embedded defaults, development mode, its own data directory, no plugins.
+start_wasmail "$work/wasmail" "$WASMAIL_PORT"
+run_source wasmail "$WASMAIL_PORT" "$work/wasmail/data/mail"
 
 # --- Postfix: a private instance, virtual(8) Maildir delivery to one mailbox.
 pf="$work/postfix"
@@ -118,6 +78,6 @@ chown postfix "$pf/lib"
 $sudo postfix -c "$pf" set-permissions >/dev/null 2>&1 || true
 $sudo postfix -c "$pf" start >/dev/null 2>&1 || { echo "Postfix did not start; see $pf/maillog" >&2; cat "$pf/maillog" >&2 || true; exit 1; }
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$POSTFIX_PORT") 2>/dev/null && break; sleep 0.1; done
-run postfix "$POSTFIX_PORT" "$pf/mail"
+run_source postfix "$POSTFIX_PORT" "$pf/mail"
 
-printf 'wasmail/postfix delivered ratio: %.2f\n' "$(echo "$(cat "$work/wasmail.rate") / $(cat "$work/postfix.rate")" | bc -l)"
+echo "wasmail/postfix delivered ratio: $(ratio wasmail postfix)"

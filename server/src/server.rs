@@ -14,7 +14,7 @@ use crate::Context;
 /// Loads the users, aliases and plugins and opens the store. Errors name the file (and line
 /// where there is one). `plugins_required`: the plugin directory was named on the command
 /// line, so its absence is an error rather than "no plugins".
-pub fn build_context(config: Config, plugins_required: bool) -> anyhow::Result<Arc<Context>> {
+pub async fn build_context(config: Config, plugins_required: bool) -> anyhow::Result<Arc<Context>> {
     let directory = Directory::load(&config)?;
     let store = Maildir::new(&config.data_dir, &config.hostname)
         .with_context(|| format!("cannot create the mail store under {}", config.data_dir.display()))?;
@@ -25,7 +25,8 @@ pub fn build_context(config: Config, plugins_required: bool) -> anyhow::Result<A
             data_dir: &config.data_dir,
             hostname: &config.hostname,
             max_sessions: config.smtp.max_connections,
-        })?
+        })
+        .await?
     } else if plugins_required {
         anyhow::bail!("plugin directory {} does not exist", dir.display());
     } else {

@@ -136,9 +136,9 @@ mod tests {
 
     #[test]
     fn finds_fields_and_unfolds() {
-        let (fields, end) = fields(MSG);
-        assert_eq!(fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["From", "Subject", "X-Tag", "x-tag"]);
-        assert_eq!(unfolded_value(MSG, &fields[1]), "hello  world");
+        let (found, end) = fields(MSG);
+        assert_eq!(found.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["From", "Subject", "X-Tag", "x-tag"]);
+        assert_eq!(unfolded_value(MSG, &found[1]), "hello  world");
         assert_eq!(&MSG[end..end + 6], b"\r\nbody");
     }
 
@@ -162,10 +162,10 @@ mod tests {
 
     #[test]
     fn no_blank_line_and_no_header() {
-        let (fields, end) = fields(b"Subject: only\r\n");
-        assert_eq!((fields.len(), end), (1, 15));
-        let (fields, end) = fields(b"just a body line\r\n");
-        assert_eq!((fields.len(), end), (0, 0));
+        let (found, end) = fields(b"Subject: only\r\n");
+        assert_eq!((found.len(), end), (1, 15));
+        let (found, end) = fields(b"just a body line\r\n");
+        assert_eq!((found.len(), end), (0, 0));
         assert_eq!(apply(b"body\r\n", &[Change::Add { name: "A".into(), value: "b".into() }]), b"A: b\r\n\r\nbody\r\n");
     }
 }

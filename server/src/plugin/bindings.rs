@@ -3,7 +3,11 @@
 wasmtime::component::bindgen!({
     world: "plugin",
     path: "../wit",
+    // Hooks are called with `call_async` on a fiber: guest code runs inside the session's
+    // task, yields at every epoch tick, and WASI's blocking streams (stderr) are awaited
+    // instead of blocking a runtime thread. The host imports themselves are quick and sync.
+    exports: { default: async },
 });
 
-pub use exports::wasmail::plugin::session::Guest;
-pub use wasmail::plugin::types;
+pub use self::exports::wasmail::plugin::session::Guest;
+pub use self::wasmail::plugin::types;

@@ -12,6 +12,7 @@
 //! - `kv`, `settings`, `validate`: the key-value store, `NAME.toml`, and the checks on every
 //!   value a guest returns.
 
+pub mod bench;
 mod bindings;
 pub mod kv;
 mod session;
@@ -74,12 +75,7 @@ impl Loaded {
     }
 }
 
-impl Shared {
-    /// The CPU deadline of one call, in epoch ticks.
-    fn deadline_ticks(&self) -> u64 {
-        (self.settings.call_timeout.0.as_micros() / EPOCH_TICK.as_micros()) as u64 + 1
-    }
-}
+
 
 /// Every loaded plugin, in order, and what they claim.
 pub struct Registry {
@@ -119,7 +115,7 @@ impl Registry {
     }
 
     /// Loads every enabled `*.wasm` of the directory. Errors name the file and what is wrong.
-    pub fn load(options: LoadOptions<'_>) -> anyhow::Result<Registry> {
+    pub async fn load(options: LoadOptions<'_>) -> anyhow::Result<Registry> {
         let mut found = Vec::new();
         let entries = std::fs::read_dir(options.dir).with_context(|| format!("cannot read the plugin directory {}", options.dir.display()))?;
         for entry in entries {
@@ -151,7 +147,7 @@ impl Registry {
         let mut keywords: HashMap<String, String> = HashMap::new();
         for (name, path, settings) in found {
             let started = std::time::Instant::now();
-            let loaded = load_one(&registry.engine, &linker, &name, &path, settings, options.data_dir, &registry.hostname)?;
+            let loaded = load_one(&registry.engine, &linker, &name, &path, settings, options.data_dir, &registry.hostname).await?;
             let index = registry.plugins.len();
             for keyword in &loaded.manifest.ehlo_keywords {
                 if let Some(other) = keywords.insert(keyword.name.clone(), name.clone()) {
@@ -221,7 +217,8 @@ fn make_engine(cache_dir: Option<&Path>, max_memory: usize, instances: u32) -> a
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
-    // Deep recursion in a guest traps instead of overflowing the host's stack.
+    // Guest code runs on fibers of this size; deep recursion traps at max_wasm_stack first.
+    config.async_stack_size(1 << 20);
     config.max_wasm_stack(512 * 1024);
     if let Some(dir) = cache_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -238,6 +235,15 @@ fn make_engine(cache_dir: Option<&Path>, max_memory: usize, instances: u32) -> a
     pool.total_memories(instances * 2);
     pool.total_tables(instances * 8);
     pool.max_memory_size(max_memory);
+    // Fibers for `call_async`: one per hook call in flight.
+    pool.total_stacks(instances);
+    // Reset a freed slot by rewriting the pages the instance touched (found with Linux's
+    // PAGEMAP_SCAN, kernel 6.7+) instead of madvise: unmapping pages in a multi-threaded
+    // process costs a TLB shootdown on every core, which profiling showed to be the largest
+    // cost of a session's instances. Older kernels fall back to madvise.
+    pool.linear_memory_keep_resident(2 << 20);
+    pool.table_keep_resident(64 << 10);
+    pool.pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     // Reserve only what the largest limit allows, so that thousands of slots stay cheap in
     // address space; bounds checks are explicit beyond the guard.
@@ -251,7 +257,7 @@ fn make_engine(cache_dir: Option<&Path>, max_memory: usize, instances: u32) -> a
 
 fn make_linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
     Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state).map_err(|e| anyhow::anyhow!("linking the host interface: {e:#}"))?;
     Ok(linker)
 }
@@ -261,6 +267,8 @@ fn make_linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
 fn new_store(engine: &Engine, plugin: &Arc<Shared>, session: Arc<str>, hostname: Arc<str>) -> Store<State> {
     let wasi = wasmtime_wasi::WasiCtx::builder().stderr(StderrToLog { plugin: plugin.name.as_str().into() }).build();
     let state = State {
+        deadline: None,
+        timed_out: false,
         wasi,
         table: wasmtime::component::ResourceTable::new(),
         limiter: Limiter { memory: plugin.settings.memory_limit.0 as usize, hit: false },
@@ -270,10 +278,25 @@ fn new_store(engine: &Engine, plugin: &Arc<Shared>, session: Arc<str>, hostname:
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
+    // At every epoch tick: past the call's deadline, trap; otherwise let other tasks run.
+    store.epoch_deadline_callback(|mut ctx| {
+        let state = ctx.data_mut();
+        if state.deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+            state.timed_out = true;
+            return Ok(wasmtime::UpdateDeadline::Interrupt);
+        }
+        Ok(wasmtime::UpdateDeadline::Yield(1))
+    });
     store
 }
 
-fn load_one(
+/// Arms the CPU deadline of one call (instantiation included).
+fn arm_deadline(store: &mut Store<State>, timeout: std::time::Duration) {
+    store.data_mut().deadline = Some(std::time::Instant::now() + timeout);
+    store.set_epoch_deadline(1);
+}
+
+async fn load_one(
     engine: &Engine,
     linker: &Linker<State>,
     name: &str,
@@ -296,12 +319,14 @@ fn load_one(
     let shared = Arc::new(Shared { name: name.to_string(), settings, kv });
     // Read the manifest from a throw-away instance, under the plugin's own limits.
     let mut store = new_store(engine, &shared, "load".into(), Arc::clone(hostname));
-    store.set_epoch_deadline(shared.deadline_ticks());
-    let instance = pre.instantiate(&mut store).map_err(|e| anyhow::anyhow!("{file}: cannot be instantiated: {e:#}"))?;
+    arm_deadline(&mut store, shared.settings.call_timeout.0);
+    let instance = pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{file}: cannot be instantiated: {e:#}"))?;
+    arm_deadline(&mut store, shared.settings.call_timeout.0);
     let manifest = instance
         .wasmail_plugin_session()
         .call_get_manifest(&mut store)
-        .map_err(|e| anyhow::anyhow!("{file}: manifest() failed: {e:#}"))?;
+        .await
+        .map_err(|e| anyhow::anyhow!("{file}: get-manifest failed: {e:#}"))?;
     validate::manifest(&manifest).map_err(|e| anyhow::anyhow!("{file}: bad manifest: {e}"))?;
     Ok(Loaded { shared, path: path.to_path_buf(), manifest, pre })
 }
@@ -323,13 +348,13 @@ fn start_epoch_ticker(engine: &Engine) {
 }
 
 /// `wasmail plugin inspect FILE`: compile, link, read the manifest, check it.
-pub fn inspect(path: &Path) -> anyhow::Result<(Manifest, PluginSettings)> {
+pub async fn inspect(path: &Path) -> anyhow::Result<(Manifest, PluginSettings)> {
     let engine = make_engine(None, 64 << 20, 10)?;
     let linker = make_linker(&engine)?;
     let settings = PluginSettings::load(&path.with_extension("toml"))?;
     let scratch = tempfile_dir()?;
     let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-    let loaded = load_one(&engine, &linker, &name, path, settings, &scratch, &Arc::from("inspect"))?;
+    let loaded = load_one(&engine, &linker, &name, path, settings, &scratch, &Arc::from("inspect")).await?;
     let _ = std::fs::remove_dir_all(&scratch);
     let settings = loaded.settings().clone();
     Ok((loaded.manifest, settings))

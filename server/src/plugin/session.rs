@@ -5,7 +5,9 @@
 //! `on-reply` go only to instances that exist: a plugin that has not run in this session has
 //! no session state to reset and nothing to add.
 //!
-//! Every call runs under the plugin's CPU deadline and memory limit. A failure — trap,
+//! Calls are async (`call_async` on a fiber): a guest runs inside the session's task and
+//! yields to the scheduler at every epoch tick, so a slow plugin does not hold a worker
+//! thread. Every call runs under the plugin's CPU deadline and memory limit. A failure — trap,
 //! timeout, memory limit, invalid return — is logged with the plugin's name and kind, the
 //! instance is dropped (the next hook gets a fresh one), and the plugin's policy decides:
 //! `open` skips the hook, `closed` answers 451 4.3.0.
@@ -17,7 +19,7 @@ use wasmtime::Store;
 use super::bindings::{types as wit, Guest, Plugin};
 use super::state::State;
 use super::validate::{self, Decision};
-use super::{new_store, FailurePolicy, Hook, Registry};
+use super::{arm_deadline, new_store, FailurePolicy, Hook, Registry};
 use crate::smtp::proto::{codes, Reply};
 
 struct Instance {
@@ -81,21 +83,21 @@ impl SessionPlugins {
         self.ran.clear();
     }
 
-    /// Calls `f` on plugin `index`'s instance, making the instance if needed.
-    fn call<R>(&mut self, index: usize, f: impl FnOnce(&Guest, &mut Store<State>) -> wasmtime::Result<R>) -> Result<R, Failure> {
+    /// Makes `call` on plugin `index`'s instance, making the instance if needed.
+    async fn call(&mut self, index: usize, call: &Call<'_>) -> Result<Output, Failure> {
         let plugin = Arc::clone(&self.registry.plugins[index]);
-        let ticks = plugin.shared.deadline_ticks();
+        let timeout = plugin.settings().call_timeout.0;
         if self.instances[index].is_none() {
             let mut store = new_store(&self.registry.engine, &plugin.shared, Arc::clone(&self.session), Arc::clone(&self.registry.hostname));
-            store.set_epoch_deadline(ticks);
-            match plugin.pre.instantiate(&mut store) {
+            arm_deadline(&mut store, timeout);
+            match plugin.pre.instantiate_async(&mut store).await {
                 Ok(bindings) => self.instances[index] = Some(Instance { store, bindings }),
                 Err(e) => return Err(classify(&e, &store)),
             }
         }
         let instance = self.instances[index].as_mut().expect("made above");
-        instance.store.set_epoch_deadline(ticks);
-        match f(instance.bindings.wasmail_plugin_session(), &mut instance.store) {
+        arm_deadline(&mut instance.store, timeout);
+        match invoke(instance.bindings.wasmail_plugin_session(), &mut instance.store, call).await {
             Ok(value) => Ok(value),
             Err(e) => {
                 let failure = classify(&e, &instance.store);
@@ -123,12 +125,15 @@ impl SessionPlugins {
     }
 
     /// Runs a verdict hook on every plugin that wants it, in order, until one decides.
-    fn verdict_hook(&mut self, hook: Hook, name: &str, call: impl Fn(&Guest, &mut Store<State>) -> wasmtime::Result<wit::Verdict>) -> Decision {
+    async fn verdict_hook(&mut self, hook: Hook, name: &str, call: Call<'_>) -> Decision {
         for index in 0..self.registry.plugins.len() {
             if !self.registry.plugins[index].wants(hook) {
                 continue;
             }
-            let decision = self.call(index, |g, s| call(g, s)).and_then(|v| validate::verdict(&v).map_err(Failure::Invalid));
+            let decision = self.call(index, &call).await.and_then(|output| match output {
+                Output::Verdict(v) => validate::verdict(&v).map_err(Failure::Invalid),
+                _ => unreachable!("a verdict hook returns a verdict"),
+            });
             match decision {
                 Ok(decision) => {
                     self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), label(&decision)));
@@ -148,35 +153,32 @@ impl SessionPlugins {
         Decision::Continue
     }
 
-    pub fn on_connect(&mut self, info: &wit::ConnectInfo) -> Decision {
-        blocking(|| self.verdict_hook(Hook::Connect, "connect", |g, s| g.call_on_connect(s, info)))
+    pub async fn on_connect(&mut self, info: &wit::ConnectInfo) -> Decision {
+        self.verdict_hook(Hook::Connect, "connect", Call::Connect(info)).await
     }
 
-    pub fn on_helo(&mut self, info: &wit::HeloInfo) -> Decision {
-        blocking(|| self.verdict_hook(Hook::Helo, "helo", |g, s| g.call_on_helo(s, info)))
+    pub async fn on_helo(&mut self, info: &wit::HeloInfo) -> Decision {
+        self.verdict_hook(Hook::Helo, "helo", Call::Helo(info)).await
     }
 
-    pub fn on_mail_from(&mut self, info: &wit::AddressInfo) -> Decision {
-        blocking(|| self.verdict_hook(Hook::MailFrom, "mail-from", |g, s| g.call_on_mail_from(s, info)))
+    pub async fn on_mail_from(&mut self, info: &wit::AddressInfo) -> Decision {
+        self.verdict_hook(Hook::MailFrom, "mail-from", Call::MailFrom(info)).await
     }
 
-    pub fn on_rcpt_to(&mut self, info: &wit::AddressInfo) -> Decision {
-        blocking(|| self.verdict_hook(Hook::RcptTo, "rcpt-to", |g, s| g.call_on_rcpt_to(s, info)))
+    pub async fn on_rcpt_to(&mut self, info: &wit::AddressInfo) -> Decision {
+        self.verdict_hook(Hook::RcptTo, "rcpt-to", Call::RcptTo(info)).await
     }
 
     /// Runs the data hooks. Header changes are collected from each plugin that lets the
     /// message pass, in plugin order.
-    pub fn on_data(&mut self, envelope: &wit::Envelope, headers: &[wit::Header]) -> DataOutcome {
-        blocking(|| self.data_hooks(envelope, headers))
-    }
-
-    fn data_hooks(&mut self, envelope: &wit::Envelope, headers: &[wit::Header]) -> DataOutcome {
+    pub async fn on_data(&mut self, envelope: &wit::Envelope, headers: &[wit::Header]) -> DataOutcome {
         let mut changes = Vec::new();
         for index in 0..self.registry.plugins.len() {
             if !self.registry.plugins[index].wants(Hook::Data) {
                 continue;
             }
-            let result = self.call(index, |g, s| g.call_on_data(s, envelope, headers)).and_then(|r| {
+            let result = self.call(index, &Call::Data(envelope, headers)).await.and_then(|output| {
+                let Output::Data(r) = output else { unreachable!("on-data returns a data result") };
                 let decision = validate::verdict(&r.verdict).map_err(Failure::Invalid)?;
                 for change in &r.header_changes {
                     check_change(change).map_err(Failure::Invalid)?;
@@ -207,19 +209,24 @@ impl SessionPlugins {
     }
 
     /// The transaction ended: tell the instances that exist and asked.
-    pub fn on_reset(&mut self) {
-        if self.instances.iter().all(Option::is_none) {
+    pub async fn on_reset(&mut self) {
+        if !self.any_instance_wants(Hook::Reset) {
             return;
         }
-        blocking(|| self.reset_hooks())
+        self.reset_hooks().await
     }
 
-    fn reset_hooks(&mut self) {
+    /// Whether a plugin that has an instance in this session asked for `hook`.
+    fn any_instance_wants(&self, hook: Hook) -> bool {
+        self.instances.iter().zip(&self.registry.plugins).any(|(instance, plugin)| instance.is_some() && plugin.wants(hook))
+    }
+
+    async fn reset_hooks(&mut self) {
         for index in 0..self.registry.plugins.len() {
             if self.instances[index].is_none() || !self.registry.plugins[index].wants(Hook::Reset) {
                 continue;
             }
-            if let Err(failure) = self.call(index, |g, s| g.call_on_reset(s)) {
+            if let Err(failure) = self.call(index, &Call::Reset).await {
                 // Nothing to refuse at a reset; the instance is gone and the log says why.
                 let _ = self.failed(index, "reset", &failure);
             }
@@ -228,10 +235,12 @@ impl SessionPlugins {
 
     /// A claimed verb. Returns None if no plugin claims it; otherwise the reply and whether to
     /// close the connection.
-    pub fn on_command(&mut self, verb: &str, args: &str) -> Option<(Reply, bool)> {
+    pub async fn on_command(&mut self, verb: &str, args: &str) -> Option<(Reply, bool)> {
         let index = *self.registry.verbs.get(verb)?;
-        let result = blocking(|| self.call(index, |g, s| g.call_on_command(s, verb, args)))
-            .and_then(|r| validate::reply(&r.reply).map(|reply| (reply, r.close)).map_err(Failure::Invalid));
+        let result = self.call(index, &Call::Command(verb, args)).await.and_then(|output| {
+            let Output::Command(r) = output else { unreachable!("on-command returns a command result") };
+            validate::reply(&r.reply).map(|reply| (reply, r.close)).map_err(Failure::Invalid)
+        });
         Some(match result {
             Ok(answer) => answer,
             Err(failure) => match self.failed(index, "command", &failure) {
@@ -243,23 +252,20 @@ impl SessionPlugins {
     }
 
     /// Lets the instances that asked add lines to a reply (before its last line).
-    pub fn on_reply(&mut self, verb: &str, reply: Reply) -> Reply {
-        if !self.registry.any_wants(Hook::Reply) || self.instances.iter().all(Option::is_none) {
+    pub async fn on_reply(&mut self, verb: &str, reply: Reply) -> Reply {
+        if !self.any_instance_wants(Hook::Reply) {
             return reply;
         }
-        blocking(|| self.reply_hooks(verb, reply))
-    }
-
-    fn reply_hooks(&mut self, verb: &str, reply: Reply) -> Reply {
         let context = wit::ReplyContext { verb: verb.to_string(), reply: to_wit(&reply), plugins: self.ran.clone() };
         let mut reply = reply;
         for index in 0..self.registry.plugins.len() {
             if self.instances[index].is_none() || !self.registry.plugins[index].wants(Hook::Reply) {
                 continue;
             }
-            let result = self
-                .call(index, |g, s| g.call_on_reply(s, &context))
-                .and_then(|lines| validate::extra_lines(&lines).map(|()| lines).map_err(Failure::Invalid));
+            let result = self.call(index, &Call::Reply(&context)).await.and_then(|output| {
+                let Output::Lines(lines) = output else { unreachable!("on-reply returns lines") };
+                validate::extra_lines(&lines).map(|()| lines).map_err(Failure::Invalid)
+            });
             match result {
                 Ok(lines) if !lines.is_empty() => {
                     let last = reply.lines.pop().unwrap_or_default();
@@ -278,15 +284,41 @@ impl SessionPlugins {
     }
 }
 
-/// Runs guest code off the async scheduler: other sessions keep their worker, and WASI's
-/// synchronous streams (a guest writing to stderr) may block on the runtime, which they may
-/// not do from inside an async task. Outside a multi-threaded runtime (`plugin inspect`,
-/// tests) it just runs `f`.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
+/// A hook call and its arguments.
+enum Call<'a> {
+    Connect(&'a wit::ConnectInfo),
+    Helo(&'a wit::HeloInfo),
+    MailFrom(&'a wit::AddressInfo),
+    RcptTo(&'a wit::AddressInfo),
+    Data(&'a wit::Envelope, &'a [wit::Header]),
+    Reset,
+    Command(&'a str, &'a str),
+    Reply(&'a wit::ReplyContext),
+}
+
+/// What a hook call returned.
+enum Output {
+    Verdict(wit::Verdict),
+    Data(wit::DataResult),
+    Unit,
+    Command(wit::CommandResult),
+    Lines(Vec<String>),
+}
+
+async fn invoke(guest: &Guest, store: &mut Store<State>, call: &Call<'_>) -> wasmtime::Result<Output> {
+    Ok(match call {
+        Call::Connect(info) => Output::Verdict(guest.call_on_connect(&mut *store, info).await?),
+        Call::Helo(info) => Output::Verdict(guest.call_on_helo(&mut *store, info).await?),
+        Call::MailFrom(info) => Output::Verdict(guest.call_on_mail_from(&mut *store, info).await?),
+        Call::RcptTo(info) => Output::Verdict(guest.call_on_rcpt_to(&mut *store, info).await?),
+        Call::Data(envelope, headers) => Output::Data(guest.call_on_data(&mut *store, envelope, headers).await?),
+        Call::Reset => {
+            guest.call_on_reset(&mut *store).await?;
+            Output::Unit
+        }
+        Call::Command(verb, args) => Output::Command(guest.call_on_command(&mut *store, verb, args).await?),
+        Call::Reply(context) => Output::Lines(guest.call_on_reply(&mut *store, context).await?),
+    })
 }
 
 fn label(decision: &Decision) -> &'static str {
@@ -331,6 +363,9 @@ fn to_wit(reply: &Reply) -> wit::Reply {
 fn classify(error: &wasmtime::Error, store: &Store<State>) -> Failure {
     if store.data().limiter.hit {
         return Failure::Memory;
+    }
+    if store.data().timed_out {
+        return Failure::Timeout;
     }
     if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
         if *trap == wasmtime::Trap::Interrupt {

@@ -36,6 +36,10 @@ impl ResourceLimiter for Limiter {
 }
 
 pub struct State {
+    /// When the current call must end; checked at every epoch tick.
+    pub deadline: Option<std::time::Instant>,
+    /// Set when a call was stopped at its deadline, to report "timeout".
+    pub timed_out: bool,
     /// WASI with no preopened directories, no network, no environment.
     pub wasi: WasiCtx,
     /// WASI's resources (streams and the like).

@@ -70,9 +70,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Judges, filters and stores a complete message; sends the reply; ends the transaction.
     async fn complete(&mut self, verb: &str, transaction: Transaction, content: Vec<u8>, report: &ContentReport) -> Flow {
         let (reply, flow) = self.finish(transaction, content, report).await;
-        let reply = self.plugins.on_reply(verb, reply);
+        let reply = self.plugins.on_reply(verb, reply).await;
         self.reply(reply);
-        self.plugins.on_reset();
+        self.plugins.on_reset().await;
         flow
     }
 
@@ -112,9 +112,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let transaction = self.transaction.take().expect("checked");
             let reply = Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size");
             self.log_transaction(&transaction, chunks.receiver.report().size, &reply);
-            let reply = self.plugins.on_reply("BDAT", reply);
+            let reply = self.plugins.on_reply("BDAT", reply).await;
             self.reply(reply);
-            self.plugins.on_reset();
+            self.plugins.on_reset().await;
             return Ok(Flow::Continue);
         }
         if !last {
@@ -157,7 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let (reply, flow) = match refusal {
             Some(reply) => (reply, Flow::Continue),
-            None => match self.filter(&mut transaction, content) {
+            None => match self.filter(&mut transaction, content).await {
                 Err((reply, flow)) => (reply, flow),
                 Ok(_) if transaction.discard.is_some() => {
                     let why = transaction.discard.as_deref().unwrap_or_default();
@@ -173,7 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Runs the plugins' data hooks: the message passes (with their header changes applied),
     /// or the reply that refuses it is returned.
-    fn filter(&mut self, transaction: &mut Transaction, content: Vec<u8>) -> Result<Vec<u8>, (Reply, Flow)> {
+    async fn filter(&mut self, transaction: &mut Transaction, content: Vec<u8>) -> Result<Vec<u8>, (Reply, Flow)> {
         if !self.ctx.plugins.any_wants(Hook::Data) {
             return Ok(content);
         }
@@ -187,7 +187,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             client_ip: self.peer.ip().to_string(),
             queue_id: transaction.queue_id.clone(),
         };
-        let outcome = self.plugins.on_data(&envelope, &headers);
+        let outcome = self.plugins.on_data(&envelope, &headers).await;
         match outcome.decision {
             Decision::Refuse(reply) => Err((reply, Flow::Continue)),
             Decision::Disconnect(reply) => Err((reply, Flow::Close)),

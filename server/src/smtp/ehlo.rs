@@ -7,11 +7,11 @@ use super::session::{Flow, Greeting, Session};
 use crate::plugin::{Decision, HeloInfo, Hook};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    pub(super) fn handle_helo(&mut self, name: String, extended: bool) -> Flow {
+    pub(super) async fn handle_helo(&mut self, name: String, extended: bool) -> Flow {
         // RFC 5321 4.1.4: a later HELO/EHLO resets the session like RSET.
-        self.end_transaction();
+        self.end_transaction().await;
         if self.ctx.plugins.any_wants(Hook::Helo) {
-            match self.plugins.on_helo(&HeloInfo { name: name.clone(), extended }) {
+            match self.plugins.on_helo(&HeloInfo { name: name.clone(), extended }).await {
                 Decision::Refuse(reply) => {
                     self.reply(reply);
                     return Flow::Continue;

@@ -11,7 +11,7 @@ use crate::directory::{Resolution, ResolveError};
 use crate::plugin::{AddressInfo, Decision, Hook, Param};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    pub(super) fn handle_mail(&mut self, reverse_path: Option<Address>, params: MailParams) -> Flow {
+    pub(super) async fn handle_mail(&mut self, reverse_path: Option<Address>, params: MailParams) -> Flow {
         if self.greeting.is_none() {
             return self.out_of_sequence("Send HELO or EHLO first");
         }
@@ -29,14 +29,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.reply(Reply::new(555, codes::INVALID_ARGS, "MAIL parameters need EHLO"));
             return self.bad_command();
         }
-        let (reply, flow) = self.decide_mail(reverse_path, params);
-        let reply = self.plugins.on_reply("MAIL", reply);
+        let (reply, flow) = self.decide_mail(reverse_path, params).await;
+        let reply = self.plugins.on_reply("MAIL", reply).await;
         self.reply(reply);
         flow
     }
 
     /// The server's checks, then the plugins'; opens the transaction on success.
-    fn decide_mail(&mut self, reverse_path: Option<Address>, params: MailParams) -> (Reply, Flow) {
+    async fn decide_mail(&mut self, reverse_path: Option<Address>, params: MailParams) -> (Reply, Flow) {
         let limit = self.ctx.config.smtp.max_message_size.0;
         if params.size.is_some_and(|size| size > limit) {
             return (Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size"), Flow::Continue);
@@ -47,7 +47,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut discard = None;
         if self.ctx.plugins.any_wants(Hook::MailFrom) {
             let info = AddressInfo { address: display_path(&reverse_path), params: mail_param_list(&params) };
-            match self.plugins.on_mail_from(&info) {
+            match self.plugins.on_mail_from(&info).await {
                 Decision::Refuse(reply) => return (reply, Flow::Continue),
                 Decision::Disconnect(reply) => return (reply, Flow::Close),
                 Decision::Discard => discard = Some("a mail-from hook".to_string()),
@@ -60,7 +60,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         (Reply::new(250, codes::SENDER_OK, "Sender ok"), Flow::Continue)
     }
 
-    pub(super) fn handle_rcpt(&mut self, forward_path: ForwardPath, params: RcptParams) -> Flow {
+    pub(super) async fn handle_rcpt(&mut self, forward_path: ForwardPath, params: RcptParams) -> Flow {
         if self.transaction.is_none() {
             return self.out_of_sequence("Need MAIL command");
         }
@@ -69,14 +69,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.reply(reply);
             return self.bad_command();
         }
-        let (reply, flow) = self.decide_rcpt(forward_path, params);
-        let reply = self.plugins.on_reply("RCPT", reply);
+        let (reply, flow) = self.decide_rcpt(forward_path, params).await;
+        let reply = self.plugins.on_reply("RCPT", reply).await;
         self.reply(reply);
         flow
     }
 
     /// The server's checks (limit, address, directory), then the plugins'.
-    fn decide_rcpt(&mut self, forward_path: ForwardPath, params: RcptParams) -> (Reply, Flow) {
+    async fn decide_rcpt(&mut self, forward_path: ForwardPath, params: RcptParams) -> (Reply, Flow) {
         let transaction = self.transaction.as_ref().expect("checked by the caller");
         if transaction.recipients.len() >= self.ctx.config.smtp.max_recipients {
             // RFC 5321 4.5.3.1.10: 452, and the client sends the rest in another transaction.
@@ -120,7 +120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         if self.ctx.plugins.any_wants(Hook::RcptTo) {
             let info = AddressInfo { address: address.to_string(), params: rcpt_param_list(&params) };
-            match self.plugins.on_rcpt_to(&info) {
+            match self.plugins.on_rcpt_to(&info).await {
                 Decision::Refuse(reply) => return refused(reply),
                 Decision::Disconnect(reply) => return (reply, Flow::Close),
                 Decision::Discard => {

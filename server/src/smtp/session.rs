@@ -170,7 +170,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 tls: false,
                 session_id: self.id.clone(),
             };
-            match self.plugins.on_connect(&info) {
+            match self.plugins.on_connect(&info).await {
                 Decision::Refuse(reply) | Decision::Disconnect(reply) => {
                     tracing::info!(%reply, "connection refused by a plugin");
                     self.reply(reply);
@@ -213,9 +213,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Ends the transaction, if there is one, and tells the plugins.
-    pub(super) fn end_transaction(&mut self) {
+    pub(super) async fn end_transaction(&mut self) {
         if self.transaction.take().is_some() {
-            self.plugins.on_reset();
+            self.plugins.on_reset().await;
         }
     }
 
@@ -240,14 +240,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn handle(&mut self, command: Command) -> std::io::Result<Flow> {
         self.plugins.begin_command();
         Ok(match command {
-            Command::Helo(name) => self.handle_helo(name, false),
-            Command::Ehlo(name) => self.handle_helo(name, true),
-            Command::Mail { reverse_path, params } => self.handle_mail(reverse_path, params),
-            Command::Rcpt { forward_path, params } => self.handle_rcpt(forward_path, params),
+            Command::Helo(name) => self.handle_helo(name, false).await,
+            Command::Ehlo(name) => self.handle_helo(name, true).await,
+            Command::Mail { reverse_path, params } => self.handle_mail(reverse_path, params).await,
+            Command::Rcpt { forward_path, params } => self.handle_rcpt(forward_path, params).await,
             Command::Data => self.handle_data().await?,
             Command::Bdat { size, last } => self.handle_bdat(size, last).await?,
             Command::Rset => {
-                self.end_transaction();
+                self.end_transaction().await;
                 self.reply(Reply::new(250, codes::OK, "Ok"));
                 Flow::Continue
             }
@@ -268,7 +268,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.reply(Reply::new(502, codes::INVALID_COMMAND, format!("{verb} command not implemented")));
                 self.bad_command()
             }
-            Command::Unknown { verb, args } => match self.plugins.on_command(&verb, &args) {
+            Command::Unknown { verb, args } => match self.plugins.on_command(&verb, &args).await {
                 Some((reply, close)) => {
                     self.reply(reply);
                     if close {

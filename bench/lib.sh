@@ -1,0 +1,62 @@
+# Shared by the benchmark scripts: sourced, not run. Servers listen on 127.0.0.1 only.
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# Installs postfix for smtp-source (and the Postfix comparison) without starting it.
+need_smtp_source() {
+    if ! command -v smtp-source >/dev/null || ! command -v postfix >/dev/null; then
+        echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+        # policy-rc.d keeps the package from starting the system Postfix.
+        DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq postfix >/dev/null
+    fi
+}
+
+count_files() { find "$1" -path '*/new/*' -type f 2>/dev/null | wc -l; }
+
+# wait_for DIR N START: waits until DIR holds N messages; prints the seconds since START.
+wait_for() {
+    local dir=$1 n=$2 start=$3
+    for _ in $(seq 1 6000); do
+        if [ "$(count_files "$dir")" -ge "$n" ]; then
+            echo "$(date +%s.%N) - $start" | bc -l
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "timed out waiting for $n messages in $dir" >&2
+    return 1
+}
+
+# run_source NAME PORT MAILDIR_ROOT: sends $MESSAGES messages of $SIZE octets over $SESSIONS
+# sessions, prints accepted/s and delivered/s, and leaves delivered/s in $work/NAME.rate.
+run_source() {
+    local name=$1 port=$2 root=$3
+    local start end sent delivered
+    start=$(date +%s.%N)
+    # shellcheck disable=SC2086 # SOURCE_ARGS is a word list on purpose (e.g. "-d").
+    smtp-source ${SOURCE_ARGS:-} -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f sender@bench.test -t tyler@localhost "127.0.0.1:$port"
+    end=$(date +%s.%N)
+    sent=$(echo "$end - $start" | bc -l)
+    delivered=$(wait_for "$root" "$MESSAGES" "$start")
+    printf '%-16s accepted/s %8.0f   delivered/s %8.0f   (%d messages, %d sessions, %d octets)\n' \
+        "$name" "$(echo "$MESSAGES / $sent" | bc -l)" "$(echo "$MESSAGES / $delivered" | bc -l)" \
+        "$MESSAGES" "$SESSIONS" "$SIZE"
+    echo "$MESSAGES / $delivered" | bc -l >"$work/$name.rate"
+}
+
+# start_wasmail DIR PORT [ARGS...]: starts target/release/wasmail with its data under DIR and
+# waits for its listener.
+start_wasmail() {
+    local dir=$1 port=$2
+    shift 2
+    mkdir -p "$dir"
+    target/release/wasmail serve --data-dir "$dir/data" --smtp-listen "127.0.0.1:$port" "$@" 2>"$dir/log" &
+    pids+=($!)
+    for _ in $(seq 1 200); do grep -q '"listening"' "$dir/log" && return 0; sleep 0.05; done
+    echo "wasmail did not start:" >&2
+    cat "$dir/log" >&2
+    return 1
+}
+
+ratio() { printf '%.2f' "$(echo "$(cat "$work/$1.rate") / $(cat "$work/$2.rate")" | bc -l)"; }
