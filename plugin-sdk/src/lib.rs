@@ -115,8 +115,16 @@ impl Manifest {
             mail_params: Vec::new(),
             rcpt_params: Vec::new(),
             hooks: Vec::new(),
+            activated_by_verb: false,
             mime_types: Vec::new(),
         }
+    }
+
+    /// Declares that the hooks only matter after one of the plugin's verbs was used in the
+    /// session (a mode, like VERB): the server then makes no instance for the hooks alone.
+    pub fn activated_by_verb(mut self) -> Manifest {
+        self.activated_by_verb = true;
+        self
     }
 
     /// Adds an EHLO keyword, with optional parameters (`"1000"` for `SIZE 1000`).

@@ -41,7 +41,8 @@ fn verb_makes_replies_verbose() {
     assert_eq!(c.expect("VERB", 250).text(), "2.0.0 Verbose mode");
     assert!(c.expect("VERB now", 501).text().starts_with("5.5.4 "));
     let mail = c.expect("MAIL FROM:<a@client.test>", 250);
-    assert_eq!(mail.lines, ["2.1.0 MAIL: the server accepted it (250)", "2.1.0 plugins run: onex: continue", "2.1.0 Sender ok"]);
+    // ONEX and XUSR are modes that were not switched on: their hooks do not run.
+    assert_eq!(mail.lines, ["2.1.0 MAIL: the server accepted it (250)", "2.1.0 plugins run: none", "2.1.0 Sender ok"]);
     let refused = c.expect("RCPT TO:<x@elsewhere.example>", 550);
     assert_eq!(refused.lines[0], "5.7.1 RCPT: the server refused it (550)");
     assert_eq!(refused.lines.last().unwrap(), "5.7.1 <x@elsewhere.example>: Relay access denied");
@@ -50,9 +51,17 @@ fn verb_makes_replies_verbose() {
     c.send("Subject: verbose\r\n\r\nhi\r\n.\r\n");
     let data = c.reply();
     assert_eq!(data.code, 250);
-    assert_eq!(data.lines[1], "2.0.0 plugins run: xusr: continue");
+    assert_eq!(data.lines[1], "2.0.0 plugins run: none");
     assert!(data.lines[2].ends_with("Message accepted for delivery"));
-    assert_eq!(server.mailbox("tyler").len(), 1);
+    // Once XUSR and ONEX are on, their hooks run and VERB names them.
+    c.expect("XUSR", 250);
+    c.expect("ONEX", 250);
+    assert_eq!(c.expect("MAIL FROM:<a@client.test>", 250).lines[1], "2.1.0 plugins run: onex: continue");
+    c.expect("RCPT TO:<tyler@localhost>", 250);
+    c.expect("DATA", 354);
+    c.send("Subject: verbose too\r\n\r\nhi\r\n.\r\n");
+    assert_eq!(c.reply().lines[1], "2.0.0 plugins run: xusr: continue");
+    assert_eq!(server.mailbox("tyler").len(), 2);
 }
 
 #[test]
@@ -277,7 +286,7 @@ fn plugin_inspect_prints_the_manifest() {
     assert!(text.contains("name:          verb\n"), "{text}");
     assert!(text.contains("ehlo keywords: VERB\n"), "{text}");
     assert!(text.contains("verbs:         VERB\n"), "{text}");
-    assert!(text.contains("hooks:         reply\n"), "{text}");
+    assert!(text.contains("hooks:         reply (once a verb was used)\n"), "{text}");
     let output = Command::new(wasmail_bin()).args(["plugin", "inspect"]).arg(plugin_path("params")).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("mail params:   XTRACE\n") && text.contains("rcpt params:   XPRIO\n"), "{text}");

@@ -13,7 +13,7 @@ struct Onex {
 
 impl Plugin for Onex {
     fn manifest() -> Manifest {
-        Manifest::new("onex", env!("CARGO_PKG_VERSION")).keyword("ONEX", None).verb("ONEX").hook(Hook::MailFrom)
+        Manifest::new("onex", env!("CARGO_PKG_VERSION")).keyword("ONEX", None).verb("ONEX").hook(Hook::MailFrom).activated_by_verb()
     }
 
     fn on_command(&mut self, _verb: String, args: String) -> CommandResult {

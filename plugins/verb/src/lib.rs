@@ -12,7 +12,7 @@ struct Verb {
 
 impl Plugin for Verb {
     fn manifest() -> Manifest {
-        Manifest::new("verb", env!("CARGO_PKG_VERSION")).keyword("VERB", None).verb("VERB").hook(Hook::Reply)
+        Manifest::new("verb", env!("CARGO_PKG_VERSION")).keyword("VERB", None).verb("VERB").hook(Hook::Reply).activated_by_verb()
     }
 
     fn on_command(&mut self, _verb: String, args: String) -> CommandResult {

@@ -14,7 +14,7 @@ struct Xusr {
 
 impl Plugin for Xusr {
     fn manifest() -> Manifest {
-        Manifest::new("xusr", env!("CARGO_PKG_VERSION")).keyword("XUSR", None).verb("XUSR").hook(Hook::Data)
+        Manifest::new("xusr", env!("CARGO_PKG_VERSION")).keyword("XUSR", None).verb("XUSR").hook(Hook::Data).activated_by_verb()
     }
 
     fn on_command(&mut self, _verb: String, args: String) -> CommandResult {

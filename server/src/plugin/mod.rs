@@ -73,6 +73,11 @@ impl Loaded {
     pub fn wants(&self, hook: Hook) -> bool {
         self.manifest.hooks.contains(&hook)
     }
+
+    /// Whether a hook may make an instance, or only use one a verb made.
+    pub fn hooks_need_verb(&self) -> bool {
+        self.manifest.activated_by_verb
+    }
 }
 
 
@@ -202,11 +207,6 @@ impl Registry {
 
     pub fn claims_rcpt_param(&self, keyword: &str) -> bool {
         self.rcpt_params.contains_key(keyword)
-    }
-
-    /// Whether any plugin wants `hook` (so that the session can skip building its argument).
-    pub fn any_wants(&self, hook: Hook) -> bool {
-        self.plugins.iter().any(|p| p.wants(hook))
     }
 }
 
@@ -386,7 +386,7 @@ pub fn describe(manifest: &Manifest, settings: &PluginSettings) -> String {
         .to_string()
     });
     format!(
-        "name:          {}\nversion:       {}\nehlo keywords: {}\nverbs:         {}\nmail params:   {}\nrcpt params:   {}\nhooks:         {}\nmime types:    {}\nenabled:       {}\norder:         {}\nfail:          {}\nmemory limit:  {} bytes\ncall timeout:  {} ms\n",
+        "name:          {}\nversion:       {}\nehlo keywords: {}\nverbs:         {}\nmail params:   {}\nrcpt params:   {}\nhooks:         {}{}\nmime types:    {}\nenabled:       {}\norder:         {}\nfail:          {}\nmemory limit:  {} bytes\ncall timeout:  {} ms\n",
         manifest.name,
         manifest.version,
         list(keywords.collect()),
@@ -394,6 +394,7 @@ pub fn describe(manifest: &Manifest, settings: &PluginSettings) -> String {
         list(manifest.mail_params.clone()),
         list(manifest.rcpt_params.clone()),
         list(hooks.collect()),
+        if manifest.activated_by_verb { " (once a verb was used)" } else { "" },
         list(manifest.mime_types.clone()),
         settings.enabled,
         settings.order,

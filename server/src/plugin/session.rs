@@ -127,7 +127,7 @@ impl SessionPlugins {
     /// Runs a verdict hook on every plugin that wants it, in order, until one decides.
     async fn verdict_hook(&mut self, hook: Hook, name: &str, call: Call<'_>) -> Decision {
         for index in 0..self.registry.plugins.len() {
-            if !self.registry.plugins[index].wants(hook) {
+            if !self.should_call(index, hook) {
                 continue;
             }
             let decision = self.call(index, &call).await.and_then(|output| match output {
@@ -174,7 +174,7 @@ impl SessionPlugins {
     pub async fn on_data(&mut self, envelope: &wit::Envelope, headers: &[wit::Header]) -> DataOutcome {
         let mut changes = Vec::new();
         for index in 0..self.registry.plugins.len() {
-            if !self.registry.plugins[index].wants(Hook::Data) {
+            if !self.should_call(index, Hook::Data) {
                 continue;
             }
             let result = self.call(index, &Call::Data(envelope, headers)).await.and_then(|output| {
@@ -214,6 +214,19 @@ impl SessionPlugins {
             return;
         }
         self.reset_hooks().await
+    }
+
+    /// Whether plugin `index` gets `hook` now: it asked for it, and it is not a plugin whose
+    /// hooks wait for its verb while that verb has not been used.
+    fn should_call(&self, index: usize, hook: Hook) -> bool {
+        let plugin = &self.registry.plugins[index];
+        plugin.wants(hook) && (self.instances[index].is_some() || !plugin.hooks_need_verb())
+    }
+
+    /// Whether any plugin gets `hook` now (so that the session can skip building its
+    /// arguments).
+    pub fn wants(&self, hook: Hook) -> bool {
+        (0..self.registry.plugins.len()).any(|index| self.should_call(index, hook))
     }
 
     /// Whether a plugin that has an instance in this session asked for `hook`.

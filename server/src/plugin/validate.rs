@@ -87,6 +87,9 @@ pub fn manifest(m: &wit::Manifest) -> Result<(), String> {
             return Err(format!("parameter {p} belongs to the server"));
         }
     }
+    if m.activated_by_verb && m.verbs.is_empty() {
+        return Err("activated-by-verb needs at least one verb".into());
+    }
     if !m.mail_params.is_empty() && !m.hooks.contains(&wit::Hook::MailFrom) {
         return Err("claims MAIL parameters but does not ask for the mail-from hook".into());
     }

@@ -174,7 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Runs the plugins' data hooks: the message passes (with their header changes applied),
     /// or the reply that refuses it is returned.
     async fn filter(&mut self, transaction: &mut Transaction, content: Vec<u8>) -> Result<Vec<u8>, (Reply, Flow)> {
-        if !self.ctx.plugins.any_wants(Hook::Data) {
+        if !self.plugins.wants(Hook::Data) {
             return Ok(content);
         }
         let (fields, _) = header::fields(&content);

@@ -10,7 +10,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn handle_helo(&mut self, name: String, extended: bool) -> Flow {
         // RFC 5321 4.1.4: a later HELO/EHLO resets the session like RSET.
         self.end_transaction().await;
-        if self.ctx.plugins.any_wants(Hook::Helo) {
+        if self.plugins.wants(Hook::Helo) {
             match self.plugins.on_helo(&HeloInfo { name: name.clone(), extended }).await {
                 Decision::Refuse(reply) => {
                     self.reply(reply);

@@ -45,7 +45,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return (Reply::new(553, codes::NON_ASCII_ADDRESS, "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8"), Flow::Continue);
         }
         let mut discard = None;
-        if self.ctx.plugins.any_wants(Hook::MailFrom) {
+        if self.plugins.wants(Hook::MailFrom) {
             let info = AddressInfo { address: display_path(&reverse_path), params: mail_param_list(&params) };
             match self.plugins.on_mail_from(&info).await {
                 Decision::Refuse(reply) => return (reply, Flow::Continue),
@@ -118,7 +118,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 ))
             }
         };
-        if self.ctx.plugins.any_wants(Hook::RcptTo) {
+        if self.plugins.wants(Hook::RcptTo) {
             let info = AddressInfo { address: address.to_string(), params: rcpt_param_list(&params) };
             match self.plugins.on_rcpt_to(&info).await {
                 Decision::Refuse(reply) => return refused(reply),

@@ -163,7 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Runs the session to its end. Only IO errors are errors; everything the client does
     /// wrong is answered.
     pub async fn run(mut self) -> std::io::Result<()> {
-        if self.ctx.plugins.any_wants(Hook::Connect) {
+        if self.plugins.wants(Hook::Connect) {
             let info = ConnectInfo {
                 client_ip: self.peer.ip().to_string(),
                 client_port: self.peer.port(),
