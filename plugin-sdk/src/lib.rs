@@ -187,6 +187,17 @@ impl Header {
     }
 }
 
+/// The usual answer to a verb that switches a session mode on (sendmail's VERB, ONEX, XUSR):
+/// arguments are refused with `501 5.5.4 Syntax: VERB`; otherwise `mode` is set and the
+/// answer is `250 2.0.0 text`.
+pub fn switch_on(verb: &str, args: &str, mode: &mut bool, text: &str) -> CommandResult {
+    if !args.trim().is_empty() {
+        return CommandResult::reply(Reply::new(501, (5, 5, 4), format!("Syntax: {verb}")));
+    }
+    *mode = true;
+    CommandResult::reply(Reply::new(250, (2, 0, 0), text))
+}
+
 /// Finds the value of the first header named `name` (case-insensitive).
 pub fn header_value<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
     headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())

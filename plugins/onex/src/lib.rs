@@ -1,7 +1,7 @@
 //! ONEX, sendmail's "one transaction only": after `ONEX` the session may run one mail
 //! transaction; a second MAIL gets `503 5.5.1`.
 
-use wasmail_plugin_sdk::{export_plugin, AddressInfo, CommandResult, Hook, Manifest, Plugin, Reply, Verdict};
+use wasmail_plugin_sdk::{export_plugin, switch_on, AddressInfo, CommandResult, Hook, Manifest, Plugin, Reply, Verdict};
 
 #[derive(Default)]
 struct Onex {
@@ -16,12 +16,8 @@ impl Plugin for Onex {
         Manifest::new("onex", env!("CARGO_PKG_VERSION")).keyword("ONEX", None).verb("ONEX").hook(Hook::MailFrom).activated_by_verb()
     }
 
-    fn on_command(&mut self, _verb: String, args: String) -> CommandResult {
-        if !args.trim().is_empty() {
-            return CommandResult::reply(Reply::new(501, (5, 5, 4), "Syntax: ONEX"));
-        }
-        self.limited = true;
-        CommandResult::reply(Reply::new(250, (2, 0, 0), "Only one transaction"))
+    fn on_command(&mut self, verb: String, args: String) -> CommandResult {
+        switch_on(&verb, &args, &mut self.limited, "Only one transaction")
     }
 
     fn on_mail_from(&mut self, _info: AddressInfo) -> Verdict {

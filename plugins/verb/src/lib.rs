@@ -2,7 +2,7 @@
 //! from then on the replies to MAIL, RCPT and DATA/BDAT carry extra lines that say what the
 //! server decided and which plugins ran.
 
-use wasmail_plugin_sdk::{export_plugin, CommandResult, Hook, Manifest, Plugin, Reply, ReplyContext};
+use wasmail_plugin_sdk::{export_plugin, switch_on, CommandResult, Hook, Manifest, Plugin, ReplyContext};
 
 #[derive(Default)]
 struct Verb {
@@ -15,12 +15,8 @@ impl Plugin for Verb {
         Manifest::new("verb", env!("CARGO_PKG_VERSION")).keyword("VERB", None).verb("VERB").hook(Hook::Reply).activated_by_verb()
     }
 
-    fn on_command(&mut self, _verb: String, args: String) -> CommandResult {
-        if !args.trim().is_empty() {
-            return CommandResult::reply(Reply::new(501, (5, 5, 4), "Syntax: VERB"));
-        }
-        self.verbose = true;
-        CommandResult::reply(Reply::new(250, (2, 0, 0), "Verbose mode"))
+    fn on_command(&mut self, verb: String, args: String) -> CommandResult {
+        switch_on(&verb, &args, &mut self.verbose, "Verbose mode")
     }
 
     fn on_reply(&mut self, context: ReplyContext) -> Vec<String> {

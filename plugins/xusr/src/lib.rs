@@ -2,7 +2,7 @@
 //! as submitted by a user agent, so a missing Date or Message-ID header is added (RFC 6409
 //! section 8.2 and 8.3).
 
-use wasmail_plugin_sdk::{export_plugin, header_value, host, CommandResult, DataResult, Envelope, Header, HeaderChange, Hook, Manifest, Plugin, Reply};
+use wasmail_plugin_sdk::{export_plugin, header_value, host, switch_on, CommandResult, DataResult, Envelope, Header, HeaderChange, Hook, Manifest, Plugin};
 
 #[derive(Default)]
 struct Xusr {
@@ -17,12 +17,8 @@ impl Plugin for Xusr {
         Manifest::new("xusr", env!("CARGO_PKG_VERSION")).keyword("XUSR", None).verb("XUSR").hook(Hook::Data).activated_by_verb()
     }
 
-    fn on_command(&mut self, _verb: String, args: String) -> CommandResult {
-        if !args.trim().is_empty() {
-            return CommandResult::reply(Reply::new(501, (5, 5, 4), "Syntax: XUSR"));
-        }
-        self.submission = true;
-        CommandResult::reply(Reply::new(250, (2, 0, 0), "Initial submission"))
+    fn on_command(&mut self, verb: String, args: String) -> CommandResult {
+        switch_on(&verb, &args, &mut self.submission, "Initial submission")
     }
 
     fn on_data(&mut self, envelope: Envelope, headers: Vec<Header>) -> DataResult {
