@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Plugin overhead: the SMTP throughput benchmark (smtp-source, MESSAGES messages of SIZE
 # octets over SESSIONS sessions) against Wasmail without plugins and with the example plugins
-# loaded and hooked on every stage (greylist enabled with no delay: connect, MAIL, RCPT; onex:
+# loaded and hooked on every stage (greylist enabled with no delay: MAIL, RCPT; onex:
 # MAIL; xusr: DATA; verb: its verb and replies). Prints both figures and their ratio, then
 # `wasmail plugin bench`: one session's instantiation of all plugins and one hook call, in µs.
 #

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 examples=(verb onex xusr greylist)
-tests=(loop memory-hog panic bad-reply missing-import params)
+tests=(loop memory-hog panic bad-reply missing-import policy)
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

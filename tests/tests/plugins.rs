@@ -146,15 +146,33 @@ fn claimed_parameters_reach_their_plugin_instead_of_555() {
     c.greet();
     assert_eq!(c.expect("MAIL FROM:<a@client.test> XTRACE=on", 555).text(), "5.5.4 Unsupported parameter XTRACE");
 
-    let server = Server::start_with(Setup::default().plugin("params", None));
+    let server = Server::start_with(Setup::default().plugin("policy", None));
     let mut c = server.connect();
     c.greet();
     assert_eq!(c.expect("MAIL FROM:<a@client.test> XTRACE=reject", 550).text(), "5.7.1 XTRACE says no");
     c.expect("MAIL FROM:<a@client.test> XTRACE=on", 250);
-    assert_eq!(c.expect("RCPT TO:<tyler@localhost> XPRIO=defer", 451).text(), "4.7.0 XPRIO says later");
+    assert_eq!(c.expect("RCPT TO:<tyler@localhost> XPRIO=defer", 451).text(), "4.7.0 XPRIO says later for 127.0.0.1");
     c.expect("RCPT TO:<tyler@localhost> XPRIO=high", 250);
     // Parameters no plugin claims are still refused.
     assert!(c.expect("RCPT TO:<hunt@localhost> XOTHER=1", 555).text().contains("XOTHER"));
+}
+
+#[test]
+fn connect_and_helo_hooks_can_refuse() {
+    let server = Server::start_with(Setup::default().plugin("policy", None));
+    let mut c = server.connect();
+    c.reply();
+    assert_eq!(c.expect("HELO refuse.test", 550).text(), "5.7.1 That name is refused");
+    // Refused HELO means no greeting: MAIL is still out of sequence.
+    c.expect("MAIL FROM:<a@client.test>", 503);
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<a@client.test>", 250);
+
+    let server = Server::start_with(Setup::default().plugin("policy", Some("[config]\nrefuse_connect = \"yes\"\n")));
+    let mut c = server.connect();
+    let refused = c.reply();
+    assert_eq!((refused.code, refused.text()), (554, "5.7.1 127.0.0.1 is not welcome here".to_string()));
+    assert!(c.is_closed(Duration::from_secs(5)));
 }
 
 /// A session that sends one message; returns the replies to MAIL and to the end of data
@@ -287,7 +305,7 @@ fn plugin_inspect_prints_the_manifest() {
     assert!(text.contains("ehlo keywords: VERB\n"), "{text}");
     assert!(text.contains("verbs:         VERB\n"), "{text}");
     assert!(text.contains("hooks:         reply (once a verb was used)\n"), "{text}");
-    let output = Command::new(wasmail_bin()).args(["plugin", "inspect"]).arg(plugin_path("params")).output().unwrap();
+    let output = Command::new(wasmail_bin()).args(["plugin", "inspect"]).arg(plugin_path("policy")).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("mail params:   XTRACE\n") && text.contains("rcpt params:   XPRIO\n"), "{text}");
     // The greylist plugin ships disabled.
@@ -299,7 +317,7 @@ fn plugin_inspect_prints_the_manifest() {
 fn a_plugin_session_costs_nothing_until_its_hook_runs() {
     // Sessions that never reach a hook still work with every example plugin loaded, and
     // many sessions at once do not exhaust the instance pool.
-    let server = Server::start_with(examples().plugin("params", None));
+    let server = Server::start_with(examples().plugin("policy", None));
     let mut clients: Vec<Client> = (0..30).map(|_| server.connect()).collect();
     for c in &mut clients {
         c.greet();

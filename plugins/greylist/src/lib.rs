@@ -6,24 +6,17 @@
 //! Config (`[config]` in greylist.toml): `delay` (seconds, default 300), `retry_window`
 //! (seconds, default 172800 = 2 days).
 
-use wasmail_plugin_sdk::{export_plugin, host, AddressInfo, ConnectInfo, Hook, Manifest, Plugin, Reply, Verdict};
+use wasmail_plugin_sdk::{export_plugin, host, AddressInfo, Hook, Manifest, Plugin, Reply, Verdict};
 
 #[derive(Default)]
 struct Greylist {
-    /// From the connect hook.
-    client_ip: String,
     /// From the mail-from hook.
     sender: String,
 }
 
 impl Plugin for Greylist {
     fn manifest() -> Manifest {
-        Manifest::new("greylist", env!("CARGO_PKG_VERSION")).hook(Hook::Connect).hook(Hook::MailFrom).hook(Hook::RcptTo)
-    }
-
-    fn on_connect(&mut self, info: ConnectInfo) -> Verdict {
-        self.client_ip = info.client_ip;
-        Verdict::Continue
+        Manifest::new("greylist", env!("CARGO_PKG_VERSION")).hook(Hook::MailFrom).hook(Hook::RcptTo)
     }
 
     fn on_mail_from(&mut self, info: AddressInfo) -> Verdict {
@@ -34,7 +27,7 @@ impl Plugin for Greylist {
     fn on_rcpt_to(&mut self, info: AddressInfo) -> Verdict {
         let delay_ms = host::config_u64("delay", 300) * 1000;
         let window_ms = host::config_u64("retry_window", 172_800) * 1000;
-        let key = format!("{}/{}/{}", self.client_ip, self.sender, info.address.to_lowercase());
+        let key = format!("{}/{}/{}", info.client_ip, self.sender, info.address.to_lowercase());
         let now = host::now_ms();
         let first_seen = host::kv_get(&key).and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse::<u64>().ok());
         let first = match first_seen {

@@ -56,6 +56,7 @@ pub async fn measure(dir: &Path, rounds: u32) -> anyhow::Result<Figures> {
     let info = wit::AddressInfo {
         address: "daniel@client.example".into(),
         params: vec![wit::Param { keyword: "SIZE".into(), value: Some("4096".into()) }],
+        client_ip: "192.0.2.1".into(),
     };
     let guest = instance.wasmail_plugin_session();
     for _ in 0..100 {

@@ -46,7 +46,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let mut discard = None;
         if self.plugins.wants(Hook::MailFrom) {
-            let info = AddressInfo { address: display_path(&reverse_path), params: mail_param_list(&params) };
+            let info = AddressInfo {
+                address: display_path(&reverse_path),
+                params: mail_param_list(&params),
+                client_ip: self.peer.ip().to_string(),
+            };
             match self.plugins.on_mail_from(&info).await {
                 Decision::Refuse(reply) => return (reply, Flow::Continue),
                 Decision::Disconnect(reply) => return (reply, Flow::Close),
@@ -119,7 +123,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         };
         if self.plugins.wants(Hook::RcptTo) {
-            let info = AddressInfo { address: address.to_string(), params: rcpt_param_list(&params) };
+            let info = AddressInfo { address: address.to_string(), params: rcpt_param_list(&params), client_ip: self.peer.ip().to_string() };
             match self.plugins.on_rcpt_to(&info).await {
                 Decision::Refuse(reply) => return refused(reply),
                 Decision::Disconnect(reply) => return (reply, Flow::Close),
