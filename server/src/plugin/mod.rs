@@ -242,7 +242,7 @@ fn make_engine(cache_dir: Option<&Path>, max_memory: usize, instances: u32) -> a
     // process costs a TLB shootdown on every core, which profiling showed to be the largest
     // cost of a session's instances. Older kernels fall back to madvise.
     pool.linear_memory_keep_resident(2 << 20);
-    pool.table_keep_resident(64 << 10);
+    pool.table_keep_resident(8 << 10);
     pool.pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     // Reserve only what the largest limit allows, so that thousands of slots stay cheap in

@@ -133,24 +133,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Flushes pending replies, then reads more input within `timeout`.
     pub(super) async fn fill(&mut self, timeout: Duration) -> std::io::Result<Result<(), ReadEnd>> {
         self.flush().await?;
-        let start = self.input.len();
-        self.input.resize(start + READ_CHUNK, 0);
-        let read = tokio::time::timeout(timeout, self.io.read(&mut self.input[start..])).await;
+        // Read into spare capacity: no zero-filling of the buffer on every read.
+        self.input.reserve(READ_CHUNK);
+        let read = tokio::time::timeout(timeout, self.io.read_buf(&mut self.input)).await;
         match read {
-            Ok(Ok(0)) => {
-                self.input.truncate(start);
-                Ok(Err(ReadEnd::Closed))
-            }
-            Ok(Ok(n)) => {
-                self.input.truncate(start + n);
-                Ok(Ok(()))
-            }
-            Ok(Err(e)) => {
-                self.input.truncate(start);
-                Err(e)
-            }
+            Ok(Ok(0)) => Ok(Err(ReadEnd::Closed)),
+            Ok(Ok(_)) => Ok(Ok(())),
+            Ok(Err(e)) => Err(e),
             Err(_) => {
-                self.input.truncate(start);
                 let text = format!("{} Error: timeout exceeded", self.hostname());
                 self.reply(Reply::new(421, codes::TEMP_TIMEOUT, text));
                 self.flush().await?;
