@@ -27,8 +27,11 @@ use std::sync::Arc;
 
 /// What every session shares: the configuration, the directory of users and the store.
 pub struct Context {
+    /// The configuration, after command-line overrides.
     pub config: config::Config,
+    /// Local domains, users and aliases.
     pub directory: directory::Directory,
+    /// Where mail is stored.
     pub store: Arc<dyn store::MailStore>,
     /// The loaded plugins (possibly none).
     pub plugins: Arc<plugin::Registry>,

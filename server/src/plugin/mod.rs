@@ -52,6 +52,7 @@ pub struct Shared {
 
 /// A loaded plugin.
 pub struct Loaded {
+    /// Name, settings and key-value store, which every instance's state points to.
     pub shared: Arc<Shared>,
     /// Where it was loaded from.
     pub path: PathBuf,
@@ -84,6 +85,7 @@ impl Loaded {
 
 /// Every loaded plugin, in order, and what they claim.
 pub struct Registry {
+    /// The one engine of the process for plugins: pooling allocator, epoch interruption.
     engine: Engine,
     /// Sorted by `order`, then name.
     plugins: Vec<Arc<Loaded>>,
@@ -99,8 +101,11 @@ pub struct Registry {
 
 /// Where plugins are loaded from and what the engine is sized for.
 pub struct LoadOptions<'a> {
+    /// The plugin folder.
     pub dir: &'a Path,
+    /// The data directory: plugin stores and the compile cache live under it.
     pub data_dir: &'a Path,
+    /// The server's host name, for `host.hostname`.
     pub hostname: &'a str,
     /// Sessions that may run at once: the pool holds an instance of every plugin for each.
     pub max_sessions: usize,

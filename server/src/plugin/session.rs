@@ -22,8 +22,11 @@ use super::validate::{self, Decision};
 use super::{arm_deadline, new_store, FailurePolicy, Hook, Registry};
 use crate::smtp::proto::{codes, Reply};
 
+/// A plugin's instance in one session.
 struct Instance {
+    /// Its own store: limits, WASI context, deadline.
     store: Store<State>,
+    /// The typed exports.
     bindings: Plugin,
 }
 
@@ -49,11 +52,14 @@ impl Failure {
 
 /// What the data hooks decided, with the header changes of the plugins that let it pass.
 pub struct DataOutcome {
+    /// What happens to the message.
     pub decision: Decision,
+    /// Changes to apply when it is stored, in plugin order.
     pub header_changes: Vec<wit::HeaderChange>,
 }
 
 pub struct SessionPlugins {
+    /// The loaded plugins and the engine.
     registry: Arc<Registry>,
     /// One slot per plugin, in registry order; None until first needed or after a failure.
     instances: Vec<Option<Instance>>,

@@ -44,6 +44,7 @@ pub struct State {
     pub wasi: WasiCtx,
     /// WASI's resources (streams and the like).
     pub table: ResourceTable,
+    /// The memory limit, and whether it was hit.
     pub limiter: Limiter,
     /// The plugin this instance belongs to: its name, config and key-value store.
     pub plugin: Arc<Shared>,
