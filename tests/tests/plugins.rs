@@ -210,6 +210,14 @@ fn misbehaving_plugins_fail_open() {
         let failure = log.iter().find(|l| l.contains("plugin failed")).unwrap_or_else(|| panic!("{name}: no failure logged"));
         assert!(failure.contains(&format!("\"plugin\":\"{name}\"")) && failure.contains(&format!("\"kind\":\"{kind}\"")), "{failure}");
     }
+    // What a plugin writes to stderr (here, the panic message) reaches the log, tagged.
+    let server = misbehaving("panic", "open");
+    try_message(&server, "stderr");
+    let log = server.log();
+    assert!(
+        log.iter().any(|l| l.contains("stderr: the panic plugin panics on MAIL FROM:<a@client.test>") && l.contains("\"plugin\":\"panic\"")),
+        "{log:#?}"
+    );
 }
 
 #[test]

@@ -129,8 +129,10 @@ impl tokio::io::AsyncWrite for LineLogger {
     fn poll_write(mut self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
         for &b in buf {
             if b == b'\n' {
-                let line = String::from_utf8_lossy(&self.partial).into_owned();
-                tracing::info!(plugin = &*self.plugin, "stderr: {line}");
+                if !self.partial.is_empty() {
+                    let line = String::from_utf8_lossy(&self.partial).into_owned();
+                    tracing::info!(plugin = &*self.plugin, "stderr: {line}");
+                }
                 self.partial.clear();
             } else if self.partial.len() < 4096 {
                 self.partial.push(b);
