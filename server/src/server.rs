@@ -31,7 +31,7 @@ pub async fn build_context(config: Config, plugins_required: bool) -> anyhow::Re
         anyhow::bail!("plugin directory {} does not exist", dir.display());
     } else {
         tracing::info!(dir = %dir.display(), "no plugin directory; running without plugins");
-        Registry::empty(&config.hostname)?
+        Registry::empty(&config.hostname)
     };
     Ok(Arc::new(Context { config, directory, store: Arc::new(store), plugins: Arc::new(plugins) }))
 }

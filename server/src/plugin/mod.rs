@@ -29,7 +29,7 @@ use anyhow::{bail, Context as _};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-pub use bindings::types::{AddressInfo, ConnectInfo, Envelope, Header, HeaderChange, HeaderRef, HeloInfo, Hook, Manifest, Param};
+pub use bindings::types::{AddressInfo, ConnectInfo, EhloKeyword, Envelope, Header, HeaderChange, HeloInfo, Hook, Manifest, Param};
 pub use session::SessionPlugins;
 pub use settings::{FailurePolicy, PluginSettings};
 pub use validate::Decision;
@@ -37,7 +37,8 @@ pub use validate::Decision;
 use bindings::{Plugin, PluginPre};
 use state::{Limiter, State, StderrToLog};
 
-/// The epoch ticks this often; call deadlines are counted in ticks.
+/// The epoch ticks this often: a running guest yields, and its deadline is checked, at each
+/// tick.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// What every instance of a plugin shares: its identity, settings and key-value store.
@@ -54,8 +55,6 @@ pub struct Shared {
 pub struct Loaded {
     /// Name, settings and key-value store, which every instance's state points to.
     pub shared: Arc<Shared>,
-    /// Where it was loaded from.
-    pub path: PathBuf,
     /// What the plugin said it adds, checked.
     pub manifest: Manifest,
     /// Compiled, linked, ready to instantiate.
@@ -80,8 +79,6 @@ impl Loaded {
         self.manifest.activated_by_verb
     }
 }
-
-
 
 /// Every loaded plugin, in order, and what they claim.
 pub struct Registry {
@@ -113,15 +110,15 @@ pub struct LoadOptions<'a> {
 
 impl Registry {
     /// A registry with no plugins (no plugin directory).
-    pub fn empty(hostname: &str) -> anyhow::Result<Registry> {
-        Ok(Registry {
+    pub fn empty(hostname: &str) -> Registry {
+        Registry {
             engine: Engine::default(),
             plugins: Vec::new(),
             verbs: HashMap::new(),
             mail_params: HashMap::new(),
             rcpt_params: HashMap::new(),
             hostname: hostname.into(),
-        })
+        }
     }
 
     /// Loads every enabled `*.wasm` of the directory. Errors name the file and what is wrong.
@@ -190,20 +187,9 @@ impl Registry {
         Ok(registry)
     }
 
-    pub fn plugins(&self) -> &[Arc<Loaded>] {
-        &self.plugins
-    }
-
     /// The EHLO lines the plugins add, in plugin order.
     pub fn ehlo_lines(&self) -> impl Iterator<Item = String> + '_ {
-        self.plugins.iter().flat_map(|p| &p.manifest.ehlo_keywords).map(|k| match &k.params {
-            Some(params) => format!("{} {params}", k.name),
-            None => k.name.clone(),
-        })
-    }
-
-    pub fn claims_verb(&self, verb: &str) -> bool {
-        self.verbs.contains_key(verb)
+        self.plugins.iter().flat_map(|p| &p.manifest.ehlo_keywords).map(ehlo_line)
     }
 
     pub fn claims_mail_param(&self, keyword: &str) -> bool {
@@ -333,7 +319,7 @@ async fn load_one(
         .await
         .map_err(|e| anyhow::anyhow!("{file}: get-manifest failed: {e:#}"))?;
     validate::manifest(&manifest).map_err(|e| anyhow::anyhow!("{file}: bad manifest: {e}"))?;
-    Ok(Loaded { shared, path: path.to_path_buf(), manifest, pre })
+    Ok(Loaded { shared, manifest, pre })
 }
 
 /// One thread per engine moves the epoch forward; a call whose deadline passes traps. The
@@ -371,13 +357,18 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// A keyword as the EHLO reply lists it: `NAME` or `NAME PARAMS`.
+fn ehlo_line(keyword: &EhloKeyword) -> String {
+    match &keyword.params {
+        Some(params) => format!("{} {params}", keyword.name),
+        None => keyword.name.clone(),
+    }
+}
+
 /// The text `wasmail plugin inspect` prints.
 pub fn describe(manifest: &Manifest, settings: &PluginSettings) -> String {
     let list = |items: Vec<String>| if items.is_empty() { "(none)".to_string() } else { items.join(" ") };
-    let keywords = manifest.ehlo_keywords.iter().map(|k| match &k.params {
-        Some(p) => format!("{} {p}", k.name),
-        None => k.name.clone(),
-    });
+    let keywords = manifest.ehlo_keywords.iter().map(ehlo_line);
     let hooks = manifest.hooks.iter().map(|h| {
         match h {
             Hook::Connect => "connect",

@@ -69,19 +69,10 @@ pub struct SessionPlugins {
     ran: Vec<String>,
 }
 
-/// The reply a `closed` plugin's failure gives.
-fn tempfail() -> Reply {
-    Reply::new(451, codes::TEMP_SYSTEM, "Local error in processing, try again later")
-}
-
 impl SessionPlugins {
     pub fn new(registry: Arc<Registry>, session: &str) -> SessionPlugins {
         let instances = registry.plugins.iter().map(|_| None).collect();
         SessionPlugins { registry, instances, session: session.into(), ran: Vec::new() }
-    }
-
-    pub fn registry(&self) -> &Registry {
-        &self.registry
     }
 
     /// Starts a new command: forgets which plugins ran for the previous one.
@@ -126,7 +117,7 @@ impl SessionPlugins {
         tracing::warn!(plugin = plugin.name(), hook, kind = failure.kind(), policy = ?policy, "plugin failed: {detail}");
         match policy {
             FailurePolicy::Open => None,
-            FailurePolicy::Closed => Some(tempfail()),
+            FailurePolicy::Closed => Some(Reply::local_error()),
         }
     }
 
@@ -235,14 +226,19 @@ impl SessionPlugins {
         (0..self.registry.plugins.len()).any(|index| self.should_call(index, hook))
     }
 
-    /// Whether a plugin that has an instance in this session asked for `hook`.
+    /// Whether plugin `index` has an instance in this session and asked for `hook` (reset and
+    /// reply go only to instances that exist).
+    fn instance_wants(&self, index: usize, hook: Hook) -> bool {
+        self.instances[index].is_some() && self.registry.plugins[index].wants(hook)
+    }
+
     fn any_instance_wants(&self, hook: Hook) -> bool {
-        self.instances.iter().zip(&self.registry.plugins).any(|(instance, plugin)| instance.is_some() && plugin.wants(hook))
+        (0..self.registry.plugins.len()).any(|index| self.instance_wants(index, hook))
     }
 
     async fn reset_hooks(&mut self) {
         for index in 0..self.registry.plugins.len() {
-            if self.instances[index].is_none() || !self.registry.plugins[index].wants(Hook::Reset) {
+            if !self.instance_wants(index, Hook::Reset) {
                 continue;
             }
             if let Err(failure) = self.call(index, &Call::Reset).await {
@@ -278,7 +274,7 @@ impl SessionPlugins {
         let context = wit::ReplyContext { verb: verb.to_string(), reply: to_wit(&reply), plugins: self.ran.clone() };
         let mut reply = reply;
         for index in 0..self.registry.plugins.len() {
-            if self.instances[index].is_none() || !self.registry.plugins[index].wants(Hook::Reply) {
+            if !self.instance_wants(index, Hook::Reply) {
                 continue;
             }
             let result = self.call(index, &Call::Reply(&context)).await.and_then(|output| {

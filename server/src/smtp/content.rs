@@ -107,17 +107,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Ok(Flow::Close);
             }
         }
-        if chunks.receiver.report().too_big {
-            // The transaction is over: later chunks find no transaction and get 503.
-            let transaction = self.transaction.take().expect("checked");
-            let reply = Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size");
-            self.log_transaction(&transaction, chunks.receiver.report().size, &reply);
-            let reply = self.plugins.on_reply("BDAT", reply).await;
-            self.reply(reply);
-            self.plugins.on_reset().await;
-            return Ok(Flow::Continue);
-        }
-        if !last {
+        // Past the size limit the transaction ends here (finish answers 552); later chunks find
+        // no transaction and get 503.
+        if !last && !chunks.receiver.report().too_big {
             self.transaction.as_mut().expect("checked").bdat = Some(chunks);
             self.reply(Reply::new(250, codes::OK, format!("{size} octets received")));
             return Ok(Flow::Continue);
@@ -147,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn finish(&mut self, mut transaction: Transaction, content: Vec<u8>, report: &ContentReport) -> (Reply, Flow) {
         let smtp = &self.ctx.config.smtp;
         let refusal = if report.too_big {
-            Some(Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size"))
+            Some(Reply::too_big())
         } else if (report.bare_lf || report.bare_cr) && smtp.bare_line_ending == BareLineEnding::Reject {
             Some(Reply::new(550, codes::SYNTAX, "Message contains a bare CR or LF; line ends must be CRLF (RFC 5321 2.3.8)"))
         } else if report.line_too_long {
@@ -162,7 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Ok(_) if transaction.discard.is_some() => {
                     let why = transaction.discard.as_deref().unwrap_or_default();
                     tracing::info!(queue_id = transaction.queue_id, "message discarded by {why}");
-                    (Reply::new(250, codes::OK, format!("{} Message accepted for delivery", transaction.queue_id)), Flow::Continue)
+                    (accepted(&transaction), Flow::Continue)
                 }
                 Ok(content) => (self.store(&transaction, content).await, Flow::Continue),
             },
@@ -231,17 +223,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let store = Arc::clone(&self.ctx.store);
         let result = tokio::task::spawn_blocking(move || deliver_all(store.as_ref(), &users, &[trace.as_bytes(), &content])).await;
-        match result {
-            Ok(Ok(())) => Reply::new(250, codes::OK, format!("{} Message accepted for delivery", transaction.queue_id)),
-            Ok(Err(e)) => {
-                tracing::error!(queue_id = transaction.queue_id, error = %e, "storing failed");
-                Reply::new(451, codes::TEMP_SYSTEM, "Local error in processing, try again later")
-            }
-            Err(e) => {
-                tracing::error!(queue_id = transaction.queue_id, error = %e, "storing task failed");
-                Reply::new(451, codes::TEMP_SYSTEM, "Local error in processing, try again later")
-            }
-        }
+        let error = match result {
+            Ok(Ok(())) => return accepted(transaction),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the storing task failed: {e}"),
+        };
+        tracing::error!(queue_id = transaction.queue_id, error, "storing failed");
+        Reply::local_error()
     }
 
     /// `Return-Path:` and `Received:` (RFC 5321 4.4), in CRLF form.
@@ -271,6 +259,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             date
         )
     }
+}
+
+/// The 250 that ends a transaction, with its queue id.
+fn accepted(transaction: &Transaction) -> Reply {
+    Reply::new(250, codes::OK, format!("{} Message accepted for delivery", transaction.queue_id))
 }
 
 /// Delivers to every user or to none: on a failure, copies already stored are discarded.

@@ -39,10 +39,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn decide_mail(&mut self, reverse_path: Option<Address>, params: MailParams) -> (Reply, Flow) {
         let limit = self.ctx.config.smtp.max_message_size.0;
         if params.size.is_some_and(|size| size > limit) {
-            return (Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size"), Flow::Continue);
+            return (Reply::too_big(), Flow::Continue);
         }
         if reverse_path.as_ref().is_some_and(Address::is_utf8) && !params.smtputf8 {
-            return (Reply::new(553, codes::NON_ASCII_ADDRESS, "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8"), Flow::Continue);
+            return (needs_smtputf8(), Flow::Continue);
         }
         let mut discard = None;
         if self.plugins.wants(Hook::MailFrom) {
@@ -95,7 +95,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         };
         if address.is_utf8() && !smtputf8 {
-            return (Reply::new(553, codes::NON_ASCII_ADDRESS, "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8"), Flow::Continue);
+            return (needs_smtputf8(), Flow::Continue);
         }
         let mailboxes = match directory.resolve(&address) {
             Ok(Resolution::Local(mailboxes)) => mailboxes,
@@ -143,6 +143,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let ip = self.peer.ip();
         self.ctx.config.relay_networks.iter().any(|net| net.contains(&ip))
     }
+}
+
+/// 553 5.6.7 for a non-ASCII address in a transaction without SMTPUTF8 (RFC 6531 3.5).
+fn needs_smtputf8() -> Reply {
+    Reply::new(553, codes::NON_ASCII_ADDRESS, "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8")
 }
 
 fn refused(reply: Reply) -> (Reply, Flow) {

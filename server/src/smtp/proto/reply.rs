@@ -55,6 +55,16 @@ impl Reply {
         Reply { code, enhanced, lines }
     }
 
+    /// 451 4.3.0: something on this side failed; the client keeps the message and retries.
+    pub fn local_error() -> Self {
+        Reply::new(451, codes::TEMP_SYSTEM, "Local error in processing, try again later")
+    }
+
+    /// 552 5.3.4: the message is larger than `max_message_size` (RFC 1870).
+    pub fn too_big() -> Self {
+        Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size")
+    }
+
     pub fn is_positive(&self) -> bool {
         self.code < 400
     }
