@@ -1,6 +1,6 @@
-//! The header section of a message in SMTP's CRLF form (RFC 5322 2.2): finding its fields,
-//! unfolding their values, and applying milter-style changes while leaving every untouched
-//! byte as it was.
+//! The header section of a message or part (RFC 5322 2.2): finding its fields, unfolding
+//! their values, and applying milter-style changes (to SMTP's CRLF form) while leaving every
+//! untouched byte as it was.
 
 /// One header field, located in the content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,13 +18,34 @@ pub struct Field {
 /// line, if any, and the body follow). Parsing stops at the first line that is neither a
 /// field nor a continuation, as a lenient reader does.
 pub fn fields(content: &[u8]) -> (Vec<Field>, usize) {
+    let section = section(content, 0..content.len(), usize::MAX);
+    (section.fields, section.end)
+}
+
+/// A header section found inside a message or part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// The fields, with offsets into the whole content.
+    pub fields: Vec<Field>,
+    /// Where the fields end: the blank line, or the first line that is not a field.
+    pub end: usize,
+    /// Where the body starts: after the blank line (or at `end` when there is none).
+    pub body_start: usize,
+    /// Parsing stopped at `max_fields` fields.
+    pub truncated: bool,
+}
+
+/// The header section at the start of `range`. Lines end in LF or CRLF (SMTP content has
+/// CRLF, Maildir files LF); at most `max_fields` fields are collected.
+pub fn section(content: &[u8], range: std::ops::Range<usize>, max_fields: usize) -> Section {
     let mut out: Vec<Field> = Vec::new();
-    let mut pos = 0;
-    while pos < content.len() {
-        let line_end = content[pos..].windows(2).position(|w| w == b"\r\n").map(|i| pos + i + 2).unwrap_or(content.len());
+    let mut pos = range.start;
+    let limit = range.end.min(content.len());
+    while pos < limit {
+        let line_end = memchr(b'\n', &content[pos..limit]).map(|i| pos + i + 1).unwrap_or(limit);
         let line = &content[pos..line_end];
-        if line.starts_with(b"\r\n") {
-            break;
+        if line == b"\r\n" || line == b"\n" {
+            return Section { fields: out, end: pos, body_start: line_end, truncated: false };
         }
         if line[0] == b' ' || line[0] == b'\t' {
             match out.last_mut() {
@@ -39,6 +60,9 @@ pub fn fields(content: &[u8]) -> (Vec<Field>, usize) {
             if name.is_empty() || !name.iter().all(|&b| (33..=126).contains(&b)) {
                 break;
             }
+            if out.len() == max_fields {
+                return Section { fields: out, end: pos, body_start: pos, truncated: true };
+            }
             out.push(Field {
                 name: String::from_utf8_lossy(name).into_owned(),
                 start: pos,
@@ -48,22 +72,17 @@ pub fn fields(content: &[u8]) -> (Vec<Field>, usize) {
         }
         pos = line_end;
     }
-    (out, pos)
+    Section { fields: out, end: pos, body_start: pos, truncated: false }
+}
+
+/// The position of the first `needle` in `haystack`.
+pub(crate) fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
 }
 
 /// The value of a field with folding removed and leading white space trimmed.
 pub fn unfolded_value(content: &[u8], field: &Field) -> String {
-    let raw = &content[field.value_start..field.end];
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i..].starts_with(b"\r\n") {
-            i += 2;
-            continue;
-        }
-        out.push(raw[i]);
-        i += 1;
-    }
+    let out: Vec<u8> = content[field.value_start..field.end].iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect();
     let text = String::from_utf8_lossy(&out);
     text.trim_start_matches([' ', '\t']).trim_end().to_string()
 }
