@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-examples=(verb onex xusr greylist)
+examples=(verb onex xusr greylist attachment-guard disclaimer calendar-summary)
 tests=(loop memory-hog panic bad-reply missing-import policy)
 
 sudo=""

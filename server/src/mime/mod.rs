@@ -22,3 +22,6 @@ pub mod words;
 
 pub use parser::{parse, Kind, Leaf, LimitExceeded, Limits, Message, Part};
 pub use rewrite::{rewrite, Action};
+
+#[cfg(test)]
+mod fixtures;

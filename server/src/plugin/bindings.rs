@@ -9,5 +9,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::exports::wasmail::plugin::session::Guest;
+pub use self::exports::wasmail::plugin::mime_handler as mime_types;
 pub use self::wasmail::plugin::types;

@@ -45,7 +45,10 @@ impl KvStore {
         // Start from a compact log: the replayed map, written anew.
         let log = write_compact(&path, &map)?;
         let log_size = log.metadata()?.len();
-        Ok(KvStore { path, inner: Mutex::new(Inner { map, log, log_size }) })
+        Ok(KvStore {
+            path,
+            inner: Mutex::new(Inner { map, log, log_size }),
+        })
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
@@ -64,7 +67,10 @@ impl KvStore {
             return Err(format!("store full ({MAX_KEYS} keys)"));
         }
         let record = encode(OP_SET, key, value);
-        inner.log.write_all(&record).map_err(|e| format!("cannot write: {e}"))?;
+        inner
+            .log
+            .write_all(&record)
+            .map_err(|e| format!("cannot write: {e}"))?;
         inner.log_size += record.len() as u64;
         inner.map.insert(key.to_string(), value.to_vec());
         self.maybe_compact(&mut inner);
@@ -83,14 +89,20 @@ impl KvStore {
     }
 
     fn maybe_compact(&self, inner: &mut Inner) {
-        let live: u64 = inner.map.iter().map(|(k, v)| 9 + k.len() as u64 + v.len() as u64).sum();
+        let live: u64 = inner
+            .map
+            .iter()
+            .map(|(k, v)| 9 + k.len() as u64 + v.len() as u64)
+            .sum();
         if inner.log_size > 1 << 20 && inner.log_size > 4 * live {
             match write_compact(&self.path, &inner.map) {
                 Ok(log) => {
                     inner.log_size = log.metadata().map(|m| m.len()).unwrap_or(live);
                     inner.log = log;
                 }
-                Err(e) => tracing::warn!(file = %self.path.display(), error = %e, "plugin store: compaction failed"),
+                Err(e) => {
+                    tracing::warn!(file = %self.path.display(), error = %e, "plugin store: compaction failed")
+                }
             }
         }
     }
@@ -139,7 +151,10 @@ fn write_compact(path: &Path, map: &HashMap<String, Vec<u8>>) -> io::Result<File
         for (key, value) in map {
             writer.write_all(&encode(OP_SET, key, value))?;
         }
-        writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
     }
     fs::rename(&tmp, path)?;
     OpenOptions::new().append(true).open(path)
@@ -161,7 +176,10 @@ mod tests {
             assert_eq!(kv.get("a").as_deref(), Some(&b"3"[..]));
         }
         // A crash in the middle of a record.
-        let mut log = OpenOptions::new().append(true).open(dir.path().join("kv.log")).unwrap();
+        let mut log = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("kv.log"))
+            .unwrap();
         log.write_all(&encode(OP_SET, "c", b"value")[..7]).unwrap();
         drop(log);
         let kv = KvStore::open(dir.path()).unwrap();
@@ -170,7 +188,10 @@ mod tests {
         assert_eq!(kv.get("c"), None);
         kv.set("c", b"ok").unwrap();
         drop(kv);
-        assert_eq!(KvStore::open(dir.path()).unwrap().get("c").as_deref(), Some(&b"ok"[..]));
+        assert_eq!(
+            KvStore::open(dir.path()).unwrap().get("c").as_deref(),
+            Some(&b"ok"[..])
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use wasmtime::Store;
 
-use super::bindings::{types as wit, Guest, Plugin};
+use super::bindings::{mime_types, types as wit, Plugin};
 use super::state::State;
 use super::validate::{self, Decision};
 use super::{arm_deadline, new_store, FailurePolicy, Hook, Registry};
@@ -60,19 +60,29 @@ pub struct DataOutcome {
 
 pub struct SessionPlugins {
     /// The loaded plugins and the engine.
-    registry: Arc<Registry>,
+    pub(super) registry: Arc<Registry>,
     /// One slot per plugin, in registry order; None until first needed or after a failure.
     instances: Vec<Option<Instance>>,
     /// The session id, for the plugins' log lines.
     session: Arc<str>,
     /// `name: verdict` of each plugin that ran for the current command, for `on-reply`.
-    ran: Vec<String>,
+    pub(super) ran: Vec<String>,
 }
 
 impl SessionPlugins {
     pub fn new(registry: Arc<Registry>, session: &str) -> SessionPlugins {
         let instances = registry.plugins.iter().map(|_| None).collect();
-        SessionPlugins { registry, instances, session: session.into(), ran: Vec::new() }
+        SessionPlugins {
+            registry,
+            instances,
+            session: session.into(),
+            ran: Vec::new(),
+        }
+    }
+
+    /// Whether plugin `index` has an instance in this session.
+    pub(super) fn has_instance(&self, index: usize) -> bool {
+        self.instances[index].is_some()
     }
 
     /// Starts a new command: forgets which plugins ran for the previous one.
@@ -81,11 +91,16 @@ impl SessionPlugins {
     }
 
     /// Makes `call` on plugin `index`'s instance, making the instance if needed.
-    async fn call(&mut self, index: usize, call: &Call<'_>) -> Result<Output, Failure> {
+    pub(super) async fn call(&mut self, index: usize, call: &Call<'_>) -> Result<Output, Failure> {
         let plugin = Arc::clone(&self.registry.plugins[index]);
         let timeout = plugin.settings().call_timeout.0;
         if self.instances[index].is_none() {
-            let mut store = new_store(&self.registry.engine, &plugin.shared, Arc::clone(&self.session), Arc::clone(&self.registry.hostname));
+            let mut store = new_store(
+                &self.registry.engine,
+                &plugin.shared,
+                Arc::clone(&self.session),
+                Arc::clone(&self.registry.hostname),
+            );
             arm_deadline(&mut store, timeout);
             match plugin.pre.instantiate_async(&mut store).await {
                 Ok(bindings) => self.instances[index] = Some(Instance { store, bindings }),
@@ -94,7 +109,7 @@ impl SessionPlugins {
         }
         let instance = self.instances[index].as_mut().expect("made above");
         arm_deadline(&mut instance.store, timeout);
-        match invoke(instance.bindings.wasmail_plugin_session(), &mut instance.store, call).await {
+        match invoke(&instance.bindings, &mut instance.store, call).await {
             Ok(value) => Ok(value),
             Err(e) => {
                 let failure = classify(&e, &instance.store);
@@ -106,7 +121,7 @@ impl SessionPlugins {
     }
 
     /// Logs a failure and returns the reply the policy gives (None for `open`).
-    fn failed(&self, index: usize, hook: &str, failure: &Failure) -> Option<Reply> {
+    pub(super) fn failed(&self, index: usize, hook: &str, failure: &Failure) -> Option<Reply> {
         let plugin = &self.registry.plugins[index];
         let policy = plugin.settings().fail;
         let detail = match failure {
@@ -127,20 +142,31 @@ impl SessionPlugins {
             if !self.should_call(index, hook) {
                 continue;
             }
-            let decision = self.call(index, &call).await.and_then(|output| match output {
-                Output::Verdict(v) => validate::verdict(&v).map_err(Failure::Invalid),
-                _ => unreachable!("a verdict hook returns a verdict"),
-            });
+            let decision = self
+                .call(index, &call)
+                .await
+                .and_then(|output| match output {
+                    Output::Verdict(v) => validate::verdict(&v).map_err(Failure::Invalid),
+                    _ => unreachable!("a verdict hook returns a verdict"),
+                });
             match decision {
                 Ok(decision) => {
-                    self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), label(&decision)));
+                    self.ran.push(format!(
+                        "{}: {}",
+                        self.registry.plugins[index].name(),
+                        label(&decision)
+                    ));
                     match decision {
                         Decision::Continue => {}
                         other => return other,
                     }
                 }
                 Err(failure) => {
-                    self.ran.push(format!("{}: failed ({})", self.registry.plugins[index].name(), failure.kind()));
+                    self.ran.push(format!(
+                        "{}: failed ({})",
+                        self.registry.plugins[index].name(),
+                        failure.kind()
+                    ));
                     if let Some(reply) = self.failed(index, name, &failure) {
                         return Decision::Refuse(reply);
                     }
@@ -151,58 +177,93 @@ impl SessionPlugins {
     }
 
     pub async fn on_connect(&mut self, info: &wit::ConnectInfo) -> Decision {
-        self.verdict_hook(Hook::Connect, "connect", Call::Connect(info)).await
+        self.verdict_hook(Hook::Connect, "connect", Call::Connect(info))
+            .await
     }
 
     pub async fn on_helo(&mut self, info: &wit::HeloInfo) -> Decision {
-        self.verdict_hook(Hook::Helo, "helo", Call::Helo(info)).await
+        self.verdict_hook(Hook::Helo, "helo", Call::Helo(info))
+            .await
     }
 
     pub async fn on_mail_from(&mut self, info: &wit::AddressInfo) -> Decision {
-        self.verdict_hook(Hook::MailFrom, "mail-from", Call::MailFrom(info)).await
+        self.verdict_hook(Hook::MailFrom, "mail-from", Call::MailFrom(info))
+            .await
     }
 
     pub async fn on_rcpt_to(&mut self, info: &wit::AddressInfo) -> Decision {
-        self.verdict_hook(Hook::RcptTo, "rcpt-to", Call::RcptTo(info)).await
+        self.verdict_hook(Hook::RcptTo, "rcpt-to", Call::RcptTo(info))
+            .await
     }
 
     /// Runs the data hooks. Header changes are collected from each plugin that lets the
     /// message pass, in plugin order.
-    pub async fn on_data(&mut self, envelope: &wit::Envelope, headers: &[wit::Header]) -> DataOutcome {
+    pub async fn on_data(
+        &mut self,
+        envelope: &wit::Envelope,
+        headers: &[wit::Header],
+    ) -> DataOutcome {
         let mut changes = Vec::new();
         for index in 0..self.registry.plugins.len() {
             if !self.should_call(index, Hook::Data) {
                 continue;
             }
-            let result = self.call(index, &Call::Data(envelope, headers)).await.and_then(|output| {
-                let Output::Data(r) = output else { unreachable!("on-data returns a data result") };
-                let decision = validate::verdict(&r.verdict).map_err(Failure::Invalid)?;
-                for change in &r.header_changes {
-                    check_change(change).map_err(Failure::Invalid)?;
-                }
-                Ok((decision, r.header_changes))
-            });
+            let result = self
+                .call(index, &Call::Data(envelope, headers))
+                .await
+                .and_then(|output| {
+                    let Output::Data(r) = output else {
+                        unreachable!("on-data returns a data result")
+                    };
+                    let decision = validate::verdict(&r.verdict).map_err(Failure::Invalid)?;
+                    for change in &r.header_changes {
+                        check_change(change).map_err(Failure::Invalid)?;
+                    }
+                    Ok((decision, r.header_changes))
+                });
             match result {
                 Ok((decision, header_changes)) => {
-                    self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), label(&decision)));
+                    self.ran.push(format!(
+                        "{}: {}",
+                        self.registry.plugins[index].name(),
+                        label(&decision)
+                    ));
                     match decision {
                         Decision::Continue => changes.extend(header_changes),
                         Decision::Accept => {
                             changes.extend(header_changes);
-                            return DataOutcome { decision: Decision::Accept, header_changes: changes };
+                            return DataOutcome {
+                                decision: Decision::Accept,
+                                header_changes: changes,
+                            };
                         }
-                        other => return DataOutcome { decision: other, header_changes: Vec::new() },
+                        other => {
+                            return DataOutcome {
+                                decision: other,
+                                header_changes: Vec::new(),
+                            }
+                        }
                     }
                 }
                 Err(failure) => {
-                    self.ran.push(format!("{}: failed ({})", self.registry.plugins[index].name(), failure.kind()));
+                    self.ran.push(format!(
+                        "{}: failed ({})",
+                        self.registry.plugins[index].name(),
+                        failure.kind()
+                    ));
                     if let Some(reply) = self.failed(index, "data", &failure) {
-                        return DataOutcome { decision: Decision::Refuse(reply), header_changes: Vec::new() };
+                        return DataOutcome {
+                            decision: Decision::Refuse(reply),
+                            header_changes: Vec::new(),
+                        };
                     }
                 }
             }
         }
-        DataOutcome { decision: Decision::Continue, header_changes: changes }
+        DataOutcome {
+            decision: Decision::Continue,
+            header_changes: changes,
+        }
     }
 
     /// The transaction ended: tell the instances that exist and asked.
@@ -252,16 +313,26 @@ impl SessionPlugins {
     /// close the connection.
     pub async fn on_command(&mut self, verb: &str, args: &str) -> Option<(Reply, bool)> {
         let index = *self.registry.verbs.get(verb)?;
-        let result = self.call(index, &Call::Command(verb, args)).await.and_then(|output| {
-            let Output::Command(r) = output else { unreachable!("on-command returns a command result") };
-            validate::reply(&r.reply).map(|reply| (reply, r.close)).map_err(Failure::Invalid)
-        });
+        let result = self
+            .call(index, &Call::Command(verb, args))
+            .await
+            .and_then(|output| {
+                let Output::Command(r) = output else {
+                    unreachable!("on-command returns a command result")
+                };
+                validate::reply(&r.reply)
+                    .map(|reply| (reply, r.close))
+                    .map_err(Failure::Invalid)
+            });
         Some(match result {
             Ok(answer) => answer,
             Err(failure) => match self.failed(index, "command", &failure) {
                 Some(reply) => (reply, false),
                 // Open: as if the verb were not there.
-                None => (Reply::new(500, codes::SYNTAX, "Command unrecognized"), false),
+                None => (
+                    Reply::new(500, codes::SYNTAX, "Command unrecognized"),
+                    false,
+                ),
             },
         })
     }
@@ -271,16 +342,27 @@ impl SessionPlugins {
         if !self.any_instance_wants(Hook::Reply) {
             return reply;
         }
-        let context = wit::ReplyContext { verb: verb.to_string(), reply: to_wit(&reply), plugins: self.ran.clone() };
+        let context = wit::ReplyContext {
+            verb: verb.to_string(),
+            reply: to_wit(&reply),
+            plugins: self.ran.clone(),
+        };
         let mut reply = reply;
         for index in 0..self.registry.plugins.len() {
             if !self.instance_wants(index, Hook::Reply) {
                 continue;
             }
-            let result = self.call(index, &Call::Reply(&context)).await.and_then(|output| {
-                let Output::Lines(lines) = output else { unreachable!("on-reply returns lines") };
-                validate::extra_lines(&lines).map(|()| lines).map_err(Failure::Invalid)
-            });
+            let result = self
+                .call(index, &Call::Reply(&context))
+                .await
+                .and_then(|output| {
+                    let Output::Lines(lines) = output else {
+                        unreachable!("on-reply returns lines")
+                    };
+                    validate::extra_lines(&lines)
+                        .map(|()| lines)
+                        .map_err(Failure::Invalid)
+                });
             match result {
                 Ok(lines) if !lines.is_empty() => {
                     let last = reply.lines.pop().unwrap_or_default();
@@ -300,7 +382,7 @@ impl SessionPlugins {
 }
 
 /// A hook call and its arguments.
-enum Call<'a> {
+pub(super) enum Call<'a> {
     Connect(&'a wit::ConnectInfo),
     Helo(&'a wit::HeloInfo),
     MailFrom(&'a wit::AddressInfo),
@@ -309,30 +391,47 @@ enum Call<'a> {
     Reset,
     Command(&'a str, &'a str),
     Reply(&'a wit::ReplyContext),
+    Part(&'a mime_types::PartInfo),
 }
 
 /// What a hook call returned.
-enum Output {
+pub(super) enum Output {
     Verdict(wit::Verdict),
     Data(wit::DataResult),
     Unit,
     Command(wit::CommandResult),
     Lines(Vec<String>),
+    Part(mime_types::PartResult),
 }
 
-async fn invoke(guest: &Guest, store: &mut Store<State>, call: &Call<'_>) -> wasmtime::Result<Output> {
+async fn invoke(
+    bindings: &Plugin,
+    store: &mut Store<State>,
+    call: &Call<'_>,
+) -> wasmtime::Result<Output> {
+    let guest = bindings.wasmail_plugin_session();
     Ok(match call {
         Call::Connect(info) => Output::Verdict(guest.call_on_connect(&mut *store, info).await?),
         Call::Helo(info) => Output::Verdict(guest.call_on_helo(&mut *store, info).await?),
         Call::MailFrom(info) => Output::Verdict(guest.call_on_mail_from(&mut *store, info).await?),
         Call::RcptTo(info) => Output::Verdict(guest.call_on_rcpt_to(&mut *store, info).await?),
-        Call::Data(envelope, headers) => Output::Data(guest.call_on_data(&mut *store, envelope, headers).await?),
+        Call::Data(envelope, headers) => {
+            Output::Data(guest.call_on_data(&mut *store, envelope, headers).await?)
+        }
         Call::Reset => {
             guest.call_on_reset(&mut *store).await?;
             Output::Unit
         }
-        Call::Command(verb, args) => Output::Command(guest.call_on_command(&mut *store, verb, args).await?),
+        Call::Command(verb, args) => {
+            Output::Command(guest.call_on_command(&mut *store, verb, args).await?)
+        }
         Call::Reply(context) => Output::Lines(guest.call_on_reply(&mut *store, context).await?),
+        Call::Part(info) => Output::Part(
+            bindings
+                .wasmail_plugin_mime_handler()
+                .call_on_part(&mut *store, info)
+                .await?,
+        ),
     })
 }
 
@@ -349,7 +448,10 @@ fn label(decision: &Decision) -> &'static str {
 
 fn check_change(change: &wit::HeaderChange) -> Result<(), String> {
     let check_ref = |r: &wit::HeaderRef| {
-        validate::header(&wit::Header { name: r.name.clone(), value: String::new() })?;
+        validate::header(&wit::Header {
+            name: r.name.clone(),
+            value: String::new(),
+        })?;
         if r.index == 0 {
             return Err("header index starts at 1".to_string());
         }
@@ -359,7 +461,10 @@ fn check_change(change: &wit::HeaderChange) -> Result<(), String> {
         wit::HeaderChange::Add(h) | wit::HeaderChange::Insert((_, h)) => validate::header(h),
         wit::HeaderChange::Change((r, value)) => {
             check_ref(r)?;
-            validate::header(&wit::Header { name: r.name.clone(), value: value.clone() })
+            validate::header(&wit::Header {
+                name: r.name.clone(),
+                value: value.clone(),
+            })
         }
         wit::HeaderChange::Remove(r) => check_ref(r),
     }
@@ -369,7 +474,11 @@ fn check_change(change: &wit::HeaderChange) -> Result<(), String> {
 fn to_wit(reply: &Reply) -> wit::Reply {
     wit::Reply {
         code: reply.code,
-        enhanced: reply.enhanced.map(|e| wit::EnhancedCode { class: e.class, subject: e.subject, detail: e.detail }),
+        enhanced: reply.enhanced.map(|e| wit::EnhancedCode {
+            class: e.class,
+            subject: e.subject,
+            detail: e.detail,
+        }),
         lines: reply.lines.clone(),
     }
 }

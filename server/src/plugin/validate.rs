@@ -19,18 +19,32 @@ pub enum Decision {
 
 /// The built-in verbs: a plugin cannot take them over.
 const CORE_VERBS: &[&str] = &[
-    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP", "ETRN", "SEND", "SOML",
-    "SAML", "TURN", "STARTTLS", "AUTH",
+    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP",
+    "ETRN", "SEND", "SOML", "SAML", "TURN", "STARTTLS", "AUTH",
 ];
 
 /// The built-in EHLO keywords.
 const CORE_KEYWORDS: &[&str] = &[
-    "PIPELINING", "SIZE", "8BITMIME", "BINARYMIME", "CHUNKING", "ENHANCEDSTATUSCODES", "DSN", "ETRN", "SMTPUTF8", "HELP",
-    "VRFY", "EXPN", "STARTTLS", "AUTH",
+    "PIPELINING",
+    "SIZE",
+    "8BITMIME",
+    "BINARYMIME",
+    "CHUNKING",
+    "ENHANCEDSTATUSCODES",
+    "DSN",
+    "ETRN",
+    "SMTPUTF8",
+    "HELP",
+    "VRFY",
+    "EXPN",
+    "STARTTLS",
+    "AUTH",
 ];
 
 /// MAIL and RCPT parameters the core handles.
-const CORE_PARAMS: &[&str] = &["SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "NOTIFY", "ORCPT", "AUTH"];
+const CORE_PARAMS: &[&str] = &[
+    "SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "NOTIFY", "ORCPT", "AUTH",
+];
 
 const MAX_LINES: usize = 100;
 const MAX_LINE: usize = 500;
@@ -48,7 +62,9 @@ fn text_line(line: &str) -> Result<(), String> {
         return Err(format!("reply line longer than {MAX_LINE} octets"));
     }
     if line.chars().any(|c| c.is_control()) {
-        return Err(format!("control character (CR, LF, ...) in reply line {line:?}"));
+        return Err(format!(
+            "control character (CR, LF, ...) in reply line {line:?}"
+        ));
     }
     Ok(())
 }
@@ -60,7 +76,10 @@ pub fn manifest(m: &wit::Manifest) -> Result<(), String> {
     }
     for k in &m.ehlo_keywords {
         if !is_keyword(&k.name) || k.name != k.name.to_ascii_uppercase() {
-            return Err(format!("bad EHLO keyword {:?} (upper-case letters, digits, hyphens)", k.name));
+            return Err(format!(
+                "bad EHLO keyword {:?} (upper-case letters, digits, hyphens)",
+                k.name
+            ));
         }
         if CORE_KEYWORDS.contains(&k.name.as_str()) {
             return Err(format!("EHLO keyword {} belongs to the server", k.name));
@@ -72,7 +91,12 @@ pub fn manifest(m: &wit::Manifest) -> Result<(), String> {
         }
     }
     for v in &m.verbs {
-        if !is_keyword(v) || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+        if !is_keyword(v)
+            || v.len() > 20
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
             return Err(format!("bad verb {v:?} (upper-case letters and digits)"));
         }
         if CORE_VERBS.contains(&v.as_str()) {
@@ -98,7 +122,12 @@ pub fn manifest(m: &wit::Manifest) -> Result<(), String> {
     }
     for t in &m.mime_types {
         let ok = t.split_once('/').is_some_and(|(a, b)| {
-            let token = |s: &str| s == "*" || (!s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c)));
+            let token = |s: &str| {
+                s == "*"
+                    || (!s.is_empty()
+                        && s.bytes()
+                            .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c)))
+            };
             token(a) && token(b)
         });
         if !ok {
@@ -123,13 +152,24 @@ pub fn reply(r: &wit::Reply) -> Result<Reply, String> {
         None => None,
         Some(e) => {
             if u16::from(e.class) != r.code / 100 || e.subject > 999 || e.detail > 999 {
-                return Err(format!("enhanced code {}.{}.{} does not fit reply code {}", e.class, e.subject, e.detail, r.code));
+                return Err(format!(
+                    "enhanced code {}.{}.{} does not fit reply code {}",
+                    e.class, e.subject, e.detail, r.code
+                ));
             }
             Some(EnhancedCode::new(e.class, e.subject, e.detail))
         }
     };
-    let lines = if r.lines.is_empty() { vec![String::new()] } else { r.lines.clone() };
-    Ok(Reply { code: r.code, enhanced, lines })
+    let lines = if r.lines.is_empty() {
+        vec![String::new()]
+    } else {
+        r.lines.clone()
+    };
+    Ok(Reply {
+        code: r.code,
+        enhanced,
+        lines,
+    })
 }
 
 /// Checks a verdict and converts it.
@@ -155,7 +195,10 @@ pub fn verdict(v: &wit::Verdict) -> Result<Decision, String> {
         wit::Verdict::Disconnect(r) => {
             let r = reply(r)?;
             if r.code < 400 {
-                return Err(format!("disconnect with reply code {}, not 4xx or 5xx", r.code));
+                return Err(format!(
+                    "disconnect with reply code {}, not 4xx or 5xx",
+                    r.code
+                ));
             }
             Decision::Disconnect(r)
         }
@@ -192,7 +235,11 @@ mod tests {
     fn r(code: u16, enhanced: Option<(u8, u16, u16)>, lines: &[&str]) -> wit::Reply {
         wit::Reply {
             code,
-            enhanced: enhanced.map(|(class, subject, detail)| wit::EnhancedCode { class, subject, detail }),
+            enhanced: enhanced.map(|(class, subject, detail)| wit::EnhancedCode {
+                class,
+                subject,
+                detail,
+            }),
             lines: lines.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -206,14 +253,33 @@ mod tests {
         assert!(reply(&r(250, None, &[&"x".repeat(501)])).is_err());
         assert!(verdict(&wit::Verdict::Reject(r(451, None, &["x"]))).is_err());
         assert!(verdict(&wit::Verdict::Tempfail(r(550, None, &["x"]))).is_err());
-        assert_eq!(verdict(&wit::Verdict::Tempfail(r(450, Some((4, 7, 1)), &["later"]))).unwrap(), Decision::Refuse(Reply::new(450, EnhancedCode::new(4, 7, 1), "later")));
+        assert_eq!(
+            verdict(&wit::Verdict::Tempfail(r(450, Some((4, 7, 1)), &["later"]))).unwrap(),
+            Decision::Refuse(Reply::new(450, EnhancedCode::new(4, 7, 1), "later"))
+        );
     }
 
     #[test]
     fn headers() {
-        assert!(header(&wit::Header { name: "X-Ok".into(), value: "fine".into() }).is_ok());
-        assert!(header(&wit::Header { name: "Bad:Name".into(), value: "x".into() }).is_err());
-        assert!(header(&wit::Header { name: "X".into(), value: "a\r\nBcc: evil".into() }).is_err());
-        assert!(header(&wit::Header { name: "".into(), value: "x".into() }).is_err());
+        assert!(header(&wit::Header {
+            name: "X-Ok".into(),
+            value: "fine".into()
+        })
+        .is_ok());
+        assert!(header(&wit::Header {
+            name: "Bad:Name".into(),
+            value: "x".into()
+        })
+        .is_err());
+        assert!(header(&wit::Header {
+            name: "X".into(),
+            value: "a\r\nBcc: evil".into()
+        })
+        .is_err());
+        assert!(header(&wit::Header {
+            name: "".into(),
+            value: "x".into()
+        })
+        .is_err());
     }
 }
