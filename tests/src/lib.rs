@@ -195,6 +195,14 @@ impl Server {
         read_maildir(&self.dir.path().join("data/mail").join(user))
     }
 
+    /// The files of `user`'s `new/`, sorted by name.
+    pub fn mailbox_files(&self, user: &str) -> Vec<PathBuf> {
+        let dir = self.dir.path().join("data/mail").join(user).join("new");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        files.sort();
+        files
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

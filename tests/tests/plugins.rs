@@ -495,6 +495,7 @@ fn load_errors_are_clear() {
             "--plugins",
             "/nonexistent/plugins",
         ])
+        .current_dir(tempfile::tempdir().unwrap().path())
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
