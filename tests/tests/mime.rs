@@ -218,3 +218,45 @@ fn bodies_over_the_handler_limit_are_not_passed() {
     let sent = std::fs::read_to_string(fixture_path("forward-rfc822.eml")).unwrap();
     assert_eq!(without_trace(&server.mailbox("tyler")[0]), sent);
 }
+
+fn troubled(mode: &str, policy: &str) -> Server {
+    let toml = format!("fail = \"{policy}\"\ncall_timeout = \"100ms\"\nmemory_limit = \"16MiB\"\n[config]\nmode = \"{mode}\"\n");
+    // The disclaimer runs first (lower order) so that a failing handler after it is seen not
+    // to undo what the earlier one did.
+    with_plugins(&[("disclaimer", Some("order = 10\n")), ("mime-trouble", Some(&toml))], "")
+}
+
+#[test]
+fn a_failing_mime_handler_under_open_leaves_the_message_to_the_others() {
+    for (mode, kind) in [("panic", "trap"), ("loop", "timeout"), ("hog", "memory"), ("bad", "invalid")] {
+        let server = troubled(mode, "open");
+        for _ in 0..2 {
+            assert_eq!(send(&server, "forward-rfc822.eml").0, 250, "{mode}");
+        }
+        let messages = python_view(&server);
+        assert_eq!(messages.len(), 2, "{mode}: nothing lost");
+        for message in &messages {
+            assert!(parts(message)[0]["text"].as_str().unwrap().ends_with("-- \nSent through Wasmail\n"), "{mode}");
+            assert_eq!(message["defects"], serde_json::json!([]));
+        }
+        let stored = server.mailbox("tyler").join("");
+        assert!(!stored.contains("victim@example.org"), "{mode}: an invalid answer is never applied");
+        let log = server.log();
+        let failure = log.iter().find(|l| l.contains("plugin failed")).unwrap_or_else(|| panic!("{mode}: nothing logged"));
+        assert!(failure.contains("\"plugin\":\"mime-trouble\"") && failure.contains(&format!("\"kind\":\"{kind}\"")) && failure.contains("\"hook\":\"mime-part\""), "{failure}");
+    }
+}
+
+#[test]
+fn a_failing_mime_handler_under_closed_defers_the_message() {
+    for mode in ["panic", "loop", "hog", "bad"] {
+        let server = troubled(mode, "closed");
+        let (code, text) = send(&server, "alternative-qp-base64.eml");
+        assert_eq!((code, text.as_str()), (451, "4.3.0 Local error in processing, try again later"), "{mode}");
+        assert!(server.mailbox("tyler").is_empty(), "{mode}: the client keeps the message");
+        // The server goes on serving other sessions.
+        let mut c = server.connect();
+        c.greet();
+        c.expect("NOOP", 250);
+    }
+}
