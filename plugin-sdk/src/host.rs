@@ -31,9 +31,7 @@ pub fn config_u64(key: &str, default: u64) -> u64 {
     match config(key) {
         None => default,
         Some(text) => text.trim().parse().unwrap_or_else(|_| {
-            warn(&format!(
-                "config {key} = {text:?} is not a number; using {default}"
-            ));
+            warn(&format!("config {key} = {text:?} is not a number; using {default}"));
             default
         }),
     }

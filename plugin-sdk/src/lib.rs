@@ -52,13 +52,11 @@ pub mod bindings {
 }
 
 pub use bindings::wasmail::plugin::types::{
-    AddressInfo, CommandResult, ConnectInfo, DataResult, EhloKeyword, EnhancedCode, Envelope,
-    Header, HeaderChange, HeaderRef, HeloInfo, Hook, Manifest, Param, Reply, ReplyContext, Verdict,
+    AddressInfo, CommandResult, ConnectInfo, DataResult, EhloKeyword, EnhancedCode, Envelope, Header, HeaderChange, HeaderRef, HeloInfo, Hook,
+    Manifest, Param, Reply, ReplyContext, Verdict,
 };
 
-pub use bindings::exports::wasmail::plugin::mime_handler::{
-    ParamValue, PartAction, PartInfo, PartResult, Replacement,
-};
+pub use bindings::exports::wasmail::plugin::mime_handler::{ParamValue, PartAction, PartInfo, PartResult, Replacement};
 
 pub mod host;
 
@@ -91,10 +89,7 @@ pub trait Plugin: Default + 'static {
 
     /// The message content arrived; `headers` is its header, unfolded.
     fn on_data(&mut self, _envelope: Envelope, _headers: Vec<Header>) -> DataResult {
-        DataResult {
-            verdict: Verdict::Continue,
-            header_changes: Vec::new(),
-        }
+        DataResult { verdict: Verdict::Continue, header_changes: Vec::new() }
     }
 
     /// The transaction ended (RSET, new HELO/EHLO, end of data).
@@ -102,11 +97,7 @@ pub trait Plugin: Default + 'static {
 
     /// One of the manifest's verbs was sent.
     fn on_command(&mut self, verb: String, _args: String) -> CommandResult {
-        CommandResult::reply(Reply::new(
-            502,
-            (5, 5, 1),
-            format!("{verb} is not implemented"),
-        ))
+        CommandResult::reply(Reply::new(502, (5, 5, 1), format!("{verb} is not implemented")))
     }
 
     /// Lines to add to a reply the server is about to send.
@@ -146,10 +137,7 @@ impl Manifest {
 
     /// Adds an EHLO keyword, with optional parameters (`"1000"` for `SIZE 1000`).
     pub fn keyword(mut self, name: &str, params: Option<&str>) -> Manifest {
-        self.ehlo_keywords.push(EhloKeyword {
-            name: name.to_string(),
-            params: params.map(str::to_string),
-        });
+        self.ehlo_keywords.push(EhloKeyword { name: name.to_string(), params: params.map(str::to_string) });
         self
     }
 
@@ -188,10 +176,7 @@ impl Manifest {
 impl PartInfo {
     /// A Content-Type parameter (`charset`, `name`), by its lower-case name.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.value.as_str())
+        self.params.iter().find(|p| p.name == name).map(|p| p.value.as_str())
     }
 
     /// Whether the part is of this type and subtype (lower case).
@@ -208,34 +193,22 @@ impl PartInfo {
 impl PartResult {
     /// Leave the part as it is.
     pub fn keep() -> PartResult {
-        PartResult {
-            action: PartAction::Keep,
-            add_headers: Vec::new(),
-        }
+        PartResult { action: PartAction::Keep, add_headers: Vec::new() }
     }
 
     /// New content for the part, and optionally a new Content-Type value.
     pub fn replace(body: Vec<u8>, content_type: Option<String>) -> PartResult {
-        PartResult {
-            action: PartAction::Replace(Replacement { body, content_type }),
-            add_headers: Vec::new(),
-        }
+        PartResult { action: PartAction::Replace(Replacement { body, content_type }), add_headers: Vec::new() }
     }
 
     /// Take the part out, leaving this note in its place.
     pub fn remove(note: impl Into<String>) -> PartResult {
-        PartResult {
-            action: PartAction::Remove(note.into()),
-            add_headers: Vec::new(),
-        }
+        PartResult { action: PartAction::Remove(note.into()), add_headers: Vec::new() }
     }
 
     /// Refuse the whole message with a 5xx reply.
     pub fn reject(reply: Reply) -> PartResult {
-        PartResult {
-            action: PartAction::Reject(reply),
-            add_headers: Vec::new(),
-        }
+        PartResult { action: PartAction::Reject(reply), add_headers: Vec::new() }
     }
 
     /// Adds a header field to the message.
@@ -249,45 +222,28 @@ impl Reply {
     /// A one-line reply with an enhanced code, e.g. `Reply::new(250, (2, 0, 0), "Ok")`.
     pub fn new(code: u16, enhanced: (u8, u16, u16), text: impl Into<String>) -> Reply {
         let (class, subject, detail) = enhanced;
-        Reply {
-            code,
-            enhanced: Some(EnhancedCode {
-                class,
-                subject,
-                detail,
-            }),
-            lines: vec![text.into()],
-        }
+        Reply { code, enhanced: Some(EnhancedCode { class, subject, detail }), lines: vec![text.into()] }
     }
 }
 
 impl CommandResult {
     /// Send `reply` and keep the connection open.
     pub fn reply(reply: Reply) -> CommandResult {
-        CommandResult {
-            reply,
-            close: false,
-        }
+        CommandResult { reply, close: false }
     }
 }
 
 impl DataResult {
     /// Go on, with these header changes.
     pub fn changes(header_changes: Vec<HeaderChange>) -> DataResult {
-        DataResult {
-            verdict: Verdict::Continue,
-            header_changes,
-        }
+        DataResult { verdict: Verdict::Continue, header_changes }
     }
 }
 
 impl Header {
     /// A header field.
     pub fn new(name: &str, value: impl Into<String>) -> Header {
-        Header {
-            name: name.to_string(),
-            value: value.into(),
-        }
+        Header { name: name.to_string(), value: value.into() }
     }
 }
 
@@ -304,10 +260,7 @@ pub fn switch_on(verb: &str, args: &str, mode: &mut bool, text: &str) -> Command
 
 /// Finds the value of the first header named `name` (case-insensitive).
 pub fn header_value<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
 }
 
 /// Exports a type that implements [`Plugin`] as the plugin of this component.
@@ -351,27 +304,19 @@ macro_rules! export_plugin {
                 fn on_rcpt_to(info: $crate::AddressInfo) -> $crate::Verdict {
                     with(|p| p.on_rcpt_to(info))
                 }
-                fn on_data(
-                    envelope: $crate::Envelope,
-                    headers: ::std::vec::Vec<$crate::Header>,
-                ) -> $crate::DataResult {
+                fn on_data(envelope: $crate::Envelope, headers: ::std::vec::Vec<$crate::Header>) -> $crate::DataResult {
                     with(|p| p.on_data(envelope, headers))
                 }
                 fn on_reset() {
                     with(|p| p.on_reset())
                 }
-                fn on_command(
-                    verb: ::std::string::String,
-                    args: ::std::string::String,
-                ) -> $crate::CommandResult {
+                fn on_command(verb: ::std::string::String, args: ::std::string::String) -> $crate::CommandResult {
                     with(|p| p.on_command(verb, args))
                 }
-                fn on_reply(
-                    context: $crate::ReplyContext,
-                ) -> ::std::vec::Vec<::std::string::String> {
+                fn on_reply(context: $crate::ReplyContext) -> ::std::vec::Vec<::std::string::String> {
                     with(|p| p.on_reply(context))
                 }
-    }
+            }
 
             impl $crate::bindings::exports::wasmail::plugin::mime_handler::Guest for Exports {
                 fn on_part(part: $crate::PartInfo) -> $crate::PartResult {

@@ -37,11 +37,7 @@ impl Aliases {
                         entry.push_str(line.trim());
                     }
                     None => {
-                        return Err(FileError {
-                            file: path.into(),
-                            line: Some(i + 1),
-                            message: "continuation line with no alias before it".into(),
-                        })
+                        return Err(FileError { file: path.into(), line: Some(i + 1), message: "continuation line with no alias before it".into() })
                     }
                 }
             } else {
@@ -51,14 +47,8 @@ impl Aliases {
 
         let mut aliases = Aliases::default();
         for (line, entry) in entries {
-            let fail = |message: String| FileError {
-                file: path.into(),
-                line: Some(line),
-                message,
-            };
-            let (name, targets) = entry
-                .split_once(':')
-                .ok_or_else(|| fail("expected `name: target, ...`".into()))?;
+            let fail = |message: String| FileError { file: path.into(), line: Some(line), message };
+            let (name, targets) = entry.split_once(':').ok_or_else(|| fail("expected `name: target, ...`".into()))?;
             let name = name.trim().trim_matches('"').to_lowercase();
             if name.is_empty() || name.contains([' ', '@', '\t']) {
                 return Err(fail(format!("{name:?} is not an alias name")));
@@ -66,17 +56,13 @@ impl Aliases {
             let mut list = Vec::new();
             for target in split_targets(targets) {
                 if target.starts_with('|') {
-                    return Err(fail(format!(
-                        "{name}: pipes to commands ({target}) are not supported"
-                    )));
+                    return Err(fail(format!("{name}: pipes to commands ({target}) are not supported")));
                 }
                 if target.to_ascii_lowercase().starts_with(":include:") {
                     return Err(fail(format!("{name}: :include: lists are not supported")));
                 }
                 if target.starts_with('/') {
-                    return Err(fail(format!(
-                        "{name}: delivery to files ({target}) is not supported"
-                    )));
+                    return Err(fail(format!("{name}: delivery to files ({target}) is not supported")));
                 }
                 if target.contains(char::is_whitespace) {
                     return Err(fail(format!("{name}: {target:?} is not a name or address")));
@@ -114,10 +100,7 @@ fn split_targets(list: &str) -> Vec<String> {
         }
     }
     out.push(current);
-    out.into_iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect()
+    out.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
 }
 
 #[cfg(test)]
@@ -129,10 +112,7 @@ mod tests {
         let text = "# system aliases\npostmaster: root\nroot: tyler\nstaff: tyler,\n  hunt,\n\tdaniel@localhost\nQuoted: \"tyler\"\n";
         let a = Aliases::parse(text, Path::new("aliases")).unwrap();
         assert_eq!(a.get("POSTMASTER").unwrap(), ["root"]);
-        assert_eq!(
-            a.get("staff").unwrap(),
-            ["tyler", "hunt", "daniel@localhost"]
-        );
+        assert_eq!(a.get("staff").unwrap(), ["tyler", "hunt", "daniel@localhost"]);
         assert_eq!(a.get("quoted").unwrap(), ["tyler"]);
         assert!(a.get("nobody").is_none());
     }

@@ -98,9 +98,7 @@ pub struct PluginsConfig {
 
 impl Default for PluginsConfig {
     fn default() -> Self {
-        PluginsConfig {
-            dir: PathBuf::from("plugins"),
-        }
+        PluginsConfig { dir: PathBuf::from("plugins") }
     }
 }
 
@@ -230,16 +228,8 @@ impl Config {
             message: format!("cannot read: {e}"),
         })?;
         let mut config = Config::parse(&text, path)?;
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        for p in [
-            &mut config.data_dir,
-            &mut config.users_file,
-            &mut config.aliases_file,
-            &mut config.plugins.dir,
-        ] {
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        for p in [&mut config.data_dir, &mut config.users_file, &mut config.aliases_file, &mut config.plugins.dir] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -256,47 +246,24 @@ impl Config {
 
     /// Checks what the types alone cannot.
     fn validate(&self, file: &Path, text: &str) -> Result<(), ConfigError> {
-        let fail = |key: &str, message: String| ConfigError {
-            file: file.to_path_buf(),
-            line: line_of_key(text, key),
-            key: Some(key.to_string()),
-            message,
-        };
-        if self.hostname.is_empty()
-            || self
-                .hostname
-                .contains(|c: char| c.is_whitespace() || c.is_control())
-        {
-            return Err(fail(
-                "hostname",
-                format!("{:?} is not a host name", self.hostname),
-            ));
+        let fail =
+            |key: &str, message: String| ConfigError { file: file.to_path_buf(), line: line_of_key(text, key), key: Some(key.to_string()), message };
+        if self.hostname.is_empty() || self.hostname.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(fail("hostname", format!("{:?} is not a host name", self.hostname)));
         }
         if self.domains.is_empty() {
-            return Err(fail(
-                "domains",
-                "at least one local domain is needed".into(),
-            ));
+            return Err(fail("domains", "at least one local domain is needed".into()));
         }
         for domain in &self.domains {
-            if crate::smtp::proto::address::check_domain(domain).is_err() || domain.starts_with('[')
-            {
+            if crate::smtp::proto::address::check_domain(domain).is_err() || domain.starts_with('[') {
                 return Err(fail("domains", format!("{domain:?} is not a domain name")));
             }
         }
-        if self.recipient_delimiter.chars().count() > 1
-            || self.recipient_delimiter.contains(['@', '.', '"', ' '])
-        {
-            return Err(fail(
-                "recipient_delimiter",
-                "must be empty or one character other than @ . \" and space".into(),
-            ));
+        if self.recipient_delimiter.chars().count() > 1 || self.recipient_delimiter.contains(['@', '.', '"', ' ']) {
+            return Err(fail("recipient_delimiter", "must be empty or one character other than @ . \" and space".into()));
         }
         if self.smtp.listen.is_empty() {
-            return Err(fail(
-                "smtp.listen",
-                "at least one listen address is needed".into(),
-            ));
+            return Err(fail("smtp.listen", "at least one listen address is needed".into()));
         }
         if self.smtp.max_message_size.0 == 0 {
             return Err(fail("smtp.max_message_size", "must be more than 0".into()));
@@ -305,18 +272,12 @@ impl Config {
             return Err(fail("smtp.max_recipients", "must be at least 1".into()));
         }
         if self.smtp.max_line_length < 78 {
-            return Err(fail(
-                "smtp.max_line_length",
-                "must be at least 78 (RFC 5322 2.1.1)".into(),
-            ));
+            return Err(fail("smtp.max_line_length", "must be at least 78 (RFC 5322 2.1.1)".into()));
         }
         if self.smtp.max_connections == 0 {
             return Err(fail("smtp.max_connections", "must be at least 1".into()));
         }
-        for (key, value) in [
-            ("smtp.command_timeout", self.smtp.command_timeout),
-            ("smtp.data_timeout", self.smtp.data_timeout),
-        ] {
+        for (key, value) in [("smtp.command_timeout", self.smtp.command_timeout), ("smtp.data_timeout", self.smtp.data_timeout)] {
             if value.0.is_zero() {
                 return Err(fail(key, "must be more than 0".into()));
             }
@@ -330,10 +291,7 @@ impl Config {
 }
 
 /// Deserializes TOML, turning errors into `FILE:LINE: key `a.b`: message`.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(
-    text: &str,
-    file: &Path,
-) -> Result<T, ConfigError> {
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, file: &Path) -> Result<T, ConfigError> {
     let deserializer = toml::Deserializer::new(text);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -348,11 +306,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 }
 
 fn line_of_offset(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
 /// The line where a dotted key is set, found by reading the table headers and `key =` lines.
@@ -367,12 +321,7 @@ pub fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
             current = header.trim().to_string();
         } else if current == table {
-            let name = line
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_matches('"');
+            let name = line.split('=').next().unwrap_or("").trim().trim_matches('"');
             if line.contains('=') && name == key {
                 return Some(i + 1);
             }
@@ -392,9 +341,7 @@ impl std::str::FromStr for ByteSize {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
-        let number: u64 = number
-            .parse()
-            .map_err(|_| format!("{s:?} is not a size such as \"25MiB\""))?;
+        let number: u64 = number.parse().map_err(|_| format!("{s:?} is not a size such as \"25MiB\""))?;
         let factor: u64 = match unit.trim() {
             "" | "B" => 1,
             "KB" | "kB" => 1000,
@@ -403,16 +350,9 @@ impl std::str::FromStr for ByteSize {
             "MiB" => 1 << 20,
             "GB" => 1000 * 1000 * 1000,
             "GiB" => 1 << 30,
-            other => {
-                return Err(format!(
-                    "unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB or GB)"
-                ))
-            }
+            other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB or GB)")),
         };
-        number
-            .checked_mul(factor)
-            .map(ByteSize)
-            .ok_or_else(|| format!("{s:?} is too large"))
+        number.checked_mul(factor).map(ByteSize).ok_or_else(|| format!("{s:?} is too large"))
     }
 }
 
@@ -425,9 +365,7 @@ impl<'de> Deserialize<'de> for ByteSize {
                 f.write_str("a size in octets, or a string such as \"25MiB\"")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 v.parse().map_err(E::custom)
@@ -448,9 +386,7 @@ impl std::str::FromStr for Duration {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration such as \"300s\" or \"5m\""))?;
+        let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration such as \"300s\" or \"5m\""))?;
         let d = match unit {
             "ms" => StdDuration::from_millis(n),
             "s" => StdDuration::from_secs(n),
@@ -481,10 +417,7 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         let c = parse("").unwrap();
-        assert_eq!(
-            c.smtp.listen,
-            vec!["127.0.0.1:2525".parse::<SocketAddr>().unwrap()]
-        );
+        assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525".parse::<SocketAddr>().unwrap()]);
         assert_eq!(c.domains, vec!["localhost"]);
         assert_eq!(c.smtp.max_message_size, ByteSize(26214400));
         assert!(!c.smtp.vrfy && !c.smtp.expn);
@@ -497,10 +430,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.smtp.max_message_size, ByteSize(10 << 20));
-        assert_eq!(
-            c.smtp.command_timeout,
-            Duration(StdDuration::from_secs(300))
-        );
+        assert_eq!(c.smtp.command_timeout, Duration(StdDuration::from_secs(300)));
         assert!(c.smtp.vrfy);
         assert!(c.is_local_domain("EXAMPLE.org"));
     }
@@ -510,18 +440,10 @@ mod tests {
         let e = parse("hostname = \"mx\"\n\n[smtp]\nlisten = [\"nowhere\"]\n").unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
         assert!(e.key.as_deref().unwrap().starts_with("smtp.listen"), "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("wasmail.toml:4: key `smtp.listen"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("wasmail.toml:4: key `smtp.listen"), "{e}");
 
         let e = parse("[smtp]\nmax_recipients = 0\n").unwrap_err();
-        assert_eq!(
-            (e.line, e.key.as_deref()),
-            (Some(2), Some("smtp.max_recipients")),
-            "{e}"
-        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("smtp.max_recipients")), "{e}");
 
         let e = parse("[smtp]\ncommand_timeout = \"5 fortnights\"\n").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
@@ -531,11 +453,7 @@ mod tests {
         assert_eq!(e.line, Some(2), "{e}");
 
         let e = parse("domains = \"localhost\"\n").unwrap_err();
-        assert_eq!(
-            (e.line, e.key.as_deref()),
-            (Some(1), Some("domains")),
-            "{e}"
-        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("domains")), "{e}");
 
         let e = parse("relay_networks = [\"10.0.0.0/33\"]\n").unwrap_err();
         assert_eq!(e.line, Some(1), "{e}");
@@ -547,14 +465,8 @@ mod tests {
     fn the_example_file_parses_to_the_defaults() {
         let example = parse(include_str!("../../wasmail.example.toml")).unwrap();
         let defaults = Config::default();
-        assert_eq!(
-            format!("{:?}", example.smtp),
-            format!("{:?}", defaults.smtp)
-        );
-        assert_eq!(
-            (example.domains, example.data_dir),
-            (defaults.domains, defaults.data_dir)
-        );
+        assert_eq!(format!("{:?}", example.smtp), format!("{:?}", defaults.smtp));
+        assert_eq!((example.domains, example.data_dir), (defaults.domains, defaults.data_dir));
     }
 
     #[test]
@@ -562,14 +474,8 @@ mod tests {
         assert_eq!("64MiB".parse::<ByteSize>(), Ok(ByteSize(64 << 20)));
         assert_eq!("1000".parse::<ByteSize>(), Ok(ByteSize(1000)));
         assert!("12 parsecs".parse::<ByteSize>().is_err());
-        assert_eq!(
-            "200ms".parse::<Duration>(),
-            Ok(Duration(StdDuration::from_millis(200)))
-        );
-        assert_eq!(
-            "5d".parse::<Duration>(),
-            Ok(Duration(StdDuration::from_secs(432000)))
-        );
+        assert_eq!("200ms".parse::<Duration>(), Ok(Duration(StdDuration::from_millis(200))));
+        assert_eq!("5d".parse::<Duration>(), Ok(Duration(StdDuration::from_secs(432000))));
         assert!("5".parse::<Duration>().is_err());
     }
 }

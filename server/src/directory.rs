@@ -86,11 +86,7 @@ impl Directory {
     /// mailbox.
     pub fn development_mode(&self) -> bool {
         self.refresh();
-        self.snapshot
-            .read()
-            .expect("directory lock")
-            .users
-            .is_empty()
+        self.snapshot.read().expect("directory lock").users.is_empty()
     }
 
     pub fn is_local_domain(&self, domain: &str) -> bool {
@@ -138,8 +134,7 @@ impl Directory {
         if !self.is_local_domain(&address.domain) {
             return Ok(Resolution::Remote);
         }
-        self.resolve_local_part(&address.local_part_unquoted())
-            .map(Resolution::Local)
+        self.resolve_local_part(&address.local_part_unquoted()).map(Resolution::Local)
     }
 
     /// Resolves the local part of an address in a local domain (or a bare name, as VRFY and
@@ -159,19 +154,11 @@ impl Directory {
         s.aliases.get(name).map(<[String]>::to_vec)
     }
 
-    fn expand(
-        &self,
-        s: &Snapshot,
-        name: &str,
-        stack: &mut Vec<String>,
-        out: &mut Vec<Mailbox>,
-    ) -> Result<(), ResolveError> {
+    fn expand(&self, s: &Snapshot, name: &str, stack: &mut Vec<String>, out: &mut Vec<Mailbox>) -> Result<(), ResolveError> {
         // Postfix order: the full local part first (an alias or user may contain the
         // delimiter), then without the +tag.
         let (base, tag) = match self.delimiter.and_then(|d| name.split_once(d)) {
-            Some((base, tag)) if s.aliases.get(name).is_none() && !s.users.contains(name) => {
-                (base, Some(tag.to_string()))
-            }
+            Some((base, tag)) if s.aliases.get(name).is_none() && !s.users.contains(name) => (base, Some(tag.to_string())),
             _ => (name, None),
         };
         // A self-reference (`tyler: tyler, backup`) means the user's own mailbox, as in
@@ -193,19 +180,12 @@ impl Directory {
             stack.pop();
             return Ok(());
         }
-        let known = if s.users.is_empty() {
-            valid_user_name(base)
-        } else {
-            s.users.contains(base)
-        };
+        let known = if s.users.is_empty() { valid_user_name(base) } else { s.users.contains(base) };
         if !known {
             return Err(ResolveError::UnknownUser);
         }
         if !out.iter().any(|m: &Mailbox| m.user == base) {
-            out.push(Mailbox {
-                user: base.to_string(),
-                tag,
-            });
+            out.push(Mailbox { user: base.to_string(), tag });
         }
         Ok(())
     }
@@ -231,10 +211,7 @@ mod tests {
 
     fn addr(s: &str) -> Address {
         let (local_part, domain) = s.split_once('@').unwrap();
-        Address {
-            local_part: local_part.into(),
-            domain: domain.into(),
-        }
+        Address { local_part: local_part.into(), domain: domain.into() }
     }
 
     fn users_of(r: Result<Resolution, ResolveError>) -> Vec<String> {
@@ -246,59 +223,26 @@ mod tests {
 
     #[test]
     fn users_aliases_tags_and_case() {
-        let (_dir, d) = directory(
-            "tyler hunt",
-            "postmaster: root\nroot: tyler\nstaff: tyler, hunt@example.org, Tyler\n",
-        );
+        let (_dir, d) = directory("tyler hunt", "postmaster: root\nroot: tyler\nstaff: tyler, hunt@example.org, Tyler\n");
         assert_eq!(users_of(d.resolve(&addr("Tyler@LOCALHOST"))), ["tyler"]);
-        assert_eq!(
-            users_of(d.resolve(&addr("postmaster@localhost"))),
-            ["tyler"]
-        );
-        assert_eq!(
-            users_of(d.resolve(&addr("staff@example.org"))),
-            ["tyler", "hunt"]
-        );
+        assert_eq!(users_of(d.resolve(&addr("postmaster@localhost"))), ["tyler"]);
+        assert_eq!(users_of(d.resolve(&addr("staff@example.org"))), ["tyler", "hunt"]);
         match d.resolve(&addr("tyler+lists@localhost")) {
-            Ok(Resolution::Local(m)) => assert_eq!(
-                m,
-                [Mailbox {
-                    user: "tyler".into(),
-                    tag: Some("lists".into())
-                }]
-            ),
+            Ok(Resolution::Local(m)) => assert_eq!(m, [Mailbox { user: "tyler".into(), tag: Some("lists".into()) }]),
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            d.resolve(&addr("nobody@localhost")),
-            Err(ResolveError::UnknownUser)
-        );
-        assert_eq!(
-            d.resolve(&addr("tyler@elsewhere.example")),
-            Ok(Resolution::Remote)
-        );
+        assert_eq!(d.resolve(&addr("nobody@localhost")), Err(ResolveError::UnknownUser));
+        assert_eq!(d.resolve(&addr("tyler@elsewhere.example")), Ok(Resolution::Remote));
         assert!(!d.development_mode());
     }
 
     #[test]
     fn loops_self_references_and_remote_targets() {
-        let (_dir, d) = directory(
-            "tyler",
-            "a: b\nb: a\ntyler: tyler, fwd\nfwd: x@remote.example\nself: self\n",
-        );
-        assert_eq!(
-            d.resolve(&addr("a@localhost")),
-            Err(ResolveError::AliasLoop("a".into()))
-        );
-        assert_eq!(
-            d.resolve(&addr("tyler@localhost")),
-            Err(ResolveError::RemoteTarget("x@remote.example".into()))
-        );
+        let (_dir, d) = directory("tyler", "a: b\nb: a\ntyler: tyler, fwd\nfwd: x@remote.example\nself: self\n");
+        assert_eq!(d.resolve(&addr("a@localhost")), Err(ResolveError::AliasLoop("a".into())));
+        assert_eq!(d.resolve(&addr("tyler@localhost")), Err(ResolveError::RemoteTarget("x@remote.example".into())));
         // `self: self` is a user's own mailbox, but there is no user self.
-        assert_eq!(
-            d.resolve(&addr("self@localhost")),
-            Err(ResolveError::UnknownUser)
-        );
+        assert_eq!(d.resolve(&addr("self@localhost")), Err(ResolveError::UnknownUser));
     }
 
     #[test]
@@ -306,29 +250,18 @@ mod tests {
         let (_dir, d) = directory("", "");
         assert!(d.development_mode());
         assert_eq!(users_of(d.resolve(&addr("anyone@localhost"))), ["anyone"]);
-        assert_eq!(
-            d.resolve(&addr("\"../etc\"@localhost")),
-            Err(ResolveError::UnknownUser)
-        );
+        assert_eq!(d.resolve(&addr("\"../etc\"@localhost")), Err(ResolveError::UnknownUser));
     }
 
     #[test]
     fn edited_files_are_reloaded() {
         let (dir, d) = directory("tyler", "");
-        assert_eq!(
-            d.resolve(&addr("hunt@localhost")),
-            Err(ResolveError::UnknownUser)
-        );
+        assert_eq!(d.resolve(&addr("hunt@localhost")), Err(ResolveError::UnknownUser));
         // Make sure the modification time moves even on coarse-grained file systems.
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(dir.path().join("aliases"), "hunt: tyler\n").unwrap();
         let later = SystemTime::now() + std::time::Duration::from_secs(2);
-        std::fs::File::options()
-            .write(true)
-            .open(dir.path().join("aliases"))
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
+        std::fs::File::options().write(true).open(dir.path().join("aliases")).unwrap().set_modified(later).unwrap();
         assert_eq!(users_of(d.resolve(&addr("hunt@localhost"))), ["tyler"]);
     }
 }

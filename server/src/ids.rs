@@ -9,10 +9,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 const ALPHABET: &[u8] = b"0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz";
 
 fn next(tag: u8) -> String {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64;
+    let micros = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // 44 bits of time (microseconds, about 200 days before wrapping) above 20 bits of counter.
     let mut value = ((micros & ((1 << 44) - 1)) << 20) | (n & ((1 << 20) - 1));
@@ -42,8 +39,7 @@ pub fn session_id() -> String {
 mod tests {
     #[test]
     fn ids_are_unique() {
-        let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|_| super::queue_id()).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| super::queue_id()).collect();
         assert_eq!(ids.len(), 10_000);
     }
 }

@@ -9,11 +9,7 @@ use clap::{Parser, Subcommand};
 use wasmail::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(
-    name = "wasmail",
-    version,
-    about = "A mail server extended by WebAssembly plugins"
-)]
+#[command(name = "wasmail", version, about = "A mail server extended by WebAssembly plugins")]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -91,13 +87,7 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Commands::Serve {
-            config,
-            data_dir,
-            smtp_listen,
-            domains,
-            plugins,
-        } => {
+        Commands::Serve { config, data_dir, smtp_listen, domains, plugins } => {
             let mut config = match Config::load(config.as_deref()) {
                 Ok(config) => config,
                 Err(e) => return config_error(e),
@@ -117,11 +107,10 @@ fn main() -> ExitCode {
             }
             init_logging(config.log_format);
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-            let ctx =
-                match runtime.block_on(wasmail::server::build_context(config, plugins_required)) {
-                    Ok(ctx) => ctx,
-                    Err(e) => return config_error(e),
-                };
+            let ctx = match runtime.block_on(wasmail::server::build_context(config, plugins_required)) {
+                Ok(ctx) => ctx,
+                Err(e) => return config_error(e),
+            };
             match runtime.block_on(wasmail::server::run(ctx)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -130,38 +119,26 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Commands::Plugin {
-            command: PluginCommands::Inspect { file },
-        } => match small_runtime().block_on(wasmail::plugin::inspect(&file)) {
+        Commands::Plugin { command: PluginCommands::Inspect { file } } => match small_runtime().block_on(wasmail::plugin::inspect(&file)) {
             Ok((manifest, settings)) => {
                 print!("{}", wasmail::plugin::describe(&manifest, &settings));
                 ExitCode::SUCCESS
             }
             Err(e) => config_error(format!("{e:#}")),
         },
-        Commands::Plugin {
-            command: PluginCommands::Bench { dir, rounds },
-        } => match small_runtime().block_on(wasmail::plugin::bench::measure(&dir, rounds)) {
-            Ok(f) => {
-                println!("plugins loaded:                       {}", f.plugins);
-                println!(
-                    "instantiate all for one session (us): {:.1}",
-                    f.session_instantiation_us
-                );
-                println!(
-                    "one hook call, on-mail-from (us):     {:.2} ({})",
-                    f.hook_call_us, f.hook_plugin
-                );
-                ExitCode::SUCCESS
+        Commands::Plugin { command: PluginCommands::Bench { dir, rounds } } => {
+            match small_runtime().block_on(wasmail::plugin::bench::measure(&dir, rounds)) {
+                Ok(f) => {
+                    println!("plugins loaded:                       {}", f.plugins);
+                    println!("instantiate all for one session (us): {:.1}", f.session_instantiation_us);
+                    println!("one hook call, on-mail-from (us):     {:.2} ({})", f.hook_call_us, f.hook_plugin);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_error(format!("{e:#}")),
             }
-            Err(e) => config_error(format!("{e:#}")),
-        },
+        }
         Commands::User { command } => match command {
-            UserCommands::Add {
-                name,
-                password_stdin,
-                config,
-            } => {
+            UserCommands::Add { name, password_stdin, config } => {
                 let config = match Config::load(config.as_deref()) {
                     Ok(config) => config,
                     Err(e) => return config_error(e),
@@ -175,11 +152,7 @@ fn main() -> ExitCode {
                 };
                 match wasmail::users::add_user(&config.users_file, &name, &password) {
                     Ok(()) => {
-                        println!(
-                            "added user {} to {}",
-                            name.to_ascii_lowercase(),
-                            config.users_file.display()
-                        );
+                        println!("added user {} to {}", name.to_ascii_lowercase(), config.users_file.display());
                         ExitCode::SUCCESS
                     }
                     Err(e) => {
@@ -209,10 +182,7 @@ fn main() -> ExitCode {
 
 /// A one-thread runtime for the commands that load plugins but serve nothing.
 fn small_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
 }
 
 fn config_error(e: impl std::fmt::Display) -> ExitCode {
@@ -235,17 +205,10 @@ fn read_password(from_stdin: bool) -> std::io::Result<String> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMAIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMAIL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
         LogFormat::Text => builder.init(),
     }
 }

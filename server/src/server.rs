@@ -16,42 +16,25 @@ use crate::Context;
 /// line, so its absence is an error rather than "no plugins".
 pub async fn build_context(config: Config, plugins_required: bool) -> anyhow::Result<Arc<Context>> {
     let directory = Directory::load(&config)?;
-    let store = Maildir::new(&config.data_dir, &config.hostname).with_context(|| {
-        format!(
-            "cannot create the mail store under {}",
-            config.data_dir.display()
-        )
-    })?;
+    let store = Maildir::new(&config.data_dir, &config.hostname)
+        .with_context(|| format!("cannot create the mail store under {}", config.data_dir.display()))?;
     let dir = &config.plugins.dir;
     let plugins = if dir.is_dir() {
-        Registry::load(LoadOptions {
-            dir,
-            data_dir: &config.data_dir,
-            hostname: &config.hostname,
-            max_sessions: config.smtp.max_connections,
-        })
-        .await?
+        Registry::load(LoadOptions { dir, data_dir: &config.data_dir, hostname: &config.hostname, max_sessions: config.smtp.max_connections }).await?
     } else if plugins_required {
         anyhow::bail!("plugin directory {} does not exist", dir.display());
     } else {
         tracing::info!(dir = %dir.display(), "no plugin directory; running without plugins");
         Registry::empty(&config.hostname)
     };
-    Ok(Arc::new(Context {
-        config,
-        directory,
-        store: Arc::new(store),
-        plugins: Arc::new(plugins),
-    }))
+    Ok(Arc::new(Context { config, directory, store: Arc::new(store), plugins: Arc::new(plugins) }))
 }
 
 /// Binds every listener, then serves until SIGINT or SIGTERM.
 pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     for addr in &ctx.config.smtp.listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (smtp.listen)"))?;
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (smtp.listen)"))?;
         // Tests and operators read the real address from this line (port 0 picks one).
         tracing::info!(protocol = "smtp", addr = %listener.local_addr()?, "listening");
         listeners.push(listener);
@@ -74,8 +57,7 @@ pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

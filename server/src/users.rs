@@ -6,9 +6,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
 /// A problem in a line-oriented file (users, aliases), with its place.
@@ -35,11 +33,7 @@ pub fn read_optional(path: &Path) -> Result<Option<String>, FileError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(FileError {
-            file: path.into(),
-            line: None,
-            message: format!("cannot read: {e}"),
-        }),
+        Err(e) => Err(FileError { file: path.into(), line: None, message: format!("cannot read: {e}") }),
     }
 }
 
@@ -56,9 +50,7 @@ pub fn valid_user_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
 }
 
 impl Users {
@@ -73,37 +65,21 @@ impl Users {
     pub fn parse(text: &str, path: &Path) -> Result<Users, FileError> {
         let mut users = Users::default();
         for (i, line) in text.lines().enumerate() {
-            let fail = |message: String| FileError {
-                file: path.into(),
-                line: Some(i + 1),
-                message,
-            };
+            let fail = |message: String| FileError { file: path.into(), line: Some(i + 1), message };
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (name, hash) = line
-                .split_once(':')
-                .ok_or_else(|| fail("expected NAME:ARGON2-HASH".into()))?;
+            let (name, hash) = line.split_once(':').ok_or_else(|| fail("expected NAME:ARGON2-HASH".into()))?;
             let name = name.trim().to_ascii_lowercase();
             if !valid_user_name(&name) {
-                return Err(fail(format!(
-                    "{name:?} is not a valid user name (letters, digits, . _ -)"
-                )));
+                return Err(fail(format!("{name:?} is not a valid user name (letters, digits, . _ -)")));
             }
-            let parsed = PasswordHash::new(hash.trim())
-                .map_err(|e| fail(format!("not a PHC hash string: {e}")))?;
+            let parsed = PasswordHash::new(hash.trim()).map_err(|e| fail(format!("not a PHC hash string: {e}")))?;
             if !parsed.algorithm.as_str().starts_with("argon2") {
-                return Err(fail(format!(
-                    "hash algorithm {} is not argon2",
-                    parsed.algorithm
-                )));
+                return Err(fail(format!("hash algorithm {} is not argon2", parsed.algorithm)));
             }
-            if users
-                .hashes
-                .insert(name.clone(), hash.trim().to_string())
-                .is_some()
-            {
+            if users.hashes.insert(name.clone(), hash.trim().to_string()).is_some() {
                 return Err(fail(format!("user {name} is listed twice")));
             }
         }
@@ -128,11 +104,7 @@ impl Users {
         let Some(hash) = self.hashes.get(&name.to_ascii_lowercase()) else {
             return false;
         };
-        PasswordHash::new(hash).is_ok_and(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
+        PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     }
 }
 
@@ -140,22 +112,12 @@ impl Users {
 /// atomically (write, fsync, rename) so that a crash leaves the old or the new file.
 pub fn add_user(path: &Path, name: &str, password: &str) -> anyhow::Result<()> {
     let name = name.to_ascii_lowercase();
-    anyhow::ensure!(
-        valid_user_name(&name),
-        "{name:?} is not a valid user name (letters, digits, . _ -)"
-    );
+    anyhow::ensure!(valid_user_name(&name), "{name:?} is not a valid user name (letters, digits, . _ -)");
     anyhow::ensure!(!password.is_empty(), "the password is empty");
     let users = Users::load(path)?;
-    anyhow::ensure!(
-        !users.contains(&name),
-        "user {name} exists already in {}",
-        path.display()
-    );
+    anyhow::ensure!(!users.contains(&name), "user {name} exists already in {}", path.display());
     let salt = SaltString::generate(&mut OsRng);
-    let hash = Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?
-        .to_string();
+    let hash = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?.to_string();
     let mut text = read_optional(path)?.unwrap_or_default();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
@@ -195,17 +157,10 @@ mod tests {
         let path = Path::new("users");
         let e = Users::parse("# comment\n\ntyler:plaintext\n", path).unwrap_err();
         assert_eq!(e.line, Some(3));
-        assert!(
-            e.to_string().starts_with("users:3: not a PHC hash string"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("users:3: not a PHC hash string"), "{e}");
         let e = Users::parse("tyler\n", path).unwrap_err();
         assert_eq!(e.line, Some(1));
-        let e = Users::parse(
-            "tyler:$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\n",
-            path,
-        )
-        .unwrap_err();
+        let e = Users::parse("tyler:$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\n", path).unwrap_err();
         assert!(e.message.contains("not argon2"), "{e}");
     }
 

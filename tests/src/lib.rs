@@ -17,16 +17,8 @@ pub fn wasmail_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/test-HASH -> target/debug/wasmail
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("wasmail");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p wasmail` before the tests",
-        bin.display()
-    );
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("wasmail");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p wasmail` before the tests", bin.display());
     bin
 }
 
@@ -40,11 +32,7 @@ pub fn user_add(config: &Path, name: &str, password: &str) -> bool {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn wasmail user add");
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
+    add.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
     add.wait().unwrap().success()
 }
 
@@ -76,21 +64,14 @@ impl Setup {
     /// Installs a built plugin (`target/plugins/NAME.wasm` or `target/test-plugins/NAME.wasm`)
     /// under its own name, with `toml` as its NAME.toml.
     pub fn plugin(mut self, name: &str, toml: Option<&str>) -> Setup {
-        self.plugins.push((
-            plugin_path(name),
-            name.to_string(),
-            toml.map(str::to_string),
-        ));
+        self.plugins.push((plugin_path(name), name.to_string(), toml.map(str::to_string)));
         self
     }
 }
 
 /// The workspace's `target/` folder.
 pub fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("target")
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").join("target")
 }
 
 /// A built plugin component: an example from `target/plugins` or a sandbox test plugin from
@@ -128,8 +109,7 @@ impl Server {
             for (source, name, toml) in &setup.plugins {
                 std::fs::copy(source, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
                 if let Some(toml) = toml {
-                    std::fs::write(plugins.join(format!("{name}.toml")), toml)
-                        .expect("write plugin toml");
+                    std::fs::write(plugins.join(format!("{name}.toml")), toml).expect("write plugin toml");
                 }
             }
         }
@@ -171,18 +151,10 @@ impl Server {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
-                panic!(
-                    "wasmail did not start; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
+                panic!("wasmail did not start; log:\n{}", log.lock().unwrap().join("\n"));
             }
         };
-        Server {
-            child,
-            smtp,
-            dir,
-            log,
-        }
+        Server { child, smtp, dir, log }
     }
 
     /// The server's log lines so far.
@@ -233,10 +205,7 @@ pub fn read_maildir(dir: &Path) -> Vec<String> {
         }
     }
     files.sort();
-    files
-        .iter()
-        .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
-        .collect()
+    files.iter().map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned()).collect()
 }
 
 /// The value of `"key":"value"` in a JSON log line (enough for the fields the tests read).
@@ -271,13 +240,8 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client { stream, buf: Vec::new() }
     }
 
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
@@ -295,9 +259,7 @@ impl Client {
         loop {
             let line = self.line()?;
             assert!(line.len() >= 3, "short reply line {line:?}");
-            let code: u16 = line[..3]
-                .parse()
-                .unwrap_or_else(|_| panic!("bad reply line {line:?}"));
+            let code: u16 = line[..3].parse().unwrap_or_else(|_| panic!("bad reply line {line:?}"));
             let sep = line.as_bytes().get(3).copied().unwrap_or(b' ');
             lines.push(line.get(4..).unwrap_or("").to_string());
             if sep == b' ' {

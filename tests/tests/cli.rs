@@ -9,25 +9,16 @@ fn serve_with(config: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, config).unwrap();
-    let output = Command::new(wasmail_bin())
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr =
-        String::from_utf8_lossy(&output.stderr).replace(&dir.path().display().to_string(), "DIR");
+    let output = Command::new(wasmail_bin()).args(["serve", "--config"]).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).replace(&dir.path().display().to_string(), "DIR");
     (output.status.code().unwrap_or(-1), stderr)
 }
 
 #[test]
 fn bad_config_names_file_line_and_key_and_exits_2() {
-    let (code, stderr) =
-        serve_with("hostname = \"mx.test\"\n\n[smtp]\nmax_message_size = \"lots\"\n");
+    let (code, stderr) = serve_with("hostname = \"mx.test\"\n\n[smtp]\nmax_message_size = \"lots\"\n");
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.starts_with("wasmail: DIR/bad.toml:4: key `smtp.max_message_size`: "),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("wasmail: DIR/bad.toml:4: key `smtp.max_message_size`: "), "{stderr}");
 
     let (code, stderr) = serve_with("[smtp]\nlisten = [\"127.0.0.1:2525\"]\nvrfy = \"yes\"\n");
     assert_eq!(code, 2);
@@ -35,74 +26,37 @@ fn bad_config_names_file_line_and_key_and_exits_2() {
 
     let (code, stderr) = serve_with("domans = [\"localhost\"]\n");
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("bad.toml:1") && stderr.contains("unknown field `domans`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("bad.toml:1") && stderr.contains("unknown field `domans`"), "{stderr}");
 
     let (code, stderr) = serve_with("domains = []\n");
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("bad.toml:1: key `domains`: at least one local domain"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("bad.toml:1: key `domains`: at least one local domain"), "{stderr}");
 
     let (code, stderr) = serve_with("[smtp\n");
     assert_eq!(code, 2);
     assert!(stderr.contains("bad.toml:1"), "{stderr}");
 
-    let output = Command::new(wasmail_bin())
-        .args(["serve", "--config", "/nonexistent/wasmail.toml"])
-        .output()
-        .unwrap();
+    let output = Command::new(wasmail_bin()).args(["serve", "--config", "/nonexistent/wasmail.toml"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("/nonexistent/wasmail.toml: cannot read")
-    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/wasmail.toml: cannot read"));
 }
 
 #[test]
 fn bad_aliases_or_users_file_names_the_line_and_exits_2() {
     let (code, stderr) = {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("aliases"),
-            "postmaster: root\nbackup: |/usr/bin/backup\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("wasmail.toml"),
-            "[smtp]\nlisten = [\"127.0.0.1:0\"]\n",
-        )
-        .unwrap();
-        let output = Command::new(wasmail_bin())
-            .args(["serve", "--config"])
-            .arg(dir.path().join("wasmail.toml"))
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        std::fs::write(dir.path().join("aliases"), "postmaster: root\nbackup: |/usr/bin/backup\n").unwrap();
+        std::fs::write(dir.path().join("wasmail.toml"), "[smtp]\nlisten = [\"127.0.0.1:0\"]\n").unwrap();
+        let output = Command::new(wasmail_bin()).args(["serve", "--config"]).arg(dir.path().join("wasmail.toml")).output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
     };
     assert_eq!(code, Some(2));
-    assert!(
-        stderr.contains("aliases:2: backup: pipes to commands"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("aliases:2: backup: pipes to commands"), "{stderr}");
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("users"), "tyler:hunter2\n").unwrap();
-    std::fs::write(
-        dir.path().join("wasmail.toml"),
-        "[smtp]\nlisten = [\"127.0.0.1:0\"]\n",
-    )
-    .unwrap();
-    let output = Command::new(wasmail_bin())
-        .args(["serve", "--config"])
-        .arg(dir.path().join("wasmail.toml"))
-        .output()
-        .unwrap();
+    std::fs::write(dir.path().join("wasmail.toml"), "[smtp]\nlisten = [\"127.0.0.1:0\"]\n").unwrap();
+    let output = Command::new(wasmail_bin()).args(["serve", "--config"]).arg(dir.path().join("wasmail.toml")).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("users:1: not a PHC hash string"));
 }
@@ -118,11 +72,7 @@ fn user_add_and_list() {
     let users = std::fs::read_to_string(dir.path().join("users")).unwrap();
     assert!(users.lines().all(|l| l.contains(":$argon2id$")), "{users}");
     assert!(!users.contains("correct horse"));
-    let list = Command::new(wasmail_bin())
-        .args(["user", "list", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let list = Command::new(wasmail_bin()).args(["user", "list", "--config"]).arg(&config).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&list.stdout), "hunt\ntyler\n");
     // A duplicate and a name that is not a safe folder name are refused.
     assert!(!user_add(&config, "tyler", "x"));
@@ -131,20 +81,13 @@ fn user_add_and_list() {
 
 #[test]
 fn users_mode_only_users_receive_and_new_users_take_effect_without_restart() {
-    let server = Server::start_with(wasmail_tests::Setup {
-        users: vec!["tyler".into()],
-        ..Default::default()
-    });
+    let server = Server::start_with(wasmail_tests::Setup { users: vec!["tyler".into()], ..Default::default() });
     let mut c = server.connect();
     c.greet();
     c.expect("MAIL FROM:<a@client.test>", 250);
     c.expect("RCPT TO:<tyler@localhost>", 250);
     c.expect("RCPT TO:<hunt@localhost>", 550);
-    assert!(user_add(
-        &server.dir.path().join("wasmail.toml"),
-        "hunt",
-        "pw"
-    ));
+    assert!(user_add(&server.dir.path().join("wasmail.toml"), "hunt", "pw"));
     c.expect("RCPT TO:<hunt@localhost>", 250);
 }
 
@@ -155,15 +98,7 @@ fn serve_without_a_config_file_uses_the_embedded_defaults() {
     let server = Server::spawn(dir, &["serve", "--smtp-listen", "127.0.0.1:0"]);
     let mut c = server.connect();
     c.greet();
-    assert_eq!(
-        c.send_mail(
-            "a@client.test",
-            &["anyone@localhost"],
-            "Subject: defaults\r\n\r\nhi\r\n"
-        )
-        .code,
-        250
-    );
+    assert_eq!(c.send_mail("a@client.test", &["anyone@localhost"], "Subject: defaults\r\n\r\nhi\r\n").code, 250);
     // Data lands in ./wasmail-data, development mode gives anyone a mailbox.
     let mail = wasmail_tests::read_maildir(&server.dir.path().join("wasmail-data/mail/anyone"));
     assert_eq!(mail.len(), 1);

@@ -42,10 +42,7 @@ fn every_message_answered_250_survives_kill_9_exactly_once() {
                 match sent {
                     Ok(reply) if reply.code == 250 => acked.lock().unwrap().push(marker),
                     Ok(reply) => {
-                        unexpected
-                            .lock()
-                            .unwrap()
-                            .push(format!("{marker}: {reply:?}"));
+                        unexpected.lock().unwrap().push(format!("{marker}: {reply:?}"));
                         return;
                     }
                     Err(_) => return,
@@ -65,51 +62,23 @@ fn every_message_answered_250_survives_kill_9_exactly_once() {
         let _ = s.join();
     }
     // Before the kill every reply was 250; after it there are no replies at all.
-    assert!(
-        unexpected.lock().unwrap().is_empty(),
-        "{:?}",
-        unexpected.lock().unwrap()
-    );
+    assert!(unexpected.lock().unwrap().is_empty(), "{:?}", unexpected.lock().unwrap());
     let acked = acked.lock().unwrap().clone();
-    assert!(
-        acked.len() > 20,
-        "too little load to mean anything: {}",
-        acked.len()
-    );
+    assert!(acked.len() > 20, "too little load to mean anything: {}", acked.len());
     for user in ["tyler", "hunt"] {
         let mut count: HashMap<String, usize> = HashMap::new();
         for message in read_maildir(&server.data_dir().join("mail").join(user)) {
-            let subject = message
-                .lines()
-                .find_map(|l| l.strip_prefix("Subject: "))
-                .expect("subject")
-                .to_string();
+            let subject = message.lines().find_map(|l| l.strip_prefix("Subject: ")).expect("subject").to_string();
             // A stored message is whole: headers, the body, the final line end.
-            assert!(
-                message.ends_with(&BODY_LINE.repeat(20).replace("\r\n", "\n")),
-                "truncated message {subject}"
-            );
+            assert!(message.ends_with(&BODY_LINE.repeat(20).replace("\r\n", "\n")), "truncated message {subject}");
             *count.entry(subject).or_default() += 1;
         }
         for marker in &acked {
-            assert_eq!(
-                count.get(marker),
-                Some(&1),
-                "{user}: {marker} was answered 250 but is stored {:?} times",
-                count.get(marker)
-            );
+            assert_eq!(count.get(marker), Some(&1), "{user}: {marker} was answered 250 but is stored {:?} times", count.get(marker));
         }
-        assert!(
-            count.values().all(|&n| n == 1),
-            "{user}: a message stored twice"
-        );
+        assert!(count.values().all(|&n| n == 1), "{user}: a message stored twice");
         // At most one message per session can be stored without its 250 having arrived.
-        assert!(
-            count.len() <= acked.len() + 8,
-            "{user}: {} stored, {} acknowledged",
-            count.len(),
-            acked.len()
-        );
+        assert!(count.len() <= acked.len() + 8, "{user}: {} stored, {} acknowledged", count.len(), acked.len());
     }
 
     // The restarted server finds the same mailboxes and goes on.
@@ -118,19 +87,8 @@ fn every_message_answered_250_survives_kill_9_exactly_once() {
     let server = Server::spawn(dir, &["serve", "--config", config.to_str().unwrap()]);
     let mut c = server.connect();
     c.greet();
-    assert_eq!(
-        c.send_mail(
-            "a@client.test",
-            &["tyler@localhost"],
-            "Subject: after restart\r\n\r\nok\r\n"
-        )
-        .code,
-        250
-    );
-    assert!(server
-        .mailbox("tyler")
-        .iter()
-        .any(|m| m.contains("Subject: after restart")));
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: after restart\r\n\r\nok\r\n").code, 250);
+    assert!(server.mailbox("tyler").iter().any(|m| m.contains("Subject: after restart")));
 }
 
 #[test]
@@ -141,33 +99,12 @@ fn a_failing_store_answers_451_and_leaves_nothing() {
     std::fs::write(server.data_dir().join("mail/hunt"), b"not a folder").unwrap();
     let mut c = server.connect();
     c.greet();
-    let reply = c.send_mail(
-        "a@client.test",
-        &["tyler@localhost", "hunt@localhost"],
-        "Subject: both\r\n\r\nx\r\n",
-    );
-    assert_eq!(
-        (reply.code, reply.text()),
-        (
-            451,
-            "4.3.0 Local error in processing, try again later".to_string()
-        )
-    );
+    let reply = c.send_mail("a@client.test", &["tyler@localhost", "hunt@localhost"], "Subject: both\r\n\r\nx\r\n");
+    assert_eq!((reply.code, reply.text()), (451, "4.3.0 Local error in processing, try again later".to_string()));
     // tyler's copy was taken back, so that the client's retry does not make two.
     assert!(server.mailbox("tyler").is_empty());
-    assert!(std::fs::read_dir(server.data_dir().join("mail/tyler/tmp"))
-        .unwrap()
-        .next()
-        .is_none());
+    assert!(std::fs::read_dir(server.data_dir().join("mail/tyler/tmp")).unwrap().next().is_none());
     // The session goes on, and mail to tyler alone is stored.
-    assert_eq!(
-        c.send_mail(
-            "a@client.test",
-            &["tyler@localhost"],
-            "Subject: one\r\n\r\nx\r\n"
-        )
-        .code,
-        250
-    );
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: one\r\n\r\nx\r\n").code, 250);
     assert_eq!(server.mailbox("tyler").len(), 1);
 }

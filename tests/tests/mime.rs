@@ -99,7 +99,10 @@ fn an_exe_sent_with_swaks_is_replaced_by_a_note_and_the_text_gets_the_footer() {
     let html = parts[1]["text"].as_str().unwrap();
     assert!(html.contains("<div class=\"disclaimer\">Sent through Wasmail</div>\n</body></html>"), "{html}");
     // The PDF is untouched, the .exe is a note now.
-    assert_eq!((parts[2]["type"].as_str(), parts[2]["filename"].as_str(), parts[2]["size"].as_u64()), (Some("application/pdf"), Some("invoice.pdf"), Some(77)));
+    assert_eq!(
+        (parts[2]["type"].as_str(), parts[2]["filename"].as_str(), parts[2]["size"].as_u64()),
+        (Some("application/pdf"), Some("invoice.pdf"), Some(77))
+    );
     assert_eq!(parts[3]["type"], "text/plain");
     assert_eq!(parts[3]["filename"], Value::Null);
     let note = parts[3]["text"].as_str().unwrap();
@@ -243,7 +246,12 @@ fn a_failing_mime_handler_under_open_leaves_the_message_to_the_others() {
         assert!(!stored.contains("victim@example.org"), "{mode}: an invalid answer is never applied");
         let log = server.log();
         let failure = log.iter().find(|l| l.contains("plugin failed")).unwrap_or_else(|| panic!("{mode}: nothing logged"));
-        assert!(failure.contains("\"plugin\":\"mime-trouble\"") && failure.contains(&format!("\"kind\":\"{kind}\"")) && failure.contains("\"hook\":\"mime-part\""), "{failure}");
+        assert!(
+            failure.contains("\"plugin\":\"mime-trouble\"")
+                && failure.contains(&format!("\"kind\":\"{kind}\""))
+                && failure.contains("\"hook\":\"mime-part\""),
+            "{failure}"
+        );
     }
 }
 

@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 use wasmail_tests::{plugin_path, wasmail_bin, Client, Server, Setup};
 
 fn examples() -> Setup {
-    Setup::default()
-        .plugin("verb", None)
-        .plugin("onex", None)
-        .plugin("xusr", None)
+    Setup::default().plugin("verb", None).plugin("onex", None).plugin("xusr", None)
 }
 
 #[test]
@@ -21,11 +18,7 @@ fn ehlo_lists_the_plugin_keywords() {
     c.reply();
     let ehlo = c.expect("EHLO client.test", 250);
     for keyword in ["VERB", "ONEX", "XUSR"] {
-        assert!(
-            ehlo.lines.iter().any(|l| l == keyword),
-            "{keyword} missing from {:?}",
-            ehlo.lines
-        );
+        assert!(ehlo.lines.iter().any(|l| l == keyword), "{keyword} missing from {:?}", ehlo.lines);
     }
     // The core keywords are still there, and HELP still last of them.
     assert!(ehlo.lines.contains(&"PIPELINING".to_string()));
@@ -33,11 +26,7 @@ fn ehlo_lists_the_plugin_keywords() {
     let plain = Server::start();
     let mut c = plain.connect();
     c.reply();
-    assert!(!c
-        .expect("EHLO client.test", 250)
-        .lines
-        .iter()
-        .any(|l| l == "VERB"));
+    assert!(!c.expect("EHLO client.test", 250).lines.iter().any(|l| l == "VERB"));
     assert_eq!(c.expect("VERB", 500).text(), "5.5.2 Command unrecognized");
 }
 
@@ -47,29 +36,16 @@ fn verb_makes_replies_verbose() {
     let mut c = server.connect();
     c.greet();
     // Before VERB, replies are the plain ones.
-    assert_eq!(
-        c.expect("MAIL FROM:<a@client.test>", 250).lines,
-        ["2.1.0 Sender ok"]
-    );
+    assert_eq!(c.expect("MAIL FROM:<a@client.test>", 250).lines, ["2.1.0 Sender ok"]);
     c.expect("RSET", 250);
     assert_eq!(c.expect("VERB", 250).text(), "2.0.0 Verbose mode");
     assert!(c.expect("VERB now", 501).text().starts_with("5.5.4 "));
     let mail = c.expect("MAIL FROM:<a@client.test>", 250);
     // ONEX and XUSR are modes that were not switched on: their hooks do not run.
-    assert_eq!(
-        mail.lines,
-        [
-            "2.1.0 MAIL: the server accepted it (250)",
-            "2.1.0 plugins run: none",
-            "2.1.0 Sender ok"
-        ]
-    );
+    assert_eq!(mail.lines, ["2.1.0 MAIL: the server accepted it (250)", "2.1.0 plugins run: none", "2.1.0 Sender ok"]);
     let refused = c.expect("RCPT TO:<x@elsewhere.example>", 550);
     assert_eq!(refused.lines[0], "5.7.1 RCPT: the server refused it (550)");
-    assert_eq!(
-        refused.lines.last().unwrap(),
-        "5.7.1 <x@elsewhere.example>: Relay access denied"
-    );
+    assert_eq!(refused.lines.last().unwrap(), "5.7.1 <x@elsewhere.example>: Relay access denied");
     c.expect("RCPT TO:<tyler@localhost>", 250);
     c.expect("DATA", 354);
     c.send("Subject: verbose\r\n\r\nhi\r\n.\r\n");
@@ -80,10 +56,7 @@ fn verb_makes_replies_verbose() {
     // Once XUSR and ONEX are on, their hooks run and VERB names them.
     c.expect("XUSR", 250);
     c.expect("ONEX", 250);
-    assert_eq!(
-        c.expect("MAIL FROM:<a@client.test>", 250).lines[1],
-        "2.1.0 plugins run: onex: continue"
-    );
+    assert_eq!(c.expect("MAIL FROM:<a@client.test>", 250).lines[1], "2.1.0 plugins run: onex: continue");
     c.expect("RCPT TO:<tyler@localhost>", 250);
     c.expect("DATA", 354);
     c.send("Subject: verbose too\r\n\r\nhi\r\n.\r\n");
@@ -98,44 +71,16 @@ fn onex_allows_one_transaction() {
     c.greet();
     // Without ONEX, any number of transactions.
     for _ in 0..2 {
-        assert_eq!(
-            c.send_mail(
-                "a@client.test",
-                &["tyler@localhost"],
-                "Subject: before\r\n\r\nx\r\n"
-            )
-            .code,
-            250
-        );
+        assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: before\r\n\r\nx\r\n").code, 250);
     }
     assert_eq!(c.expect("ONEX", 250).text(), "2.0.0 Only one transaction");
-    assert_eq!(
-        c.send_mail(
-            "a@client.test",
-            &["tyler@localhost"],
-            "Subject: the one\r\n\r\nx\r\n"
-        )
-        .code,
-        250
-    );
-    assert_eq!(
-        c.expect("MAIL FROM:<a@client.test>", 503).text(),
-        "5.5.1 Only one transaction per session after ONEX"
-    );
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: the one\r\n\r\nx\r\n").code, 250);
+    assert_eq!(c.expect("MAIL FROM:<a@client.test>", 503).text(), "5.5.1 Only one transaction per session after ONEX");
     assert_eq!(server.mailbox("tyler").len(), 3);
     // Another session is not limited.
     let mut other = server.connect();
     other.greet();
-    assert_eq!(
-        other
-            .send_mail(
-                "a@client.test",
-                &["tyler@localhost"],
-                "Subject: other\r\n\r\nx\r\n"
-            )
-            .code,
-        250
-    );
+    assert_eq!(other.send_mail("a@client.test", &["tyler@localhost"], "Subject: other\r\n\r\nx\r\n").code, 250);
 }
 
 #[test]
@@ -144,62 +89,21 @@ fn xusr_adds_date_and_message_id() {
     let mut c = server.connect();
     c.greet();
     // Without XUSR nothing is added.
-    assert_eq!(
-        c.send_mail(
-            "a@client.test",
-            &["tyler@localhost"],
-            "Subject: relayed\r\n\r\nx\r\n"
-        )
-        .code,
-        250
-    );
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: relayed\r\n\r\nx\r\n").code, 250);
     assert_eq!(c.expect("XUSR", 250).text(), "2.0.0 Initial submission");
-    assert_eq!(
-        c.send_mail(
-            "a@client.test",
-            &["tyler@localhost"],
-            "Subject: submitted\r\n\r\nx\r\n"
-        )
-        .code,
-        250
-    );
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: submitted\r\n\r\nx\r\n").code, 250);
     let kept = "Subject: complete\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <mine@client.test>\r\n\r\nx\r\n";
-    assert_eq!(
-        c.send_mail("a@client.test", &["tyler@localhost"], kept)
-            .code,
-        250
-    );
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], kept).code, 250);
     let mail = server.mailbox("tyler");
-    let relayed = mail
-        .iter()
-        .find(|m| m.contains("Subject: relayed"))
-        .unwrap();
-    assert!(
-        !relayed.contains("\nDate:") && !relayed.contains("\nMessage-ID:"),
-        "{relayed}"
-    );
-    let submitted = mail
-        .iter()
-        .find(|m| m.contains("Subject: submitted"))
-        .unwrap();
-    let date = submitted
-        .lines()
-        .find_map(|l| l.strip_prefix("Date: "))
-        .expect("Date added");
+    let relayed = mail.iter().find(|m| m.contains("Subject: relayed")).unwrap();
+    assert!(!relayed.contains("\nDate:") && !relayed.contains("\nMessage-ID:"), "{relayed}");
+    let submitted = mail.iter().find(|m| m.contains("Subject: submitted")).unwrap();
+    let date = submitted.lines().find_map(|l| l.strip_prefix("Date: ")).expect("Date added");
     // RFC 5322 3.3: `Sun, 29 Nov 2026 19:45:24 +0000`.
-    assert!(
-        date.len() == 31 && date.ends_with(" +0000") && date.as_bytes()[3] == b',',
-        "{date}"
-    );
-    let id = submitted
-        .lines()
-        .find_map(|l| l.strip_prefix("Message-ID: "))
-        .expect("Message-ID added");
+    assert!(date.len() == 31 && date.ends_with(" +0000") && date.as_bytes()[3] == b',', "{date}");
+    let id = submitted.lines().find_map(|l| l.strip_prefix("Message-ID: ")).expect("Message-ID added");
     assert!(id.starts_with('<') && id.ends_with("@mx.test>"), "{id}");
-    let complete = mail
-        .iter()
-        .find(|m| m.contains("Subject: complete"))
-        .unwrap();
+    let complete = mail.iter().find(|m| m.contains("Subject: complete")).unwrap();
     assert_eq!(complete.matches("Date:").count(), 1);
     assert!(complete.contains("Message-ID: <mine@client.test>"));
 }
@@ -213,12 +117,7 @@ fn greylisting_defers_then_accepts_and_remembers_across_restarts() {
     c.greet();
     c.expect("MAIL FROM:<sender@client.test>", 250);
     let first = c.expect("RCPT TO:<tyler@localhost>", 450);
-    assert!(
-        first
-            .text()
-            .starts_with("4.7.1 Greylisted, please try again in "),
-        "{first:?}"
-    );
+    assert!(first.text().starts_with("4.7.1 Greylisted, please try again in "), "{first:?}");
     // An immediate retry is still too early; another recipient is a new triple.
     c.expect("RCPT TO:<tyler@localhost>", 450);
     c.expect("RCPT TO:<hunt@localhost>", 450);
@@ -245,31 +144,17 @@ fn claimed_parameters_reach_their_plugin_instead_of_555() {
     let plain = Server::start();
     let mut c = plain.connect();
     c.greet();
-    assert_eq!(
-        c.expect("MAIL FROM:<a@client.test> XTRACE=on", 555).text(),
-        "5.5.4 Unsupported parameter XTRACE"
-    );
+    assert_eq!(c.expect("MAIL FROM:<a@client.test> XTRACE=on", 555).text(), "5.5.4 Unsupported parameter XTRACE");
 
     let server = Server::start_with(Setup::default().plugin("policy", None));
     let mut c = server.connect();
     c.greet();
-    assert_eq!(
-        c.expect("MAIL FROM:<a@client.test> XTRACE=reject", 550)
-            .text(),
-        "5.7.1 XTRACE says no"
-    );
+    assert_eq!(c.expect("MAIL FROM:<a@client.test> XTRACE=reject", 550).text(), "5.7.1 XTRACE says no");
     c.expect("MAIL FROM:<a@client.test> XTRACE=on", 250);
-    assert_eq!(
-        c.expect("RCPT TO:<tyler@localhost> XPRIO=defer", 451)
-            .text(),
-        "4.7.0 XPRIO says later for 127.0.0.1"
-    );
+    assert_eq!(c.expect("RCPT TO:<tyler@localhost> XPRIO=defer", 451).text(), "4.7.0 XPRIO says later for 127.0.0.1");
     c.expect("RCPT TO:<tyler@localhost> XPRIO=high", 250);
     // Parameters no plugin claims are still refused.
-    assert!(c
-        .expect("RCPT TO:<hunt@localhost> XOTHER=1", 555)
-        .text()
-        .contains("XOTHER"));
+    assert!(c.expect("RCPT TO:<hunt@localhost> XOTHER=1", 555).text().contains("XOTHER"));
 }
 
 #[test]
@@ -277,24 +162,16 @@ fn connect_and_helo_hooks_can_refuse() {
     let server = Server::start_with(Setup::default().plugin("policy", None));
     let mut c = server.connect();
     c.reply();
-    assert_eq!(
-        c.expect("HELO refuse.test", 550).text(),
-        "5.7.1 That name is refused"
-    );
+    assert_eq!(c.expect("HELO refuse.test", 550).text(), "5.7.1 That name is refused");
     // Refused HELO means no greeting: MAIL is still out of sequence.
     c.expect("MAIL FROM:<a@client.test>", 503);
     c.expect("EHLO client.test", 250);
     c.expect("MAIL FROM:<a@client.test>", 250);
 
-    let server = Server::start_with(
-        Setup::default().plugin("policy", Some("[config]\nrefuse_connect = \"yes\"\n")),
-    );
+    let server = Server::start_with(Setup::default().plugin("policy", Some("[config]\nrefuse_connect = \"yes\"\n")));
     let mut c = server.connect();
     let refused = c.reply();
-    assert_eq!(
-        (refused.code, refused.text()),
-        (554, "5.7.1 127.0.0.1 is not welcome here".to_string())
-    );
+    assert_eq!((refused.code, refused.text()), (554, "5.7.1 127.0.0.1 is not welcome here".to_string()));
     assert!(c.is_closed(Duration::from_secs(5)));
 }
 
@@ -320,46 +197,25 @@ fn misbehaving(name: &str, policy: &str) -> Server {
 
 #[test]
 fn misbehaving_plugins_fail_open() {
-    for (name, kind) in [
-        ("loop", "timeout"),
-        ("memory-hog", "memory"),
-        ("panic", "trap"),
-    ] {
+    for (name, kind) in [("loop", "timeout"), ("memory-hog", "memory"), ("panic", "trap")] {
         let server = misbehaving(name, "open");
         let started = Instant::now();
         // The hook is skipped: every message is accepted and stored, in several sessions.
         for i in 0..3 {
-            assert_eq!(
-                try_message(&server, &format!("{name} {i}")),
-                (250, Some(250)),
-                "{name}"
-            );
+            assert_eq!(try_message(&server, &format!("{name} {i}")), (250, Some(250)), "{name}");
         }
         assert_eq!(server.mailbox("tyler").len(), 3, "{name}");
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{name} took {:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < Duration::from_secs(20), "{name} took {:?}", started.elapsed());
         let log = server.log();
-        let failure = log
-            .iter()
-            .find(|l| l.contains("plugin failed"))
-            .unwrap_or_else(|| panic!("{name}: no failure logged"));
-        assert!(
-            failure.contains(&format!("\"plugin\":\"{name}\""))
-                && failure.contains(&format!("\"kind\":\"{kind}\"")),
-            "{failure}"
-        );
+        let failure = log.iter().find(|l| l.contains("plugin failed")).unwrap_or_else(|| panic!("{name}: no failure logged"));
+        assert!(failure.contains(&format!("\"plugin\":\"{name}\"")) && failure.contains(&format!("\"kind\":\"{kind}\"")), "{failure}");
     }
     // What a plugin writes to stderr (here, the panic message) reaches the log, tagged.
     let server = misbehaving("panic", "open");
     try_message(&server, "stderr");
     let log = server.log();
     assert!(
-        log.iter().any(|l| l
-            .contains("stderr: the panic plugin panics on MAIL FROM:<a@client.test>")
-            && l.contains("\"plugin\":\"panic\"")),
+        log.iter().any(|l| l.contains("stderr: the panic plugin panics on MAIL FROM:<a@client.test>") && l.contains("\"plugin\":\"panic\"")),
         "{log:#?}"
     );
 }
@@ -371,24 +227,14 @@ fn misbehaving_plugins_fail_closed() {
         // MAIL is deferred, so the client keeps its message and tries later: nothing lost.
         let mut c = server.connect();
         c.greet();
-        assert_eq!(
-            c.expect("MAIL FROM:<a@client.test>", 451).text(),
-            "4.3.0 Local error in processing, try again later"
-        );
+        assert_eq!(c.expect("MAIL FROM:<a@client.test>", 451).text(), "4.3.0 Local error in processing, try again later");
         // The same session and other sessions go on being served.
         c.expect("NOOP", 250);
         let mut other = server.connect();
         other.greet();
         other.expect("NOOP", 250);
         assert!(server.mailbox("tyler").is_empty());
-        assert!(
-            server
-                .log()
-                .iter()
-                .any(|l| l.contains("plugin failed")
-                    && l.contains(&format!("\"plugin\":\"{name}\""))),
-            "{name}"
-        );
+        assert!(server.log().iter().any(|l| l.contains("plugin failed") && l.contains(&format!("\"plugin\":\"{name}\""))), "{name}");
     }
 }
 
@@ -398,39 +244,21 @@ fn invalid_values_from_a_plugin_are_refused() {
     let server = misbehaving("bad-reply", "open");
     let mut c = server.connect();
     c.greet();
-    assert_eq!(
-        c.send_mail(
-            "a@client.test",
-            &["tyler@localhost"],
-            "Subject: through\r\n\r\nx\r\n"
-        )
-        .code,
-        250
-    );
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: through\r\n\r\nx\r\n").code, 250);
     assert_eq!(c.expect("XBAD", 500).text(), "5.5.2 Command unrecognized");
     let mail = server.mailbox("tyler");
     assert_eq!(mail.len(), 1);
     assert!(!mail[0].contains("Bad:Name"));
     assert!(!mail[0].contains("smuggled"));
-    let invalid = server
-        .log()
-        .iter()
-        .filter(|l| l.contains("\"kind\":\"invalid\""))
-        .count();
-    assert_eq!(
-        invalid, 4,
-        "mail-from, rcpt-to, data and command each logged once"
-    );
+    let invalid = server.log().iter().filter(|l| l.contains("\"kind\":\"invalid\"")).count();
+    assert_eq!(invalid, 4, "mail-from, rcpt-to, data and command each logged once");
 
     // Closed: each one defers.
     let server = misbehaving("bad-reply", "closed");
     let mut c = server.connect();
     c.greet();
     c.expect("MAIL FROM:<a@client.test>", 451);
-    assert_eq!(
-        c.expect("XBAD", 451).text(),
-        "4.3.0 Local error in processing, try again later"
-    );
+    assert_eq!(c.expect("XBAD", 451).text(), "4.3.0 Local error in processing, try again later");
     assert!(server.mailbox("tyler").is_empty());
 }
 
@@ -447,54 +275,32 @@ fn serve_with_plugins(files: &[(&str, &[u8])]) -> (Option<i32>, String) {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 #[test]
 fn load_errors_are_clear() {
     let (code, stderr) = serve_with_plugins(&[("broken.wasm", b"\0asm this is not a component")]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("broken.wasm: not a valid WebAssembly component"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("broken.wasm: not a valid WebAssembly component"), "{stderr}");
 
     let missing = std::fs::read(plugin_path("missing-import")).unwrap();
     let (code, stderr) = serve_with_plugins(&[("missing-import.wasm", &missing)]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("missing-import.wasm: cannot be linked")
-            && stderr.contains("wasmail-test:missing/nowhere"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("missing-import.wasm: cannot be linked") && stderr.contains("wasmail-test:missing/nowhere"), "{stderr}");
 
     let verb = std::fs::read(plugin_path("verb")).unwrap();
     let (code, stderr) = serve_with_plugins(&[("verb.wasm", &verb), ("verb2.wasm", &verb)]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("plugins verb and verb2 both claim the EHLO keyword VERB"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("plugins verb and verb2 both claim the EHLO keyword VERB"), "{stderr}");
 
-    let (code, stderr) = serve_with_plugins(&[
-        ("verb.wasm", &verb),
-        ("verb.toml", b"order = 1\nfail = \"maybe\"\n"),
-    ]);
+    let (code, stderr) = serve_with_plugins(&[("verb.wasm", &verb), ("verb.toml", b"order = 1\nfail = \"maybe\"\n")]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("verb.toml:2: key `fail`"), "{stderr}");
 
     // --plugins names a folder that must exist.
     let output = Command::new(wasmail_bin())
-        .args([
-            "serve",
-            "--smtp-listen",
-            "127.0.0.1:0",
-            "--plugins",
-            "/nonexistent/plugins",
-        ])
+        .args(["serve", "--smtp-listen", "127.0.0.1:0", "--plugins", "/nonexistent/plugins"])
         .current_dir(tempfile::tempdir().unwrap().path())
         .output()
         .unwrap();
@@ -504,36 +310,18 @@ fn load_errors_are_clear() {
 
 #[test]
 fn plugin_inspect_prints_the_manifest() {
-    let output = Command::new(wasmail_bin())
-        .args(["plugin", "inspect"])
-        .arg(plugin_path("verb"))
-        .output()
-        .unwrap();
+    let output = Command::new(wasmail_bin()).args(["plugin", "inspect"]).arg(plugin_path("verb")).output().unwrap();
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("name:          verb\n"), "{text}");
     assert!(text.contains("ehlo keywords: VERB\n"), "{text}");
     assert!(text.contains("verbs:         VERB\n"), "{text}");
-    assert!(
-        text.contains("hooks:         reply (once a verb was used)\n"),
-        "{text}"
-    );
-    let output = Command::new(wasmail_bin())
-        .args(["plugin", "inspect"])
-        .arg(plugin_path("policy"))
-        .output()
-        .unwrap();
+    assert!(text.contains("hooks:         reply (once a verb was used)\n"), "{text}");
+    let output = Command::new(wasmail_bin()).args(["plugin", "inspect"]).arg(plugin_path("policy")).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        text.contains("mail params:   XTRACE\n") && text.contains("rcpt params:   XPRIO\n"),
-        "{text}"
-    );
+    assert!(text.contains("mail params:   XTRACE\n") && text.contains("rcpt params:   XPRIO\n"), "{text}");
     // The greylist plugin ships disabled.
-    let output = Command::new(wasmail_bin())
-        .args(["plugin", "inspect"])
-        .arg(plugin_path("greylist"))
-        .output()
-        .unwrap();
+    let output = Command::new(wasmail_bin()).args(["plugin", "inspect"]).arg(plugin_path("greylist")).output().unwrap();
     assert!(String::from_utf8_lossy(&output.stdout).contains("enabled:       false\n"));
 }
 

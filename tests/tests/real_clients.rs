@@ -9,9 +9,7 @@ use wasmail_tests::Server;
 #[test]
 fn lettre_sends_and_the_message_lands_in_maildir() {
     let server = Server::start();
-    let mailer = SmtpTransport::builder_dangerous(server.smtp.ip().to_string())
-        .port(server.smtp.port())
-        .build();
+    let mailer = SmtpTransport::builder_dangerous(server.smtp.ip().to_string()).port(server.smtp.port()).build();
     for i in 0..3 {
         let email = Message::builder()
             .from("Daniel <daniel@lettre.test>".parse::<Mailbox>().unwrap())
@@ -25,9 +23,7 @@ fn lettre_sends_and_the_message_lands_in_maildir() {
     }
     let tyler = server.mailbox("tyler");
     assert_eq!(tyler.len(), 3);
-    assert!(tyler
-        .iter()
-        .any(|m| m.contains("Subject: lettre 2") && m.contains("Hello from lettre, message 2.")));
+    assert!(tyler.iter().any(|m| m.contains("Subject: lettre 2") && m.contains("Hello from lettre, message 2.")));
     assert!(tyler[0].starts_with("Return-Path: <daniel@lettre.test>\n"));
     assert_eq!(server.mailbox("hunt").len(), 3);
 }
@@ -35,9 +31,7 @@ fn lettre_sends_and_the_message_lands_in_maildir() {
 #[test]
 fn lettre_sees_a_refused_recipient() {
     let server = Server::start();
-    let mailer = SmtpTransport::builder_dangerous(server.smtp.ip().to_string())
-        .port(server.smtp.port())
-        .build();
+    let mailer = SmtpTransport::builder_dangerous(server.smtp.ip().to_string()).port(server.smtp.port()).build();
     let email = Message::builder()
         .from("daniel@lettre.test".parse::<Mailbox>().unwrap())
         .to("someone@elsewhere.example".parse::<Mailbox>().unwrap())
@@ -52,10 +46,7 @@ fn lettre_sees_a_refused_recipient() {
 fn python_smtplib_session() {
     let server = Server::start();
     let output = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/clients/smtplib_session.py"
-        ))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/clients/smtplib_session.py"))
         .arg(server.smtp.ip().to_string())
         .arg(server.smtp.port().to_string())
         .output()
@@ -68,23 +59,14 @@ fn python_smtplib_session() {
     );
     let tyler = server.mailbox("tyler");
     assert_eq!(tyler.len(), 2);
-    assert!(tyler
-        .iter()
-        .any(|m| m.contains("Subject: from smtplib") && m.contains("\n.leading dot survives\n")));
-    assert!(tyler
-        .iter()
-        .any(|m| m.contains("Schöne Grüße aus Python") && m.contains("with UTF8SMTP")));
+    assert!(tyler.iter().any(|m| m.contains("Subject: from smtplib") && m.contains("\n.leading dot survives\n")));
+    assert!(tyler.iter().any(|m| m.contains("Schöne Grüße aus Python") && m.contains("with UTF8SMTP")));
     assert_eq!(server.mailbox("hunt").len(), 1);
 }
 
 fn swaks(server: &Server, extra: &[&str]) -> std::process::Output {
     Command::new("swaks")
-        .args([
-            "--server",
-            &server.smtp.ip().to_string(),
-            "--port",
-            &server.smtp.port().to_string(),
-        ])
+        .args(["--server", &server.smtp.ip().to_string(), "--port", &server.smtp.port().to_string()])
         .args(["--helo", "swaks.test", "--from", "daniel@swaks.test"])
         .args(extra)
         .output()
@@ -94,33 +76,10 @@ fn swaks(server: &Server, extra: &[&str]) -> std::process::Output {
 #[test]
 fn swaks_plain_pipelined_and_chunked() {
     let server = Server::start();
-    let plain = swaks(
-        &server,
-        &[
-            "--to",
-            "tyler@localhost",
-            "--header",
-            "Subject: swaks plain",
-            "--body",
-            "plain body",
-        ],
-    );
-    assert!(
-        plain.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plain.stdout)
-    );
+    let plain = swaks(&server, &["--to", "tyler@localhost", "--header", "Subject: swaks plain", "--body", "plain body"]);
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stdout));
 
-    let pipelined = swaks(
-        &server,
-        &[
-            "--to",
-            "tyler@localhost,hunt@localhost",
-            "--pipeline",
-            "--header",
-            "Subject: swaks pipelined",
-        ],
-    );
+    let pipelined = swaks(&server, &["--to", "tyler@localhost,hunt@localhost", "--pipeline", "--header", "Subject: swaks pipelined"]);
     let transcript = String::from_utf8_lossy(&pipelined.stdout);
     assert!(pipelined.status.success(), "{transcript}");
     // swaks sends MAIL, RCPT, RCPT, DATA in one write and reads the replies together.
@@ -129,15 +88,10 @@ fn swaks_plain_pipelined_and_chunked() {
     let refused = swaks(&server, &["--to", "x@elsewhere.example"]);
     let transcript = String::from_utf8_lossy(&refused.stdout);
     assert!(!refused.status.success());
-    assert!(
-        transcript.contains("550 5.7.1 <x@elsewhere.example>: Relay access denied"),
-        "{transcript}"
-    );
+    assert!(transcript.contains("550 5.7.1 <x@elsewhere.example>: Relay access denied"), "{transcript}");
 
     let tyler = server.mailbox("tyler");
     assert_eq!(tyler.len(), 2);
-    assert!(tyler
-        .iter()
-        .any(|m| m.contains("Subject: swaks plain") && m.contains("plain body")));
+    assert!(tyler.iter().any(|m| m.contains("Subject: swaks plain") && m.contains("plain body")));
     assert_eq!(server.mailbox("hunt").len(), 1);
 }

@@ -42,17 +42,10 @@ pub fn section(content: &[u8], range: std::ops::Range<usize>, max_fields: usize)
     let mut pos = range.start;
     let limit = range.end.min(content.len());
     while pos < limit {
-        let line_end = memchr(b'\n', &content[pos..limit])
-            .map(|i| pos + i + 1)
-            .unwrap_or(limit);
+        let line_end = memchr(b'\n', &content[pos..limit]).map(|i| pos + i + 1).unwrap_or(limit);
         let line = &content[pos..line_end];
         if line == b"\r\n" || line == b"\n" {
-            return Section {
-                fields: out,
-                end: pos,
-                body_start: line_end,
-                truncated: false,
-            };
+            return Section { fields: out, end: pos, body_start: line_end, truncated: false };
         }
         if line[0] == b' ' || line[0] == b'\t' {
             match out.last_mut() {
@@ -68,28 +61,13 @@ pub fn section(content: &[u8], range: std::ops::Range<usize>, max_fields: usize)
                 break;
             }
             if out.len() == max_fields {
-                return Section {
-                    fields: out,
-                    end: pos,
-                    body_start: pos,
-                    truncated: true,
-                };
+                return Section { fields: out, end: pos, body_start: pos, truncated: true };
             }
-            out.push(Field {
-                name: String::from_utf8_lossy(name).into_owned(),
-                start: pos,
-                end: line_end,
-                value_start: pos + colon + 1,
-            });
+            out.push(Field { name: String::from_utf8_lossy(name).into_owned(), start: pos, end: line_end, value_start: pos + colon + 1 });
         }
         pos = line_end;
     }
-    Section {
-        fields: out,
-        end: pos,
-        body_start: pos,
-        truncated: false,
-    }
+    Section { fields: out, end: pos, body_start: pos, truncated: false }
 }
 
 /// The position of the first `needle` in `haystack`.
@@ -99,11 +77,7 @@ pub(crate) fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
 
 /// The value of a field with folding removed and leading white space trimmed.
 pub fn unfolded_value(content: &[u8], field: &Field) -> String {
-    let out: Vec<u8> = content[field.value_start..field.end]
-        .iter()
-        .copied()
-        .filter(|&b| b != b'\r' && b != b'\n')
-        .collect();
+    let out: Vec<u8> = content[field.value_start..field.end].iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect();
     let text = String::from_utf8_lossy(&out);
     text.trim_start_matches([' ', '\t']).trim_end().to_string()
 }
@@ -114,18 +88,10 @@ pub enum Change {
     /// Append a field at the end of the header section.
     Add { name: String, value: String },
     /// Insert a field before the `index`th field (0 = at the top).
-    Insert {
-        index: usize,
-        name: String,
-        value: String,
-    },
+    Insert { index: usize, name: String, value: String },
     /// Replace the value of the `index`th (from 1) field called `name`; if there is no such
     /// field, add it at the end, as smfi_chgheader does.
-    Change {
-        name: String,
-        index: usize,
-        value: String,
-    },
+    Change { name: String, index: usize, value: String },
     /// Remove the `index`th (from 1) field called `name`, if there is one.
     Remove { name: String, index: usize },
 }
@@ -137,17 +103,10 @@ pub fn apply(content: &[u8], changes: &[Change]) -> Vec<u8> {
     }
     let (found, header_end) = fields(content);
     // Each entry: (name, raw bytes with CRLF).
-    let mut list: Vec<(String, Vec<u8>)> = found
-        .iter()
-        .map(|f| (f.name.clone(), content[f.start..f.end].to_vec()))
-        .collect();
+    let mut list: Vec<(String, Vec<u8>)> = found.iter().map(|f| (f.name.clone(), content[f.start..f.end].to_vec())).collect();
     let render = |name: &str, value: &str| format!("{name}: {value}\r\n").into_bytes();
     let position = |list: &[(String, Vec<u8>)], name: &str, index: usize| {
-        list.iter()
-            .enumerate()
-            .filter(|(_, (n, _))| n.eq_ignore_ascii_case(name))
-            .nth(index.saturating_sub(1))
-            .map(|(i, _)| i)
+        list.iter().enumerate().filter(|(_, (n, _))| n.eq_ignore_ascii_case(name)).nth(index.saturating_sub(1)).map(|(i, _)| i)
     };
     for change in changes {
         match change {
@@ -176,8 +135,7 @@ pub fn apply(content: &[u8], changes: &[Change]) -> Vec<u8> {
     }
     // Content with no header section at all gets the blank line that separates the new
     // fields from what is then clearly the body.
-    if found.is_empty() && !list.is_empty() && !content.starts_with(b"\r\n") && !content.is_empty()
-    {
+    if found.is_empty() && !list.is_empty() && !content.starts_with(b"\r\n") && !content.is_empty() {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(&content[header_end..]);
@@ -193,10 +151,7 @@ mod tests {
     #[test]
     fn finds_fields_and_unfolds() {
         let (found, end) = fields(MSG);
-        assert_eq!(
-            found.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-            ["From", "Subject", "X-Tag", "x-tag"]
-        );
+        assert_eq!(found.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["From", "Subject", "X-Tag", "x-tag"]);
         assert_eq!(unfolded_value(MSG, &found[1]), "hello  world");
         assert_eq!(&MSG[end..end + 6], b"\r\nbody");
     }
@@ -206,28 +161,11 @@ mod tests {
         let out = apply(
             MSG,
             &[
-                Change::Add {
-                    name: "X-Added".into(),
-                    value: "yes".into(),
-                },
-                Change::Insert {
-                    index: 0,
-                    name: "X-Top".into(),
-                    value: "first".into(),
-                },
-                Change::Change {
-                    name: "X-TAG".into(),
-                    index: 2,
-                    value: "two".into(),
-                },
-                Change::Remove {
-                    name: "from".into(),
-                    index: 1,
-                },
-                Change::Remove {
-                    name: "Nope".into(),
-                    index: 1,
-                },
+                Change::Add { name: "X-Added".into(), value: "yes".into() },
+                Change::Insert { index: 0, name: "X-Top".into(), value: "first".into() },
+                Change::Change { name: "X-TAG".into(), index: 2, value: "two".into() },
+                Change::Remove { name: "from".into(), index: 1 },
+                Change::Remove { name: "Nope".into(), index: 1 },
             ],
         );
         assert_eq!(
@@ -242,15 +180,6 @@ mod tests {
         assert_eq!((found.len(), end), (1, 15));
         let (found, end) = fields(b"just a body line\r\n");
         assert_eq!((found.len(), end), (0, 0));
-        assert_eq!(
-            apply(
-                b"body\r\n",
-                &[Change::Add {
-                    name: "A".into(),
-                    value: "b".into()
-                }]
-            ),
-            b"A: b\r\n\r\nbody\r\n"
-        );
+        assert_eq!(apply(b"body\r\n", &[Change::Add { name: "A".into(), value: "b".into() }]), b"A: b\r\n\r\nbody\r\n");
     }
 }

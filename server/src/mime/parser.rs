@@ -30,12 +30,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            max_depth: 20,
-            max_parts: 1000,
-            max_header_fields: 1000,
-            max_header_size: 102_400,
-        }
+        Limits { max_depth: 20, max_parts: 1000, max_header_fields: 1000, max_header_size: 102_400 }
     }
 }
 
@@ -85,12 +80,7 @@ pub enum Kind {
     /// Content: text, an attachment, anything that is not a container.
     Leaf,
     /// Parts between boundaries, with the text before the first and after the last.
-    Multipart {
-        boundary: String,
-        preamble: Range<usize>,
-        parts: Vec<Part>,
-        epilogue: Range<usize>,
-    },
+    Multipart { boundary: String, preamble: Range<usize>, parts: Vec<Part>, epilogue: Range<usize> },
     /// message/rfc822 (or global): a whole message as the body.
     Message(Box<Part>),
 }
@@ -98,18 +88,12 @@ pub enum Kind {
 impl Part {
     /// The unfolded value of the first field called `name`.
     pub fn field(&self, content: &[u8], name: &str) -> Option<String> {
-        self.fields
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case(name))
-            .map(|f| header::unfolded_value(content, f))
+        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| header::unfolded_value(content, f))
     }
 
     /// The attachment's name: the disposition's `filename`, else Content-Type's `name`.
     pub fn filename(&self) -> Option<&str> {
-        self.disposition
-            .as_ref()
-            .and_then(|d| d.param("filename"))
-            .or_else(|| self.content_type.param("name"))
+        self.disposition.as_ref().and_then(|d| d.param("filename")).or_else(|| self.content_type.param("name"))
     }
 
     /// The parts directly inside this one.
@@ -163,15 +147,7 @@ fn walk<'p>(part: &'p Part, section: String, in_message: bool, out: &mut Vec<Lea
         }
     };
     match &part.kind {
-        Kind::Leaf => out.push(Leaf {
-            part,
-            section: if section.is_empty() {
-                "1".into()
-            } else {
-                section
-            },
-            in_attached_message: in_message,
-        }),
+        Kind::Leaf => out.push(Leaf { part, section: if section.is_empty() { "1".into() } else { section }, in_attached_message: in_message }),
         Kind::Multipart { parts, .. } => {
             for (i, child) in parts.iter().enumerate() {
                 walk(child, child_section(i), in_message, out);
@@ -180,16 +156,7 @@ fn walk<'p>(part: &'p Part, section: String, in_message: bool, out: &mut Vec<Lea
         // RFC 3501: the parts of an encapsulated message are numbered under the part itself.
         Kind::Message(inner) => match &inner.kind {
             Kind::Multipart { .. } => walk(inner, section, true, out),
-            _ => walk(
-                inner,
-                if section.is_empty() {
-                    "1".into()
-                } else {
-                    format!("{section}.1")
-                },
-                true,
-                out,
-            ),
+            _ => walk(inner, if section.is_empty() { "1".into() } else { format!("{section}.1") }, true, out),
         },
     }
 }
@@ -201,18 +168,9 @@ pub fn parse<'a>(content: &'a [u8], limits: &Limits) -> Result<Message<'a>, Limi
         Some(_) => b"\n",
         None => b"\r\n",
     };
-    let mut parser = Parser {
-        content,
-        limits,
-        parts: 0,
-    };
+    let mut parser = Parser { content, limits, parts: 0 };
     let root = parser.part(0..content.len(), 0, false)?;
-    Ok(Message {
-        content,
-        root,
-        eol,
-        part_count: parser.parts,
-    })
+    Ok(Message { content, root, eol, part_count: parser.parts })
 }
 
 struct Parser<'a> {
@@ -223,12 +181,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     /// The part that fills `range`, at nesting `depth`, inside a multipart/digest or not.
-    fn part(
-        &mut self,
-        range: Range<usize>,
-        depth: usize,
-        in_digest: bool,
-    ) -> Result<Part, LimitExceeded> {
+    fn part(&mut self, range: Range<usize>, depth: usize, in_digest: bool) -> Result<Part, LimitExceeded> {
         self.parts += 1;
         if self.parts > self.limits.max_parts {
             return Err(LimitExceeded::Parts(self.limits.max_parts));
@@ -240,21 +193,10 @@ impl Parser<'_> {
         if section.end - range.start > self.limits.max_header_size {
             return Err(LimitExceeded::HeaderSize(self.limits.max_header_size));
         }
-        let value_of = |name: &str| {
-            section
-                .fields
-                .iter()
-                .find(|f| f.name.eq_ignore_ascii_case(name))
-                .map(|f| header::unfolded_value(self.content, f))
-        };
-        let default = if in_digest {
-            ContentType::message_rfc822()
-        } else {
-            ContentType::text_plain()
-        };
-        let content_type = value_of("content-type")
-            .and_then(|v| value::content_type(&v))
-            .unwrap_or(default);
+        let value_of =
+            |name: &str| section.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| header::unfolded_value(self.content, f));
+        let default = if in_digest { ContentType::message_rfc822() } else { ContentType::text_plain() };
+        let content_type = value_of("content-type").and_then(|v| value::content_type(&v)).unwrap_or(default);
         let encoding = Encoding::parse(value_of("content-transfer-encoding").as_deref());
         let disposition = value_of("content-disposition").map(|v| value::disposition(&v));
         let body = section.body_start..range.end;
@@ -275,11 +217,7 @@ impl Parser<'_> {
         }
         let ct = &part.content_type;
         if ct.kind == "multipart" {
-            let Some(boundary) = ct
-                .param("boundary")
-                .filter(|b| !b.is_empty())
-                .map(str::to_string)
-            else {
+            let Some(boundary) = ct.param("boundary").filter(|b| !b.is_empty()).map(str::to_string) else {
                 return Ok(part);
             };
             if depth + 1 > self.limits.max_depth {
@@ -297,13 +235,7 @@ impl Parser<'_> {
     }
 
     /// Splits `body` at the delimiter lines of `boundary` (RFC 2046 5.1.1).
-    fn multipart(
-        &mut self,
-        body: Range<usize>,
-        boundary: &str,
-        depth: usize,
-        digest: bool,
-    ) -> Result<Kind, LimitExceeded> {
+    fn multipart(&mut self, body: Range<usize>, boundary: &str, depth: usize, digest: bool) -> Result<Kind, LimitExceeded> {
         let content = self.content;
         let mut delimiter = Vec::with_capacity(boundary.len() + 2);
         delimiter.extend_from_slice(b"--");
@@ -314,9 +246,7 @@ impl Parser<'_> {
         let mut at = body.start;
         while at < body.end {
             let line_start = at;
-            let line_end = memchr::memchr(b'\n', &content[at..body.end])
-                .map(|i| at + i + 1)
-                .unwrap_or(body.end);
+            let line_end = memchr::memchr(b'\n', &content[at..body.end]).map(|i| at + i + 1).unwrap_or(body.end);
             at = line_end;
             let line = &content[line_start..line_end];
             let Some(rest) = line.strip_prefix(delimiter.as_slice()) else {
@@ -327,10 +257,7 @@ impl Parser<'_> {
                 None => (false, rest),
             };
             // Only transport padding (white space) may follow the boundary.
-            if !rest
-                .iter()
-                .all(|&b| b == b' ' || b == b'\t' || b == b'\r' || b == b'\n')
-            {
+            if !rest.iter().all(|&b| b == b' ' || b == b'\t' || b == b'\r' || b == b'\n') {
                 continue;
             }
             let mut before = line_start;
@@ -347,12 +274,7 @@ impl Parser<'_> {
         }
         let Some(&(first_before, _, _, _)) = lines.first() else {
             // No delimiter at all: everything is preamble.
-            return Ok(Kind::Multipart {
-                boundary: boundary.to_string(),
-                preamble: body.clone(),
-                parts: Vec::new(),
-                epilogue: body.end..body.end,
-            });
+            return Ok(Kind::Multipart { boundary: boundary.to_string(), preamble: body.clone(), parts: Vec::new(), epilogue: body.end..body.end });
         };
         let preamble = body.start..first_before;
         let mut parts = Vec::new();
@@ -361,22 +283,14 @@ impl Parser<'_> {
                 break;
             }
             // A part runs to the next delimiter, or to the end if the closing one is missing.
-            let end = lines
-                .get(i + 1)
-                .map(|&(before, _, _, _)| before)
-                .unwrap_or(body.end);
+            let end = lines.get(i + 1).map(|&(before, _, _, _)| before).unwrap_or(body.end);
             parts.push(self.part(line_end..end.max(line_end), depth, digest)?);
         }
         let epilogue = match lines.last() {
             Some(&(_, _, line_end, true)) => line_end..body.end,
             _ => body.end..body.end,
         };
-        Ok(Kind::Multipart {
-            boundary: boundary.to_string(),
-            preamble,
-            parts,
-            epilogue,
-        })
+        Ok(Kind::Multipart { boundary: boundary.to_string(), preamble, parts, epilogue })
     }
 }
 
@@ -423,30 +337,14 @@ epilogue\r\n";
         let message = parse(MIXED, &Limits::default()).unwrap();
         assert_eq!(message.eol, b"\r\n");
         assert_eq!(message.part_count, 7);
-        let Kind::Multipart {
-            preamble,
-            parts,
-            epilogue,
-            boundary,
-        } = &message.root.kind
-        else {
-            panic!("not multipart")
-        };
+        let Kind::Multipart { preamble, parts, epilogue, boundary } = &message.root.kind else { panic!("not multipart") };
         assert_eq!(boundary, "outer");
         assert_eq!(&MIXED[preamble.clone()], b"This is the preamble.");
         assert_eq!(&MIXED[epilogue.clone()], b"epilogue\r\n");
         assert_eq!(parts.len(), 3);
         let leaves = message.leaves();
-        let summary: Vec<(String, String, bool)> = leaves
-            .iter()
-            .map(|l| {
-                (
-                    l.section.clone(),
-                    l.part.content_type.essence(),
-                    l.in_attached_message,
-                )
-            })
-            .collect();
+        let summary: Vec<(String, String, bool)> =
+            leaves.iter().map(|l| (l.section.clone(), l.part.content_type.essence(), l.in_attached_message)).collect();
         assert_eq!(
             summary,
             [
@@ -462,10 +360,7 @@ epilogue\r\n";
         assert_eq!(leaves[2].part.filename(), Some("x.exe"));
         assert_eq!(&MIXED[leaves[2].part.body.clone()], b"TVqQAAMAAAAEAAAA");
         assert_eq!(&MIXED[leaves[3].part.body.clone()], b"forwarded body");
-        assert_eq!(
-            leaves[3].part.field(MIXED, "subject").as_deref(),
-            Some("inner")
-        );
+        assert_eq!(leaves[3].part.field(MIXED, "subject").as_deref(), Some("inner"));
     }
 
     #[test]
@@ -497,45 +392,27 @@ epilogue\r\n";
     fn malformed_structures_are_read_leniently() {
         // No closing delimiter: the last part runs to the end.
         let msg = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nonly\r\n";
-        assert_eq!(
-            &msg[parse(msg, &Limits::default()).unwrap().leaves()[0]
-                .part
-                .body
-                .clone()],
-            b"only\r\n"
-        );
+        assert_eq!(&msg[parse(msg, &Limits::default()).unwrap().leaves()[0].part.body.clone()], b"only\r\n");
         // A boundary that never appears: all preamble, no parts.
         let msg = b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n--b\r\ntext\r\n";
         let message = parse(msg, &Limits::default()).unwrap();
         assert!(matches!(&message.root.kind, Kind::Multipart { parts, .. } if parts.is_empty()));
         // No boundary parameter, or an encoded container: a leaf.
         let msg = b"Content-Type: multipart/mixed\r\n\r\n--b\r\n";
-        assert_eq!(
-            parse(msg, &Limits::default()).unwrap().root.kind,
-            Kind::Leaf
-        );
+        assert_eq!(parse(msg, &Limits::default()).unwrap().root.kind, Kind::Leaf);
         let msg = b"Content-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: base64\r\n\r\n--b\r\n";
-        assert_eq!(
-            parse(msg, &Limits::default()).unwrap().root.kind,
-            Kind::Leaf
-        );
+        assert_eq!(parse(msg, &Limits::default()).unwrap().root.kind, Kind::Leaf);
         // Empty message, headers only, body only.
         assert!(parse(b"", &Limits::default()).is_ok());
         assert!(parse(b"Subject: x\r\n", &Limits::default()).is_ok());
-        assert_eq!(
-            parse(b"\r\nbody", &Limits::default()).unwrap().root.body,
-            2..6
-        );
+        assert_eq!(parse(b"\r\nbody", &Limits::default()).unwrap().root.body, 2..6);
     }
 
     /// A message nested `depth` multiparts deep.
     fn nested(depth: usize) -> Vec<u8> {
         let mut out = Vec::new();
         for i in 0..depth {
-            out.extend_from_slice(
-                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
-                    .as_bytes(),
-            );
+            out.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n").as_bytes());
         }
         out.extend_from_slice(b"Content-Type: text/plain\r\n\r\ndeep\r\n");
         for i in (0..depth).rev() {
@@ -548,57 +425,26 @@ epilogue\r\n";
     fn limits_hold_against_hostile_input() {
         let limits = Limits::default();
         assert!(parse(&nested(20), &limits).is_ok());
-        assert_eq!(
-            parse(&nested(21), &limits).unwrap_err(),
-            LimitExceeded::Depth(20)
-        );
+        assert_eq!(parse(&nested(21), &limits).unwrap_err(), LimitExceeded::Depth(20));
         // Far deeper than any stack would take if recursion were unbounded.
-        assert_eq!(
-            parse(&nested(100_000), &limits).unwrap_err(),
-            LimitExceeded::Depth(20)
-        );
+        assert_eq!(parse(&nested(100_000), &limits).unwrap_err(), LimitExceeded::Depth(20));
         let mut rfc822 = Vec::new();
         for _ in 0..50 {
             rfc822.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
         }
-        assert_eq!(
-            parse(&rfc822, &limits).unwrap_err(),
-            LimitExceeded::Depth(20)
-        );
+        assert_eq!(parse(&rfc822, &limits).unwrap_err(), LimitExceeded::Depth(20));
 
         let mut many = b"Content-Type: multipart/mixed; boundary=m\r\n\r\n".to_vec();
         for _ in 0..1000 {
             many.extend_from_slice(b"--m\r\n\r\nx\r\n");
         }
-        assert_eq!(
-            parse(&many, &limits).unwrap_err(),
-            LimitExceeded::Parts(1000)
-        );
-        assert_eq!(
-            parse(
-                &many,
-                &Limits {
-                    max_parts: 1001,
-                    ..limits
-                }
-            )
-            .unwrap()
-            .part_count,
-            1001
-        );
+        assert_eq!(parse(&many, &limits).unwrap_err(), LimitExceeded::Parts(1000));
+        assert_eq!(parse(&many, &Limits { max_parts: 1001, ..limits }).unwrap().part_count, 1001);
 
-        let fields: Vec<u8> = (0..1001)
-            .flat_map(|i| format!("X-{i}: v\r\n").into_bytes())
-            .collect();
-        assert_eq!(
-            parse(&fields, &limits).unwrap_err(),
-            LimitExceeded::HeaderFields(1000)
-        );
+        let fields: Vec<u8> = (0..1001).flat_map(|i| format!("X-{i}: v\r\n").into_bytes()).collect();
+        assert_eq!(parse(&fields, &limits).unwrap_err(), LimitExceeded::HeaderFields(1000));
         let big = format!("Subject: {}\r\n\r\n", "x".repeat(200_000));
-        assert_eq!(
-            parse(big.as_bytes(), &limits).unwrap_err(),
-            LimitExceeded::HeaderSize(102_400)
-        );
+        assert_eq!(parse(big.as_bytes(), &limits).unwrap_err(), LimitExceeded::HeaderSize(102_400));
     }
 
     #[test]
@@ -607,10 +453,7 @@ epilogue\r\n";
         // the benchmark times at 20 MiB).
         let mut msg = Vec::new();
         for i in 0..20 {
-            msg.extend_from_slice(
-                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
-                    .as_bytes(),
-            );
+            msg.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n").as_bytes());
         }
         msg.extend_from_slice(b"\r\n");
         while msg.len() < 1 << 20 {

@@ -36,11 +36,7 @@ struct Splice {
 
 /// Writes `message` with `actions` applied to its leaves (indexes into
 /// [`Message::leaves`]) and `add_headers` appended to the top-level header.
-pub fn rewrite(
-    message: &Message,
-    actions: &[(usize, Action)],
-    add_headers: &[(String, String)],
-) -> Vec<u8> {
+pub fn rewrite(message: &Message, actions: &[(usize, Action)], add_headers: &[(String, String)]) -> Vec<u8> {
     let content = message.content;
     let eol = message.eol;
     let leaves = message.leaves();
@@ -53,48 +49,27 @@ pub fn rewrite(
         let part = leaf.part;
         match action {
             Action::Keep => {}
-            Action::Replace {
-                content: new,
-                content_type,
-            } => {
+            Action::Replace { content: new, content_type } => {
                 touched_mime = true;
-                let ct = content_type
-                    .as_deref()
-                    .and_then(value::content_type)
-                    .unwrap_or_else(|| part.content_type.clone());
+                let ct = content_type.as_deref().and_then(value::content_type).unwrap_or_else(|| part.content_type.clone());
                 let encoding = choose_encoding(&part.encoding, ct.kind == "text", new);
                 if let Some(value) = content_type {
                     set_field(&mut splices, part, "Content-Type", value, eol);
                 }
                 if encoding != part.encoding {
-                    set_field(
-                        &mut splices,
-                        part,
-                        "Content-Transfer-Encoding",
-                        encoding.as_str(),
-                        eol,
-                    );
+                    set_field(&mut splices, part, "Content-Transfer-Encoding", encoding.as_str(), eol);
                 }
                 replace_body(&mut splices, part, encode(&encoding, new, eol), eol);
             }
             Action::Remove { note } => {
                 touched_mime = true;
-                for field in part
-                    .fields
-                    .iter()
-                    .filter(|f| f.name.to_ascii_lowercase().starts_with("content-"))
-                {
-                    splices.push(Splice {
-                        start: field.start,
-                        end: field.end,
-                        bytes: Vec::new(),
-                    });
+                for field in part.fields.iter().filter(|f| f.name.to_ascii_lowercase().starts_with("content-")) {
+                    splices.push(Splice { start: field.start, end: field.end, bytes: Vec::new() });
                 }
                 // The note ends in a line end where the body it replaces did (inside a
                 // multipart, the line end before the boundary belongs to the boundary).
                 let mut text = note.clone().into_bytes();
-                let body_ended_line =
-                    part.body.end > part.body.start && message.content[part.body.end - 1] == b'\n';
+                let body_ended_line = part.body.end > part.body.start && message.content[part.body.end - 1] == b'\n';
                 if body_ended_line && !text.ends_with(b"\n") {
                     text.push(b'\n');
                 }
@@ -105,46 +80,22 @@ pub fn rewrite(
                     ("Content-Disposition", "inline"),
                 ];
                 for (name, value) in fields {
-                    splices.push(Splice {
-                        start: part.header_end,
-                        end: part.header_end,
-                        bytes: field_line(name, value, eol),
-                    });
+                    splices.push(Splice { start: part.header_end, end: part.header_end, bytes: field_line(name, value, eol) });
                 }
                 replace_body(&mut splices, part, encode(&encoding, &text, eol), eol);
             }
         }
     }
     let root = &message.root;
-    if touched_mime
-        && !root
-            .fields
-            .iter()
-            .any(|f| f.name.eq_ignore_ascii_case("mime-version"))
-    {
-        splices.push(Splice {
-            start: root.header_end,
-            end: root.header_end,
-            bytes: field_line("MIME-Version", "1.0", eol),
-        });
+    if touched_mime && !root.fields.iter().any(|f| f.name.eq_ignore_ascii_case("mime-version")) {
+        splices.push(Splice { start: root.header_end, end: root.header_end, bytes: field_line("MIME-Version", "1.0", eol) });
     }
     for (name, value) in add_headers {
-        splices.push(Splice {
-            start: root.header_end,
-            end: root.header_end,
-            bytes: field_line(name, value, eol),
-        });
+        splices.push(Splice { start: root.header_end, end: root.header_end, bytes: field_line(name, value, eol) });
     }
-    if !add_headers.is_empty()
-        && root.header_end == root.body.start
-        && root.body.start < content.len()
-    {
+    if !add_headers.is_empty() && root.header_end == root.body.start && root.body.start < content.len() {
         // The message had no blank line (or no header): the new fields need one after them.
-        splices.push(Splice {
-            start: root.header_end,
-            end: root.header_end,
-            bytes: eol.to_vec(),
-        });
+        splices.push(Splice { start: root.header_end, end: root.header_end, bytes: eol.to_vec() });
     }
     apply(content, splices)
 }
@@ -190,21 +141,10 @@ fn field_line(name: &str, value: &str, eol: &[u8]) -> Vec<u8> {
 
 /// Replaces the first field called `name` in `part`, or adds it at the end of its header.
 fn set_field(splices: &mut Vec<Splice>, part: &Part, name: &str, value: &str, eol: &[u8]) {
-    let existing: Option<&Field> = part
-        .fields
-        .iter()
-        .find(|f| f.name.eq_ignore_ascii_case(name));
+    let existing: Option<&Field> = part.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name));
     match existing {
-        Some(field) => splices.push(Splice {
-            start: field.start,
-            end: field.end,
-            bytes: field_line(&field.name, value, eol),
-        }),
-        None => splices.push(Splice {
-            start: part.header_end,
-            end: part.header_end,
-            bytes: field_line(name, value, eol),
-        }),
+        Some(field) => splices.push(Splice { start: field.start, end: field.end, bytes: field_line(&field.name, value, eol) }),
+        None => splices.push(Splice { start: part.header_end, end: part.header_end, bytes: field_line(name, value, eol) }),
     }
 }
 
@@ -215,11 +155,7 @@ fn replace_body(splices: &mut Vec<Splice>, part: &Part, body: Vec<u8>, eol: &[u8
         bytes.extend_from_slice(eol);
     }
     bytes.extend_from_slice(&body);
-    splices.push(Splice {
-        start: part.body.start,
-        end: part.body.end,
-        bytes,
-    });
+    splices.push(Splice { start: part.body.start, end: part.body.end, bytes });
 }
 
 fn apply(content: &[u8], mut splices: Vec<Splice>) -> Vec<u8> {
@@ -263,10 +199,7 @@ mod tests {
     #[test]
     fn no_change_is_byte_identical() {
         let message = parse(ALT, &Limits::default()).unwrap();
-        assert_eq!(
-            rewrite(&message, &[(0, Action::Keep), (1, Action::Keep)], &[]),
-            ALT
-        );
+        assert_eq!(rewrite(&message, &[(0, Action::Keep), (1, Action::Keep)], &[]), ALT);
     }
 
     #[test]
@@ -275,87 +208,41 @@ mod tests {
         let out = rewrite(
             &message,
             &[
-                (
-                    0,
-                    Action::Replace {
-                        content: b"Hello\r\n-- \r\nfooter\r\n".to_vec(),
-                        content_type: None,
-                    },
-                ),
-                (
-                    1,
-                    Action::Replace {
-                        content: b"<p>Hello</p><p>footer</p>".to_vec(),
-                        content_type: None,
-                    },
-                ),
+                (0, Action::Replace { content: b"Hello\r\n-- \r\nfooter\r\n".to_vec(), content_type: None }),
+                (1, Action::Replace { content: b"<p>Hello</p><p>footer</p>".to_vec(), content_type: None }),
             ],
             &[],
         );
         let text = String::from_utf8(out.clone()).unwrap();
-        assert!(
-            text.contains(
-                "Content-Transfer-Encoding: 7bit\r\n\r\nHello\r\n-- \r\nfooter\r\n\r\n--b\r\n"
-            ),
-            "{text}"
-        );
+        assert!(text.contains("Content-Transfer-Encoding: 7bit\r\n\r\nHello\r\n-- \r\nfooter\r\n\r\n--b\r\n"), "{text}");
         assert_eq!(leaf_body(&out, 1), b"<p>Hello</p><p>footer</p>");
-        assert!(text.contains(
-            "name=\"a.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVo=\r\n--b--\r\n"
-        ));
+        assert!(text.contains("name=\"a.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVo=\r\n--b--\r\n"));
     }
 
     #[test]
     fn eight_bit_content_in_a_seven_bit_part_becomes_quoted_printable() {
         let message = parse(ALT, &Limits::default()).unwrap();
         let new = "Grüße\r\n".as_bytes().to_vec();
-        let out = rewrite(
-            &message,
-            &[(
-                0,
-                Action::Replace {
-                    content: new.clone(),
-                    content_type: Some("text/plain; charset=utf-8".into()),
-                },
-            )],
-            &[],
-        );
+        let out = rewrite(&message, &[(0, Action::Replace { content: new.clone(), content_type: Some("text/plain; charset=utf-8".into()) })], &[]);
         assert!(out.is_ascii(), "a 7-bit message stays 7-bit");
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.contains("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n"));
         assert_eq!(leaf_body(&out, 0), new);
         // Binary content in a non-text part becomes base64.
-        let out = rewrite(
-            &message,
-            &[(
-                2,
-                Action::Replace {
-                    content: vec![0, 1, 2, 255],
-                    content_type: None,
-                },
-            )],
-            &[],
-        );
+        let out = rewrite(&message, &[(2, Action::Replace { content: vec![0, 1, 2, 255], content_type: None })], &[]);
         assert_eq!(leaf_body(&out, 2), [0, 1, 2, 255]);
     }
 
     #[test]
     fn removed_parts_become_notes() {
         let message = parse(ALT, &Limits::default()).unwrap();
-        let out = rewrite(
-            &message,
-            &[(
-                2,
-                Action::Remove {
-                    note: "a.exe was removed".into(),
-                },
-            )],
-            &[("X-Scanned".into(), "yes".into())],
-        );
+        let out = rewrite(&message, &[(2, Action::Remove { note: "a.exe was removed".into() })], &[("X-Scanned".into(), "yes".into())]);
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.contains("--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\nContent-Disposition: inline\r\n\r\na.exe was removed\r\n--b--\r\n"), "{text}");
         assert!(!text.contains("a.exe\""));
-        assert!(text.starts_with("From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\nX-Scanned: yes\r\n\r\n"));
+        assert!(
+            text.starts_with("From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\nX-Scanned: yes\r\n\r\n")
+        );
         let reparsed = parse(&out, &Limits::default()).unwrap();
         assert_eq!(reparsed.leaves().len(), 3);
     }
@@ -364,16 +251,7 @@ mod tests {
     fn single_part_messages_and_missing_mime_version() {
         let msg = b"Subject: hi\nFrom: a@b\n\nplain body\n";
         let message = parse(msg, &Limits::default()).unwrap();
-        let out = rewrite(
-            &message,
-            &[(
-                0,
-                Action::Remove {
-                    note: "gone — removed".into(),
-                },
-            )],
-            &[],
-        );
+        let out = rewrite(&message, &[(0, Action::Remove { note: "gone — removed".into() })], &[]);
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.starts_with("Subject: hi\nFrom: a@b\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\nContent-Disposition: inline\nMIME-Version: 1.0\n\n"), "{text}");
         assert_eq!(leaf_body(&out, 0), "gone — removed\n".as_bytes());
@@ -381,9 +259,6 @@ mod tests {
         let msg = b"Subject: hi\r\nbody without separator\r\n";
         let message = parse(msg, &Limits::default()).unwrap();
         let out = rewrite(&message, &[], &[("X-A".into(), "1".into())]);
-        assert_eq!(
-            out,
-            b"Subject: hi\r\nX-A: 1\r\n\r\nbody without separator\r\n"
-        );
+        assert_eq!(out, b"Subject: hi\r\nX-A: 1\r\n\r\nbody without separator\r\n");
     }
 }

@@ -20,10 +20,7 @@ impl Encoding {
             return Encoding::SevenBit;
         };
         // Comments may follow the token.
-        let token = value
-            .split(|c: char| c == '(' || c.is_whitespace())
-            .find(|t| !t.is_empty())
-            .unwrap_or("");
+        let token = value.split(|c: char| c == '(' || c.is_whitespace()).find(|t| !t.is_empty()).unwrap_or("");
         match token.to_ascii_lowercase().as_str() {
             "" | "7bit" => Encoding::SevenBit,
             "8bit" => Encoding::EightBit,
@@ -48,10 +45,7 @@ impl Encoding {
 
     /// The identity encodings: the body is the content.
     pub fn is_identity(&self) -> bool {
-        matches!(
-            self,
-            Encoding::SevenBit | Encoding::EightBit | Encoding::Binary
-        )
+        matches!(self, Encoding::SevenBit | Encoding::EightBit | Encoding::Binary)
     }
 }
 
@@ -154,16 +148,10 @@ pub fn encode_base64(content: &[u8], eol: &[u8]) -> Vec<u8> {
     for line in content.chunks(57) {
         for group in line.chunks(3) {
             let n = group.len();
-            let v = u32::from(group[0]) << 16
-                | u32::from(*group.get(1).unwrap_or(&0)) << 8
-                | u32::from(*group.get(2).unwrap_or(&0));
+            let v = u32::from(group[0]) << 16 | u32::from(*group.get(1).unwrap_or(&0)) << 8 | u32::from(*group.get(2).unwrap_or(&0));
             out.push(BASE64[(v >> 18) as usize & 63]);
             out.push(BASE64[(v >> 12) as usize & 63]);
-            out.push(if n > 1 {
-                BASE64[(v >> 6) as usize & 63]
-            } else {
-                b'='
-            });
+            out.push(if n > 1 { BASE64[(v >> 6) as usize & 63] } else { b'=' });
             out.push(if n > 2 { BASE64[v as usize & 63] } else { b'=' });
         }
         out.extend_from_slice(eol);
@@ -219,11 +207,7 @@ pub fn encode_qp(content: &[u8], eol: &[u8]) -> Vec<u8> {
 
 /// The longest line of `content`, in octets without its line end.
 fn longest_line(content: &[u8]) -> usize {
-    content
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l).len())
-        .max()
-        .unwrap_or(0)
+    content.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l).len()).max().unwrap_or(0)
 }
 
 /// Whether `content` can be sent as it is under an identity encoding (RFC 2045 2.7-2.9):
@@ -233,10 +217,7 @@ pub fn fits(encoding: &Encoding, content: &[u8]) -> bool {
     let clean_lines = || {
         longest_line(content) <= 998
             && !content.contains(&0)
-            && content
-                .iter()
-                .enumerate()
-                .all(|(i, &b)| b != b'\r' || content.get(i + 1) == Some(&b'\n'))
+            && content.iter().enumerate().all(|(i, &b)| b != b'\r' || content.get(i + 1) == Some(&b'\n'))
     };
     match encoding {
         Encoding::SevenBit => content.is_ascii() && clean_lines(),
@@ -266,10 +247,7 @@ mod tests {
 
     #[test]
     fn qp_decoding_rules() {
-        assert_eq!(
-            decode_qp(b"caf=C3=A9 =3D x=\r\ny\r\n"),
-            "café = xy\r\n".as_bytes()
-        );
+        assert_eq!(decode_qp(b"caf=C3=A9 =3D x=\r\ny\r\n"), "café = xy\r\n".as_bytes());
         assert_eq!(decode_qp(b"trailing   \r\nnext"), b"trailing\r\nnext");
         assert_eq!(decode_qp(b"bad =ZZ and =4"), b"bad =ZZ and =4");
         assert_eq!(decode_qp(b"lower =c3=a9\n"), "lower é\n".as_bytes());
@@ -302,10 +280,7 @@ mod tests {
         assert!(fits(&Encoding::Binary, b"\0\r"));
         assert!(!fits(&Encoding::Other("x-uuencode".into()), b"a"));
         assert_eq!(Encoding::parse(Some(" Base64 (comment)")), Encoding::Base64);
-        assert_eq!(
-            Encoding::parse(Some("x-uuencode")),
-            Encoding::Other("x-uuencode".into())
-        );
+        assert_eq!(Encoding::parse(Some("x-uuencode")), Encoding::Other("x-uuencode".into()));
         assert_eq!(Encoding::parse(None), Encoding::SevenBit);
     }
 }

@@ -29,23 +29,12 @@ pub struct ContentType {
 impl ContentType {
     /// RFC 2045 5.2: what a part without a (valid) Content-Type is.
     pub fn text_plain() -> ContentType {
-        ContentType {
-            kind: "text".into(),
-            subtype: "plain".into(),
-            params: vec![Param {
-                name: "charset".into(),
-                value: "us-ascii".into(),
-            }],
-        }
+        ContentType { kind: "text".into(), subtype: "plain".into(), params: vec![Param { name: "charset".into(), value: "us-ascii".into() }] }
     }
 
     /// RFC 2046 5.1.5: the default inside multipart/digest.
     pub fn message_rfc822() -> ContentType {
-        ContentType {
-            kind: "message".into(),
-            subtype: "rfc822".into(),
-            params: Vec::new(),
-        }
+        ContentType { kind: "message".into(), subtype: "rfc822".into(), params: Vec::new() }
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
@@ -84,10 +73,7 @@ impl Disposition {
 }
 
 fn find<'a>(params: &'a [Param], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|p| p.name.eq_ignore_ascii_case(name))
-        .map(|p| p.value.as_str())
+    params.iter().find(|p| p.name.eq_ignore_ascii_case(name)).map(|p| p.value.as_str())
 }
 
 /// Parses a Content-Type value; None when it is not `type/subtype` (the caller then uses the
@@ -99,11 +85,7 @@ pub fn content_type(value: &str) -> Option<ContentType> {
         return None;
     }
     let subtype = cursor.token()?.to_ascii_lowercase();
-    Some(ContentType {
-        kind,
-        subtype,
-        params: params(&mut cursor),
-    })
+    Some(ContentType { kind, subtype, params: params(&mut cursor) })
 }
 
 /// Parses a Content-Disposition value; an unreadable one counts as `attachment`, the safe
@@ -111,14 +93,8 @@ pub fn content_type(value: &str) -> Option<ContentType> {
 pub fn disposition(value: &str) -> Disposition {
     let mut cursor = Cursor::new(value);
     match cursor.token() {
-        Some(kind) => Disposition {
-            kind: kind.to_ascii_lowercase(),
-            params: params(&mut cursor),
-        },
-        None => Disposition {
-            kind: "attachment".into(),
-            params: Vec::new(),
-        },
+        Some(kind) => Disposition { kind: kind.to_ascii_lowercase(), params: params(&mut cursor) },
+        None => Disposition { kind: "attachment".into(), params: Vec::new() },
     }
 }
 
@@ -155,12 +131,7 @@ fn params(cursor: &mut Cursor) -> Vec<Param> {
                 name = base.to_string();
             }
         }
-        raw.push(Raw {
-            name,
-            section,
-            extended,
-            value,
-        });
+        raw.push(Raw { name, section, extended, value });
     }
     assemble(raw)
 }
@@ -179,10 +150,7 @@ fn assemble(raw: Vec<Raw>) -> Vec<Param> {
         let value = if let Some(ext) = pieces.iter().find(|r| r.section.is_none() && r.extended) {
             extended_value(&ext.value)
         } else if pieces.iter().any(|r| r.section.is_some()) {
-            let mut sections: Vec<&&Raw> = pieces
-                .iter()
-                .filter(|r| r.section.is_some_and(|s| s < MAX_SECTIONS))
-                .collect();
+            let mut sections: Vec<&&Raw> = pieces.iter().filter(|r| r.section.is_some_and(|s| s < MAX_SECTIONS)).collect();
             sections.sort_by_key(|r| r.section);
             let mut bytes = Vec::new();
             let mut charset: Option<String> = None;
@@ -202,17 +170,13 @@ fn assemble(raw: Vec<Raw>) -> Vec<Param> {
                 }
             }
             match &charset {
-                Some(cs) => words::decode_charset(cs, &bytes)
-                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+                Some(cs) => words::decode_charset(cs, &bytes).unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
                 None => words::decode(&String::from_utf8_lossy(&bytes)),
             }
         } else {
             words::decode(&pieces[0].value)
         };
-        out.push(Param {
-            name: name.to_string(),
-            value,
-        });
+        out.push(Param { name: name.to_string(), value });
     }
     out
 }
@@ -221,8 +185,7 @@ fn assemble(raw: Vec<Raw>) -> Vec<Param> {
 fn extended_value(value: &str) -> String {
     let (bytes, charset) = extended_raw(value, true);
     match charset {
-        Some(cs) => words::decode_charset(&cs, &bytes)
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+        Some(cs) => words::decode_charset(&cs, &bytes).unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
         None => String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
@@ -233,9 +196,7 @@ fn extended_raw(value: &str, first: bool) -> (Vec<u8>, Option<String>) {
         true => {
             let mut parts = value.splitn(3, '\'');
             match (parts.next(), parts.next(), parts.next()) {
-                (Some(cs), Some(_lang), Some(rest)) => {
-                    ((!cs.is_empty()).then(|| cs.to_string()), rest)
-                }
+                (Some(cs), Some(_lang), Some(rest)) => ((!cs.is_empty()).then(|| cs.to_string()), rest),
                 _ => (None, value),
             }
         }
@@ -246,10 +207,7 @@ fn extended_raw(value: &str, first: bool) -> (Vec<u8>, Option<String>) {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (
-                super::transfer::hex(bytes[i + 1]),
-                super::transfer::hex(bytes[i + 2]),
-            ) {
+            if let (Some(h), Some(l)) = (super::transfer::hex(bytes[i + 1]), super::transfer::hex(bytes[i + 2])) {
                 out.push(h << 4 | l);
                 i += 3;
                 continue;
@@ -270,10 +228,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn new(value: &'a str) -> Cursor<'a> {
-        Cursor {
-            s: value.as_bytes(),
-            pos: 0,
-        }
+        Cursor { s: value.as_bytes(), pos: 0 }
     }
 
     /// Skips white space and (nested) comments.
@@ -379,10 +334,7 @@ impl<'a> Cursor<'a> {
             return self.quoted();
         }
         let start = self.pos;
-        while self.pos < self.s.len()
-            && self.s[self.pos] != b';'
-            && !self.s[self.pos].is_ascii_whitespace()
-        {
+        while self.pos < self.s.len() && self.s[self.pos] != b';' && !self.s[self.pos].is_ascii_whitespace() {
             self.pos += 1;
         }
         String::from_utf8_lossy(&self.s[start..self.pos]).into_owned()
@@ -395,8 +347,7 @@ mod tests {
 
     #[test]
     fn content_types() {
-        let ct =
-            content_type("Text/Plain; charset=\"ISO-8859-1\" (a comment); format=flowed").unwrap();
+        let ct = content_type("Text/Plain; charset=\"ISO-8859-1\" (a comment); format=flowed").unwrap();
         assert_eq!((ct.kind.as_str(), ct.subtype.as_str()), ("text", "plain"));
         assert_eq!(ct.param("CHARSET"), Some("ISO-8859-1"));
         assert_eq!(ct.param("format"), Some("flowed"));
@@ -406,44 +357,30 @@ mod tests {
         assert_eq!(ct.param("boundary"), Some("00000000000012345abc"));
         assert_eq!(content_type("text"), None);
         assert_eq!(content_type(""), None);
-        assert!(
-            ct.matches("multipart/*")
-                && ct.matches("*/*")
-                && ct.matches("*")
-                && !ct.matches("text/*")
-        );
+        assert!(ct.matches("multipart/*") && ct.matches("*/*") && ct.matches("*") && !ct.matches("text/*"));
     }
 
     #[test]
     fn rfc2231_examples() {
         // RFC 2231 3, 4 and 4.1.
-        let ct = content_type("message/external-body; access-type=URL;\r\n URL*0=\"ftp://\";\r\n URL*1=\"cs.utk.edu/pub/moore/bulk-mailer/bulk-mailer.tar\"").unwrap();
-        assert_eq!(
-            ct.param("url"),
-            Some("ftp://cs.utk.edu/pub/moore/bulk-mailer/bulk-mailer.tar")
-        );
         let ct = content_type(
-            "application/x-stuff;\r\n title*=us-ascii'en-us'This%20is%20%2A%2A%2Afun%2A%2A%2A",
+            "message/external-body; access-type=URL;\r\n URL*0=\"ftp://\";\r\n URL*1=\"cs.utk.edu/pub/moore/bulk-mailer/bulk-mailer.tar\"",
         )
         .unwrap();
+        assert_eq!(ct.param("url"), Some("ftp://cs.utk.edu/pub/moore/bulk-mailer/bulk-mailer.tar"));
+        let ct = content_type("application/x-stuff;\r\n title*=us-ascii'en-us'This%20is%20%2A%2A%2Afun%2A%2A%2A").unwrap();
         assert_eq!(ct.param("title"), Some("This is ***fun***"));
         let ct = content_type(
             "application/x-stuff;\r\n title*0*=us-ascii'en'This%20is%20even%20more%20;\r\n title*1*=%2A%2A%2Afun%2A%2A%2A%20;\r\n title*2=\"isn't it!\"",
         )
         .unwrap();
-        assert_eq!(
-            ct.param("title"),
-            Some("This is even more ***fun*** isn't it!")
-        );
+        assert_eq!(ct.param("title"), Some("This is even more ***fun*** isn't it!"));
     }
 
     #[test]
     fn filenames_as_mailers_write_them() {
         let d = disposition("attachment; filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9.pdf");
-        assert_eq!(
-            (d.kind.as_str(), d.param("filename")),
-            ("attachment", Some("naïve résumé.pdf"))
-        );
+        assert_eq!((d.kind.as_str(), d.param("filename")), ("attachment", Some("naïve résumé.pdf")));
         let d = disposition("attachment; filename=\"=?UTF-8?B?0L7RgtGH0LXRgi5kb2N4?=\"");
         assert_eq!(d.param("filename"), Some("отчет.docx"));
         let d = disposition("attachment; filename*0*=iso-8859-1''f%E9; filename*1=\"e.txt\"");
@@ -461,14 +398,9 @@ mod tests {
         assert_eq!(ct.params.len(), MAX_PARAMS);
         let sections: String = (0..10_000).map(|i| format!("; f*{i}=x")).collect();
         let d = disposition(&format!("attachment{sections}"));
-        assert!(d
-            .param("f")
-            .is_none_or(|v| v.len() <= MAX_SECTIONS as usize));
+        assert!(d.param("f").is_none_or(|v| v.len() <= MAX_SECTIONS as usize));
         let nested = format!("text/plain {}", "(".repeat(100_000));
         assert!(content_type(&nested).is_some());
-        assert_eq!(
-            disposition("attachment; filename=\"unterminated").param("filename"),
-            Some("unterminated")
-        );
+        assert_eq!(disposition("attachment; filename=\"unterminated").param("filename"), Some("unterminated"));
     }
 }

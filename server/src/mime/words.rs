@@ -49,12 +49,7 @@ fn word_at(value: &str, at: usize) -> Option<Word<'_>> {
     } else {
         return None;
     };
-    Some(Word {
-        start: at,
-        end: text_start + close + 2,
-        charset,
-        bytes,
-    })
+    Some(Word { start: at, end: text_start + close + 2, charset, bytes })
 }
 
 /// The Q encoding (RFC 2047 4.2): `_` is a space, `=XX` an octet.
@@ -64,16 +59,14 @@ fn decode_q(text: &[u8]) -> Vec<u8> {
     while i < text.len() {
         match text[i] {
             b'_' => out.push(b' '),
-            b'=' if i + 2 < text.len() => {
-                match (transfer::hex(text[i + 1]), transfer::hex(text[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'='),
+            b'=' if i + 2 < text.len() => match (transfer::hex(text[i + 1]), transfer::hex(text[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'='),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -101,18 +94,13 @@ pub fn decode(value: &str) -> String {
             continue;
         };
         let between = &value[pos..word.start];
-        let adjacent = pending.is_some()
-            && between
-                .chars()
-                .all(|c| c == ' ' || c == '\t' || c == '\r' || c == '\n');
+        let adjacent = pending.is_some() && between.chars().all(|c| c == ' ' || c == '\t' || c == '\r' || c == '\n');
         if !adjacent {
             flush(&mut out, &mut pending);
             out.push_str(between);
         }
         match &mut pending {
-            Some((charset, bytes)) if charset.eq_ignore_ascii_case(word.charset) => {
-                bytes.extend_from_slice(&word.bytes)
-            }
+            Some((charset, bytes)) if charset.eq_ignore_ascii_case(word.charset) => bytes.extend_from_slice(&word.bytes),
             _ => {
                 flush(&mut out, &mut pending);
                 if decode_charset(word.charset, &[]).is_some() {
@@ -150,18 +138,9 @@ mod tests {
         assert_eq!(decode("=?ISO-8859-1?Q?a?=\r\n    =?ISO-8859-1?Q?b?="), "ab");
         assert_eq!(decode("=?ISO-8859-1?Q?a_b?="), "a b");
         assert_eq!(decode("=?ISO-8859-1?Q?a?= =?ISO-8859-2?Q?_b?="), "a b");
-        assert_eq!(
-            decode("=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?= <keld@dkuug.dk>"),
-            "Keld Jørn Simonsen <keld@dkuug.dk>"
-        );
-        assert_eq!(
-            decode("=?US-ASCII?Q?Keith_Moore?= <moore@cs.utk.edu>"),
-            "Keith Moore <moore@cs.utk.edu>"
-        );
-        assert_eq!(
-            decode("=?ISO-8859-1?B?SWYgeW91IGNhbiByZWFkIHRoaXMgeW8=?="),
-            "If you can read this yo"
-        );
+        assert_eq!(decode("=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?= <keld@dkuug.dk>"), "Keld Jørn Simonsen <keld@dkuug.dk>");
+        assert_eq!(decode("=?US-ASCII?Q?Keith_Moore?= <moore@cs.utk.edu>"), "Keith Moore <moore@cs.utk.edu>");
+        assert_eq!(decode("=?ISO-8859-1?B?SWYgeW91IGNhbiByZWFkIHRoaXMgeW8=?="), "If you can read this yo");
     }
 
     #[test]
@@ -175,10 +154,7 @@ mod tests {
 
     #[test]
     fn malformed_and_unknown_words_stay_as_written() {
-        assert_eq!(
-            decode("=?x-unknown?Q?abc?= and more"),
-            "=?x-unknown?Q?abc?= and more"
-        );
+        assert_eq!(decode("=?x-unknown?Q?abc?= and more"), "=?x-unknown?Q?abc?= and more");
         assert_eq!(decode("=?utf-8?X?abc?="), "=?utf-8?X?abc?=");
         assert_eq!(decode("=?utf-8?Q?a b?="), "=?utf-8?Q?a b?=");
         assert_eq!(decode("50% =? not a word"), "50% =? not a word");

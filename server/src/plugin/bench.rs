@@ -23,18 +23,8 @@ pub struct Figures {
 pub async fn measure(dir: &Path, rounds: u32) -> anyhow::Result<Figures> {
     let scratch = std::env::temp_dir().join(format!("wasmail-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let registry = Registry::load(LoadOptions {
-        dir,
-        data_dir: &scratch,
-        hostname: "bench",
-        max_sessions: 100,
-    })
-    .await?;
-    anyhow::ensure!(
-        !registry.plugins.is_empty(),
-        "no enabled plugins in {}",
-        dir.display()
-    );
+    let registry = Registry::load(LoadOptions { dir, data_dir: &scratch, hostname: "bench", max_sessions: 100 }).await?;
+    anyhow::ensure!(!registry.plugins.is_empty(), "no enabled plugins in {}", dir.display());
     let session: Arc<str> = "bench".into();
     let hostname: Arc<str> = "bench".into();
 
@@ -45,18 +35,9 @@ pub async fn measure(dir: &Path, rounds: u32) -> anyhow::Result<Figures> {
         let started = Instant::now();
         let mut instances = Vec::new();
         for plugin in &registry.plugins {
-            let mut store = new_store(
-                &registry.engine,
-                &plugin.shared,
-                Arc::clone(&session),
-                Arc::clone(&hostname),
-            );
+            let mut store = new_store(&registry.engine, &plugin.shared, Arc::clone(&session), Arc::clone(&hostname));
             arm_deadline(&mut store, plugin.settings().call_timeout.0);
-            let instance = plugin
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            let instance = plugin.pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{e:#}"))?;
             instances.push((store, instance));
         }
         drop(instances);
@@ -67,53 +48,26 @@ pub async fn measure(dir: &Path, rounds: u32) -> anyhow::Result<Figures> {
     let session_instantiation_us = elapsed.as_secs_f64() * 1e6 / f64::from(rounds);
 
     // One hook call: on-mail-from of the first plugin that has it, with a realistic argument.
-    let index = registry
-        .plugins
-        .iter()
-        .position(|p| p.wants(Hook::MailFrom))
-        .unwrap_or(0);
+    let index = registry.plugins.iter().position(|p| p.wants(Hook::MailFrom)).unwrap_or(0);
     let plugin = &registry.plugins[index];
-    let mut store = new_store(
-        &registry.engine,
-        &plugin.shared,
-        Arc::clone(&session),
-        Arc::clone(&hostname),
-    );
+    let mut store = new_store(&registry.engine, &plugin.shared, Arc::clone(&session), Arc::clone(&hostname));
     arm_deadline(&mut store, std::time::Duration::from_secs(3600));
-    let instance = plugin
-        .pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let instance = plugin.pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let info = wit::AddressInfo {
         address: "daniel@client.example".into(),
-        params: vec![wit::Param {
-            keyword: "SIZE".into(),
-            value: Some("4096".into()),
-        }],
+        params: vec![wit::Param { keyword: "SIZE".into(), value: Some("4096".into()) }],
         client_ip: "192.0.2.1".into(),
     };
     let guest = instance.wasmail_plugin_session();
     for _ in 0..100 {
-        guest
-            .call_on_mail_from(&mut store, &info)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        guest.call_on_mail_from(&mut store, &info).await.map_err(|e| anyhow::anyhow!("{e:#}"))?;
     }
     let calls = rounds * 10;
     let started = Instant::now();
     for _ in 0..calls {
-        guest
-            .call_on_mail_from(&mut store, &info)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        guest.call_on_mail_from(&mut store, &info).await.map_err(|e| anyhow::anyhow!("{e:#}"))?;
     }
     let hook_call_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(calls);
     let _ = std::fs::remove_dir_all(&scratch);
-    Ok(Figures {
-        plugins: registry.plugins.len(),
-        session_instantiation_us,
-        hook_call_us,
-        hook_plugin: plugin.name().to_string(),
-    })
+    Ok(Figures { plugins: registry.plugins.len(), session_instantiation_us, hook_call_us, hook_plugin: plugin.name().to_string() })
 }

@@ -45,10 +45,7 @@ impl KvStore {
         // Start from a compact log: the replayed map, written anew.
         let log = write_compact(&path, &map)?;
         let log_size = log.metadata()?.len();
-        Ok(KvStore {
-            path,
-            inner: Mutex::new(Inner { map, log, log_size }),
-        })
+        Ok(KvStore { path, inner: Mutex::new(Inner { map, log, log_size }) })
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
@@ -67,10 +64,7 @@ impl KvStore {
             return Err(format!("store full ({MAX_KEYS} keys)"));
         }
         let record = encode(OP_SET, key, value);
-        inner
-            .log
-            .write_all(&record)
-            .map_err(|e| format!("cannot write: {e}"))?;
+        inner.log.write_all(&record).map_err(|e| format!("cannot write: {e}"))?;
         inner.log_size += record.len() as u64;
         inner.map.insert(key.to_string(), value.to_vec());
         self.maybe_compact(&mut inner);
@@ -89,11 +83,7 @@ impl KvStore {
     }
 
     fn maybe_compact(&self, inner: &mut Inner) {
-        let live: u64 = inner
-            .map
-            .iter()
-            .map(|(k, v)| 9 + k.len() as u64 + v.len() as u64)
-            .sum();
+        let live: u64 = inner.map.iter().map(|(k, v)| 9 + k.len() as u64 + v.len() as u64).sum();
         if inner.log_size > 1 << 20 && inner.log_size > 4 * live {
             match write_compact(&self.path, &inner.map) {
                 Ok(log) => {
@@ -151,10 +141,7 @@ fn write_compact(path: &Path, map: &HashMap<String, Vec<u8>>) -> io::Result<File
         for (key, value) in map {
             writer.write_all(&encode(OP_SET, key, value))?;
         }
-        writer
-            .into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_all()?;
+        writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     }
     fs::rename(&tmp, path)?;
     OpenOptions::new().append(true).open(path)
@@ -176,10 +163,7 @@ mod tests {
             assert_eq!(kv.get("a").as_deref(), Some(&b"3"[..]));
         }
         // A crash in the middle of a record.
-        let mut log = OpenOptions::new()
-            .append(true)
-            .open(dir.path().join("kv.log"))
-            .unwrap();
+        let mut log = OpenOptions::new().append(true).open(dir.path().join("kv.log")).unwrap();
         log.write_all(&encode(OP_SET, "c", b"value")[..7]).unwrap();
         drop(log);
         let kv = KvStore::open(dir.path()).unwrap();
@@ -188,10 +172,7 @@ mod tests {
         assert_eq!(kv.get("c"), None);
         kv.set("c", b"ok").unwrap();
         drop(kv);
-        assert_eq!(
-            KvStore::open(dir.path()).unwrap().get("c").as_deref(),
-            Some(&b"ok"[..])
-        );
+        assert_eq!(KvStore::open(dir.path()).unwrap().get("c").as_deref(), Some(&b"ok"[..]));
     }
 
     #[test]

@@ -42,8 +42,7 @@ impl SessionPlugins {
     /// Whether plugin `index` handles MIME parts in this session.
     fn handles_mime(&self, index: usize) -> bool {
         let plugin = &self.registry.plugins[index];
-        !plugin.manifest.mime_types.is_empty()
-            && (self.has_instance(index) || !plugin.hooks_need_verb())
+        !plugin.manifest.mime_types.is_empty() && (self.has_instance(index) || !plugin.hooks_need_verb())
     }
 
     /// Whether any plugin handles MIME parts now.
@@ -74,10 +73,7 @@ impl SessionPlugins {
                 Ok(None) => {}
                 Ok(Some((actions, headers))) => {
                     let changed = actions.iter().filter(|(_, a)| *a != Action::Keep).count();
-                    self.ran.push(format!(
-                        "{}: {changed} part(s) changed",
-                        self.registry.plugins[index].name()
-                    ));
+                    self.ran.push(format!("{}: {changed} part(s) changed", self.registry.plugins[index].name()));
                     current = Some(mime::rewrite(&message, &actions, &headers));
                 }
                 Err(Some(reply)) => return MimeOutcome::Refuse(reply),
@@ -104,26 +100,13 @@ impl SessionPlugins {
                 continue;
             }
             let info = part_info(message, leaf, limits.body);
-            let answer = self
-                .call(index, &Call::Part(&info))
-                .await
-                .and_then(|output| {
-                    let Output::Part(result) = output else {
-                        unreachable!("on-part returns a part result")
-                    };
-                    check(result, limits.max_message).map_err(Failure::Invalid)
-                });
+            let answer = self.call(index, &Call::Part(&info)).await.and_then(|output| {
+                let Output::Part(result) = output else { unreachable!("on-part returns a part result") };
+                check(result, limits.max_message).map_err(Failure::Invalid)
+            });
             match answer {
                 Ok(Checked::Refuse(reply)) => {
-                    self.ran.push(format!(
-                        "{}: {}",
-                        self.registry.plugins[index].name(),
-                        if reply.code >= 500 {
-                            "reject"
-                        } else {
-                            "tempfail"
-                        }
-                    ));
+                    self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), if reply.code >= 500 { "reject" } else { "tempfail" }));
                     return Err(Some(reply));
                 }
                 Ok(Checked::Part(action, add)) => {
@@ -133,11 +116,7 @@ impl SessionPlugins {
                     headers.extend(add);
                 }
                 Err(failure) => {
-                    self.ran.push(format!(
-                        "{}: failed ({})",
-                        self.registry.plugins[index].name(),
-                        failure.kind()
-                    ));
+                    self.ran.push(format!("{}: failed ({})", self.registry.plugins[index].name(), failure.kind()));
                     return Err(self.failed(index, "mime-part", &failure));
                 }
             }
@@ -156,26 +135,11 @@ fn part_info(message: &Message, leaf: &Leaf, body_limit: usize) -> m::PartInfo {
         section: leaf.section.clone(),
         content_type: part.content_type.kind.clone(),
         content_subtype: part.content_type.subtype.clone(),
-        params: part
-            .content_type
-            .params
-            .iter()
-            .map(|p| m::ParamValue {
-                name: p.name.clone(),
-                value: p.value.clone(),
-            })
-            .collect(),
+        params: part.content_type.params.iter().map(|p| m::ParamValue { name: p.name.clone(), value: p.value.clone() }).collect(),
         disposition: part.disposition.as_ref().map(|d| d.kind.clone()),
         filename: part.filename().map(str::to_string),
         transfer_encoding: part.encoding.as_str().to_ascii_lowercase(),
-        headers: part
-            .fields
-            .iter()
-            .map(|f| wit::Header {
-                name: f.name.clone(),
-                value: mime::header::unfolded_value(message.content, f),
-            })
-            .collect(),
+        headers: part.fields.iter().map(|f| wit::Header { name: f.name.clone(), value: mime::header::unfolded_value(message.content, f) }).collect(),
         size,
         body: (body.len() <= body_limit).then_some(body),
         in_attached_message: leaf.in_attached_message,
@@ -196,11 +160,7 @@ fn check(result: m::PartResult, max_body: usize) -> Result<Checked, String> {
     for h in &result.add_headers {
         validate::header(h)?;
     }
-    let headers = result
-        .add_headers
-        .into_iter()
-        .map(|h| (h.name, h.value))
-        .collect();
+    let headers = result.add_headers.into_iter().map(|h| (h.name, h.value)).collect();
     let action = match result.action {
         m::PartAction::Keep => Action::Keep,
         m::PartAction::Replace(r) => {
@@ -208,24 +168,16 @@ fn check(result: m::PartResult, max_body: usize) -> Result<Checked, String> {
                 return Err(format!("replacement body larger than {max_body} octets"));
             }
             if let Some(ct) = &r.content_type {
-                validate::header(&wit::Header {
-                    name: "Content-Type".into(),
-                    value: ct.clone(),
-                })?;
+                validate::header(&wit::Header { name: "Content-Type".into(), value: ct.clone() })?;
                 if mime::value::content_type(ct).is_none() {
                     return Err(format!("bad content type {ct:?}"));
                 }
             }
-            Action::Replace {
-                content: r.body,
-                content_type: r.content_type,
-            }
+            Action::Replace { content: r.body, content_type: r.content_type }
         }
         m::PartAction::Remove(note) => {
             if note.len() > MAX_NOTE || note.contains('\0') {
-                return Err(format!(
-                    "removal note longer than {MAX_NOTE} octets or with NUL"
-                ));
+                return Err(format!("removal note longer than {MAX_NOTE} octets or with NUL"));
             }
             Action::Remove { note }
         }
@@ -233,12 +185,10 @@ fn check(result: m::PartResult, max_body: usize) -> Result<Checked, String> {
             Decision::Refuse(reply) => return Ok(Checked::Refuse(reply)),
             _ => unreachable!("a checked reject is a refusal"),
         },
-        m::PartAction::Tempfail(reply) => {
-            match validate::verdict(&wit::Verdict::Tempfail(reply))? {
-                Decision::Refuse(reply) => return Ok(Checked::Refuse(reply)),
-                _ => unreachable!("a checked tempfail is a refusal"),
-            }
-        }
+        m::PartAction::Tempfail(reply) => match validate::verdict(&wit::Verdict::Tempfail(reply))? {
+            Decision::Refuse(reply) => return Ok(Checked::Refuse(reply)),
+            _ => unreachable!("a checked tempfail is a refusal"),
+        },
     };
     Ok(Checked::Part(action, headers))
 }
@@ -248,53 +198,24 @@ mod tests {
     use super::*;
 
     fn result(action: m::PartAction) -> m::PartResult {
-        m::PartResult {
-            action,
-            add_headers: Vec::new(),
-        }
+        m::PartResult { action, add_headers: Vec::new() }
     }
 
     #[test]
     fn answers_are_checked() {
-        let bad_ct = m::Replacement {
-            body: b"x".to_vec(),
-            content_type: Some("not a type".into()),
-        };
+        let bad_ct = m::Replacement { body: b"x".to_vec(), content_type: Some("not a type".into()) };
         assert!(check(result(m::PartAction::Replace(bad_ct)), 100).is_err());
-        let injected = m::Replacement {
-            body: b"x".to_vec(),
-            content_type: Some("text/plain\r\nBcc: x".into()),
-        };
+        let injected = m::Replacement { body: b"x".to_vec(), content_type: Some("text/plain\r\nBcc: x".into()) };
         assert!(check(result(m::PartAction::Replace(injected)), 100).is_err());
-        let big = m::Replacement {
-            body: vec![b'x'; 101],
-            content_type: None,
-        };
+        let big = m::Replacement { body: vec![b'x'; 101], content_type: None };
         assert!(check(result(m::PartAction::Replace(big)), 100).is_err());
         assert!(check(result(m::PartAction::Remove("x".repeat(MAX_NOTE + 1))), 100).is_err());
-        let wrong_class = wit::Reply {
-            code: 451,
-            enhanced: None,
-            lines: vec!["no".into()],
-        };
+        let wrong_class = wit::Reply { code: 451, enhanced: None, lines: vec!["no".into()] };
         assert!(check(result(m::PartAction::Reject(wrong_class)), 100).is_err());
-        let ok = wit::Reply {
-            code: 554,
-            enhanced: Some(wit::EnhancedCode {
-                class: 5,
-                subject: 7,
-                detail: 1,
-            }),
-            lines: vec!["no".into()],
-        };
-        assert!(
-            matches!(check(result(m::PartAction::Reject(ok)), 100), Ok(Checked::Refuse(r)) if r.code == 554)
-        );
+        let ok = wit::Reply { code: 554, enhanced: Some(wit::EnhancedCode { class: 5, subject: 7, detail: 1 }), lines: vec!["no".into()] };
+        assert!(matches!(check(result(m::PartAction::Reject(ok)), 100), Ok(Checked::Refuse(r)) if r.code == 554));
         let mut headers = result(m::PartAction::Keep);
-        headers.add_headers.push(wit::Header {
-            name: "X-A".into(),
-            value: "1\nX-B: 2".into(),
-        });
+        headers.add_headers.push(wit::Header { name: "X-A".into(), value: "1\nX-B: 2".into() });
         assert!(check(headers, 100).is_err());
     }
 }

@@ -28,14 +28,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-};
+use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-pub use bindings::types::{
-    AddressInfo, ConnectInfo, EhloKeyword, Envelope, Header, HeaderChange, HeloInfo, Hook,
-    Manifest, Param,
-};
+pub use bindings::types::{AddressInfo, ConnectInfo, EhloKeyword, Envelope, Header, HeaderChange, HeloInfo, Hook, Manifest, Param};
 pub use mime::{MimeLimits, MimeOutcome};
 pub use session::SessionPlugins;
 pub use settings::{FailurePolicy, PluginSettings};
@@ -131,18 +126,12 @@ impl Registry {
     /// Loads every enabled `*.wasm` of the directory. Errors name the file and what is wrong.
     pub async fn load(options: LoadOptions<'_>) -> anyhow::Result<Registry> {
         let mut found = Vec::new();
-        let entries = std::fs::read_dir(options.dir).with_context(|| {
-            format!("cannot read the plugin directory {}", options.dir.display())
-        })?;
+        let entries = std::fs::read_dir(options.dir).with_context(|| format!("cannot read the plugin directory {}", options.dir.display()))?;
         for entry in entries {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "wasm") {
                 let settings = PluginSettings::load(&path.with_extension("toml"))?;
-                let name = path
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
+                let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
                 if !settings.enabled {
                     tracing::info!(plugin = name, "plugin disabled in its .toml; not loaded");
                     continue;
@@ -151,18 +140,9 @@ impl Registry {
             }
         }
         found.sort_by(|a, b| (a.2.order, &a.0).cmp(&(b.2.order, &b.0)));
-        let max_memory = found
-            .iter()
-            .map(|f| f.2.memory_limit.0 as usize)
-            .max()
-            .unwrap_or(64 << 20);
-        let instances =
-            (options.max_sessions.max(1) * found.len().max(1)).clamp(100, 10_000) as u32;
-        let engine = make_engine(
-            Some(&options.data_dir.join("plugin-cache")),
-            max_memory,
-            instances,
-        )?;
+        let max_memory = found.iter().map(|f| f.2.memory_limit.0 as usize).max().unwrap_or(64 << 20);
+        let instances = (options.max_sessions.max(1) * found.len().max(1)).clamp(100, 10_000) as u32;
+        let engine = make_engine(Some(&options.data_dir.join("plugin-cache")), max_memory, instances)?;
         let linker = make_linker(&engine)?;
 
         let mut registry = Registry {
@@ -176,44 +156,21 @@ impl Registry {
         let mut keywords: HashMap<String, String> = HashMap::new();
         for (name, path, settings) in found {
             let started = std::time::Instant::now();
-            let loaded = load_one(
-                &registry.engine,
-                &linker,
-                &name,
-                &path,
-                settings,
-                options.data_dir,
-                &registry.hostname,
-            )
-            .await?;
+            let loaded = load_one(&registry.engine, &linker, &name, &path, settings, options.data_dir, &registry.hostname).await?;
             let index = registry.plugins.len();
             for keyword in &loaded.manifest.ehlo_keywords {
                 if let Some(other) = keywords.insert(keyword.name.clone(), name.clone()) {
-                    bail!(
-                        "plugins {other} and {name} both claim the EHLO keyword {}",
-                        keyword.name
-                    );
+                    bail!("plugins {other} and {name} both claim the EHLO keyword {}", keyword.name);
                 }
             }
             for (claims, table, what) in [
                 (&loaded.manifest.verbs, &mut registry.verbs, "verb"),
-                (
-                    &loaded.manifest.mail_params,
-                    &mut registry.mail_params,
-                    "MAIL parameter",
-                ),
-                (
-                    &loaded.manifest.rcpt_params,
-                    &mut registry.rcpt_params,
-                    "RCPT parameter",
-                ),
+                (&loaded.manifest.mail_params, &mut registry.mail_params, "MAIL parameter"),
+                (&loaded.manifest.rcpt_params, &mut registry.rcpt_params, "RCPT parameter"),
             ] {
                 for claim in claims {
                     if let Some(other) = table.insert(claim.clone(), index) {
-                        bail!(
-                            "plugins {} and {name} both claim the {what} {claim}",
-                            registry.plugins[other].name()
-                        );
+                        bail!("plugins {} and {name} both claim the {what} {claim}", registry.plugins[other].name());
                     }
                 }
             }
@@ -234,10 +191,7 @@ impl Registry {
 
     /// The EHLO lines the plugins add, in plugin order.
     pub fn ehlo_lines(&self) -> impl Iterator<Item = String> + '_ {
-        self.plugins
-            .iter()
-            .flat_map(|p| &p.manifest.ehlo_keywords)
-            .map(ehlo_line)
+        self.plugins.iter().flat_map(|p| &p.manifest.ehlo_keywords).map(ehlo_line)
     }
 
     pub fn claims_mail_param(&self, keyword: &str) -> bool {
@@ -252,11 +206,7 @@ impl Registry {
 /// The engine: component model, epoch interruption for CPU deadlines, the pooling allocator
 /// sized for `instances` instances of at most `max_memory` bytes, and the on-disk cache of
 /// compiled code (keyed by a hash of the component and the engine's settings).
-fn make_engine(
-    cache_dir: Option<&Path>,
-    max_memory: usize,
-    instances: u32,
-) -> anyhow::Result<Engine> {
+fn make_engine(cache_dir: Option<&Path>, max_memory: usize, instances: u32) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
@@ -266,13 +216,10 @@ fn make_engine(
     if let Some(dir) = cache_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // wasmtime wants an absolute path.
-        let dir = std::fs::canonicalize(dir)
-            .with_context(|| format!("cannot resolve {}", dir.display()))?;
+        let dir = std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
         let mut cache = CacheConfig::new();
         cache.with_directory(&dir);
-        config.cache(Some(Cache::new(cache).map_err(|e| {
-            anyhow::anyhow!("cannot use the compile cache in {}: {e:#}", dir.display())
-        })?));
+        config.cache(Some(Cache::new(cache).map_err(|e| anyhow::anyhow!("cannot use the compile cache in {}: {e:#}", dir.display()))?));
     }
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances);
@@ -296,43 +243,28 @@ fn make_engine(
     config.memory_reservation(max_memory as u64);
     config.memory_guard_size(2 << 20);
     config.memory_reservation_for_growth(0);
-    let engine = Engine::new(&config)
-        .map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e:#}"))?;
+    let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e:#}"))?;
     start_epoch_ticker(&engine);
     Ok(engine)
 }
 
 fn make_linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-        .map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
-    Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)
-        .map_err(|e| anyhow::anyhow!("linking the host interface: {e:#}"))?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
+    Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state).map_err(|e| anyhow::anyhow!("linking the host interface: {e:#}"))?;
     Ok(linker)
 }
 
 /// A store for one instance of a plugin: WASI with no directories, network or environment,
 /// stderr into the log, the plugin's memory limit.
-fn new_store(
-    engine: &Engine,
-    plugin: &Arc<Shared>,
-    session: Arc<str>,
-    hostname: Arc<str>,
-) -> Store<State> {
-    let wasi = wasmtime_wasi::WasiCtx::builder()
-        .stderr(StderrToLog {
-            plugin: plugin.name.as_str().into(),
-        })
-        .build();
+fn new_store(engine: &Engine, plugin: &Arc<Shared>, session: Arc<str>, hostname: Arc<str>) -> Store<State> {
+    let wasi = wasmtime_wasi::WasiCtx::builder().stderr(StderrToLog { plugin: plugin.name.as_str().into() }).build();
     let state = State {
         deadline: None,
         timed_out: false,
         wasi,
         table: wasmtime::component::ResourceTable::new(),
-        limiter: Limiter {
-            memory: plugin.settings.memory_limit.0 as usize,
-            hit: false,
-        },
+        limiter: Limiter { memory: plugin.settings.memory_limit.0 as usize, hit: false },
         plugin: Arc::clone(plugin),
         session,
         hostname,
@@ -342,10 +274,7 @@ fn new_store(
     // At every epoch tick: past the call's deadline, trap; otherwise let other tasks run.
     store.epoch_deadline_callback(|mut ctx| {
         let state = ctx.data_mut();
-        if state
-            .deadline
-            .is_some_and(|deadline| std::time::Instant::now() >= deadline)
-        {
+        if state.deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
             state.timed_out = true;
             return Ok(wasmtime::UpdateDeadline::Interrupt);
         }
@@ -371,42 +300,23 @@ async fn load_one(
 ) -> anyhow::Result<Loaded> {
     let file = path.display();
     let bytes = std::fs::read(path).with_context(|| format!("{file}: cannot read"))?;
-    let component = Component::from_binary(engine, &bytes)
-        .map_err(|e| anyhow::anyhow!("{file}: not a valid WebAssembly component: {e:#}"))?;
+    let component = Component::from_binary(engine, &bytes).map_err(|e| anyhow::anyhow!("{file}: not a valid WebAssembly component: {e:#}"))?;
     // Fails here, naming the import, when the component needs something the host does not
     // offer.
-    let instance_pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| anyhow::anyhow!("{file}: cannot be linked: {e:#}"))?;
-    let pre = PluginPre::new(instance_pre)
-        .map_err(|e| anyhow::anyhow!("{file}: does not export the wasmail:plugin world: {e:#}"))?;
+    let instance_pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{file}: cannot be linked: {e:#}"))?;
+    let pre = PluginPre::new(instance_pre).map_err(|e| anyhow::anyhow!("{file}: does not export the wasmail:plugin world: {e:#}"))?;
     let kv_dir = data_dir.join("plugins").join(name);
-    let kv = kv::KvStore::open(&kv_dir)
-        .with_context(|| format!("{file}: cannot open its store in {}", kv_dir.display()))?;
-    let shared = Arc::new(Shared {
-        name: name.to_string(),
-        settings,
-        kv,
-    });
+    let kv = kv::KvStore::open(&kv_dir).with_context(|| format!("{file}: cannot open its store in {}", kv_dir.display()))?;
+    let shared = Arc::new(Shared { name: name.to_string(), settings, kv });
     // Read the manifest from a throw-away instance, under the plugin's own limits.
     let mut store = new_store(engine, &shared, "load".into(), Arc::clone(hostname));
     arm_deadline(&mut store, shared.settings.call_timeout.0);
-    let instance = pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(|e| anyhow::anyhow!("{file}: cannot be instantiated: {e:#}"))?;
+    let instance = pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{file}: cannot be instantiated: {e:#}"))?;
     arm_deadline(&mut store, shared.settings.call_timeout.0);
-    let manifest = instance
-        .wasmail_plugin_session()
-        .call_get_manifest(&mut store)
-        .await
-        .map_err(|e| anyhow::anyhow!("{file}: get-manifest failed: {e:#}"))?;
+    let manifest =
+        instance.wasmail_plugin_session().call_get_manifest(&mut store).await.map_err(|e| anyhow::anyhow!("{file}: get-manifest failed: {e:#}"))?;
     validate::manifest(&manifest).map_err(|e| anyhow::anyhow!("{file}: bad manifest: {e}"))?;
-    Ok(Loaded {
-        shared,
-        manifest,
-        pre,
-    })
+    Ok(Loaded { shared, manifest, pre })
 }
 
 /// One thread per engine moves the epoch forward; a call whose deadline passes traps. The
@@ -431,21 +341,8 @@ pub async fn inspect(path: &Path) -> anyhow::Result<(Manifest, PluginSettings)> 
     let linker = make_linker(&engine)?;
     let settings = PluginSettings::load(&path.with_extension("toml"))?;
     let scratch = tempfile_dir()?;
-    let name = path
-        .file_stem()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    let loaded = load_one(
-        &engine,
-        &linker,
-        &name,
-        path,
-        settings,
-        &scratch,
-        &Arc::from("inspect"),
-    )
-    .await?;
+    let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let loaded = load_one(&engine, &linker, &name, path, settings, &scratch, &Arc::from("inspect")).await?;
     let _ = std::fs::remove_dir_all(&scratch);
     let settings = loaded.settings().clone();
     Ok((loaded.manifest, settings))

@@ -72,12 +72,7 @@ pub struct SessionPlugins {
 impl SessionPlugins {
     pub fn new(registry: Arc<Registry>, session: &str) -> SessionPlugins {
         let instances = registry.plugins.iter().map(|_| None).collect();
-        SessionPlugins {
-            registry,
-            instances,
-            session: session.into(),
-            ran: Vec::new(),
-        }
+        SessionPlugins { registry, instances, session: session.into(), ran: Vec::new() }
     }
 
     /// Whether plugin `index` has an instance in this session.
@@ -95,12 +90,7 @@ impl SessionPlugins {
         let plugin = Arc::clone(&self.registry.plugins[index]);
         let timeout = plugin.settings().call_timeout.0;
         if self.instances[index].is_none() {
-            let mut store = new_store(
-                &self.registry.engine,
-                &plugin.shared,
-                Arc::clone(&self.session),
-                Arc::clone(&self.registry.hostname),
-            );
+            let mut store = new_store(&self.registry.engine, &plugin.shared, Arc::clone(&self.session), Arc::clone(&self.registry.hostname));
             arm_deadline(&mut store, timeout);
             match plugin.pre.instantiate_async(&mut store).await {
                 Ok(bindings) => self.instances[index] = Some(Instance { store, bindings }),
@@ -142,31 +132,20 @@ impl SessionPlugins {
             if !self.should_call(index, hook) {
                 continue;
             }
-            let decision = self
-                .call(index, &call)
-                .await
-                .and_then(|output| match output {
-                    Output::Verdict(v) => validate::verdict(&v).map_err(Failure::Invalid),
-                    _ => unreachable!("a verdict hook returns a verdict"),
-                });
+            let decision = self.call(index, &call).await.and_then(|output| match output {
+                Output::Verdict(v) => validate::verdict(&v).map_err(Failure::Invalid),
+                _ => unreachable!("a verdict hook returns a verdict"),
+            });
             match decision {
                 Ok(decision) => {
-                    self.ran.push(format!(
-                        "{}: {}",
-                        self.registry.plugins[index].name(),
-                        label(&decision)
-                    ));
+                    self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), label(&decision)));
                     match decision {
                         Decision::Continue => {}
                         other => return other,
                     }
                 }
                 Err(failure) => {
-                    self.ran.push(format!(
-                        "{}: failed ({})",
-                        self.registry.plugins[index].name(),
-                        failure.kind()
-                    ));
+                    self.ran.push(format!("{}: failed ({})", self.registry.plugins[index].name(), failure.kind()));
                     if let Some(reply) = self.failed(index, name, &failure) {
                         return Decision::Refuse(reply);
                     }
@@ -177,93 +156,58 @@ impl SessionPlugins {
     }
 
     pub async fn on_connect(&mut self, info: &wit::ConnectInfo) -> Decision {
-        self.verdict_hook(Hook::Connect, "connect", Call::Connect(info))
-            .await
+        self.verdict_hook(Hook::Connect, "connect", Call::Connect(info)).await
     }
 
     pub async fn on_helo(&mut self, info: &wit::HeloInfo) -> Decision {
-        self.verdict_hook(Hook::Helo, "helo", Call::Helo(info))
-            .await
+        self.verdict_hook(Hook::Helo, "helo", Call::Helo(info)).await
     }
 
     pub async fn on_mail_from(&mut self, info: &wit::AddressInfo) -> Decision {
-        self.verdict_hook(Hook::MailFrom, "mail-from", Call::MailFrom(info))
-            .await
+        self.verdict_hook(Hook::MailFrom, "mail-from", Call::MailFrom(info)).await
     }
 
     pub async fn on_rcpt_to(&mut self, info: &wit::AddressInfo) -> Decision {
-        self.verdict_hook(Hook::RcptTo, "rcpt-to", Call::RcptTo(info))
-            .await
+        self.verdict_hook(Hook::RcptTo, "rcpt-to", Call::RcptTo(info)).await
     }
 
     /// Runs the data hooks. Header changes are collected from each plugin that lets the
     /// message pass, in plugin order.
-    pub async fn on_data(
-        &mut self,
-        envelope: &wit::Envelope,
-        headers: &[wit::Header],
-    ) -> DataOutcome {
+    pub async fn on_data(&mut self, envelope: &wit::Envelope, headers: &[wit::Header]) -> DataOutcome {
         let mut changes = Vec::new();
         for index in 0..self.registry.plugins.len() {
             if !self.should_call(index, Hook::Data) {
                 continue;
             }
-            let result = self
-                .call(index, &Call::Data(envelope, headers))
-                .await
-                .and_then(|output| {
-                    let Output::Data(r) = output else {
-                        unreachable!("on-data returns a data result")
-                    };
-                    let decision = validate::verdict(&r.verdict).map_err(Failure::Invalid)?;
-                    for change in &r.header_changes {
-                        check_change(change).map_err(Failure::Invalid)?;
-                    }
-                    Ok((decision, r.header_changes))
-                });
+            let result = self.call(index, &Call::Data(envelope, headers)).await.and_then(|output| {
+                let Output::Data(r) = output else { unreachable!("on-data returns a data result") };
+                let decision = validate::verdict(&r.verdict).map_err(Failure::Invalid)?;
+                for change in &r.header_changes {
+                    check_change(change).map_err(Failure::Invalid)?;
+                }
+                Ok((decision, r.header_changes))
+            });
             match result {
                 Ok((decision, header_changes)) => {
-                    self.ran.push(format!(
-                        "{}: {}",
-                        self.registry.plugins[index].name(),
-                        label(&decision)
-                    ));
+                    self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), label(&decision)));
                     match decision {
                         Decision::Continue => changes.extend(header_changes),
                         Decision::Accept => {
                             changes.extend(header_changes);
-                            return DataOutcome {
-                                decision: Decision::Accept,
-                                header_changes: changes,
-                            };
+                            return DataOutcome { decision: Decision::Accept, header_changes: changes };
                         }
-                        other => {
-                            return DataOutcome {
-                                decision: other,
-                                header_changes: Vec::new(),
-                            }
-                        }
+                        other => return DataOutcome { decision: other, header_changes: Vec::new() },
                     }
                 }
                 Err(failure) => {
-                    self.ran.push(format!(
-                        "{}: failed ({})",
-                        self.registry.plugins[index].name(),
-                        failure.kind()
-                    ));
+                    self.ran.push(format!("{}: failed ({})", self.registry.plugins[index].name(), failure.kind()));
                     if let Some(reply) = self.failed(index, "data", &failure) {
-                        return DataOutcome {
-                            decision: Decision::Refuse(reply),
-                            header_changes: Vec::new(),
-                        };
+                        return DataOutcome { decision: Decision::Refuse(reply), header_changes: Vec::new() };
                     }
                 }
             }
         }
-        DataOutcome {
-            decision: Decision::Continue,
-            header_changes: changes,
-        }
+        DataOutcome { decision: Decision::Continue, header_changes: changes }
     }
 
     /// The transaction ended: tell the instances that exist and asked.
@@ -313,26 +257,16 @@ impl SessionPlugins {
     /// close the connection.
     pub async fn on_command(&mut self, verb: &str, args: &str) -> Option<(Reply, bool)> {
         let index = *self.registry.verbs.get(verb)?;
-        let result = self
-            .call(index, &Call::Command(verb, args))
-            .await
-            .and_then(|output| {
-                let Output::Command(r) = output else {
-                    unreachable!("on-command returns a command result")
-                };
-                validate::reply(&r.reply)
-                    .map(|reply| (reply, r.close))
-                    .map_err(Failure::Invalid)
-            });
+        let result = self.call(index, &Call::Command(verb, args)).await.and_then(|output| {
+            let Output::Command(r) = output else { unreachable!("on-command returns a command result") };
+            validate::reply(&r.reply).map(|reply| (reply, r.close)).map_err(Failure::Invalid)
+        });
         Some(match result {
             Ok(answer) => answer,
             Err(failure) => match self.failed(index, "command", &failure) {
                 Some(reply) => (reply, false),
                 // Open: as if the verb were not there.
-                None => (
-                    Reply::new(500, codes::SYNTAX, "Command unrecognized"),
-                    false,
-                ),
+                None => (Reply::new(500, codes::SYNTAX, "Command unrecognized"), false),
             },
         })
     }
@@ -342,27 +276,16 @@ impl SessionPlugins {
         if !self.any_instance_wants(Hook::Reply) {
             return reply;
         }
-        let context = wit::ReplyContext {
-            verb: verb.to_string(),
-            reply: to_wit(&reply),
-            plugins: self.ran.clone(),
-        };
+        let context = wit::ReplyContext { verb: verb.to_string(), reply: to_wit(&reply), plugins: self.ran.clone() };
         let mut reply = reply;
         for index in 0..self.registry.plugins.len() {
             if !self.instance_wants(index, Hook::Reply) {
                 continue;
             }
-            let result = self
-                .call(index, &Call::Reply(&context))
-                .await
-                .and_then(|output| {
-                    let Output::Lines(lines) = output else {
-                        unreachable!("on-reply returns lines")
-                    };
-                    validate::extra_lines(&lines)
-                        .map(|()| lines)
-                        .map_err(Failure::Invalid)
-                });
+            let result = self.call(index, &Call::Reply(&context)).await.and_then(|output| {
+                let Output::Lines(lines) = output else { unreachable!("on-reply returns lines") };
+                validate::extra_lines(&lines).map(|()| lines).map_err(Failure::Invalid)
+            });
             match result {
                 Ok(lines) if !lines.is_empty() => {
                     let last = reply.lines.pop().unwrap_or_default();
@@ -404,34 +327,21 @@ pub(super) enum Output {
     Part(mime_types::PartResult),
 }
 
-async fn invoke(
-    bindings: &Plugin,
-    store: &mut Store<State>,
-    call: &Call<'_>,
-) -> wasmtime::Result<Output> {
+async fn invoke(bindings: &Plugin, store: &mut Store<State>, call: &Call<'_>) -> wasmtime::Result<Output> {
     let guest = bindings.wasmail_plugin_session();
     Ok(match call {
         Call::Connect(info) => Output::Verdict(guest.call_on_connect(&mut *store, info).await?),
         Call::Helo(info) => Output::Verdict(guest.call_on_helo(&mut *store, info).await?),
         Call::MailFrom(info) => Output::Verdict(guest.call_on_mail_from(&mut *store, info).await?),
         Call::RcptTo(info) => Output::Verdict(guest.call_on_rcpt_to(&mut *store, info).await?),
-        Call::Data(envelope, headers) => {
-            Output::Data(guest.call_on_data(&mut *store, envelope, headers).await?)
-        }
+        Call::Data(envelope, headers) => Output::Data(guest.call_on_data(&mut *store, envelope, headers).await?),
         Call::Reset => {
             guest.call_on_reset(&mut *store).await?;
             Output::Unit
         }
-        Call::Command(verb, args) => {
-            Output::Command(guest.call_on_command(&mut *store, verb, args).await?)
-        }
+        Call::Command(verb, args) => Output::Command(guest.call_on_command(&mut *store, verb, args).await?),
         Call::Reply(context) => Output::Lines(guest.call_on_reply(&mut *store, context).await?),
-        Call::Part(info) => Output::Part(
-            bindings
-                .wasmail_plugin_mime_handler()
-                .call_on_part(&mut *store, info)
-                .await?,
-        ),
+        Call::Part(info) => Output::Part(bindings.wasmail_plugin_mime_handler().call_on_part(&mut *store, info).await?),
     })
 }
 
@@ -448,10 +358,7 @@ fn label(decision: &Decision) -> &'static str {
 
 fn check_change(change: &wit::HeaderChange) -> Result<(), String> {
     let check_ref = |r: &wit::HeaderRef| {
-        validate::header(&wit::Header {
-            name: r.name.clone(),
-            value: String::new(),
-        })?;
+        validate::header(&wit::Header { name: r.name.clone(), value: String::new() })?;
         if r.index == 0 {
             return Err("header index starts at 1".to_string());
         }
@@ -461,10 +368,7 @@ fn check_change(change: &wit::HeaderChange) -> Result<(), String> {
         wit::HeaderChange::Add(h) | wit::HeaderChange::Insert((_, h)) => validate::header(h),
         wit::HeaderChange::Change((r, value)) => {
             check_ref(r)?;
-            validate::header(&wit::Header {
-                name: r.name.clone(),
-                value: value.clone(),
-            })
+            validate::header(&wit::Header { name: r.name.clone(), value: value.clone() })
         }
         wit::HeaderChange::Remove(r) => check_ref(r),
     }
@@ -474,11 +378,7 @@ fn check_change(change: &wit::HeaderChange) -> Result<(), String> {
 fn to_wit(reply: &Reply) -> wit::Reply {
     wit::Reply {
         code: reply.code,
-        enhanced: reply.enhanced.map(|e| wit::EnhancedCode {
-            class: e.class,
-            subject: e.subject,
-            detail: e.detail,
-        }),
+        enhanced: reply.enhanced.map(|e| wit::EnhancedCode { class: e.class, subject: e.subject, detail: e.detail }),
         lines: reply.lines.clone(),
     }
 }

@@ -55,17 +55,8 @@ impl PluginSettings {
     pub fn load(path: &Path) -> Result<PluginSettings, crate::config::ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(PluginSettings::default())
-            }
-            Err(e) => {
-                return Err(crate::config::ConfigError {
-                    file: path.into(),
-                    line: None,
-                    key: None,
-                    message: format!("cannot read: {e}"),
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PluginSettings::default()),
+            Err(e) => return Err(crate::config::ConfigError { file: path.into(), line: None, key: None, message: format!("cannot read: {e}") }),
         };
         let settings: PluginSettings = crate::config::parse_toml(&text, path)?;
         let limit = settings.memory_limit.0;
@@ -100,13 +91,14 @@ mod tests {
         assert!(missing.enabled);
         assert_eq!(missing.fail, FailurePolicy::Open);
         let path = dir.path().join("x.toml");
-        std::fs::write(&path, "enabled = false\norder = 5\nfail = \"closed\"\nmemory_limit = \"8MiB\"\ncall_timeout = \"50ms\"\n[config]\nfooter = \"hi\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "enabled = false\norder = 5\nfail = \"closed\"\nmemory_limit = \"8MiB\"\ncall_timeout = \"50ms\"\n[config]\nfooter = \"hi\"\n",
+        )
+        .unwrap();
         let s = PluginSettings::load(&path).unwrap();
         assert!(!s.enabled);
-        assert_eq!(
-            (s.order, s.fail, s.memory_limit.0),
-            (5, FailurePolicy::Closed, 8 << 20)
-        );
+        assert_eq!((s.order, s.fail, s.memory_limit.0), (5, FailurePolicy::Closed, 8 << 20));
         assert_eq!(s.config["footer"], "hi");
     }
 
@@ -122,10 +114,6 @@ mod tests {
         assert_eq!(e.line, Some(2), "{e}");
         std::fs::write(&path, "memory_limit = \"1KiB\"\n").unwrap();
         let e = PluginSettings::load(&path).unwrap_err();
-        assert_eq!(
-            (e.line, e.key.as_deref()),
-            (Some(1), Some("memory_limit")),
-            "{e}"
-        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("memory_limit")), "{e}");
     }
 }

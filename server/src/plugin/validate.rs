@@ -19,8 +19,8 @@ pub enum Decision {
 
 /// The built-in verbs: a plugin cannot take them over.
 const CORE_VERBS: &[&str] = &[
-    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP",
-    "ETRN", "SEND", "SOML", "SAML", "TURN", "STARTTLS", "AUTH",
+    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP", "ETRN", "SEND", "SOML", "SAML", "TURN",
+    "STARTTLS", "AUTH",
 ];
 
 /// The built-in EHLO keywords.
@@ -42,19 +42,14 @@ const CORE_KEYWORDS: &[&str] = &[
 ];
 
 /// MAIL and RCPT parameters the core handles.
-const CORE_PARAMS: &[&str] = &[
-    "SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "NOTIFY", "ORCPT", "AUTH",
-];
+const CORE_PARAMS: &[&str] = &["SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "NOTIFY", "ORCPT", "AUTH"];
 
 const MAX_LINES: usize = 100;
 const MAX_LINE: usize = 500;
 
 /// RFC 5321 4.1.1.1 `ehlo-keyword`, and the same shape for verbs and parameters.
 fn is_keyword(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    !s.is_empty() && s.len() <= 64 && s.as_bytes()[0].is_ascii_alphanumeric() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn text_line(line: &str) -> Result<(), String> {
@@ -62,9 +57,7 @@ fn text_line(line: &str) -> Result<(), String> {
         return Err(format!("reply line longer than {MAX_LINE} octets"));
     }
     if line.chars().any(|c| c.is_control()) {
-        return Err(format!(
-            "control character (CR, LF, ...) in reply line {line:?}"
-        ));
+        return Err(format!("control character (CR, LF, ...) in reply line {line:?}"));
     }
     Ok(())
 }
@@ -76,10 +69,7 @@ pub fn manifest(m: &wit::Manifest) -> Result<(), String> {
     }
     for k in &m.ehlo_keywords {
         if !is_keyword(&k.name) || k.name != k.name.to_ascii_uppercase() {
-            return Err(format!(
-                "bad EHLO keyword {:?} (upper-case letters, digits, hyphens)",
-                k.name
-            ));
+            return Err(format!("bad EHLO keyword {:?} (upper-case letters, digits, hyphens)", k.name));
         }
         if CORE_KEYWORDS.contains(&k.name.as_str()) {
             return Err(format!("EHLO keyword {} belongs to the server", k.name));
@@ -91,12 +81,7 @@ pub fn manifest(m: &wit::Manifest) -> Result<(), String> {
         }
     }
     for v in &m.verbs {
-        if !is_keyword(v)
-            || v.len() > 20
-            || !v
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        {
+        if !is_keyword(v) || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
             return Err(format!("bad verb {v:?} (upper-case letters and digits)"));
         }
         if CORE_VERBS.contains(&v.as_str()) {
@@ -122,12 +107,7 @@ pub fn manifest(m: &wit::Manifest) -> Result<(), String> {
     }
     for t in &m.mime_types {
         let ok = t.split_once('/').is_some_and(|(a, b)| {
-            let token = |s: &str| {
-                s == "*"
-                    || (!s.is_empty()
-                        && s.bytes()
-                            .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c)))
-            };
+            let token = |s: &str| s == "*" || (!s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c)));
             token(a) && token(b)
         });
         if !ok {
@@ -152,24 +132,13 @@ pub fn reply(r: &wit::Reply) -> Result<Reply, String> {
         None => None,
         Some(e) => {
             if u16::from(e.class) != r.code / 100 || e.subject > 999 || e.detail > 999 {
-                return Err(format!(
-                    "enhanced code {}.{}.{} does not fit reply code {}",
-                    e.class, e.subject, e.detail, r.code
-                ));
+                return Err(format!("enhanced code {}.{}.{} does not fit reply code {}", e.class, e.subject, e.detail, r.code));
             }
             Some(EnhancedCode::new(e.class, e.subject, e.detail))
         }
     };
-    let lines = if r.lines.is_empty() {
-        vec![String::new()]
-    } else {
-        r.lines.clone()
-    };
-    Ok(Reply {
-        code: r.code,
-        enhanced,
-        lines,
-    })
+    let lines = if r.lines.is_empty() { vec![String::new()] } else { r.lines.clone() };
+    Ok(Reply { code: r.code, enhanced, lines })
 }
 
 /// Checks a verdict and converts it.
@@ -195,10 +164,7 @@ pub fn verdict(v: &wit::Verdict) -> Result<Decision, String> {
         wit::Verdict::Disconnect(r) => {
             let r = reply(r)?;
             if r.code < 400 {
-                return Err(format!(
-                    "disconnect with reply code {}, not 4xx or 5xx",
-                    r.code
-                ));
+                return Err(format!("disconnect with reply code {}, not 4xx or 5xx", r.code));
             }
             Decision::Disconnect(r)
         }
@@ -235,11 +201,7 @@ mod tests {
     fn r(code: u16, enhanced: Option<(u8, u16, u16)>, lines: &[&str]) -> wit::Reply {
         wit::Reply {
             code,
-            enhanced: enhanced.map(|(class, subject, detail)| wit::EnhancedCode {
-                class,
-                subject,
-                detail,
-            }),
+            enhanced: enhanced.map(|(class, subject, detail)| wit::EnhancedCode { class, subject, detail }),
             lines: lines.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -261,25 +223,9 @@ mod tests {
 
     #[test]
     fn headers() {
-        assert!(header(&wit::Header {
-            name: "X-Ok".into(),
-            value: "fine".into()
-        })
-        .is_ok());
-        assert!(header(&wit::Header {
-            name: "Bad:Name".into(),
-            value: "x".into()
-        })
-        .is_err());
-        assert!(header(&wit::Header {
-            name: "X".into(),
-            value: "a\r\nBcc: evil".into()
-        })
-        .is_err());
-        assert!(header(&wit::Header {
-            name: "".into(),
-            value: "x".into()
-        })
-        .is_err());
+        assert!(header(&wit::Header { name: "X-Ok".into(), value: "fine".into() }).is_ok());
+        assert!(header(&wit::Header { name: "Bad:Name".into(), value: "x".into() }).is_err());
+        assert!(header(&wit::Header { name: "X".into(), value: "a\r\nBcc: evil".into() }).is_err());
+        assert!(header(&wit::Header { name: "".into(), value: "x".into() }).is_err());
     }
 }

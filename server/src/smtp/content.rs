@@ -29,11 +29,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         match &self.transaction {
             None => Err(Reply::new(503, codes::INVALID_COMMAND, "Need MAIL command")),
             // RFC 5321 3.3: no valid recipients may be answered 554.
-            Some(t) if t.recipients.is_empty() => Err(Reply::new(
-                554,
-                codes::INVALID_COMMAND,
-                "No valid recipients",
-            )),
+            Some(t) if t.recipients.is_empty() => Err(Reply::new(554, codes::INVALID_COMMAND, "No valid recipients")),
             Some(_) => Ok(()),
         }
     }
@@ -50,10 +46,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if is_binary(&transaction.params) {
             return Ok(self.out_of_sequence("BODY=BINARYMIME needs BDAT, not DATA"));
         }
-        self.reply(Reply::plain(
-            354,
-            "Enter mail, end with \".\" on a line by itself",
-        ));
+        self.reply(Reply::plain(354, "Enter mail, end with \".\" on a line by itself"));
         let smtp = &self.ctx.config.smtp;
         let mut receiver = ContentReceiver::data(smtp.max_message_size.0, smtp.max_line_length);
         let mut content = Vec::new();
@@ -66,27 +59,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.input.clear();
             if self.fill(data_timeout).await?.is_err() {
                 let queue_id = self.transaction.take().map(|t| t.queue_id);
-                tracing::info!(
-                    queue_id,
-                    "connection lost or timed out during DATA; nothing stored"
-                );
+                tracing::info!(queue_id, "connection lost or timed out during DATA; nothing stored");
                 return Ok(Flow::Close);
             }
         }
         let transaction = self.transaction.take().expect("checked");
-        Ok(self
-            .complete("DATA", transaction, content, receiver.report())
-            .await)
+        Ok(self.complete("DATA", transaction, content, receiver.report()).await)
     }
 
     /// Judges, filters and stores a complete message; sends the reply; ends the transaction.
-    async fn complete(
-        &mut self,
-        verb: &str,
-        transaction: Transaction,
-        content: Vec<u8>,
-        report: &ContentReport,
-    ) -> Flow {
+    async fn complete(&mut self, verb: &str, transaction: Transaction, content: Vec<u8>, report: &ContentReport) -> Flow {
         let (reply, flow) = self.finish(transaction, content, report).await;
         let reply = self.plugins.on_reply(verb, reply).await;
         self.reply(reply);
@@ -104,23 +86,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Ok(self.bad_command());
         }
         let smtp = &self.ctx.config.smtp;
-        let (max_size, max_line, data_timeout) = (
-            smtp.max_message_size.0,
-            smtp.max_line_length,
-            smtp.data_timeout.0,
-        );
+        let (max_size, max_line, data_timeout) = (smtp.max_message_size.0, smtp.max_line_length, smtp.data_timeout.0);
         let transaction = self.transaction.as_mut().expect("checked");
         let binary = is_binary(&transaction.params);
-        let mut chunks = transaction.bdat.take().unwrap_or_else(|| Chunks {
-            receiver: ContentReceiver::chunks(binary, max_size, max_line),
-            content: Vec::new(),
-        });
+        let mut chunks =
+            transaction.bdat.take().unwrap_or_else(|| Chunks { receiver: ContentReceiver::chunks(binary, max_size, max_line), content: Vec::new() });
         let mut remaining = size;
         loop {
             let take = remaining.min(self.input.len() as u64) as usize;
-            chunks
-                .receiver
-                .receive(&self.input[..take], &mut chunks.content);
+            chunks.receiver.receive(&self.input[..take], &mut chunks.content);
             self.input.drain(..take);
             remaining -= take as u64;
             if remaining == 0 {
@@ -135,23 +109,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         // no transaction and get 503.
         if !last && !chunks.receiver.report().too_big {
             self.transaction.as_mut().expect("checked").bdat = Some(chunks);
-            self.reply(Reply::new(
-                250,
-                codes::OK,
-                format!("{size} octets received"),
-            ));
+            self.reply(Reply::new(250, codes::OK, format!("{size} octets received")));
             return Ok(Flow::Continue);
         }
         chunks.receiver.finish();
         let transaction = self.transaction.take().expect("checked");
-        Ok(self
-            .complete(
-                "BDAT",
-                transaction,
-                chunks.content,
-                chunks.receiver.report(),
-            )
-            .await)
+        Ok(self.complete("BDAT", transaction, chunks.content, chunks.receiver.report()).await)
     }
 
     /// Reads and drops `n` octets. Returns false if the connection ended first.
@@ -163,11 +126,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if n == 0 {
                 return Ok(true);
             }
-            if self
-                .fill(self.ctx.config.smtp.data_timeout.0)
-                .await?
-                .is_err()
-            {
+            if self.fill(self.ctx.config.smtp.data_timeout.0).await?.is_err() {
                 return Ok(false);
             }
         }
@@ -175,32 +134,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Judges the received content, runs the data hooks and, if all pass, stores it.
     /// Returns the final reply and whether to close.
-    async fn finish(
-        &mut self,
-        mut transaction: Transaction,
-        content: Vec<u8>,
-        report: &ContentReport,
-    ) -> (Reply, Flow) {
+    async fn finish(&mut self, mut transaction: Transaction, content: Vec<u8>, report: &ContentReport) -> (Reply, Flow) {
         let smtp = &self.ctx.config.smtp;
         let refusal = if report.too_big {
             Some(Reply::too_big())
-        } else if (report.bare_lf || report.bare_cr)
-            && smtp.bare_line_ending == BareLineEnding::Reject
-        {
-            Some(Reply::new(
-                550,
-                codes::SYNTAX,
-                "Message contains a bare CR or LF; line ends must be CRLF (RFC 5321 2.3.8)",
-            ))
+        } else if (report.bare_lf || report.bare_cr) && smtp.bare_line_ending == BareLineEnding::Reject {
+            Some(Reply::new(550, codes::SYNTAX, "Message contains a bare CR or LF; line ends must be CRLF (RFC 5321 2.3.8)"))
         } else if report.line_too_long {
-            Some(Reply::new(
-                550,
-                codes::CONTENT,
-                format!(
-                    "Message contains a line longer than {} octets",
-                    smtp.max_line_length
-                ),
-            ))
+            Some(Reply::new(550, codes::CONTENT, format!("Message contains a line longer than {} octets", smtp.max_line_length)))
         } else {
             None
         };
@@ -210,10 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Err((reply, flow)) => (reply, flow),
                 Ok(_) if transaction.discard.is_some() => {
                     let why = transaction.discard.as_deref().unwrap_or_default();
-                    tracing::info!(
-                        queue_id = transaction.queue_id,
-                        "message discarded by {why}"
-                    );
+                    tracing::info!(queue_id = transaction.queue_id, "message discarded by {why}");
                     (accepted(&transaction), Flow::Continue)
                 }
                 Ok(content) => (self.store(&transaction, content).await, Flow::Continue),
@@ -226,11 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Runs the plugins' data hooks, then checks the MIME structure and runs the MIME
     /// handlers: the message passes (with their changes applied), or the reply that refuses
     /// it is returned.
-    async fn filter(
-        &mut self,
-        transaction: &mut Transaction,
-        content: Vec<u8>,
-    ) -> Result<Vec<u8>, (Reply, Flow)> {
+    async fn filter(&mut self, transaction: &mut Transaction, content: Vec<u8>) -> Result<Vec<u8>, (Reply, Flow)> {
         let content = self.data_hooks(transaction, content).await?;
         if transaction.discard.is_some() {
             return Ok(content);
@@ -238,34 +172,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.mime_handlers(transaction, content).await
     }
 
-    async fn data_hooks(
-        &mut self,
-        transaction: &mut Transaction,
-        content: Vec<u8>,
-    ) -> Result<Vec<u8>, (Reply, Flow)> {
+    async fn data_hooks(&mut self, transaction: &mut Transaction, content: Vec<u8>) -> Result<Vec<u8>, (Reply, Flow)> {
         if !self.plugins.wants(Hook::Data) {
             return Ok(content);
         }
         let (fields, _) = header::fields(&content);
-        let headers: Vec<Header> = fields
-            .iter()
-            .map(|f| Header {
-                name: f.name.clone(),
-                value: header::unfolded_value(&content, f),
-            })
-            .collect();
+        let headers: Vec<Header> = fields.iter().map(|f| Header { name: f.name.clone(), value: header::unfolded_value(&content, f) }).collect();
         let envelope = Envelope {
             sender: display_path(&transaction.reverse_path),
-            recipients: transaction
-                .recipients
-                .iter()
-                .map(|r| r.address.clone())
-                .collect(),
-            helo: self
-                .greeting
-                .as_ref()
-                .map(|g| g.name.clone())
-                .unwrap_or_default(),
+            recipients: transaction.recipients.iter().map(|r| r.address.clone()).collect(),
+            helo: self.greeting.as_ref().map(|g| g.name.clone()).unwrap_or_default(),
             client_ip: self.peer.ip().to_string(),
             queue_id: transaction.queue_id.clone(),
         };
@@ -278,8 +194,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Ok(content)
             }
             Decision::Continue | Decision::Accept => {
-                let changes: Vec<header::Change> =
-                    outcome.header_changes.into_iter().map(to_change).collect();
+                let changes: Vec<header::Change> = outcome.header_changes.into_iter().map(to_change).collect();
                 Ok(header::apply(&content, &changes))
             }
         }
@@ -287,11 +202,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Every message is held to the MIME limits (`[mime]`), handlers or not: beyond them it is
     /// refused with 552 5.3.4 or, with `on_limit = "pass"`, stored as it is without handlers.
-    async fn mime_handlers(
-        &mut self,
-        transaction: &Transaction,
-        content: Vec<u8>,
-    ) -> Result<Vec<u8>, (Reply, Flow)> {
+    async fn mime_handlers(&mut self, transaction: &Transaction, content: Vec<u8>) -> Result<Vec<u8>, (Reply, Flow)> {
         let config = &self.ctx.config;
         let limits = MimeLimits {
             parse: config.mime.limits(),
@@ -302,20 +213,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return match config.mime.on_limit {
                 OnLimit::Reject => {
                     tracing::info!(queue_id = transaction.queue_id, "message refused: {e}");
-                    Err((
-                        Reply::new(
-                            552,
-                            codes::MAILBOX_FULL_SIZE,
-                            format!("Message refused: {e}"),
-                        ),
-                        Flow::Continue,
-                    ))
+                    Err((Reply::new(552, codes::MAILBOX_FULL_SIZE, format!("Message refused: {e}")), Flow::Continue))
                 }
                 OnLimit::Pass => {
-                    tracing::info!(
-                        queue_id = transaction.queue_id,
-                        "{e}: stored without MIME handlers"
-                    );
+                    tracing::info!(queue_id = transaction.queue_id, "{e}: stored without MIME handlers");
                     Ok(content)
                 }
             };
@@ -331,18 +232,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn log_transaction(&self, transaction: &Transaction, size: u64, reply: &Reply) {
-        let to: Vec<&str> = transaction
-            .recipients
-            .iter()
-            .map(|r| r.address.as_str())
-            .collect();
+        let to: Vec<&str> = transaction.recipients.iter().map(|r| r.address.as_str()).collect();
         // The DSN parameters travel with the transaction; they are logged until the delivery
         // queue (which writes them to the spool) acts on them.
-        let notify: Vec<String> = transaction
-            .recipients
-            .iter()
-            .map(|r| format!("{:?}", r.params.notify))
-            .collect();
+        let notify: Vec<String> = transaction.recipients.iter().map(|r| format!("{:?}", r.params.notify)).collect();
         tracing::info!(
             queue_id = transaction.queue_id,
             from = display_path(&transaction.reverse_path),
@@ -366,10 +259,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         }
         let store = Arc::clone(&self.ctx.store);
-        let result = tokio::task::spawn_blocking(move || {
-            deliver_all(store.as_ref(), &users, &[trace.as_bytes(), &content])
-        })
-        .await;
+        let result = tokio::task::spawn_blocking(move || deliver_all(store.as_ref(), &users, &[trace.as_bytes(), &content])).await;
         let error = match result {
             Ok(Ok(())) => return accepted(transaction),
             Ok(Err(e)) => e.to_string(),
@@ -410,11 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
 /// The 250 that ends a transaction, with its queue id.
 fn accepted(transaction: &Transaction) -> Reply {
-    Reply::new(
-        250,
-        codes::OK,
-        format!("{} Message accepted for delivery", transaction.queue_id),
-    )
+    Reply::new(250, codes::OK, format!("{} Message accepted for delivery", transaction.queue_id))
 }
 
 /// Delivers to every user or to none: on a failure, copies already stored are discarded.
@@ -439,23 +325,9 @@ fn deliver_all(store: &dyn MailStore, users: &[String], pieces: &[&[u8]]) -> std
 /// A plugin's header change in the terms of the header module.
 fn to_change(change: HeaderChange) -> header::Change {
     match change {
-        HeaderChange::Add(h) => header::Change::Add {
-            name: h.name,
-            value: h.value,
-        },
-        HeaderChange::Insert((index, h)) => header::Change::Insert {
-            index: index as usize,
-            name: h.name,
-            value: h.value,
-        },
-        HeaderChange::Change((r, value)) => header::Change::Change {
-            name: r.name,
-            index: r.index as usize,
-            value,
-        },
-        HeaderChange::Remove(r) => header::Change::Remove {
-            name: r.name,
-            index: r.index as usize,
-        },
+        HeaderChange::Add(h) => header::Change::Add { name: h.name, value: h.value },
+        HeaderChange::Insert((index, h)) => header::Change::Insert { index: index as usize, name: h.name, value: h.value },
+        HeaderChange::Change((r, value)) => header::Change::Change { name: r.name, index: r.index as usize, value },
+        HeaderChange::Remove(r) => header::Change::Remove { name: r.name, index: r.index as usize },
     }
 }

@@ -11,14 +11,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         // RFC 5321 4.1.4: a later HELO/EHLO resets the session like RSET.
         self.end_transaction().await;
         if self.plugins.wants(Hook::Helo) {
-            match self
-                .plugins
-                .on_helo(&HeloInfo {
-                    name: name.clone(),
-                    extended,
-                })
-                .await
-            {
+            match self.plugins.on_helo(&HeloInfo { name: name.clone(), extended }).await {
                 Decision::Refuse(reply) => {
                     self.reply(reply);
                     return Flow::Continue;
@@ -31,11 +24,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         }
         let first = format!("{} Hello {} [{}]", self.hostname(), name, self.peer.ip());
-        let reply = if extended {
-            Reply::multiline(250, None, self.ehlo_lines(first))
-        } else {
-            Reply::plain(250, first)
-        };
+        let reply = if extended { Reply::multiline(250, None, self.ehlo_lines(first)) } else { Reply::plain(250, first) };
         self.reply(reply);
         self.greeting = Some(Greeting { name, extended });
         Flow::Continue

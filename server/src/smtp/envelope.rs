@@ -11,11 +11,7 @@ use crate::directory::{Resolution, ResolveError};
 use crate::plugin::{AddressInfo, Decision, Hook, Param};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    pub(super) async fn handle_mail(
-        &mut self,
-        reverse_path: Option<Address>,
-        params: MailParams,
-    ) -> Flow {
+    pub(super) async fn handle_mail(&mut self, reverse_path: Option<Address>, params: MailParams) -> Flow {
         if self.greeting.is_none() {
             return self.out_of_sequence("Send HELO or EHLO first");
         }
@@ -28,19 +24,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return self.bad_command();
         }
         let extended = self.greeting.as_ref().is_some_and(|g| g.extended);
-        if !extended
-            && (params.size.is_some()
-                || params.body.is_some()
-                || params.smtputf8
-                || params.ret.is_some()
-                || params.envid.is_some())
-        {
+        if !extended && (params.size.is_some() || params.body.is_some() || params.smtputf8 || params.ret.is_some() || params.envid.is_some()) {
             // RFC 1869 6: parameters need EHLO.
-            self.reply(Reply::new(
-                555,
-                codes::INVALID_ARGS,
-                "MAIL parameters need EHLO",
-            ));
+            self.reply(Reply::new(555, codes::INVALID_ARGS, "MAIL parameters need EHLO"));
             return self.bad_command();
         }
         let (reply, flow) = self.decide_mail(reverse_path, params).await;
@@ -50,11 +36,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// The server's checks, then the plugins'; opens the transaction on success.
-    async fn decide_mail(
-        &mut self,
-        reverse_path: Option<Address>,
-        params: MailParams,
-    ) -> (Reply, Flow) {
+    async fn decide_mail(&mut self, reverse_path: Option<Address>, params: MailParams) -> (Reply, Flow) {
         let limit = self.ctx.config.smtp.max_message_size.0;
         if params.size.is_some_and(|size| size > limit) {
             return (Reply::too_big(), Flow::Continue);
@@ -64,11 +46,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let mut discard = None;
         if self.plugins.wants(Hook::MailFrom) {
-            let info = AddressInfo {
-                address: display_path(&reverse_path),
-                params: mail_param_list(&params),
-                client_ip: self.peer.ip().to_string(),
-            };
+            let info = AddressInfo { address: display_path(&reverse_path), params: mail_param_list(&params), client_ip: self.peer.ip().to_string() };
             match self.plugins.on_mail_from(&info).await {
                 Decision::Refuse(reply) => return (reply, Flow::Continue),
                 Decision::Disconnect(reply) => return (reply, Flow::Close),
@@ -78,25 +56,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let queue_id = crate::ids::queue_id();
         tracing::debug!(queue_id, from = %display_path(&reverse_path), "MAIL");
-        self.transaction = Some(Transaction {
-            queue_id,
-            reverse_path,
-            params,
-            recipients: Vec::new(),
-            bdat: None,
-            discard,
-        });
-        (
-            Reply::new(250, codes::SENDER_OK, "Sender ok"),
-            Flow::Continue,
-        )
+        self.transaction = Some(Transaction { queue_id, reverse_path, params, recipients: Vec::new(), bdat: None, discard });
+        (Reply::new(250, codes::SENDER_OK, "Sender ok"), Flow::Continue)
     }
 
-    pub(super) async fn handle_rcpt(
-        &mut self,
-        forward_path: ForwardPath,
-        params: RcptParams,
-    ) -> Flow {
+    pub(super) async fn handle_rcpt(&mut self, forward_path: ForwardPath, params: RcptParams) -> Flow {
         if self.transaction.is_none() {
             return self.out_of_sequence("Need MAIL command");
         }
@@ -112,122 +76,72 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// The server's checks (limit, address, directory), then the plugins'.
-    async fn decide_rcpt(
-        &mut self,
-        forward_path: ForwardPath,
-        params: RcptParams,
-    ) -> (Reply, Flow) {
+    async fn decide_rcpt(&mut self, forward_path: ForwardPath, params: RcptParams) -> (Reply, Flow) {
         let transaction = self.transaction.as_ref().expect("checked by the caller");
         if transaction.recipients.len() >= self.ctx.config.smtp.max_recipients {
             // RFC 5321 4.5.3.1.10: 452, and the client sends the rest in another transaction.
-            return (
-                Reply::new(452, codes::TOO_MANY_RCPTS, "Too many recipients"),
-                Flow::Continue,
-            );
+            return (Reply::new(452, codes::TOO_MANY_RCPTS, "Too many recipients"), Flow::Continue);
         }
         let smtputf8 = transaction.params.smtputf8;
         let directory = &self.ctx.directory;
         let address = match forward_path {
             ForwardPath::Mailbox(address) => address,
-            ForwardPath::Postmaster => Address {
-                local_part: "postmaster".into(),
-                domain: directory.primary_domain().to_string(),
-            },
+            ForwardPath::Postmaster => Address { local_part: "postmaster".into(), domain: directory.primary_domain().to_string() },
         };
         if address.is_utf8() && !smtputf8 {
             return (needs_smtputf8(), Flow::Continue);
         }
         let mailboxes = match directory.resolve(&address) {
             Ok(Resolution::Local(mailboxes)) => mailboxes,
-            Ok(Resolution::Remote) if self.may_relay() => return refused(Reply::new(
-                550,
-                codes::SYSTEM_INCAPABLE,
-                format!(
-                    "<{address}>: relaying to other domains is not available on this server yet"
-                ),
-            )),
-            Ok(Resolution::Remote) => {
+            Ok(Resolution::Remote) if self.may_relay() => {
                 return refused(Reply::new(
                     550,
-                    codes::POLICY,
-                    format!("<{address}>: Relay access denied"),
+                    codes::SYSTEM_INCAPABLE,
+                    format!("<{address}>: relaying to other domains is not available on this server yet"),
                 ))
             }
+            Ok(Resolution::Remote) => return refused(Reply::new(550, codes::POLICY, format!("<{address}>: Relay access denied"))),
             Err(ResolveError::UnknownUser) => {
-                return refused(Reply::new(
-                    550,
-                    codes::BAD_DEST_MAILBOX,
-                    format!("<{address}>: Recipient address rejected: User unknown"),
-                ))
+                return refused(Reply::new(550, codes::BAD_DEST_MAILBOX, format!("<{address}>: Recipient address rejected: User unknown")))
             }
             Err(ResolveError::AliasLoop(name)) => {
                 tracing::warn!(alias = name, "alias loop");
-                return refused(Reply::new(
-                    550,
-                    codes::ROUTING_LOOP,
-                    format!("<{address}>: alias loop at {name}"),
-                ));
+                return refused(Reply::new(550, codes::ROUTING_LOOP, format!("<{address}>: alias loop at {name}")));
             }
             Err(ResolveError::RemoteTarget(target)) => {
                 return refused(Reply::new(
                     550,
                     codes::SYSTEM_INCAPABLE,
-                    format!(
-                        "<{address}>: forwarding to {target} is not available on this server yet"
-                    ),
+                    format!("<{address}>: forwarding to {target} is not available on this server yet"),
                 ))
             }
         };
         if self.plugins.wants(Hook::RcptTo) {
-            let info = AddressInfo {
-                address: address.to_string(),
-                params: rcpt_param_list(&params),
-                client_ip: self.peer.ip().to_string(),
-            };
+            let info = AddressInfo { address: address.to_string(), params: rcpt_param_list(&params), client_ip: self.peer.ip().to_string() };
             match self.plugins.on_rcpt_to(&info).await {
                 Decision::Refuse(reply) => return refused(reply),
                 Decision::Disconnect(reply) => return (reply, Flow::Close),
                 Decision::Discard => {
-                    self.transaction.as_mut().expect("checked").discard =
-                        Some(format!("a rcpt-to hook for <{address}>"));
+                    self.transaction.as_mut().expect("checked").discard = Some(format!("a rcpt-to hook for <{address}>"));
                 }
                 Decision::Continue | Decision::Accept => {}
             }
         }
-        let recipient = Recipient {
-            address: address.to_string(),
-            mailboxes,
-            params,
-        };
-        self.transaction
-            .as_mut()
-            .expect("checked")
-            .recipients
-            .push(recipient);
-        (
-            Reply::new(250, codes::DEST_OK, "Recipient ok"),
-            Flow::Continue,
-        )
+        let recipient = Recipient { address: address.to_string(), mailboxes, params };
+        self.transaction.as_mut().expect("checked").recipients.push(recipient);
+        (Reply::new(250, codes::DEST_OK, "Recipient ok"), Flow::Continue)
     }
 
     /// Whether the client's address is in `relay_networks`.
     pub(super) fn may_relay(&self) -> bool {
         let ip = self.peer.ip();
-        self.ctx
-            .config
-            .relay_networks
-            .iter()
-            .any(|net| net.contains(&ip))
+        self.ctx.config.relay_networks.iter().any(|net| net.contains(&ip))
     }
 }
 
 /// 553 5.6.7 for a non-ASCII address in a transaction without SMTPUTF8 (RFC 6531 3.5).
 fn needs_smtputf8() -> Reply {
-    Reply::new(
-        553,
-        codes::NON_ASCII_ADDRESS,
-        "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8",
-    )
+    Reply::new(553, codes::NON_ASCII_ADDRESS, "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8")
 }
 
 fn refused(reply: Reply) -> (Reply, Flow) {
@@ -238,12 +152,7 @@ fn refused(reply: Reply) -> (Reply, Flow) {
 /// MAIL's parameters as plugins see them: every one given, in a canonical spelling.
 fn mail_param_list(params: &MailParams) -> Vec<Param> {
     let mut out = Vec::new();
-    let mut push = |keyword: &str, value: Option<String>| {
-        out.push(Param {
-            keyword: keyword.to_string(),
-            value,
-        })
-    };
+    let mut push = |keyword: &str, value: Option<String>| out.push(Param { keyword: keyword.to_string(), value });
     if let Some(size) = params.size {
         push("SIZE", Some(size.to_string()));
     }
@@ -259,10 +168,7 @@ fn mail_param_list(params: &MailParams) -> Vec<Param> {
         push("SMTPUTF8", None);
     }
     if let Some(ret) = params.ret {
-        push(
-            "RET",
-            Some(if ret == Ret::Full { "FULL" } else { "HDRS" }.to_string()),
-        );
+        push("RET", Some(if ret == Ret::Full { "FULL" } else { "HDRS" }.to_string()));
     }
     if let Some(envid) = &params.envid {
         push("ENVID", Some(encode_xtext(envid)));
@@ -278,49 +184,25 @@ fn rcpt_param_list(params: &RcptParams) -> Vec<Param> {
     let mut out = Vec::new();
     if let Some(notify) = params.notify {
         let mut words = Vec::new();
-        for (on, word) in [
-            (notify.never, "NEVER"),
-            (notify.success, "SUCCESS"),
-            (notify.failure, "FAILURE"),
-            (notify.delay, "DELAY"),
-        ] {
+        for (on, word) in [(notify.never, "NEVER"), (notify.success, "SUCCESS"), (notify.failure, "FAILURE"), (notify.delay, "DELAY")] {
             if on {
                 words.push(word);
             }
         }
-        out.push(Param {
-            keyword: "NOTIFY".into(),
-            value: Some(words.join(",")),
-        });
+        out.push(Param { keyword: "NOTIFY".into(), value: Some(words.join(",")) });
     }
     if let Some(orcpt) = &params.orcpt {
-        out.push(Param {
-            keyword: "ORCPT".into(),
-            value: Some(format!(
-                "{};{}",
-                orcpt.addr_type,
-                encode_xtext(&orcpt.address)
-            )),
-        });
+        out.push(Param { keyword: "ORCPT".into(), value: Some(format!("{};{}", orcpt.addr_type, encode_xtext(&orcpt.address))) });
     }
     for extra in &params.extra {
-        out.push(Param {
-            keyword: extra.keyword.clone(),
-            value: extra.value.clone(),
-        });
+        out.push(Param { keyword: extra.keyword.clone(), value: extra.value.clone() });
     }
     out
 }
 
 /// 555 5.5.4 for a parameter neither the server nor a plugin claims (RFC 5321 4.1.1.11).
 fn unsupported(extra: &[ExtraParam], claimed: impl Fn(&str) -> bool) -> Option<Reply> {
-    extra.iter().find(|p| !claimed(&p.keyword)).map(|p| {
-        Reply::new(
-            555,
-            codes::INVALID_ARGS,
-            format!("Unsupported parameter {}", p.keyword),
-        )
-    })
+    extra.iter().find(|p| !claimed(&p.keyword)).map(|p| Reply::new(555, codes::INVALID_ARGS, format!("Unsupported parameter {}", p.keyword)))
 }
 
 pub(super) fn display_path(path: &Option<Address>) -> String {

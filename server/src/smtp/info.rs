@@ -39,16 +39,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     ],
                 )
             }
-            Some(topic) => match HELP_TOPICS
-                .iter()
-                .find(|(verb, _)| verb.eq_ignore_ascii_case(topic.trim()))
-            {
+            Some(topic) => match HELP_TOPICS.iter().find(|(verb, _)| verb.eq_ignore_ascii_case(topic.trim())) {
                 Some((_, text)) => Reply::new(214, codes::OK, *text),
-                None => Reply::new(
-                    504,
-                    codes::INVALID_ARGS,
-                    format!("HELP topic {topic:?} unknown"),
-                ),
+                None => Reply::new(504, codes::INVALID_ARGS, format!("HELP topic {topic:?} unknown")),
             },
         };
         self.reply(reply);
@@ -69,40 +62,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) fn handle_vrfy(&mut self, arg: &str) -> Flow {
         if !self.ctx.config.smtp.vrfy {
             // RFC 5321 3.5.3: 252 when the server will not verify but will accept the mail.
-            let reply = Reply::new(
-                252,
-                codes::CANNOT_VERIFY,
-                "Cannot VRFY user, but will accept message and attempt delivery",
-            );
+            let reply = Reply::new(252, codes::CANNOT_VERIFY, "Cannot VRFY user, but will accept message and attempt delivery");
             self.reply(reply);
             return Flow::Continue;
         }
         let domain = self.ctx.directory.primary_domain().to_string();
         let reply = match self.local_name(arg) {
-            None => Reply::new(
-                252,
-                codes::CANNOT_VERIFY,
-                "Not a local address; cannot verify",
-            ),
+            None => Reply::new(252, codes::CANNOT_VERIFY, "Not a local address; cannot verify"),
             Some(name) => match self.ctx.directory.resolve_local_part(name) {
                 Ok(mailboxes) if mailboxes.len() == 1 => {
                     let user = &mailboxes[0].user;
                     Reply::new(250, codes::DEST_OK, format!("{user} <{user}@{domain}>"))
                 }
                 Ok(_) => Reply::new(553, codes::AMBIGUOUS, format!("{name} is a list; use EXPN")),
-                Err(ResolveError::UnknownUser) => Reply::new(
-                    550,
-                    codes::BAD_DEST_MAILBOX,
-                    format!("{name}: User unknown"),
-                ),
-                Err(ResolveError::AliasLoop(_)) => {
-                    Reply::new(550, codes::ROUTING_LOOP, format!("{name}: alias loop"))
-                }
-                Err(ResolveError::RemoteTarget(target)) => Reply::new(
-                    252,
-                    codes::CANNOT_VERIFY,
-                    format!("{name} forwards to <{target}>"),
-                ),
+                Err(ResolveError::UnknownUser) => Reply::new(550, codes::BAD_DEST_MAILBOX, format!("{name}: User unknown")),
+                Err(ResolveError::AliasLoop(_)) => Reply::new(550, codes::ROUTING_LOOP, format!("{name}: alias loop")),
+                Err(ResolveError::RemoteTarget(target)) => Reply::new(252, codes::CANNOT_VERIFY, format!("{name} forwards to <{target}>")),
             },
         };
         self.reply(reply);
@@ -111,11 +86,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     pub(super) fn handle_expn(&mut self, arg: &str) -> Flow {
         if !self.ctx.config.smtp.expn {
-            self.reply(Reply::new(
-                502,
-                codes::INVALID_COMMAND,
-                "EXPN is not available",
-            ));
+            self.reply(Reply::new(502, codes::INVALID_COMMAND, "EXPN is not available"));
             return Flow::Continue;
         }
         let domain = self.ctx.directory.primary_domain().to_string();
@@ -130,18 +101,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             None => Reply::new(550, codes::BAD_DEST_MAILBOX, "Not a local list"),
             Some(name) => match self.ctx.directory.alias_targets(name) {
                 // RFC 5321 3.5.2: one member per line of a multi-line 250.
-                Some(targets) => Reply::multiline(
-                    250,
-                    Some(codes::DEST_OK),
-                    targets.iter().map(|t| qualify(t)).collect(),
-                ),
+                Some(targets) => Reply::multiline(250, Some(codes::DEST_OK), targets.iter().map(|t| qualify(t)).collect()),
                 None => match self.ctx.directory.resolve_local_part(name) {
                     Ok(mailboxes) => Reply::new(250, codes::DEST_OK, qualify(&mailboxes[0].user)),
-                    Err(_) => Reply::new(
-                        550,
-                        codes::BAD_DEST_MAILBOX,
-                        format!("{name}: no such list or user"),
-                    ),
+                    Err(_) => Reply::new(550, codes::BAD_DEST_MAILBOX, format!("{name}: no such list or user")),
                 },
             },
         };
@@ -154,17 +117,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// brings the other answers.
     pub(super) fn handle_etrn(&mut self, node: &str) -> Flow {
         let reply = if !self.may_relay() {
-            Reply::new(
-                459,
-                codes::TEMP_POLICY,
-                format!("{node}: client not authorized to run the queue"),
-            )
+            Reply::new(459, codes::TEMP_POLICY, format!("{node}: client not authorized to run the queue"))
         } else {
-            Reply::new(
-                251,
-                codes::OK,
-                format!("OK, no messages waiting for node {node}"),
-            )
+            Reply::new(251, codes::OK, format!("OK, no messages waiting for node {node}"))
         };
         self.reply(reply);
         Flow::Continue

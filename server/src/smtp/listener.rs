@@ -31,14 +31,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         let span = tracing::info_span!("smtp", session = %session_id, peer = %peer);
         let session_id = session_id.to_string();
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            let reply = Reply::new(
-                421,
-                codes::TEMP_OVERLOAD,
-                format!(
-                    "{} Too many connections, try again later",
-                    ctx.config.hostname
-                ),
-            );
+            let reply = Reply::new(421, codes::TEMP_OVERLOAD, format!("{} Too many connections, try again later", ctx.config.hostname));
             tokio::spawn(
                 async move {
                     tracing::warn!("connection limit reached, refusing");

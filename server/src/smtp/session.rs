@@ -154,12 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// wrong is answered.
     pub async fn run(mut self) -> std::io::Result<()> {
         if self.plugins.wants(Hook::Connect) {
-            let info = ConnectInfo {
-                client_ip: self.peer.ip().to_string(),
-                client_port: self.peer.port(),
-                tls: false,
-                session_id: self.id.clone(),
-            };
+            let info = ConnectInfo { client_ip: self.peer.ip().to_string(), client_port: self.peer.port(), tls: false, session_id: self.id.clone() };
             match self.plugins.on_connect(&info).await {
                 Decision::Refuse(reply) | Decision::Disconnect(reply) => {
                     tracing::info!(%reply, "connection refused by a plugin");
@@ -177,12 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.input.drain(..used);
             let flow = match result {
                 Err(Error::NeedsMoreData) => {
-                    if used == 0
-                        && self
-                            .fill(self.ctx.config.smtp.command_timeout.0)
-                            .await?
-                            .is_err()
-                    {
+                    if used == 0 && self.fill(self.ctx.config.smtp.command_timeout.0).await?.is_err() {
                         return self.end().await;
                     }
                     continue;
@@ -218,10 +208,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) fn bad_command(&mut self) -> Flow {
         self.errors += 1;
         if self.errors >= self.ctx.config.smtp.max_errors {
-            let text = format!(
-                "{} Error: too many errors, closing connection",
-                self.hostname()
-            );
+            let text = format!("{} Error: too many errors, closing connection", self.hostname());
             self.reply(Reply::new(421, codes::TEMP_ABUSE, text));
             tracing::info!(errors = self.errors, "too many errors, closing");
             return Flow::Close;
@@ -240,14 +227,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(match command {
             Command::Helo(name) => self.handle_helo(name, false).await,
             Command::Ehlo(name) => self.handle_helo(name, true).await,
-            Command::Mail {
-                reverse_path,
-                params,
-            } => self.handle_mail(reverse_path, params).await,
-            Command::Rcpt {
-                forward_path,
-                params,
-            } => self.handle_rcpt(forward_path, params).await,
+            Command::Mail { reverse_path, params } => self.handle_mail(reverse_path, params).await,
+            Command::Rcpt { forward_path, params } => self.handle_rcpt(forward_path, params).await,
             Command::Data => self.handle_data().await?,
             Command::Bdat { size, last } => self.handle_bdat(size, last).await?,
             Command::Rset => {
@@ -269,11 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Command::Help(topic) => self.handle_help(topic.as_deref()),
             Command::Etrn(node) => self.handle_etrn(&node),
             Command::Obsolete(verb) => {
-                self.reply(Reply::new(
-                    502,
-                    codes::INVALID_COMMAND,
-                    format!("{verb} command not implemented"),
-                ));
+                self.reply(Reply::new(502, codes::INVALID_COMMAND, format!("{verb} command not implemented")));
                 self.bad_command()
             }
             Command::Unknown { verb, args } => match self.plugins.on_command(&verb, &args).await {
@@ -302,23 +279,9 @@ fn error_reply(error: &Error) -> Reply {
         Error::LineTooLong => Reply::new(500, codes::SYNTAX, "Line too long (RFC 5321 4.5.3.1.4)"),
         Error::InvalidCharacter => Reply::new(500, codes::SYNTAX, "NUL or bare CR in command"),
         Error::NotUtf8 => Reply::new(500, codes::SYNTAX, "Command is not valid UTF-8"),
-        Error::Syntax(verb, expected) => Reply::new(
-            501,
-            codes::INVALID_ARGS,
-            format!("Syntax: {verb} {expected}"),
-        ),
-        Error::BadSender(why) => Reply::new(
-            501,
-            codes::BAD_SENDER_SYNTAX,
-            format!("Bad sender address syntax: {why}"),
-        ),
-        Error::BadRecipient(why) => Reply::new(
-            501,
-            codes::BAD_DEST_SYNTAX,
-            format!("Bad recipient address syntax: {why}"),
-        ),
-        Error::BadParameter(why) => {
-            Reply::new(501, codes::INVALID_ARGS, format!("Bad parameter: {why}"))
-        }
+        Error::Syntax(verb, expected) => Reply::new(501, codes::INVALID_ARGS, format!("Syntax: {verb} {expected}")),
+        Error::BadSender(why) => Reply::new(501, codes::BAD_SENDER_SYNTAX, format!("Bad sender address syntax: {why}")),
+        Error::BadRecipient(why) => Reply::new(501, codes::BAD_DEST_SYNTAX, format!("Bad recipient address syntax: {why}")),
+        Error::BadParameter(why) => Reply::new(501, codes::INVALID_ARGS, format!("Bad parameter: {why}")),
     }
 }

@@ -49,10 +49,7 @@ impl Maildir {
     fn ensure_user(&self, user: &str) -> io::Result<PathBuf> {
         // The directory layer validated the name; check again, since this builds a path.
         if user.is_empty() || user.starts_with('.') || user.contains(['/', '\0']) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad mailbox name {user:?}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad mailbox name {user:?}")));
         }
         let dir = self.user_dir(user);
         if self.ready.lock().expect("maildir lock").contains(user) {
@@ -62,26 +59,14 @@ impl Maildir {
         for sub in ["tmp", "new", "cur"] {
             create_dir_durably(&dir.join(sub))?;
         }
-        self.ready
-            .lock()
-            .expect("maildir lock")
-            .insert(user.to_string());
+        self.ready.lock().expect("maildir lock").insert(user.to_string());
         Ok(dir)
     }
 
     fn unique_name(&self) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!(
-            "{}.M{}P{}Q{}.{}",
-            now.as_secs(),
-            now.subsec_micros(),
-            std::process::id(),
-            n,
-            self.host
-        )
+        format!("{}.M{}P{}Q{}.{}", now.as_secs(), now.subsec_micros(), std::process::id(), n, self.host)
     }
 }
 
@@ -117,10 +102,7 @@ impl MailStore for Maildir {
 
     fn discard(&self, user: &str, delivered: &Delivered) -> io::Result<()> {
         if delivered.id.contains('/') {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "bad message id",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad message id"));
         }
         let new = self.user_dir(user).join("new");
         fs::remove_file(new.join(&delivered.id))?;
@@ -172,10 +154,7 @@ fn create_dir_durably(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     sync_dir(parent)
 }
 
@@ -189,10 +168,7 @@ mod tests {
 
     #[test]
     fn crlf_becomes_lf_and_bare_cr_stays() {
-        let joined: Vec<u8> = crlf_to_lf(b"a\r\nb\r\n\r\nc\rd\r\n")
-            .flatten()
-            .copied()
-            .collect();
+        let joined: Vec<u8> = crlf_to_lf(b"a\r\nb\r\n\r\nc\rd\r\n").flatten().copied().collect();
         assert_eq!(joined, b"a\nb\n\nc\rd\n");
         let joined: Vec<u8> = crlf_to_lf(b"\r\n\r\nx").flatten().copied().collect();
         assert_eq!(joined, b"\n\nx");
@@ -202,28 +178,14 @@ mod tests {
     fn delivers_into_new_with_sizes_in_the_name() {
         let dir = tempfile::tempdir().unwrap();
         let store = Maildir::new(dir.path(), "mx/1:2").unwrap();
-        let d = store
-            .deliver(
-                "tyler",
-                &[b"Return-Path: <>\r\n", b"Subject: hi\r\n\r\nbody\r\n"],
-            )
-            .unwrap();
+        let d = store.deliver("tyler", &[b"Return-Path: <>\r\n", b"Subject: hi\r\n\r\nbody\r\n"]).unwrap();
         let path = dir.path().join("mail/tyler/new").join(&d.id);
         let content = fs::read(&path).unwrap();
         assert_eq!(content, b"Return-Path: <>\nSubject: hi\n\nbody\n");
-        assert!(
-            d.id.ends_with(&format!(",S={},W={}", content.len(), content.len() + 4)),
-            "{}",
-            d.id
-        );
+        assert!(d.id.ends_with(&format!(",S={},W={}", content.len(), content.len() + 4)), "{}", d.id);
         assert!(d.id.contains("mx\\0571\\0722"), "{}", d.id);
         assert!(dir.path().join("mail/tyler/cur").is_dir());
-        assert_eq!(
-            fs::read_dir(dir.path().join("mail/tyler/tmp"))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(fs::read_dir(dir.path().join("mail/tyler/tmp")).unwrap().count(), 0);
         let second = store.deliver("tyler", &[b"x\r\n"]).unwrap();
         assert_ne!(second.id, d.id);
     }
@@ -246,11 +208,6 @@ mod tests {
         fs::remove_dir_all(&new).unwrap();
         fs::write(&new, b"").unwrap();
         assert!(store.deliver("tyler", &[b"second\r\n"]).is_err());
-        assert_eq!(
-            fs::read_dir(dir.path().join("mail/tyler/tmp"))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(fs::read_dir(dir.path().join("mail/tyler/tmp")).unwrap().count(), 0);
     }
 }

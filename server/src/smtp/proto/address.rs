@@ -58,17 +58,13 @@ const MAX_DOMAIN: usize = 255;
 /// and the rest of the input after `>`. A source route (`<@a,@b:user@c>`) is accepted and
 /// ignored, as RFC 5321 4.1.2 and appendix C require.
 pub fn parse_path(input: &str) -> Result<(Option<Address>, &str), AddressError> {
-    let rest = input
-        .strip_prefix('<')
-        .ok_or(AddressError("path must be enclosed in <>"))?;
+    let rest = input.strip_prefix('<').ok_or(AddressError("path must be enclosed in <>"))?;
     if let Some(after) = rest.strip_prefix('>') {
         return Ok((None, after));
     }
     let rest = skip_source_route(rest)?;
     let (address, after) = parse_mailbox(rest)?;
-    let after = after
-        .strip_prefix('>')
-        .ok_or(AddressError("path must end with >"))?;
+    let after = after.strip_prefix('>').ok_or(AddressError("path must end with >"))?;
     Ok((Some(address), after))
 }
 
@@ -76,13 +72,9 @@ fn skip_source_route(input: &str) -> Result<&str, AddressError> {
     if !input.starts_with('@') {
         return Ok(input);
     }
-    let colon = input
-        .find(':')
-        .ok_or(AddressError("source route without ':'"))?;
+    let colon = input.find(':').ok_or(AddressError("source route without ':'"))?;
     for hop in input[..colon].split(',') {
-        let domain = hop
-            .strip_prefix('@')
-            .ok_or(AddressError("bad source route"))?;
+        let domain = hop.strip_prefix('@').ok_or(AddressError("bad source route"))?;
         check_domain(domain)?;
     }
     Ok(&input[colon + 1..])
@@ -94,15 +86,9 @@ pub fn parse_mailbox(input: &str) -> Result<(Address, &str), AddressError> {
         let end = quoted_string_end(input)?;
         input.split_at(end)
     } else {
-        let end = input
-            .find(|c: char| !is_atext(c) && c != '.')
-            .unwrap_or(input.len());
+        let end = input.find(|c: char| !is_atext(c) && c != '.').unwrap_or(input.len());
         let (dot_string, rest) = input.split_at(end);
-        if dot_string.is_empty()
-            || dot_string.starts_with('.')
-            || dot_string.ends_with('.')
-            || dot_string.contains("..")
-        {
+        if dot_string.is_empty() || dot_string.starts_with('.') || dot_string.ends_with('.') || dot_string.contains("..") {
             return Err(AddressError("bad local part"));
         }
         (dot_string, rest)
@@ -110,26 +96,15 @@ pub fn parse_mailbox(input: &str) -> Result<(Address, &str), AddressError> {
     if local_part.len() > MAX_LOCAL_PART {
         return Err(AddressError("local part longer than 64 octets"));
     }
-    let rest = rest
-        .strip_prefix('@')
-        .ok_or(AddressError("address needs @domain"))?;
+    let rest = rest.strip_prefix('@').ok_or(AddressError("address needs @domain"))?;
     let end = if rest.starts_with('[') {
-        rest.find(']')
-            .map(|i| i + 1)
-            .ok_or(AddressError("unterminated address literal"))?
+        rest.find(']').map(|i| i + 1).ok_or(AddressError("unterminated address literal"))?
     } else {
-        rest.find(|c: char| c == '>' || c == ' ')
-            .unwrap_or(rest.len())
+        rest.find(|c: char| c == '>' || c == ' ').unwrap_or(rest.len())
     };
     let (domain, after) = rest.split_at(end);
     check_domain(domain)?;
-    Ok((
-        Address {
-            local_part: local_part.to_string(),
-            domain: domain.to_string(),
-        },
-        after,
-    ))
+    Ok((Address { local_part: local_part.to_string(), domain: domain.to_string() }, after))
 }
 
 /// Byte index just past the closing quote of the `Quoted-string` at the start of `input`.
@@ -154,9 +129,7 @@ fn quoted_string_end(input: &str) -> Result<usize, AddressError> {
 
 /// RFC 5322 atext, extended with any non-ASCII character (RFC 6531 3.3 `UTF8-non-ascii`).
 fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric()
-        || "!#$%&'*+-/=?^_`{|}~".contains(c)
-        || (!c.is_ascii() && !c.is_control())
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (!c.is_ascii() && !c.is_control())
 }
 
 /// A domain (sub-domains of letters, digits and hyphens, U-labels allowed) or an address
@@ -169,28 +142,20 @@ pub fn check_domain(domain: &str) -> Result<(), AddressError> {
         return Err(AddressError("domain longer than 255 octets"));
     }
     if let Some(literal) = domain.strip_prefix('[') {
-        let literal = literal
-            .strip_suffix(']')
-            .ok_or(AddressError("bad address literal"))?;
+        let literal = literal.strip_suffix(']').ok_or(AddressError("bad address literal"))?;
         let valid = if let Some(v6) = literal.strip_prefix("IPv6:") {
             v6.parse::<std::net::Ipv6Addr>().is_ok()
         } else {
             literal.parse::<std::net::Ipv4Addr>().is_ok()
         };
-        return if valid {
-            Ok(())
-        } else {
-            Err(AddressError("bad address literal"))
-        };
+        return if valid { Ok(()) } else { Err(AddressError("bad address literal")) };
     }
     for label in domain.split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.chars().all(|c| {
-                c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric())
-            });
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric()));
         if !ok {
             return Err(AddressError("bad domain"));
         }
@@ -212,10 +177,7 @@ mod tests {
         let quoted = mailbox("<\"john doe\"@example.org>");
         assert_eq!(quoted.local_part, "\"john doe\"");
         assert_eq!(quoted.local_part_unquoted(), "john doe");
-        assert_eq!(
-            mailbox("<@a.example,@b.example:joe@c.example>").to_string(),
-            "joe@c.example"
-        );
+        assert_eq!(mailbox("<@a.example,@b.example:joe@c.example>").to_string(), "joe@c.example");
         assert_eq!(mailbox("<x@[127.0.0.1]>").domain, "[127.0.0.1]");
         assert!(mailbox("<jörg@bücher.example>").is_utf8());
         assert_eq!(parse_path("<> SIZE=10").unwrap(), (None, " SIZE=10"));

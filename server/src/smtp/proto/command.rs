@@ -146,10 +146,7 @@ fn parse_command(verb: &str, args: &str) -> Result<Command, Error> {
             // or address literal, but many real clients send less and refusing them helps
             // nobody; the value is only recorded.
             if arg.is_empty() || arg.contains(' ') {
-                return Err(Error::Syntax(
-                    if verb == "HELO" { "HELO" } else { "EHLO" },
-                    "domain name".into(),
-                ));
+                return Err(Error::Syntax(if verb == "HELO" { "HELO" } else { "EHLO" }, "domain name".into()));
             }
             if verb == "HELO" {
                 Command::Helo(arg.to_string())
@@ -158,34 +155,21 @@ fn parse_command(verb: &str, args: &str) -> Result<Command, Error> {
             }
         }
         "MAIL" => {
-            let rest = strip_keyword(args, "FROM:")
-                .ok_or(Error::Syntax("MAIL", "FROM:<address>".into()))?;
-            let (reverse_path, params) =
-                parse_path(rest.trim_start()).map_err(|e| Error::BadSender(e.0.to_string()))?;
-            Command::Mail {
-                reverse_path,
-                params: parse_mail_params(params_part(params)?)?,
-            }
+            let rest = strip_keyword(args, "FROM:").ok_or(Error::Syntax("MAIL", "FROM:<address>".into()))?;
+            let (reverse_path, params) = parse_path(rest.trim_start()).map_err(|e| Error::BadSender(e.0.to_string()))?;
+            Command::Mail { reverse_path, params: parse_mail_params(params_part(params)?)? }
         }
         "RCPT" => {
-            let rest =
-                strip_keyword(args, "TO:").ok_or(Error::Syntax("RCPT", "TO:<address>".into()))?;
+            let rest = strip_keyword(args, "TO:").ok_or(Error::Syntax("RCPT", "TO:<address>".into()))?;
             let rest = rest.trim_start();
             let (forward_path, params) = match postmaster_path(rest) {
                 Some(after) => (ForwardPath::Postmaster, after),
                 None => match parse_path(rest).map_err(|e| Error::BadRecipient(e.0.to_string()))? {
                     (Some(address), after) => (ForwardPath::Mailbox(address), after),
-                    (None, _) => {
-                        return Err(Error::BadRecipient(
-                            "the null path is not a recipient".into(),
-                        ))
-                    }
+                    (None, _) => return Err(Error::BadRecipient("the null path is not a recipient".into())),
                 },
             };
-            Command::Rcpt {
-                forward_path,
-                params: parse_rcpt_params(params_part(params)?)?,
-            }
+            Command::Rcpt { forward_path, params: parse_rcpt_params(params_part(params)?)? }
         }
         "DATA" => no_args(verb, arg, Command::Data)?,
         "BDAT" => {
@@ -211,10 +195,7 @@ fn parse_command(verb: &str, args: &str) -> Result<Command, Error> {
         "QUIT" => no_args(verb, arg, Command::Quit)?,
         "VRFY" | "EXPN" => {
             if arg.is_empty() {
-                return Err(Error::Syntax(
-                    if verb == "VRFY" { "VRFY" } else { "EXPN" },
-                    "a name or address".into(),
-                ));
+                return Err(Error::Syntax(if verb == "VRFY" { "VRFY" } else { "EXPN" }, "a name or address".into()));
             }
             if verb == "VRFY" {
                 Command::Vrfy(arg.to_string())
@@ -222,17 +203,10 @@ fn parse_command(verb: &str, args: &str) -> Result<Command, Error> {
                 Command::Expn(arg.to_string())
             }
         }
-        "HELP" => Command::Help(if arg.is_empty() {
-            None
-        } else {
-            Some(arg.to_string())
-        }),
+        "HELP" => Command::Help(if arg.is_empty() { None } else { Some(arg.to_string()) }),
         "ETRN" => {
             // RFC 1985 section 5: `ETRN [@|#]node`.
-            let node = arg
-                .strip_prefix('@')
-                .or_else(|| arg.strip_prefix('#'))
-                .unwrap_or(arg);
+            let node = arg.strip_prefix('@').or_else(|| arg.strip_prefix('#')).unwrap_or(arg);
             if node.is_empty() || (!arg.starts_with('#') && check_domain(node).is_err()) {
                 return Err(Error::Syntax("ETRN", "a domain name".into()));
             }
@@ -242,10 +216,7 @@ fn parse_command(verb: &str, args: &str) -> Result<Command, Error> {
         "SOML" => Command::Obsolete("SOML"),
         "SAML" => Command::Obsolete("SAML"),
         "TURN" => Command::Obsolete("TURN"),
-        _ => Command::Unknown {
-            verb: verb.to_string(),
-            args: args.to_string(),
-        },
+        _ => Command::Unknown { verb: verb.to_string(), args: args.to_string() },
     })
 }
 
@@ -266,8 +237,7 @@ fn no_args(verb: &str, arg: &str, command: Command) -> Result<Command, Error> {
 fn strip_keyword<'a>(args: &'a str, keyword: &str) -> Option<&'a str> {
     let args = args.trim_start();
     let head = args.get(..keyword.len())?;
-    head.eq_ignore_ascii_case(keyword)
-        .then(|| &args[keyword.len()..])
+    head.eq_ignore_ascii_case(keyword).then(|| &args[keyword.len()..])
 }
 
 /// Parameters follow the path after one space; anything glued to the `>` is an error.
@@ -275,17 +245,13 @@ fn params_part(after_path: &str) -> Result<&str, Error> {
     if after_path.is_empty() || after_path.starts_with(' ') {
         Ok(after_path)
     } else {
-        Err(Error::Syntax(
-            "MAIL",
-            "a space between the path and its parameters".into(),
-        ))
+        Err(Error::Syntax("MAIL", "a space between the path and its parameters".into()))
     }
 }
 
 fn postmaster_path(rest: &str) -> Option<&str> {
     let head = rest.get(..12)?;
-    head.eq_ignore_ascii_case("<postmaster>")
-        .then(|| &rest[12..])
+    head.eq_ignore_ascii_case("<postmaster>").then(|| &rest[12..])
 }
 
 #[cfg(test)]
@@ -328,49 +294,24 @@ mod tests {
         assert_eq!(commands.len(), 5);
         assert_eq!(commands[0], Ok(Command::Ehlo("client.example".into())));
         match &commands[1] {
-            Ok(Command::Mail {
-                reverse_path: Some(a),
-                params,
-            }) => {
+            Ok(Command::Mail { reverse_path: Some(a), params }) => {
                 assert_eq!(a.to_string(), "daniel@client.example");
                 assert_eq!(params.size, Some(12));
             }
             other => panic!("{other:?}"),
         }
-        assert!(
-            matches!(&commands[2], Ok(Command::Rcpt { forward_path: ForwardPath::Mailbox(_), params }) if params.notify.unwrap().never)
-        );
-        assert!(matches!(
-            &commands[3],
-            Ok(Command::Rcpt {
-                forward_path: ForwardPath::Postmaster,
-                ..
-            })
-        ));
+        assert!(matches!(&commands[2], Ok(Command::Rcpt { forward_path: ForwardPath::Mailbox(_), params }) if params.notify.unwrap().never));
+        assert!(matches!(&commands[3], Ok(Command::Rcpt { forward_path: ForwardPath::Postmaster, .. })));
         assert_eq!(commands[4], Ok(Command::Data));
     }
 
     #[test]
     fn verbs_are_case_insensitive_and_tolerate_space_after_colon() {
-        let commands = feed_all_chunkings(
-            b"mail from: <>\r\nrset\r\nnoop hello\r\nbdat 100 last\r\nhelp rset\r\n",
-        );
-        assert!(matches!(
-            &commands[0],
-            Ok(Command::Mail {
-                reverse_path: None,
-                ..
-            })
-        ));
+        let commands = feed_all_chunkings(b"mail from: <>\r\nrset\r\nnoop hello\r\nbdat 100 last\r\nhelp rset\r\n");
+        assert!(matches!(&commands[0], Ok(Command::Mail { reverse_path: None, .. })));
         assert_eq!(commands[1], Ok(Command::Rset));
         assert_eq!(commands[2], Ok(Command::Noop));
-        assert_eq!(
-            commands[3],
-            Ok(Command::Bdat {
-                size: 100,
-                last: true
-            })
-        );
+        assert_eq!(commands[3], Ok(Command::Bdat { size: 100, last: true }));
         assert_eq!(commands[4], Ok(Command::Help(Some("rset".into()))));
     }
 
@@ -379,20 +320,8 @@ mod tests {
         let commands = feed_all_chunkings(b"SEND FROM:<a@b>\r\nTURN\r\nVERB\r\nXUSR now\r\n");
         assert_eq!(commands[0], Ok(Command::Obsolete("SEND")));
         assert_eq!(commands[1], Ok(Command::Obsolete("TURN")));
-        assert_eq!(
-            commands[2],
-            Ok(Command::Unknown {
-                verb: "VERB".into(),
-                args: "".into()
-            })
-        );
-        assert_eq!(
-            commands[3],
-            Ok(Command::Unknown {
-                verb: "XUSR".into(),
-                args: "now".into()
-            })
-        );
+        assert_eq!(commands[2], Ok(Command::Unknown { verb: "VERB".into(), args: "".into() }));
+        assert_eq!(commands[3], Ok(Command::Unknown { verb: "XUSR".into(), args: "now".into() }));
     }
 
     #[test]
@@ -413,14 +342,7 @@ mod tests {
     #[test]
     fn nul_and_bare_cr_are_rejected() {
         let commands = feed_all_chunkings(b"NOOP\0\r\nNO\rOP\r\nNOOP\r\n");
-        assert_eq!(
-            commands,
-            vec![
-                Err(Error::InvalidCharacter),
-                Err(Error::InvalidCharacter),
-                Ok(Command::Noop)
-            ]
-        );
+        assert_eq!(commands, vec![Err(Error::InvalidCharacter), Err(Error::InvalidCharacter), Ok(Command::Noop)]);
     }
 
     #[test]
@@ -431,14 +353,7 @@ mod tests {
         input.extend(format!("NOOP {}QUIT\r\n", "y".repeat(10_000)).into_bytes());
         input.extend_from_slice(b"RSET\r\n");
         let commands = feed_all_chunkings(&input);
-        assert_eq!(
-            commands,
-            vec![
-                Err(Error::LineTooLong),
-                Err(Error::LineTooLong),
-                Ok(Command::Rset)
-            ]
-        );
+        assert_eq!(commands, vec![Err(Error::LineTooLong), Err(Error::LineTooLong), Ok(Command::Rset)]);
         // MAIL and RCPT get the DSN allowance.
         let rcpt = format!("RCPT TO:<a@b> ORCPT=rfc822;{}@b\r\n", "c".repeat(60));
         assert!(feed_all_chunkings(rcpt.as_bytes())[0].is_ok());
@@ -459,9 +374,7 @@ mod tests {
         let alphabet = b"MAIL FROM:<>@.RCPT TO BDAT LAST\r\n\0\x80\xff=+\" ";
         for _ in 0..500 {
             let len = (xorshift(&mut state) % 3000) as usize;
-            let input: Vec<u8> = (0..len)
-                .map(|_| alphabet[(xorshift(&mut state) % alphabet.len() as u64) as usize])
-                .collect();
+            let input: Vec<u8> = (0..len).map(|_| alphabet[(xorshift(&mut state) % alphabet.len() as u64) as usize]).collect();
             let mut receiver = CommandReceiver::default();
             let mut buf = Vec::new();
             for piece in input.chunks(1 + (xorshift(&mut state) % 700) as usize) {

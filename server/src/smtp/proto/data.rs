@@ -66,15 +66,7 @@ impl ContentReceiver {
     }
 
     fn new(dot_stuffed: bool, check_lines: bool, max_size: u64, max_line: usize) -> Self {
-        ContentReceiver {
-            state: State::LineStart,
-            dot_stuffed,
-            check_lines,
-            max_size,
-            max_line,
-            line_len: 0,
-            report: ContentReport::default(),
-        }
+        ContentReceiver { state: State::LineStart, dot_stuffed, check_lines, max_size, max_line, line_len: 0, report: ContentReport::default() }
     }
 
     pub fn report(&self) -> &ContentReport {
@@ -93,10 +85,7 @@ impl ContentReceiver {
                 State::Text => {
                     // Fast path: copy the run of ordinary bytes up to the next CR or LF.
                     let start = i - 1;
-                    let run = input[start..]
-                        .iter()
-                        .position(|&c| c == b'\r' || c == b'\n')
-                        .unwrap_or(input.len() - start);
+                    let run = input[start..].iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(input.len() - start);
                     if run > 0 {
                         self.text(&input[start..start + run], out);
                         i = start + run;
@@ -210,19 +199,11 @@ mod tests {
         let mut offset = 0;
         for piece in input.chunks(chunk) {
             if let Some(n) = rx.receive(piece, &mut content) {
-                return Outcome {
-                    content,
-                    end: Some(offset + n),
-                    report: rx.report().clone(),
-                };
+                return Outcome { content, end: Some(offset + n), report: rx.report().clone() };
             }
             offset += piece.len();
         }
-        Outcome {
-            content,
-            end: None,
-            report: rx.report().clone(),
-        }
+        Outcome { content, end: None, report: rx.report().clone() }
     }
 
     /// Runs `input` in every chunk size from 1 to 64 and checks they all agree.
@@ -230,11 +211,7 @@ mod tests {
         let whole = run(input, input.len().max(1), 1 << 20);
         for chunk in 1..=64 {
             let o = run(input, chunk, 1 << 20);
-            assert_eq!(
-                (&o.content, o.end, &o.report),
-                (&whole.content, whole.end, &whole.report),
-                "chunk {chunk}"
-            );
+            assert_eq!((&o.content, o.end, &o.report), (&whole.content, whole.end, &whole.report), "chunk {chunk}");
         }
         whole
     }
@@ -244,13 +221,7 @@ mod tests {
         let o = run_all(b"Hi Tyler!\r\n.\r\nQUIT\r\n");
         assert_eq!(o.content, b"Hi Tyler!\r\n");
         assert_eq!(o.end, Some(14));
-        assert_eq!(
-            o.report,
-            ContentReport {
-                size: 11,
-                ..Default::default()
-            }
-        );
+        assert_eq!(o.report, ContentReport { size: 11, ..Default::default() });
     }
 
     #[test]
@@ -337,13 +308,7 @@ mod tests {
         let mut binary = ContentReceiver::chunks(true, 1 << 20, 998);
         binary.receive(b"\x00\n\r\xff", &mut out);
         binary.finish();
-        assert_eq!(
-            *binary.report(),
-            ContentReport {
-                size: 4,
-                ..Default::default()
-            }
-        );
+        assert_eq!(*binary.report(), ContentReport { size: 4, ..Default::default() });
     }
 
     #[test]
@@ -363,10 +328,7 @@ mod tests {
             // beginning or after a CRLF.
             let mut with_start = b"\r\n".to_vec();
             with_start.extend_from_slice(&input);
-            let expected = with_start
-                .windows(5)
-                .position(|w| w == b"\r\n.\r\n")
-                .map(|i| i + 5 - 2);
+            let expected = with_start.windows(5).position(|w| w == b"\r\n.\r\n").map(|i| i + 5 - 2);
             let chunk = 1 + (next() % 64) as usize;
             let o = run(&input, chunk, 1 << 20);
             assert_eq!(o.end, expected, "{input:?}");

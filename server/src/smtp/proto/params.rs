@@ -83,13 +83,8 @@ fn split_params(input: &str) -> Result<Vec<(String, Option<&str>)>, ParamError> 
             Some((k, v)) => (k, Some(v)),
             None => (word, None),
         };
-        let valid_keyword = keyword
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-            && keyword
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let valid_keyword =
+            keyword.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && keyword.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !valid_keyword {
             return Err(ParamError(format!("bad parameter keyword {keyword:?}")));
         }
@@ -103,11 +98,7 @@ fn split_params(input: &str) -> Result<Vec<(String, Option<&str>)>, ParamError> 
             // Python's smtplib repeats SMTPUTF8 and BODY when the caller gave them too; an
             // exact repeat says nothing new, a different value is a contradiction.
             Some((_, earlier)) if *earlier == value => continue,
-            Some(_) => {
-                return Err(ParamError(format!(
-                    "{keyword} given twice with different values"
-                )))
-            }
+            Some(_) => return Err(ParamError(format!("{keyword} given twice with different values"))),
             None => out.push((keyword, value)),
         }
     }
@@ -138,31 +129,23 @@ pub fn parse_mail_params(input: &str) -> Result<MailParams, ParamError> {
                 params.size = Some(v.parse().unwrap_or(u64::MAX));
             }
             "BODY" => {
-                params.body = Some(
-                    match needs_value(&keyword, value)?.to_ascii_uppercase().as_str() {
-                        "7BIT" => Body::SevenBit,
-                        "8BITMIME" => Body::EightBitMime,
-                        "BINARYMIME" => Body::BinaryMime,
-                        _ => {
-                            return Err(ParamError(
-                                "BODY must be 7BIT, 8BITMIME or BINARYMIME".into(),
-                            ))
-                        }
-                    },
-                );
+                params.body = Some(match needs_value(&keyword, value)?.to_ascii_uppercase().as_str() {
+                    "7BIT" => Body::SevenBit,
+                    "8BITMIME" => Body::EightBitMime,
+                    "BINARYMIME" => Body::BinaryMime,
+                    _ => return Err(ParamError("BODY must be 7BIT, 8BITMIME or BINARYMIME".into())),
+                });
             }
             "SMTPUTF8" => {
                 no_value(&keyword, value)?;
                 params.smtputf8 = true;
             }
             "RET" => {
-                params.ret = Some(
-                    match needs_value(&keyword, value)?.to_ascii_uppercase().as_str() {
-                        "FULL" => Ret::Full,
-                        "HDRS" => Ret::Hdrs,
-                        _ => return Err(ParamError("RET must be FULL or HDRS".into())),
-                    },
-                );
+                params.ret = Some(match needs_value(&keyword, value)?.to_ascii_uppercase().as_str() {
+                    "FULL" => Ret::Full,
+                    "HDRS" => Ret::Hdrs,
+                    _ => return Err(ParamError("RET must be FULL or HDRS".into())),
+                });
             }
             "ENVID" => {
                 let envid = decode_xtext(needs_value(&keyword, value)?)?;
@@ -172,10 +155,7 @@ pub fn parse_mail_params(input: &str) -> Result<MailParams, ParamError> {
                 }
                 params.envid = Some(envid);
             }
-            _ => params.extra.push(ExtraParam {
-                keyword,
-                value: value.map(str::to_string),
-            }),
+            _ => params.extra.push(ExtraParam { keyword, value: value.map(str::to_string) }),
         }
     }
     Ok(params)
@@ -206,14 +186,9 @@ pub fn parse_rcpt_params(input: &str) -> Result<RcptParams, ParamError> {
                 params.notify = Some(notify);
             }
             "ORCPT" => {
-                let (addr_type, xtext) = needs_value(&keyword, value)?
-                    .split_once(';')
-                    .ok_or_else(|| ParamError("ORCPT must be addr-type;address".into()))?;
-                if addr_type.is_empty()
-                    || !addr_type
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-')
-                {
+                let (addr_type, xtext) =
+                    needs_value(&keyword, value)?.split_once(';').ok_or_else(|| ParamError("ORCPT must be addr-type;address".into()))?;
+                if addr_type.is_empty() || !addr_type.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                     return Err(ParamError("bad ORCPT address type".into()));
                 }
                 let address = decode_xtext(xtext)?;
@@ -223,15 +198,9 @@ pub fn parse_rcpt_params(input: &str) -> Result<RcptParams, ParamError> {
                         return Err(ParamError("bad ORCPT address".into()));
                     }
                 }
-                params.orcpt = Some(OriginalRecipient {
-                    addr_type: addr_type.to_string(),
-                    address,
-                });
+                params.orcpt = Some(OriginalRecipient { addr_type: addr_type.to_string(), address });
             }
-            _ => params.extra.push(ExtraParam {
-                keyword,
-                value: value.map(str::to_string),
-            }),
+            _ => params.extra.push(ExtraParam { keyword, value: value.map(str::to_string) }),
         }
     }
     Ok(params)
@@ -246,9 +215,7 @@ pub fn decode_xtext(input: &str) -> Result<String, ParamError> {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => {
-                let hex = input
-                    .get(i + 1..i + 3)
-                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+                let hex = input.get(i + 1..i + 3).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
                 let hex = hex.ok_or_else(|| ParamError("bad xtext escape".into()))?;
                 out.push(u8::from_str_radix(hex, 16).expect("checked hex digits"));
                 i += 3;
@@ -282,8 +249,7 @@ mod tests {
 
     #[test]
     fn mail_params_are_parsed_and_validated() {
-        let p =
-            parse_mail_params(" SIZE=4096 BODY=8bitmime SMTPUTF8 RET=HDRS ENVID=QQ+2B314").unwrap();
+        let p = parse_mail_params(" SIZE=4096 BODY=8bitmime SMTPUTF8 RET=HDRS ENVID=QQ+2B314").unwrap();
         assert_eq!(p.size, Some(4096));
         assert_eq!(p.body, Some(Body::EightBitMime));
         assert!(p.smtputf8);
@@ -291,46 +257,26 @@ mod tests {
         assert_eq!(p.envid.as_deref(), Some("QQ+314"));
         assert!(p.extra.is_empty());
 
-        assert!(
-            parse_mail_params(" SMTPUTF8 BODY=8BITMIME SMTPUTF8 BODY=8BITMIME")
-                .unwrap()
-                .smtputf8
-        );
+        assert!(parse_mail_params(" SMTPUTF8 BODY=8BITMIME SMTPUTF8 BODY=8BITMIME").unwrap().smtputf8);
 
         let p = parse_mail_params(" XFOO=1 AUTH=<>").unwrap();
         assert_eq!(p.extra.len(), 2);
         assert_eq!(p.extra[0].keyword, "XFOO");
 
-        for bad in [
-            " SIZE=abc",
-            " SIZE",
-            " BODY=9BIT",
-            " RET=ALL",
-            " SIZE=1 SIZE=2",
-            " SMTPUTF8=yes",
-            " ENVID=a+zz",
-            " =x",
-        ] {
+        for bad in [" SIZE=abc", " SIZE", " BODY=9BIT", " RET=ALL", " SIZE=1 SIZE=2", " SMTPUTF8=yes", " ENVID=a+zz", " =x"] {
             assert!(parse_mail_params(bad).is_err(), "{bad:?} should fail");
         }
     }
 
     #[test]
     fn rcpt_params_are_parsed_and_validated() {
-        let p =
-            parse_rcpt_params(" NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;tyler+2Bx@localhost").unwrap();
+        let p = parse_rcpt_params(" NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;tyler+2Bx@localhost").unwrap();
         let notify = p.notify.unwrap();
         assert!(notify.success && notify.failure && !notify.delay && !notify.never);
         let orcpt = p.orcpt.unwrap();
         assert_eq!(orcpt.addr_type, "rfc822");
         assert_eq!(orcpt.address, "tyler+x@localhost");
-        for bad in [
-            " NOTIFY=NEVER,SUCCESS",
-            " NOTIFY=SOMETIMES",
-            " NOTIFY=DELAY,DELAY",
-            " ORCPT=tyler",
-            " ORCPT=rfc822;not-an-address",
-        ] {
+        for bad in [" NOTIFY=NEVER,SUCCESS", " NOTIFY=SOMETIMES", " NOTIFY=DELAY,DELAY", " ORCPT=tyler", " ORCPT=rfc822;not-an-address"] {
             assert!(parse_rcpt_params(bad).is_err(), "{bad:?} should fail");
         }
     }

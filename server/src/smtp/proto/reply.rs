@@ -17,11 +17,7 @@ pub struct EnhancedCode {
 
 impl EnhancedCode {
     pub const fn new(class: u8, subject: u16, detail: u16) -> Self {
-        EnhancedCode {
-            class,
-            subject,
-            detail,
-        }
+        EnhancedCode { class, subject, detail }
     }
 }
 
@@ -46,47 +42,27 @@ pub struct Reply {
 impl Reply {
     /// A one-line reply with an enhanced code.
     pub fn new(code: u16, enhanced: EnhancedCode, text: impl Into<String>) -> Self {
-        Reply {
-            code,
-            enhanced: Some(enhanced),
-            lines: vec![text.into()],
-        }
+        Reply { code, enhanced: Some(enhanced), lines: vec![text.into()] }
     }
 
     /// A reply without an enhanced code: the greeting, HELO/EHLO.
     pub fn plain(code: u16, text: impl Into<String>) -> Self {
-        Reply {
-            code,
-            enhanced: None,
-            lines: vec![text.into()],
-        }
+        Reply { code, enhanced: None, lines: vec![text.into()] }
     }
 
     /// A multi-line reply with the same enhanced code on each line.
     pub fn multiline(code: u16, enhanced: Option<EnhancedCode>, lines: Vec<String>) -> Self {
-        Reply {
-            code,
-            enhanced,
-            lines,
-        }
+        Reply { code, enhanced, lines }
     }
 
     /// 451 4.3.0: something on this side failed; the client keeps the message and retries.
     pub fn local_error() -> Self {
-        Reply::new(
-            451,
-            codes::TEMP_SYSTEM,
-            "Local error in processing, try again later",
-        )
+        Reply::new(451, codes::TEMP_SYSTEM, "Local error in processing, try again later")
     }
 
     /// 552 5.3.4: the message is larger than `max_message_size` (RFC 1870).
     pub fn too_big() -> Self {
-        Reply::new(
-            552,
-            codes::MAILBOX_FULL_SIZE,
-            "Message size exceeds fixed maximum message size",
-        )
+        Reply::new(552, codes::MAILBOX_FULL_SIZE, "Message size exceeds fixed maximum message size")
     }
 
     pub fn is_positive(&self) -> bool {
@@ -112,10 +88,7 @@ impl Reply {
                     out.push(b' ');
                 }
             }
-            out.extend(
-                line.bytes()
-                    .map(|b| if b.is_ascii_control() { b'?' } else { b }),
-            );
+            out.extend(line.bytes().map(|b| if b.is_ascii_control() { b'?' } else { b }));
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -173,15 +146,8 @@ mod tests {
 
     #[test]
     fn multiline_uses_hyphen_on_all_but_last_line() {
-        let reply = Reply::multiline(
-            214,
-            Some(codes::OK),
-            vec!["Commands:".into(), "HELO EHLO".into(), "End".into()],
-        );
-        assert_eq!(
-            reply.to_bytes(),
-            b"214-2.0.0 Commands:\r\n214-2.0.0 HELO EHLO\r\n214 2.0.0 End\r\n".to_vec()
-        );
+        let reply = Reply::multiline(214, Some(codes::OK), vec!["Commands:".into(), "HELO EHLO".into(), "End".into()]);
+        assert_eq!(reply.to_bytes(), b"214-2.0.0 Commands:\r\n214-2.0.0 HELO EHLO\r\n214 2.0.0 End\r\n".to_vec());
     }
 
     #[test]
