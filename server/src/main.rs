@@ -61,6 +61,16 @@ enum PluginCommands {
         #[arg(long, default_value_t = 2000)]
         rounds: u32,
     },
+    /// Measure the MIME handlers of DIR on each MESSAGE file: parsing, every handler call (in
+    /// a fresh session's instances) and writing the message out again, as after DATA.
+    BenchMime {
+        dir: PathBuf,
+        #[arg(required = true)]
+        messages: Vec<PathBuf>,
+        /// Times each message is handled.
+        #[arg(long, default_value_t = 1000)]
+        rounds: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +142,20 @@ fn main() -> ExitCode {
                     println!("plugins loaded:                       {}", f.plugins);
                     println!("instantiate all for one session (us): {:.1}", f.session_instantiation_us);
                     println!("one hook call, on-mail-from (us):     {:.2} ({})", f.hook_call_us, f.hook_plugin);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_error(format!("{e:#}")),
+            }
+        }
+        Commands::Plugin { command: PluginCommands::BenchMime { dir, messages, rounds } } => {
+            match small_runtime().block_on(wasmail::plugin::bench::measure_mime(&dir, &messages, rounds)) {
+                Ok(figures) => {
+                    for f in figures {
+                        println!(
+                            "{}: {} octets, {} part(s) changed: {:.0} messages/s, {:.1} MB/s",
+                            f.file, f.size, f.changed_parts, f.messages_per_second, f.megabytes_per_second
+                        );
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => config_error(format!("{e:#}")),
