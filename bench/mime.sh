@@ -5,7 +5,8 @@
 #   - a 1 MiB multipart/mixed message (QP text, base64 HTML, a 1 MiB base64 attachment and
 #     an .exe that attachment-guard removes), in MB/s;
 #   - a 4 KiB multipart/alternative message with a small .exe, in messages/s (10,000 rounds).
-# Each also without plugins (the parse alone), for scale. No peer server has an equivalent
+# Each also without plugins (the parse alone), for scale; and a hostile 20 MiB message that
+# must not take seconds (Dovecot's CVE-2020-12100). No peer server has an equivalent
 # step to compare with (Postfix's cleanup only matches MIME headers against patterns).
 #
 # Usage: bench/mime.sh [ROUNDS_LARGE] [ROUNDS_SMALL]   (defaults 200 10000)
@@ -74,6 +75,11 @@ Content-Transfer-Encoding: base64
 open(f"{work}/large.eml", "w").write(message(750_000, "large"))
 small = message(0, "small").replace(b64(exe), b64(exe[:300]))
 open(f"{work}/small.eml", "w").write(small)
+# Hostile: 20 nested multiparts (the default limit), then 20 MiB of lines that start like a
+# boundary delimiter but are not one, which every level must look at.
+hostile = "".join(f"Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n" for i in range(20)) + "\n"
+hostile += "--b1x\n--\n" * ((20 << 20) // 9)
+open(f"{work}/hostile.eml", "w").write(hostile)
 PY
 
 for dir in plugins none; do
@@ -81,3 +87,5 @@ for dir in plugins none; do
     target/release/wasmail plugin bench-mime "$work/$dir" "$work/large.eml" --rounds "$ROUNDS_LARGE"
     target/release/wasmail plugin bench-mime "$work/$dir" "$work/small.eml" --rounds "$ROUNDS_SMALL"
 done
+echo "== hostile input: 20 levels, 20 MiB of near-miss delimiters, no plugins"
+target/release/wasmail plugin bench-mime "$work/none" "$work/hostile.eml" --rounds 5

@@ -78,8 +78,9 @@ fn an_exe_sent_with_swaks_is_replaced_by_a_note_and_the_text_gets_the_footer() {
     let output = Command::new("swaks")
         .args(["--server", &server.smtp.ip().to_string(), "--port", &server.smtp.port().to_string()])
         .args(["--helo", "swaks.test", "--from", "billing@client.example", "--to", "tyler@localhost"])
+        // `@FILE`: the message, as it is in the file.
         .arg("--data")
-        .arg(fixture_path("mixed-exe.eml"))
+        .arg(format!("@{}", fixture_path("mixed-exe.eml").display()))
         .output()
         .expect("swaks is needed for this test (apt-get install swaks)");
     let transcript = String::from_utf8_lossy(&output.stdout);
@@ -212,6 +213,18 @@ fn beyond_the_mime_limits_a_message_is_refused_or_passed_unchanged() {
     let server = with_plugins(&[], "[mime]\nmax_parts = 3\n");
     assert_eq!(send(&server, "mixed-exe.eml").0, 552);
     assert_eq!(send(&server, "charsets.eml").0, 250);
+    // Header sections: too many fields, or too many octets, in the message or in a part.
+    let server = Server::start();
+    let mut c = server.connect();
+    c.greet();
+    let fields: String = (0..1001).map(|i| format!("X-Field-{i}: v\r\n")).collect();
+    let reply = c.send_mail("a@client.example", &["tyler@localhost"], &format!("{fields}\r\nbody\r\n"));
+    assert_eq!(reply.text(), "5.3.4 Message refused: a header section with more than 1000 fields");
+    let folded: String = (0..2000).map(|_| " 12345678901234567890123456789012345678901234567890\r\n").collect();
+    let part = format!("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nX-Long: x\r\n{folded}\r\nhi\r\n--b--\r\n");
+    let reply = c.send_mail("a@client.example", &["tyler@localhost"], &part);
+    assert_eq!(reply.text(), "5.3.4 Message refused: a header section larger than 102400 octets");
+    assert!(server.mailbox("tyler").is_empty());
 }
 
 #[test]
@@ -267,4 +280,42 @@ fn a_failing_mime_handler_under_closed_defers_the_message() {
         c.greet();
         c.expect("NOOP", 250);
     }
+}
+
+/// Runs mutt on `maildir` inside a private tmux server, opens the first message, and returns
+/// the screen once it shows `until` (or after ten seconds).
+fn mutt_screen(maildir: &Path, until: &str) -> String {
+    let socket = format!("wasmail-mutt-{}", std::process::id());
+    let tmux = |args: &[&str]| Command::new("tmux").arg("-L").arg(&socket).args(args).output().expect("tmux is needed for this test");
+    let mutt = format!("mutt -n -F /dev/null -R -f '{}' -e 'set pager_stop=yes'", maildir.display());
+    assert!(tmux(&["new-session", "-d", "-x", "160", "-y", "80", "-s", "mutt", &mutt]).status.success());
+    let mut screen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut opened = false;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "mutt"]).stdout).into_owned();
+        if !opened && screen.contains("Invoice 2026-11") {
+            // The index shows the message: open it.
+            tmux(&["send-keys", "-t", "mutt", "Enter"]);
+            opened = true;
+        } else if opened && screen.contains(until) {
+            break;
+        }
+    }
+    tmux(&["kill-server"]);
+    screen
+}
+
+#[test]
+fn mutt_reads_the_rewritten_message() {
+    let server = all_three();
+    assert_eq!(send(&server, "mixed-exe.eml").0, 250);
+    let screen = mutt_screen(&server.data_dir().join("mail/tyler"), "are not accepted");
+    assert!(screen.contains("Subject: Invoice 2026-11"), "{screen}");
+    assert!(screen.contains("Please find the invoice attached."), "{screen}");
+    assert!(screen.contains("[-- Attachment #2: invoice.pdf --]"), "{screen}");
+    assert!(screen.contains("The mail server removed the attachment \"invoice.pdf.exe\" from this message"), "{screen}");
+    // The footer sits under the text once: not under the note that replaced the .exe.
+    assert_eq!(screen.matches("Sent through Wasmail").count(), 1, "{screen}");
 }

@@ -1,14 +1,20 @@
-//! Appends a footer to the text of a message: its text/plain and text/html parts, but not
-//! attachments or the parts of a forwarded message. The part keeps its charset where the
+//! Appends a footer to the text of a message: its first text/plain and first text/html part
+//! (the body and its HTML alternative), but not attachments, the parts of a forwarded message,
+//! or later inline text (such as the note that replaces a removed attachment). The part keeps its charset where the
 //! footer can be written in it (else it becomes UTF-8), and the server keeps the part's
 //! transfer encoding where the new text still fits it. See README.md for the config.
 
-use wasmail_plugin_sdk::{export_plugin, host, Manifest, PartInfo, PartResult, Plugin};
+use wasmail_plugin_sdk::{export_plugin, host, Hook, Manifest, PartInfo, PartResult, Plugin};
 
 const DEFAULT_FOOTER: &str = "Sent through Wasmail";
 
 #[derive(Default)]
-struct Disclaimer;
+struct Disclaimer {
+    /// The current message's text/plain and text/html bodies were seen (reset at the end of
+    /// each transaction).
+    plain_seen: bool,
+    html_seen: bool,
+}
 
 /// The footer text: config `footer`, with `\n` written as a two-character escape allowed.
 fn footer() -> String {
@@ -84,11 +90,20 @@ fn charset_is_ascii_compatible(charset: &str) -> bool {
 
 impl Plugin for Disclaimer {
     fn manifest() -> Manifest {
-        Manifest::new("disclaimer", env!("CARGO_PKG_VERSION")).mime_type("text/plain").mime_type("text/html")
+        Manifest::new("disclaimer", env!("CARGO_PKG_VERSION")).mime_type("text/plain").mime_type("text/html").hook(Hook::Reset)
+    }
+
+    fn on_reset(&mut self) {
+        *self = Disclaimer::default();
     }
 
     fn on_part(&mut self, part: PartInfo) -> PartResult {
         if part.in_attached_message || part.is_attachment() {
+            return PartResult::keep();
+        }
+        let html = part.is("text", "html");
+        let seen = if html { &mut self.html_seen } else { &mut self.plain_seen };
+        if std::mem::replace(seen, true) {
             return PartResult::keep();
         }
         let Some(body) = part.body.as_deref() else {
@@ -96,7 +111,6 @@ impl Plugin for Disclaimer {
         };
         let eol = if body.is_empty() || body.windows(2).any(|w| w == b"\r\n") { "\r\n" } else { "\n" };
         let footer = footer();
-        let html = part.is("text", "html");
         let addition = if html {
             format!("{eol}<div class=\"disclaimer\">{}</div>{eol}", with_eol(&html_escape(&footer), &format!("<br>{eol}")))
         } else {

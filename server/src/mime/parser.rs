@@ -241,17 +241,19 @@ impl Parser<'_> {
         delimiter.extend_from_slice(b"--");
         delimiter.extend_from_slice(boundary.as_bytes());
         // Each delimiter line: (start of the line end before it, start of the line, end of
-        // the line with its line end, closing or not).
+        // the line with its line end, closing or not). Candidates are found with a substring
+        // search for LF + delimiter, so a level costs one fast pass over its body, and only
+        // lines that really start with the delimiter are looked at.
+        let mut needle = Vec::with_capacity(delimiter.len() + 1);
+        needle.push(b'\n');
+        needle.extend_from_slice(&delimiter);
+        let finder = memchr::memmem::Finder::new(&needle);
+        let at_start = content[body.clone()].starts_with(&delimiter).then_some(body.start);
+        let candidates = at_start.into_iter().chain(finder.find_iter(&content[body.clone()]).map(|i| body.start + i + 1));
         let mut lines: Vec<(usize, usize, usize, bool)> = Vec::new();
-        let mut at = body.start;
-        while at < body.end {
-            let line_start = at;
-            let line_end = memchr::memchr(b'\n', &content[at..body.end]).map(|i| at + i + 1).unwrap_or(body.end);
-            at = line_end;
-            let line = &content[line_start..line_end];
-            let Some(rest) = line.strip_prefix(delimiter.as_slice()) else {
-                continue;
-            };
+        for line_start in candidates {
+            let line_end = memchr::memchr(b'\n', &content[line_start..body.end]).map(|i| line_start + i + 1).unwrap_or(body.end);
+            let rest = &content[line_start + delimiter.len()..line_end];
             let (close, rest) = match rest.strip_prefix(b"--") {
                 Some(rest) => (true, rest),
                 None => (false, rest),
