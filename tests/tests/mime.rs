@@ -55,10 +55,9 @@ fn python_view(server: &Server) -> Vec<Value> {
 
 /// The stored message without the trace fields the server put on top.
 fn without_trace(stored: &str) -> String {
-    let mut lines = stored.split_inclusive('\n').peekable();
     let mut out = String::new();
     let mut in_trace = true;
-    while let Some(line) = lines.next() {
+    for line in stored.split_inclusive('\n') {
         if in_trace && (line.starts_with("Return-Path:") || line.starts_with("Received:") || line.starts_with('\t')) {
             continue;
         }

@@ -100,7 +100,7 @@ pub fn parse_mailbox(input: &str) -> Result<(Address, &str), AddressError> {
     let end = if rest.starts_with('[') {
         rest.find(']').map(|i| i + 1).ok_or(AddressError("unterminated address literal"))?
     } else {
-        rest.find(|c: char| c == '>' || c == ' ').unwrap_or(rest.len())
+        rest.find(['>', ' ']).unwrap_or(rest.len())
     };
     let (domain, after) = rest.split_at(end);
     check_domain(domain)?;
