@@ -324,7 +324,7 @@ macro_rules! export_plugin {
                 }
             }
 
-            $crate::bindings::__export_plugin_world!(Exports with_types_in $crate::bindings);
+    $crate::bindings::__export_plugin_world!(Exports with_types_in $crate::bindings);
         };
     };
 }

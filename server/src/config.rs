@@ -33,7 +33,34 @@ pub struct Config {
     pub log_format: LogFormat,
     pub smtp: SmtpConfig,
     pub mime: MimeConfig,
+    pub queue: QueueConfig,
     pub plugins: PluginsConfig,
+}
+
+/// When delivery is tried again, and for how long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Waits between attempts after a temporary failure; the last one repeats.
+    pub retry_intervals: Vec<Duration>,
+    /// A message still undelivered this long after it arrived fails for good.
+    pub max_age: Duration,
+    /// After this long undelivered, senders who asked (NOTIFY=DELAY) are told.
+    pub delay_warning: Duration,
+    /// Deliveries in progress at once.
+    pub workers: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration(StdDuration::from_secs(m * 60));
+        QueueConfig {
+            retry_intervals: vec![minutes(1), minutes(5), minutes(15), minutes(60)],
+            max_age: Duration(StdDuration::from_secs(5 * 86400)),
+            delay_warning: Duration(StdDuration::from_secs(4 * 3600)),
+            workers: 16,
+        }
+    }
 }
 
 /// Limits of the MIME parser and what happens beyond them.
@@ -158,6 +185,7 @@ impl Default for Config {
             log_format: LogFormat::Json,
             smtp: SmtpConfig::default(),
             mime: MimeConfig::default(),
+            queue: QueueConfig::default(),
             plugins: PluginsConfig::default(),
         }
     }

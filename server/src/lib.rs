@@ -6,6 +6,7 @@
 //! - [`users`], [`aliases`], [`directory`]: who has a mailbox, and where an address goes.
 //! - [`smtp`]: the SMTP listener and sessions; [`smtp::proto`] is the sans-IO protocol.
 //! - [`store`]: the mailbox store trait and its Maildir backend.
+//! - [`queue`]: the durable spool and the delivery that runs from it.
 //! - [`plugin`]: the wasm plugin host (wasmtime), and the hooks the SMTP session calls.
 //! - [`ids`]: queue and session identifiers.
 //! - [`server`]: wiring it together for `wasmail serve`.
@@ -18,6 +19,7 @@ pub mod directory;
 pub mod ids;
 pub mod mime;
 pub mod plugin;
+pub mod queue;
 pub mod server;
 pub mod smtp;
 pub mod store;
@@ -33,6 +35,8 @@ pub struct Context {
     pub directory: directory::Directory,
     /// Where mail is stored.
     pub store: Arc<dyn store::MailStore>,
+    /// Where accepted mail waits for delivery.
+    pub queue: Arc<queue::Queue>,
     /// The loaded plugins (possibly none).
     pub plugins: Arc<plugin::Registry>,
 }

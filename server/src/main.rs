@@ -45,6 +45,27 @@ enum Commands {
         #[command(subcommand)]
         command: UserCommands,
     },
+    /// Look at and act on the delivery queue (like mailq, postqueue -f, postsuper -d).
+    Queue {
+        /// TOML configuration file (for `data_dir`).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// Overrides `data_dir`.
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: QueueCommands,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCommands {
+    /// List the queued messages and their recipients.
+    List,
+    /// Ask the running server to try every queued message now (or those for DOMAIN).
+    Flush { domain: Option<String> },
+    /// Remove a message from the queue without delivering it.
+    Remove { id: String },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +182,16 @@ fn main() -> ExitCode {
                 Err(e) => config_error(format!("{e:#}")),
             }
         }
+        Commands::Queue { config, data_dir, command } => {
+            let mut config = match Config::load(config.as_deref()) {
+                Ok(config) => config,
+                Err(e) => return config_error(e),
+            };
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            queue_command(&config, command)
+        }
         Commands::User { command } => match command {
             UserCommands::Add { name, password_stdin, config } => {
                 let config = match Config::load(config.as_deref()) {
@@ -205,6 +236,41 @@ fn main() -> ExitCode {
 }
 
 /// A one-thread runtime for the commands that load plugins but serve nothing.
+fn queue_command(config: &Config, command: QueueCommands) -> ExitCode {
+    use wasmail::queue::{admin, Spool};
+    let spool = match Spool::open(&config.data_dir) {
+        Ok(spool) => spool,
+        Err(e) => {
+            eprintln!("wasmail: cannot open the queue under {}: {e}", config.data_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match command {
+        QueueCommands::List => admin::list(&spool).map(|text| print!("{text}")),
+        QueueCommands::Flush { domain } => admin::request_flush(&spool, domain.as_deref()).map(|()| {
+            println!("flush requested{}; a running server acts on it within a second", domain.map(|d| format!(" for {d}")).unwrap_or_default())
+        }),
+        QueueCommands::Remove { id } => match admin::remove(&spool, &id) {
+            Ok(true) => {
+                println!("{id}: removed");
+                Ok(())
+            }
+            Ok(false) => {
+                eprintln!("wasmail: {id}: no such queue entry");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wasmail: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn small_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
 }

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::plugin::{LoadOptions, Registry};
+use crate::queue::Queue;
 use crate::store::Maildir;
 use crate::Context;
 
@@ -27,7 +28,10 @@ pub async fn build_context(config: Config, plugins_required: bool) -> anyhow::Re
         tracing::info!(dir = %dir.display(), "no plugin directory; running without plugins");
         Registry::empty(&config.hostname)
     };
-    Ok(Arc::new(Context { config, directory, store: Arc::new(store), plugins: Arc::new(plugins) }))
+    let store: Arc<dyn crate::store::MailStore> = Arc::new(store);
+    let queue = Queue::open(&config.data_dir, Arc::clone(&store), config.queue.clone())
+        .with_context(|| format!("cannot open the queue under {}", config.data_dir.display()))?;
+    Ok(Arc::new(Context { config, directory, store, queue: Arc::new(queue), plugins: Arc::new(plugins) }))
 }
 
 /// Binds every listener, then serves until SIGINT or SIGTERM.
@@ -46,12 +50,19 @@ pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
             ctx.config.domains.join(", ")
         );
     }
+    // What was queued before a restart or a crash is delivered first.
+    let recovered = ctx.queue.recover().with_context(|| format!("cannot read the queue in {}", ctx.queue.spool().dir().display()))?;
+    if recovered > 0 {
+        tracing::info!(entries = recovered, "delivering what the queue held from before");
+    }
+    tokio::spawn(Arc::clone(&ctx.queue).watch_flush_requests());
     tracing::info!(hostname = ctx.config.hostname, data_dir = %ctx.config.data_dir.display(), "wasmail started");
     for listener in listeners {
         tokio::spawn(crate::smtp::serve(listener, Arc::clone(&ctx)));
     }
     shutdown_signal().await;
-    // Every message answered 250 is already on disk; sessions in flight simply end.
+    // Every message answered 250 is in the spool; sessions in flight simply end, and
+    // deliveries in progress are finished at the next start (without second copies).
     tracing::info!("shutting down");
     Ok(())
 }

@@ -162,13 +162,40 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    /// The messages in `user`'s `new/`, sorted by file name (delivery order within a second).
+    /// The messages in `user`'s mailbox, once the queue has delivered everything it holds
+    /// (delivery runs after the 250), sorted by file name.
     pub fn mailbox(&self, user: &str) -> Vec<String> {
+        self.wait_for_queue();
+        self.mailbox_now(user)
+    }
+
+    /// The messages in `user`'s mailbox now, whatever the queue still holds.
+    pub fn mailbox_now(&self, user: &str) -> Vec<String> {
         read_maildir(&self.dir.path().join("data/mail").join(user))
     }
 
-    /// The files of `user`'s `new/`, sorted by name.
+    /// The queue entries (ids) in the spool now.
+    pub fn queued(&self) -> Vec<String> {
+        let dir = self.dir.path().join("data/queue");
+        let mut ids: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".env").map(str::to_string)).collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// Waits (up to 30 s) until the queue is empty: every message delivered or failed.
+    pub fn wait_for_queue(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.queued().is_empty() {
+            assert!(Instant::now() < deadline, "the queue did not empty: {:?}", self.queued());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The files of `user`'s `new/`, sorted by name, once the queue is empty.
     pub fn mailbox_files(&self, user: &str) -> Vec<PathBuf> {
+        self.wait_for_queue();
         let dir = self.dir.path().join("data/mail").join(user).join("new");
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
         files.sort();
@@ -183,6 +210,15 @@ impl Server {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops the server (SIGKILL, if it still runs) and starts it again on the same data
+    /// and config, as an operator would after a crash.
+    pub fn restarted(mut self) -> Server {
+        self.kill9();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        let config = dir.path().join("wasmail.toml");
+        Server::spawn(dir, &["serve", "--config", config.to_str().expect("UTF-8 path")])
     }
 
     pub fn connect(&self) -> Client {

@@ -99,9 +99,14 @@ fn serve_without_a_config_file_uses_the_embedded_defaults() {
     let mut c = server.connect();
     c.greet();
     assert_eq!(c.send_mail("a@client.test", &["anyone@localhost"], "Subject: defaults\r\n\r\nhi\r\n").code, 250);
-    // Data lands in ./wasmail-data, development mode gives anyone a mailbox.
-    let mail = wasmail_tests::read_maildir(&server.dir.path().join("wasmail-data/mail/anyone"));
-    assert_eq!(mail.len(), 1);
+    // Data lands in ./wasmail-data, development mode gives anyone a mailbox (delivery runs
+    // from the queue, after the reply).
+    let maildir = server.dir.path().join("wasmail-data/mail/anyone");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wasmail_tests::read_maildir(&maildir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(wasmail_tests::read_maildir(&maildir).len(), 1);
     assert!(server.log().iter().any(|l| l.contains("development mode")));
     c.expect("MAIL FROM:<a@client.test>", 250);
     c.expect("RCPT TO:<x@example.test>", 550);

@@ -1,12 +1,13 @@
-//! Durability: a message answered 250 is on disk and survives `kill -9`; a failed store
-//! answers 451 4.3.0 and leaves nothing visible.
+//! Durability: a message answered 250 is in the queue on disk and survives `kill -9`; a
+//! delivery interrupted by `kill -9` is finished after the restart without second copies; a
+//! queue that cannot be written answers 451 4.3.0; a mailbox that fails is retried.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmail_tests::{read_maildir, Client, Server};
+use wasmail_tests::{read_maildir, Client, Server, Setup};
 
 /// 100 octets with CRLF; twenty of them make a 2 kB body.
 const BODY_LINE: &str = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop\r\n";
@@ -65,46 +66,117 @@ fn every_message_answered_250_survives_kill_9_exactly_once() {
     assert!(unexpected.lock().unwrap().is_empty(), "{:?}", unexpected.lock().unwrap());
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 20, "too little load to mean anything: {}", acked.len());
+    // The restarted server delivers what the queue held.
+    let server = server.restarted();
+    server.wait_for_queue();
     for user in ["tyler", "hunt"] {
-        let mut count: HashMap<String, usize> = HashMap::new();
-        for message in read_maildir(&server.data_dir().join("mail").join(user)) {
-            let subject = message.lines().find_map(|l| l.strip_prefix("Subject: ")).expect("subject").to_string();
-            // A stored message is whole: headers, the body, the final line end.
-            assert!(message.ends_with(&BODY_LINE.repeat(20).replace("\r\n", "\n")), "truncated message {subject}");
-            *count.entry(subject).or_default() += 1;
-        }
+        let count = subjects(&read_maildir(&server.data_dir().join("mail").join(user)));
         for marker in &acked {
             assert_eq!(count.get(marker), Some(&1), "{user}: {marker} was answered 250 but is stored {:?} times", count.get(marker));
         }
         assert!(count.values().all(|&n| n == 1), "{user}: a message stored twice");
-        // At most one message per session can be stored without its 250 having arrived.
+        // At most one message per session can be queued without its 250 having arrived.
         assert!(count.len() <= acked.len() + 8, "{user}: {} stored, {} acknowledged", count.len(), acked.len());
     }
-
-    // The restarted server finds the same mailboxes and goes on.
-    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
-    let config = dir.path().join("wasmail.toml");
-    let server = Server::spawn(dir, &["serve", "--config", config.to_str().unwrap()]);
+    // And goes on taking mail.
     let mut c = server.connect();
     c.greet();
     assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: after restart\r\n\r\nok\r\n").code, 250);
     assert!(server.mailbox("tyler").iter().any(|m| m.contains("Subject: after restart")));
 }
 
+/// Counts stored messages by subject, checking that each is whole.
+fn subjects(messages: &[String]) -> HashMap<String, usize> {
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for message in messages {
+        let subject = message.lines().find_map(|l| l.strip_prefix("Subject: ")).expect("subject").to_string();
+        // A stored message is whole: headers, the body, the final line end.
+        assert!(message.ends_with(&BODY_LINE.repeat(20).replace("\r\n", "\n")), "truncated message {subject}");
+        *count.entry(subject).or_default() += 1;
+    }
+    count
+}
+
 #[test]
-fn a_failing_store_answers_451_and_leaves_nothing() {
+fn a_delivery_killed_half_way_is_finished_after_the_restart_exactly_once() {
+    // One delivery at a time, so that the kill finds a batch in progress.
+    let server = Server::start_with(Setup { smtp: "[queue]\nworkers = 1\n".into(), ..Setup::default() });
+    let users: Vec<String> = (0..40).map(|i| format!("user{i}@localhost")).collect();
+    let to: Vec<&str> = users.iter().map(String::as_str).collect();
+    let mut c = server.connect();
+    c.greet();
+    let mut acked = Vec::new();
+    let mut killed_mid_batch = false;
+    let mut server = Some(server);
+    for n in 0..60 {
+        let marker = format!("batch-{n}");
+        let reply = c.send_mail("load@client.test", &to, &format!("Subject: {marker}\r\n\r\n{}", BODY_LINE.repeat(20)));
+        assert_eq!(reply.code, 250);
+        acked.push(marker);
+        let s = server.as_ref().unwrap();
+        let delivered = std::fs::read_dir(s.data_dir().join("mail")).map(|d| d.count()).unwrap_or(0);
+        if n >= 10 && delivered > 0 {
+            // Deliveries have begun and the queue still holds most of the batch.
+            let queued = s.queued().len();
+            server.as_mut().unwrap().kill9();
+            killed_mid_batch = queued > 0;
+            break;
+        }
+    }
+    assert!(killed_mid_batch, "the kill did not land in the middle of a batch");
+    let server = server.take().unwrap().restarted();
+    server.wait_for_queue();
+    for user in &users {
+        let name = user.split('@').next().unwrap();
+        let count = subjects(&read_maildir(&server.data_dir().join("mail").join(name)));
+        for marker in &acked {
+            assert_eq!(count.get(marker), Some(&1), "{name}: {marker} stored {:?} times", count.get(marker));
+        }
+        assert_eq!(count.len(), acked.len(), "{name}");
+    }
+}
+
+#[test]
+fn a_queue_that_cannot_be_written_answers_451_and_keeps_nothing() {
     let server = Server::start();
+    // A file where the spool folder should be: the message cannot be queued.
+    let queue = server.data_dir().join("queue");
+    std::fs::remove_dir_all(&queue).unwrap();
+    std::fs::write(&queue, b"not a folder").unwrap();
+    let mut c = server.connect();
+    c.greet();
+    let reply = c.send_mail("a@client.test", &["tyler@localhost"], "Subject: lost?\r\n\r\nx\r\n");
+    assert_eq!((reply.code, reply.text()), (451, "4.3.0 Local error in processing, try again later".to_string()));
+    // The client keeps it and retries; once the spool is back, it is taken.
+    std::fs::remove_file(&queue).unwrap();
+    std::fs::create_dir(&queue).unwrap();
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: retry\r\n\r\nx\r\n").code, 250);
+    let stored = server.mailbox("tyler");
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].contains("Subject: retry"));
+}
+
+#[test]
+fn a_failing_mailbox_is_retried_and_the_others_get_one_copy() {
+    let server = Server::start_with(Setup { smtp: "[queue]\nretry_intervals = [\"1s\"]\n".into(), ..Setup::default() });
     // hunt's mailbox cannot be created (a file stands where its folder should be); tyler's can.
     std::fs::create_dir_all(server.data_dir().join("mail")).unwrap();
     std::fs::write(server.data_dir().join("mail/hunt"), b"not a folder").unwrap();
     let mut c = server.connect();
     c.greet();
-    let reply = c.send_mail("a@client.test", &["tyler@localhost", "hunt@localhost"], "Subject: both\r\n\r\nx\r\n");
-    assert_eq!((reply.code, reply.text()), (451, "4.3.0 Local error in processing, try again later".to_string()));
-    // tyler's copy was taken back, so that the client's retry does not make two.
-    assert!(server.mailbox("tyler").is_empty());
-    assert!(std::fs::read_dir(server.data_dir().join("mail/tyler/tmp")).unwrap().next().is_none());
-    // The session goes on, and mail to tyler alone is stored.
-    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: one\r\n\r\nx\r\n").code, 250);
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost", "hunt@localhost"], "Subject: both\r\n\r\nx\r\n").code, 250);
+    // tyler has it; hunt's copy waits in the queue.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.mailbox_now("tyler").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.mailbox_now("tyler").len(), 1);
+    assert_eq!(server.queued().len(), 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.queued().len(), 1, "still failing, still queued");
+    // Once the mailbox can be written, the retry delivers hunt's copy, and only that.
+    std::fs::remove_file(server.data_dir().join("mail/hunt")).unwrap();
+    assert_eq!(server.mailbox("hunt").len(), 1);
     assert_eq!(server.mailbox("tyler").len(), 1);
+    assert!(server.log().iter().any(|l| l.contains("delivery deferred")));
 }

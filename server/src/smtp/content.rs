@@ -1,20 +1,19 @@
-//! DATA (RFC 5321 4.1.1.4) and BDAT (RFC 3030): receive the content, judge it, and store it
-//! durably before the 250. The reply to the end of data is sent only once every mailbox has
-//! the message on disk (file and directory fsync'd); if any store fails, what was stored for
-//! this transaction is taken back and the client gets 451 4.3.0, so a retry never makes a
-//! second copy.
+//! DATA (RFC 5321 4.1.1.4) and BDAT (RFC 3030): receive the content, judge it, and queue it
+//! durably before the 250. The reply to the end of data is sent only once the queue has the
+//! message and its envelope on disk (files and folder fsync'd); if that fails the client gets
+//! 451 4.3.0 and nothing is queued. Delivery runs from the queue after the reply.
 
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::envelope::{display_path, is_binary};
-use super::proto::{codes, ContentReceiver, ContentReport, Reply};
+use super::proto::{codes, ContentReceiver, ContentReport, Reply, Ret};
 use super::session::{Flow, Session, Transaction};
 use crate::config::{BareLineEnding, OnLimit};
 use crate::mime::{self, header};
 use crate::plugin::{Decision, Envelope, Header, HeaderChange, Hook, MimeLimits, MimeOutcome};
-use crate::store::{Delivered, MailStore};
+use crate::queue;
 
 /// A BDAT transaction in progress: the receiver keeps line-end state across chunks.
 #[derive(Debug)]
@@ -249,24 +248,79 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         );
     }
 
-    /// Writes the message to every mailbox, durably, on the blocking pool.
+    /// Writes the message to the queue, durably, on the blocking pool; delivery runs from
+    /// there after the reply.
     async fn store(&mut self, transaction: &Transaction, content: Vec<u8>) -> Reply {
         let trace = self.trace_headers(transaction);
-        let mut users: Vec<String> = Vec::new();
-        for mailbox in transaction.recipients.iter().flat_map(|r| &r.mailboxes) {
-            if !users.contains(&mailbox.user) {
-                users.push(mailbox.user.clone());
-            }
-        }
-        let store = Arc::clone(&self.ctx.store);
-        let result = tokio::task::spawn_blocking(move || deliver_all(store.as_ref(), &users, &[trace.as_bytes(), &content])).await;
+        let envelope = self.queue_envelope(transaction);
+        let queue = Arc::clone(&self.ctx.queue);
+        let result = tokio::task::spawn_blocking(move || {
+            let written = queue.enqueue(&envelope, &[trace.as_bytes(), &content]);
+            (written, envelope, queue)
+        })
+        .await;
         let error = match result {
-            Ok(Ok(())) => return accepted(transaction),
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => format!("the storing task failed: {e}"),
+            Ok((Ok(()), envelope, queue)) => {
+                queue.submitted(envelope);
+                return accepted(transaction);
+            }
+            Ok((Err(e), _, _)) => e.to_string(),
+            Err(e) => format!("the queueing task failed: {e}"),
         };
-        tracing::error!(queue_id = transaction.queue_id, error, "storing failed");
+        tracing::error!(queue_id = transaction.queue_id, error, "queueing failed");
         Reply::local_error()
+    }
+
+    /// The envelope the queue keeps: DSN parameters, and the local mailboxes (one copy each,
+    /// however many recipients lead to one).
+    fn queue_envelope(&self, transaction: &Transaction) -> queue::Envelope {
+        let mut mailboxes: Vec<queue::Mailbox> = Vec::new();
+        let recipients = transaction
+            .recipients
+            .iter()
+            .map(|r| {
+                let indexes = r
+                    .mailboxes
+                    .iter()
+                    .map(|m| match mailboxes.iter().position(|q| q.user == m.user) {
+                        Some(i) => i,
+                        None => {
+                            mailboxes.push(queue::Mailbox { user: m.user.clone(), delivered: false });
+                            mailboxes.len() - 1
+                        }
+                    })
+                    .collect();
+                let notify = r.params.notify.as_ref().map(|n| {
+                    let flags = [(n.never, "NEVER"), (n.success, "SUCCESS"), (n.failure, "FAILURE"), (n.delay, "DELAY")];
+                    flags.iter().filter(|(on, _)| *on).map(|(_, name)| name.to_string()).collect()
+                });
+                queue::Recipient {
+                    address: r.address.clone(),
+                    orcpt: r.params.orcpt.as_ref().map(|o| format!("{};{}", o.addr_type, o.address)),
+                    notify,
+                    mailboxes: indexes,
+                    state: queue::State::Pending,
+                    detail: None,
+                }
+            })
+            .collect();
+        queue::Envelope {
+            id: transaction.queue_id.clone(),
+            arrived: queue::now(),
+            sender: display_path(&transaction.reverse_path),
+            envid: transaction.params.envid.clone(),
+            ret: transaction.params.ret.map(|r| match r {
+                Ret::Full => "FULL".to_string(),
+                Ret::Hdrs => "HDRS".to_string(),
+            }),
+            client_ip: self.peer.ip().to_string(),
+            helo: self.greeting.as_ref().map(|g| g.name.clone()).unwrap_or_default(),
+            recipients,
+            mailboxes,
+            attempts: 0,
+            next_attempt: 0,
+            delay_warned: false,
+        }
     }
 
     /// `Return-Path:` and `Received:` (RFC 5321 4.4), in CRLF form.
@@ -301,25 +355,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 /// The 250 that ends a transaction, with its queue id.
 fn accepted(transaction: &Transaction) -> Reply {
     Reply::new(250, codes::OK, format!("{} Message accepted for delivery", transaction.queue_id))
-}
-
-/// Delivers to every user or to none: on a failure, copies already stored are discarded.
-fn deliver_all(store: &dyn MailStore, users: &[String], pieces: &[&[u8]]) -> std::io::Result<()> {
-    let mut done: Vec<(&str, Delivered)> = Vec::new();
-    for user in users {
-        match store.deliver(user, pieces) {
-            Ok(delivered) => done.push((user, delivered)),
-            Err(e) => {
-                for (user, delivered) in done {
-                    if let Err(undo) = store.discard(user, &delivered) {
-                        tracing::error!(user, id = delivered.id, error = %undo, "could not take back a partial delivery");
-                    }
-                }
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A plugin's header change in the terms of the header module.

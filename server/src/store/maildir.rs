@@ -11,11 +11,9 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Delivered, MailStore};
+use super::{Delivered, DeliveryKey, MailStore};
 
 pub struct Maildir {
     /// `DATA_DIR/mail`: one folder per user below it.
@@ -23,8 +21,6 @@ pub struct Maildir {
     /// This host's name as it may appear in a file name (`/` and `:` escaped per the Maildir
     /// convention).
     host: String,
-    /// Makes names unique within this process (with the pid and the time, across processes).
-    counter: AtomicU64,
     /// Users whose `tmp/new/cur` are known to exist, to skip the checks on every delivery.
     ready: Mutex<HashSet<String>>,
 }
@@ -33,12 +29,7 @@ impl Maildir {
     pub fn new(data_dir: &Path, hostname: &str) -> io::Result<Maildir> {
         let root = data_dir.join("mail");
         create_dir_durably(&root)?;
-        Ok(Maildir {
-            root,
-            host: hostname.replace('/', "\\057").replace(':', "\\072"),
-            counter: AtomicU64::new(0),
-            ready: Mutex::new(HashSet::new()),
-        })
+        Ok(Maildir { root, host: hostname.replace('/', "\\057").replace(':', "\\072"), ready: Mutex::new(HashSet::new()) })
     }
 
     /// The folder of a user's inbox.
@@ -63,20 +54,44 @@ impl Maildir {
         Ok(dir)
     }
 
-    fn unique_name(&self) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{}.M{}P{}Q{}.{}", now.as_secs(), now.subsec_micros(), std::process::id(), n, self.host)
+    /// The file name of a keyed delivery, before its `,S=...,W=...` sizes: the arrival time
+    /// first, as Maildir names begin.
+    fn unique_name(&self, key: &DeliveryKey) -> String {
+        format!("{}.{}.{}", key.time, key.key, self.host)
+    }
+
+    /// The name of a message already stored under `unique`, in `new/` or `cur/` (where a
+    /// reader may have moved it, adding `:2,FLAGS`).
+    fn find(dir: &Path, unique: &str) -> io::Result<Option<String>> {
+        for sub in ["new", "cur"] {
+            for entry in fs::read_dir(dir.join(sub))? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                let rest = name.strip_prefix(unique);
+                if rest.is_some_and(|r| r.is_empty() || r.starts_with(',') || r.starts_with(':')) {
+                    return Ok(Some(name));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
 impl MailStore for Maildir {
-    fn deliver(&self, user: &str, pieces: &[&[u8]]) -> io::Result<Delivered> {
+    fn deliver(&self, user: &str, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> io::Result<Delivered> {
+        if key.key.is_empty() || !key.key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad delivery key {:?}", key.key)));
+        }
         let dir = self.ensure_user(user)?;
-        let unique = self.unique_name();
+        let unique = self.unique_name(key);
+        if check {
+            if let Some(existing) = Self::find(&dir, &unique)? {
+                return Ok(Delivered { id: existing });
+            }
+        }
         let tmp = dir.join("tmp").join(&unique);
         let result = (|| {
-            let mut file = File::options().write(true).create_new(true).open(&tmp)?;
+            // A file left in tmp/ by an attempt that crashed is ours to overwrite.
+            let mut file = File::options().write(true).create(true).truncate(true).open(&tmp)?;
             let mut writer = io::BufWriter::with_capacity(64 * 1024, &mut file);
             let (mut size, mut lines) = (0u64, 0u64);
             for piece in pieces {
@@ -98,15 +113,6 @@ impl MailStore for Maildir {
             let _ = fs::remove_file(&tmp);
         }
         result
-    }
-
-    fn discard(&self, user: &str, delivered: &Delivered) -> io::Result<()> {
-        if delivered.id.contains('/') {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad message id"));
-        }
-        let new = self.user_dir(user).join("new");
-        fs::remove_file(new.join(&delivered.id))?;
-        sync_dir(&new)
     }
 }
 
@@ -178,7 +184,8 @@ mod tests {
     fn delivers_into_new_with_sizes_in_the_name() {
         let dir = tempfile::tempdir().unwrap();
         let store = Maildir::new(dir.path(), "mx/1:2").unwrap();
-        let d = store.deliver("tyler", &[b"Return-Path: <>\r\n", b"Subject: hi\r\n\r\nbody\r\n"]).unwrap();
+        let key = |k: &str| DeliveryKey { key: k.into(), time: 1_800_000_000 };
+        let d = store.deliver("tyler", &key("Q1-0"), &[b"Return-Path: <>\r\n", b"Subject: hi\r\n\r\nbody\r\n"], false).unwrap();
         let path = dir.path().join("mail/tyler/new").join(&d.id);
         let content = fs::read(&path).unwrap();
         assert_eq!(content, b"Return-Path: <>\nSubject: hi\n\nbody\n");
@@ -186,28 +193,40 @@ mod tests {
         assert!(d.id.contains("mx\\0571\\0722"), "{}", d.id);
         assert!(dir.path().join("mail/tyler/cur").is_dir());
         assert_eq!(fs::read_dir(dir.path().join("mail/tyler/tmp")).unwrap().count(), 0);
-        let second = store.deliver("tyler", &[b"x\r\n"]).unwrap();
+        assert!(d.id.starts_with("1800000000.Q1-0."), "{}", d.id);
+        let second = store.deliver("tyler", &key("Q2-0"), &[b"x\r\n"], false).unwrap();
         assert_ne!(second.id, d.id);
+        // A checked delivery of a key already stored (also after a reader moved it to cur/)
+        // stores nothing.
+        assert_eq!(store.deliver("tyler", &key("Q1-0"), &[b"other\r\n"], true).unwrap(), d);
+        let new = dir.path().join("mail/tyler/new");
+        fs::rename(new.join(&second.id), dir.path().join("mail/tyler/cur").join(format!("{}:2,S", second.id))).unwrap();
+        assert_eq!(store.deliver("tyler", &key("Q2-0"), &[b"x\r\n"], true).unwrap().id, format!("{}:2,S", second.id));
+        assert_eq!(fs::read_dir(&new).unwrap().count(), 1);
+        // A key that only shares a prefix is another message.
+        assert_ne!(store.deliver("tyler", &key("Q1"), &[b"x\r\n"], true).unwrap(), d);
     }
 
     #[test]
     fn refuses_names_that_escape_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let store = Maildir::new(dir.path(), "mx").unwrap();
-        assert!(store.deliver("../x", &[b"x"]).is_err());
-        assert!(store.deliver(".hidden", &[b"x"]).is_err());
+        let key = DeliveryKey { key: "Q1-0".into(), time: 1 };
+        assert!(store.deliver("../x", &key, &[b"x"], false).is_err());
+        assert!(store.deliver(".hidden", &key, &[b"x"], false).is_err());
+        assert!(store.deliver("tyler", &DeliveryKey { key: "../../x".into(), time: 1 }, &[b"x"], false).is_err());
     }
 
     #[test]
     fn failure_leaves_nothing_visible() {
         let dir = tempfile::tempdir().unwrap();
         let store = Maildir::new(dir.path(), "mx").unwrap();
-        store.deliver("tyler", &[b"first\r\n"]).unwrap();
+        store.deliver("tyler", &DeliveryKey { key: "Q1-0".into(), time: 1 }, &[b"first\r\n"], false).unwrap();
         // Make new/ a file so that the rename fails after the content was written.
         let new = dir.path().join("mail/tyler/new");
         fs::remove_dir_all(&new).unwrap();
         fs::write(&new, b"").unwrap();
-        assert!(store.deliver("tyler", &[b"second\r\n"]).is_err());
+        assert!(store.deliver("tyler", &DeliveryKey { key: "Q2-0".into(), time: 1 }, &[b"second\r\n"], false).is_err());
         assert_eq!(fs::read_dir(dir.path().join("mail/tyler/tmp")).unwrap().count(), 0);
     }
 }

@@ -13,14 +13,24 @@ pub struct Delivered {
     pub id: String,
 }
 
+/// Names one delivery so that it happens once: the queue entry and the mailbox's place in
+/// it, and the time the message arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryKey {
+    /// Letters, digits and `-`: unique for the delivery.
+    pub key: String,
+    /// Arrival, in seconds since the epoch (Maildir puts it first in the name).
+    pub time: u64,
+}
+
 /// A mailbox store. Calls block (they fsync); async callers run them on the blocking pool.
 pub trait MailStore: Send + Sync + 'static {
     /// Stores a message in `user`'s inbox, durably: when this returns Ok the message survives
     /// a crash or power loss, and when it returns Err nothing of it is visible. The message is
-    /// given as pieces (trace headers, then the content) in SMTP's CRLF form.
-    fn deliver(&self, user: &str, pieces: &[&[u8]]) -> std::io::Result<Delivered>;
-
-    /// Takes back a message `deliver` stored, when the transaction it belonged to failed
-    /// for another recipient: the client will send it again, and must not find it twice.
-    fn discard(&self, user: &str, delivered: &Delivered) -> std::io::Result<()>;
+    /// given as pieces in SMTP's CRLF form.
+    ///
+    /// With `check`, the store first looks for a message already stored under `key` and, if
+    /// there is one, returns it without storing again: after a crash between a delivery and
+    /// the queue's record of it, the retry must not make a second copy.
+    fn deliver(&self, user: &str, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> std::io::Result<Delivered>;
 }

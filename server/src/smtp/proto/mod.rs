@@ -16,5 +16,5 @@ pub mod reply;
 pub use address::Address;
 pub use command::{Command, CommandReceiver, Error, ForwardPath};
 pub use data::{ContentReceiver, ContentReport};
-pub use params::{Body, MailParams, RcptParams};
+pub use params::{Body, MailParams, RcptParams, Ret};
 pub use reply::{codes, EnhancedCode, Reply};

@@ -1,0 +1,242 @@
+//! The durable queue: every accepted message is written to the spool and fsync'd before the
+//! `250`, and delivery runs from there, after the reply, in its own tasks.
+//!
+//! Layout:
+//! - `spool`: the files (`DATA_DIR/queue/ID.msg` and `ID.env`).
+//! - `admin`: `wasmail queue list|flush|remove`.
+//! - this file: the scheduler — one task per entry, which makes an attempt when a worker slot
+//!   is free and then sleeps until its next retry or a flush.
+//!
+//! Exactly once: each local delivery is keyed by the entry and the mailbox's place in it. An
+//! attempt records what it delivered in the envelope; a crash between a delivery and that
+//! record leaves the key in the mailbox, and the first attempt after a restart asks the store
+//! to look for it before storing (`check`), so the retry makes no second copy.
+
+pub mod admin;
+pub mod spool;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, Semaphore};
+
+pub use spool::{Envelope, Mailbox, Recipient, Spool, State};
+
+use crate::config::QueueConfig;
+use crate::store::{DeliveryKey, MailStore};
+
+pub struct Queue {
+    /// The files.
+    spool: Spool,
+    /// Where local recipients' mail goes.
+    store: Arc<dyn MailStore>,
+    /// Retry schedule, expiry, concurrency.
+    config: QueueConfig,
+    /// Free delivery slots (`[queue] workers`).
+    slots: Arc<Semaphore>,
+    /// Flush requests: every waiting entry whose recipients match (None: all) tries now.
+    flush: broadcast::Sender<Option<String>>,
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+impl Queue {
+    pub fn open(data_dir: &std::path::Path, store: Arc<dyn MailStore>, config: QueueConfig) -> std::io::Result<Queue> {
+        let slots = Arc::new(Semaphore::new(config.workers.max(1)));
+        let (flush, _) = broadcast::channel(16);
+        Ok(Queue { spool: Spool::open(data_dir)?, store, config, slots, flush })
+    }
+
+    pub fn spool(&self) -> &Spool {
+        &self.spool
+    }
+
+    /// Writes an accepted message durably (blocking: call it on the blocking pool). When this
+    /// returns Ok, the `250` may be sent; then hand the envelope to [`Queue::submitted`].
+    pub fn enqueue(&self, envelope: &Envelope, pieces: &[&[u8]]) -> std::io::Result<()> {
+        self.spool.enqueue(envelope, pieces)
+    }
+
+    /// Starts delivering a freshly queued entry.
+    pub fn submitted(self: &Arc<Self>, envelope: Envelope) {
+        tokio::spawn(Arc::clone(self).drive(envelope, false));
+    }
+
+    /// Starts delivering what the spool holds from before (after a restart or a crash). Each
+    /// entry's first attempt checks the mailboxes for copies already stored.
+    pub fn recover(self: &Arc<Self>) -> std::io::Result<usize> {
+        let entries = self.spool.load_all()?;
+        let n = entries.len();
+        for envelope in entries {
+            tokio::spawn(Arc::clone(self).drive(envelope, true));
+        }
+        Ok(n)
+    }
+
+    /// Asks every waiting entry with a recipient in `domain` (all, for None) to try now.
+    pub fn flush(&self, domain: Option<String>) {
+        tracing::info!(domain = domain.as_deref().unwrap_or("(all)"), "queue flush");
+        let _ = self.flush.send(domain);
+    }
+
+    /// Picks up `wasmail queue flush` requests, once a second, for as long as the server runs.
+    pub async fn watch_flush_requests(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let spool = self.spool.clone();
+            let Ok(requests) = tokio::task::spawn_blocking(move || admin::take_flush_requests(&spool)).await else { continue };
+            for domain in requests {
+                self.flush(domain);
+            }
+        }
+    }
+
+    /// The life of one entry: attempts until it is done, sleeping between them.
+    async fn drive(self: Arc<Self>, mut envelope: Envelope, mut check: bool) {
+        let mut flushes = self.flush.subscribe();
+        loop {
+            let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else { return };
+            let queue = Arc::clone(&self);
+            let attempt = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                queue.attempt(envelope, check)
+            })
+            .await;
+            envelope = match attempt {
+                Ok(Some(envelope)) => envelope,
+                Ok(None) => return,
+                Err(e) => {
+                    // A panic in an attempt: the entry stays in the spool for the next start.
+                    tracing::error!(error = %e, "a delivery attempt failed unexpectedly; entry left for the next start");
+                    return;
+                }
+            };
+            check = false;
+            let wait = Duration::from_secs(envelope.next_attempt.saturating_sub(now()));
+            let sleep = tokio::time::sleep(wait);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    request = flushes.recv() => match request {
+                        Ok(Some(domain)) if !has_pending_in(&envelope, &domain) => continue,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        }
+    }
+
+    /// One delivery attempt (blocking). Returns the envelope if the entry stays queued.
+    fn attempt(&self, mut envelope: Envelope, check: bool) -> Option<Envelope> {
+        let id = envelope.id.clone();
+        let content = match self.spool.message(&id) {
+            Ok(content) => content,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Removed by an operator (`wasmail queue remove`).
+                let _ = self.spool.remove(&id);
+                tracing::info!(queue_id = id, "queue entry removed");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(queue_id = id, error = %e, "cannot read the queued message");
+                return self.reschedule(envelope, &e.to_string());
+            }
+        };
+        let mut errors: Vec<(usize, String)> = Vec::new();
+        for (index, mailbox) in envelope.mailboxes.iter_mut().enumerate().filter(|(_, m)| !m.delivered) {
+            let key = DeliveryKey { key: format!("{id}-{index}"), time: envelope.arrived };
+            match self.store.deliver(&mailbox.user, &key, &[&content], check) {
+                Ok(stored) => {
+                    mailbox.delivered = true;
+                    tracing::info!(queue_id = id, user = mailbox.user, file = stored.id, "delivered");
+                }
+                Err(e) => {
+                    tracing::warn!(queue_id = id, user = mailbox.user, error = %e, "delivery failed; will retry");
+                    errors.push((index, e.to_string()));
+                }
+            }
+        }
+        for recipient in envelope.recipients.iter_mut().filter(|r| r.state == State::Pending) {
+            if recipient.mailboxes.is_empty() {
+                recipient.state = State::Failed;
+                recipient.detail = Some("no route to this recipient".into());
+            } else if recipient.mailboxes.iter().all(|&i| envelope.mailboxes.get(i).is_some_and(|m| m.delivered)) {
+                recipient.state = State::Delivered;
+                recipient.detail = Some("delivered to the mailbox".into());
+            } else if let Some((_, error)) = errors.iter().find(|(i, _)| recipient.mailboxes.contains(i)) {
+                recipient.detail = Some(error.clone());
+            }
+        }
+        envelope.attempts += 1;
+        if envelope.done() {
+            return self.finish(envelope);
+        }
+        let last = errors.first().map(|(_, e)| e.clone()).unwrap_or_default();
+        self.reschedule(envelope, &last)
+    }
+
+    /// After a failed attempt: the next one on the schedule, or failure past `max_age`.
+    fn reschedule(&self, mut envelope: Envelope, error: &str) -> Option<Envelope> {
+        let now = now();
+        if now >= envelope.arrived + self.config.max_age.0.as_secs() {
+            for recipient in envelope.recipients.iter_mut().filter(|r| r.state == State::Pending) {
+                recipient.state = State::Failed;
+                recipient.detail = Some(format!("gave up after {} attempts: {error}", envelope.attempts));
+            }
+            return self.finish(envelope);
+        }
+        let intervals = &self.config.retry_intervals;
+        let index = (envelope.attempts.max(1) as usize - 1).min(intervals.len().saturating_sub(1));
+        let wait = intervals.get(index).map(|d| d.0.as_secs()).unwrap_or(300).max(1);
+        envelope.next_attempt = now + wait;
+        // An operator may have removed the entry meanwhile: do not bring its envelope back.
+        if !self.spool.dir().join(format!("{}.msg", envelope.id)).exists() {
+            let _ = self.spool.remove(&envelope.id);
+            return None;
+        }
+        if let Err(e) = self.spool.write_envelope(&envelope) {
+            // The attempt's results stay in memory; after a crash the check finds them.
+            tracing::error!(queue_id = envelope.id, error = %e, "cannot update the queue entry");
+        }
+        tracing::info!(queue_id = envelope.id, attempts = envelope.attempts, retry_in = wait, "delivery deferred");
+        Some(envelope)
+    }
+
+    /// Every recipient is final: the entry leaves the queue.
+    fn finish(&self, envelope: Envelope) -> Option<Envelope> {
+        for r in &envelope.recipients {
+            tracing::info!(
+                queue_id = envelope.id,
+                to = r.address,
+                status = match r.state {
+                    State::Delivered => "delivered",
+                    State::Failed => "failed",
+                    State::Pending => "pending",
+                },
+                detail = r.detail.as_deref().unwrap_or(""),
+                "recipient done"
+            );
+        }
+        if let Err(e) = self.spool.remove(&envelope.id) {
+            // Left in the spool, the entry is retried at the next start and the check finds
+            // the copies already stored.
+            tracing::error!(queue_id = envelope.id, error = %e, "cannot remove the finished queue entry");
+        }
+        None
+    }
+}
+
+/// Whether a pending recipient of `envelope` is in `domain`.
+fn has_pending_in(envelope: &Envelope, domain: &str) -> bool {
+    envelope
+        .recipients
+        .iter()
+        .filter(|r| r.state == State::Pending)
+        .any(|r| r.address.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)))
+}

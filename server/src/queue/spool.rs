@@ -1,0 +1,258 @@
+//! The spool on disk: `DATA_DIR/queue/ID.msg` holds the message as it will be delivered
+//! (trace fields and content, CRLF), `ID.env` its envelope as JSON. An entry exists once its
+//! `.env` does: the message is written and fsync'd first, then the envelope is written to a
+//! temporary name, fsync'd and renamed into place, and the folder fsync'd — all before the
+//! `250`. Updates replace the envelope the same way. An entry is removed envelope first, so a
+//! crash never leaves an envelope without its message.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What becomes of one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Not (completely) delivered yet.
+    Pending,
+    Delivered,
+    /// Failed for good; the sender is told (unless the reverse path is `<>`).
+    Failed,
+}
+
+/// A recipient as the client gave it, with its DSN parameters and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// `local@domain`, as in RCPT.
+    pub address: String,
+    /// ORCPT (RFC 3461 4.2) as `addr-type;address`, if given.
+    pub orcpt: Option<String>,
+    /// NOTIFY (RFC 3461 4.1): `NEVER`, or some of `SUCCESS`, `FAILURE`, `DELAY`; None when
+    /// the client gave none (the default is FAILURE and DELAY).
+    pub notify: Option<Vec<String>>,
+    /// Indexes into [`Envelope::mailboxes`]: the local mailboxes it leads to.
+    pub mailboxes: Vec<usize>,
+    pub state: State,
+    /// The last error or the final status text, for `queue list` and the DSN.
+    pub detail: Option<String>,
+}
+
+/// A local mailbox of this message. Several recipients (aliases) can lead to one mailbox; it
+/// gets one copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mailbox {
+    pub user: String,
+    pub delivered: bool,
+}
+
+/// Everything about a queued message but its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The queue id (also the files' names).
+    pub id: String,
+    /// Arrival, in seconds since the epoch.
+    pub arrived: u64,
+    /// The reverse path, empty for `<>`.
+    pub sender: String,
+    /// ENVID (RFC 3461 4.4).
+    pub envid: Option<String>,
+    /// RET (RFC 3461 4.3): `FULL` or `HDRS`.
+    pub ret: Option<String>,
+    /// The client's address and HELO name, for logs and the DSN.
+    pub client_ip: String,
+    pub helo: String,
+    pub recipients: Vec<Recipient>,
+    pub mailboxes: Vec<Mailbox>,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due, in seconds since the epoch.
+    pub next_attempt: u64,
+    /// Set once the delay warning was sent.
+    #[serde(default)]
+    pub delay_warned: bool,
+}
+
+impl Envelope {
+    /// Whether every recipient is final.
+    pub fn done(&self) -> bool {
+        self.recipients.iter().all(|r| r.state != State::Pending)
+    }
+}
+
+/// The spool folder.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    dir: PathBuf,
+}
+
+impl Spool {
+    /// Opens (creating it if needed) `DATA_DIR/queue`.
+    pub fn open(data_dir: &Path) -> io::Result<Spool> {
+        let dir = data_dir.join("queue");
+        fs::create_dir_all(&dir)?;
+        Ok(Spool { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, id: &str, ext: &str) -> PathBuf {
+        self.dir.join(format!("{id}.{ext}"))
+    }
+
+    /// Writes a new entry durably: message, then envelope, then the folder.
+    pub fn enqueue(&self, envelope: &Envelope, pieces: &[&[u8]]) -> io::Result<()> {
+        check_id(&envelope.id)?;
+        let msg = self.path(&envelope.id, "msg");
+        let result = (|| {
+            let mut file = File::options().write(true).create_new(true).open(&msg)?;
+            let mut writer = io::BufWriter::with_capacity(64 * 1024, &mut file);
+            for piece in pieces {
+                writer.write_all(piece)?;
+            }
+            writer.flush()?;
+            drop(writer);
+            file.sync_all()?;
+            self.write_envelope(envelope)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&msg);
+        }
+        result
+    }
+
+    /// Replaces an entry's envelope durably.
+    pub fn write_envelope(&self, envelope: &Envelope) -> io::Result<()> {
+        check_id(&envelope.id)?;
+        let tmp = self.path(&envelope.id, "env.tmp");
+        let json = serde_json::to_vec_pretty(envelope).map_err(io::Error::other)?;
+        let mut file = File::create(&tmp)?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+        fs::rename(&tmp, self.path(&envelope.id, "env"))?;
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// The message of an entry.
+    pub fn message(&self, id: &str) -> io::Result<Vec<u8>> {
+        check_id(id)?;
+        fs::read(self.path(id, "msg"))
+    }
+
+    /// One entry's envelope.
+    pub fn envelope(&self, id: &str) -> io::Result<Envelope> {
+        check_id(id)?;
+        let path = self.path(id, "env");
+        let bytes = fs::read(&path)?;
+        serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+    }
+
+    /// Every entry, oldest first. Unreadable envelopes are reported, not fatal; leftovers of
+    /// interrupted writes (a `.msg` without `.env`, a `.env.tmp`) are removed.
+    pub fn load_all(&self) -> io::Result<Vec<Envelope>> {
+        let mut ids = Vec::new();
+        let mut messages = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".env") {
+                ids.push(id.to_string());
+            } else if let Some(id) = name.strip_suffix(".msg") {
+                messages.push(id.to_string());
+            } else if name.ends_with(".env.tmp") {
+                let _ = fs::remove_file(self.dir.join(&name));
+            }
+        }
+        for orphan in messages.iter().filter(|m| !ids.contains(m)) {
+            // Written before a crash that came before its envelope: never acknowledged.
+            let _ = fs::remove_file(self.path(orphan, "msg"));
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            match self.envelope(&id) {
+                Ok(envelope) => out.push(envelope),
+                Err(e) => tracing::error!(queue_id = id, error = %e, "cannot read a queue entry; left in place"),
+            }
+        }
+        out.sort_by(|a, b| (a.arrived, &a.id).cmp(&(b.arrived, &b.id)));
+        Ok(out)
+    }
+
+    /// Removes an entry: envelope first, so that no envelope is ever left without its message.
+    /// Returns false if there was no such entry.
+    pub fn remove(&self, id: &str) -> io::Result<bool> {
+        check_id(id)?;
+        let existed = match fs::remove_file(self.path(id, "env")) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        match fs::remove_file(self.path(id, "msg")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(existed)
+    }
+}
+
+/// Queue ids are letters and digits; anything else would build another path.
+fn check_id(id: &str) -> io::Result<()> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad queue id {id:?}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(id: &str) -> Envelope {
+        Envelope {
+            id: id.into(),
+            arrived: 1_800_000_000,
+            sender: "daniel@client.example".into(),
+            envid: Some("abc".into()),
+            ret: Some("HDRS".into()),
+            client_ip: "192.0.2.1".into(),
+            helo: "client.example".into(),
+            recipients: vec![Recipient {
+                address: "tyler@localhost".into(),
+                orcpt: Some("rfc822;tyler@localhost".into()),
+                notify: Some(vec!["SUCCESS".into()]),
+                mailboxes: vec![0],
+                state: State::Pending,
+                detail: None,
+            }],
+            mailboxes: vec![Mailbox { user: "tyler".into(), delivered: false }],
+            attempts: 0,
+            next_attempt: 0,
+            delay_warned: false,
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_and_leftovers_are_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut e = envelope("Q1");
+        spool.enqueue(&e, &[b"Received: x\r\n", b"Subject: hi\r\n\r\nbody\r\n"]).unwrap();
+        assert_eq!(spool.message("Q1").unwrap(), b"Received: x\r\nSubject: hi\r\n\r\nbody\r\n");
+        e.recipients[0].state = State::Delivered;
+        spool.write_envelope(&e).unwrap();
+        assert_eq!(spool.load_all().unwrap(), [e.clone()]);
+        assert!(spool.enqueue(&e, &[b"x"]).is_err(), "an id is used once");
+        // A message whose envelope never got written, and a half-written envelope.
+        fs::write(spool.dir().join("Q2.msg"), b"x").unwrap();
+        fs::write(spool.dir().join("Q3.env.tmp"), b"{").unwrap();
+        assert_eq!(spool.load_all().unwrap().len(), 1);
+        assert!(!spool.dir().join("Q2.msg").exists() && !spool.dir().join("Q3.env.tmp").exists());
+        assert!(spool.remove("Q1").unwrap());
+        assert!(!spool.remove("Q1").unwrap());
+        assert!(spool.load_all().unwrap().is_empty());
+        assert!(spool.message("../x").is_err());
+    }
+}
