@@ -191,16 +191,31 @@ impl Directory {
     }
 }
 
+impl crate::queue::Router for Directory {
+    fn local_mailboxes(&self, address: &str) -> Option<Vec<String>> {
+        let (parsed, rest) = crate::smtp::proto::address::parse_mailbox(address).ok()?;
+        if !rest.is_empty() {
+            return None;
+        }
+        match self.resolve(&parsed) {
+            Ok(Resolution::Local(mailboxes)) => Some(mailboxes.into_iter().map(|m| m.user).collect()),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn directory(users: &str, aliases: &str) -> (tempfile::TempDir, Directory) {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.domains = vec!["localhost".into(), "example.org".into()];
-        config.users_file = dir.path().join("users");
-        config.aliases_file = dir.path().join("aliases");
+        let config = Config {
+            domains: vec!["localhost".into(), "example.org".into()],
+            users_file: dir.path().join("users"),
+            aliases_file: dir.path().join("aliases"),
+            ..Config::default()
+        };
         for name in users.split_whitespace() {
             crate::users::add_user(&config.users_file, name, "pw").unwrap();
         }

@@ -32,7 +32,7 @@ pub struct Context {
     /// The configuration, after command-line overrides.
     pub config: config::Config,
     /// Local domains, users and aliases.
-    pub directory: directory::Directory,
+    pub directory: Arc<directory::Directory>,
     /// Where mail is stored.
     pub store: Arc<dyn store::MailStore>,
     /// Where accepted mail waits for delivery.

@@ -16,7 +16,7 @@ use crate::Context;
 /// where there is one). `plugins_required`: the plugin directory was named on the command
 /// line, so its absence is an error rather than "no plugins".
 pub async fn build_context(config: Config, plugins_required: bool) -> anyhow::Result<Arc<Context>> {
-    let directory = Directory::load(&config)?;
+    let directory = Arc::new(Directory::load(&config)?);
     let store = Maildir::new(&config.data_dir, &config.hostname)
         .with_context(|| format!("cannot create the mail store under {}", config.data_dir.display()))?;
     let dir = &config.plugins.dir;
@@ -29,7 +29,8 @@ pub async fn build_context(config: Config, plugins_required: bool) -> anyhow::Re
         Registry::empty(&config.hostname)
     };
     let store: Arc<dyn crate::store::MailStore> = Arc::new(store);
-    let queue = Queue::open(&config.data_dir, Arc::clone(&store), config.queue.clone())
+    let router: Arc<dyn crate::queue::Router> = Arc::clone(&directory) as _;
+    let queue = Queue::open(&config.data_dir, &config.hostname, Arc::clone(&store), router, config.queue.clone())
         .with_context(|| format!("cannot open the queue under {}", config.data_dir.display()))?;
     Ok(Arc::new(Context { config, directory, store, queue: Arc::new(queue), plugins: Arc::new(plugins) }))
 }

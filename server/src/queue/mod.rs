@@ -4,6 +4,7 @@
 //! Layout:
 //! - `spool`: the files (`DATA_DIR/queue/ID.msg` and `ID.env`).
 //! - `admin`: `wasmail queue list|flush|remove`.
+//! - `dsn`: delivery status notifications (bounces, delay warnings, success notices).
 //! - this file: the scheduler — one task per entry, which makes an attempt when a worker slot
 //!   is free and then sleeps until its next retry or a flush.
 //!
@@ -13,6 +14,7 @@
 //! to look for it before storing (`check`), so the retry makes no second copy.
 
 pub mod admin;
+pub mod dsn;
 pub mod spool;
 
 use std::sync::Arc;
@@ -25,9 +27,19 @@ pub use spool::{Envelope, Mailbox, Recipient, Spool, State};
 use crate::config::QueueConfig;
 use crate::store::{DeliveryKey, MailStore};
 
+/// Where an address is delivered locally: the queue needs it for the notices it sends.
+pub trait Router: Send + Sync {
+    /// The mailboxes of a local address, or None if it is not local.
+    fn local_mailboxes(&self, address: &str) -> Option<Vec<String>>;
+}
+
 pub struct Queue {
     /// The files.
     spool: Spool,
+    /// For the recipients of notices.
+    router: Arc<dyn Router>,
+    /// The name in notices (Reporting-MTA, MAILER-DAEMON@).
+    hostname: String,
     /// Where local recipients' mail goes.
     store: Arc<dyn MailStore>,
     /// Retry schedule, expiry, concurrency.
@@ -44,10 +56,16 @@ pub fn now() -> u64 {
 }
 
 impl Queue {
-    pub fn open(data_dir: &std::path::Path, store: Arc<dyn MailStore>, config: QueueConfig) -> std::io::Result<Queue> {
+    pub fn open(
+        data_dir: &std::path::Path,
+        hostname: &str,
+        store: Arc<dyn MailStore>,
+        router: Arc<dyn Router>,
+        config: QueueConfig,
+    ) -> std::io::Result<Queue> {
         let slots = Arc::new(Semaphore::new(config.workers.max(1)));
         let (flush, _) = broadcast::channel(16);
-        Ok(Queue { spool: Spool::open(data_dir)?, store, config, slots, flush })
+        Ok(Queue { spool: Spool::open(data_dir)?, router, hostname: hostname.to_string(), store, config, slots, flush })
     }
 
     pub fn spool(&self) -> &Spool {
@@ -103,6 +121,7 @@ impl Queue {
             let queue = Arc::clone(&self);
             let attempt = tokio::task::spawn_blocking(move || {
                 let _slot = slot;
+                let queue = &queue;
                 queue.attempt(envelope, check)
             })
             .await;
@@ -133,7 +152,7 @@ impl Queue {
     }
 
     /// One delivery attempt (blocking). Returns the envelope if the entry stays queued.
-    fn attempt(&self, mut envelope: Envelope, check: bool) -> Option<Envelope> {
+    fn attempt(self: &Arc<Self>, mut envelope: Envelope, check: bool) -> Option<Envelope> {
         let id = envelope.id.clone();
         let content = match self.spool.message(&id) {
             Ok(content) => content,
@@ -145,7 +164,7 @@ impl Queue {
             }
             Err(e) => {
                 tracing::error!(queue_id = id, error = %e, "cannot read the queued message");
-                return self.reschedule(envelope, &e.to_string());
+                return self.reschedule(envelope, &e.to_string(), &[]);
             }
         };
         let mut errors: Vec<(usize, String)> = Vec::new();
@@ -162,34 +181,106 @@ impl Queue {
                 }
             }
         }
+        let before: Vec<State> = envelope.recipients.iter().map(|r| r.state).collect();
         for recipient in envelope.recipients.iter_mut().filter(|r| r.state == State::Pending) {
             if recipient.mailboxes.is_empty() {
                 recipient.state = State::Failed;
                 recipient.detail = Some("no route to this recipient".into());
+                recipient.status = Some("5.4.4".into());
             } else if recipient.mailboxes.iter().all(|&i| envelope.mailboxes.get(i).is_some_and(|m| m.delivered)) {
                 recipient.state = State::Delivered;
                 recipient.detail = Some("delivered to the mailbox".into());
+                recipient.status = Some("2.0.0".into());
             } else if let Some((_, error)) = errors.iter().find(|(i, _)| recipient.mailboxes.contains(i)) {
                 recipient.detail = Some(error.clone());
+                recipient.status = Some("4.2.0".into());
             }
         }
         envelope.attempts += 1;
+        self.notify_changes(&envelope, &before, &content);
         if envelope.done() {
             return self.finish(envelope);
         }
         let last = errors.first().map(|(_, e)| e.clone()).unwrap_or_default();
-        self.reschedule(envelope, &last)
+        self.reschedule(envelope, &last, &content)
+    }
+
+    /// Sends the notices for recipients that became final (delivered or failed) since
+    /// `before`.
+    fn notify_changes(self: &Arc<Self>, envelope: &Envelope, before: &[State], content: &[u8]) {
+        for (action, state) in [(dsn::Action::Delivered, State::Delivered), (dsn::Action::Failed, State::Failed)] {
+            let recipients: Vec<&Recipient> = envelope
+                .recipients
+                .iter()
+                .zip(before)
+                .filter(|(r, was)| **was == State::Pending && r.state == state && dsn::wanted(envelope, r, action))
+                .map(|(r, _)| r)
+                .collect();
+            self.notice(envelope, &recipients, action, content);
+        }
+    }
+
+    /// Queues a notice about `recipients` to the sender of `envelope`.
+    fn notice(self: &Arc<Self>, envelope: &Envelope, recipients: &[&Recipient], action: dsn::Action, content: &[u8]) {
+        if recipients.is_empty() {
+            return;
+        }
+        let id = crate::ids::queue_id();
+        let expiry = envelope.arrived + self.config.max_age.0.as_secs();
+        let message = dsn::build(&self.hostname, &id, envelope, recipients, action, content, expiry);
+        let users = self.router.local_mailboxes(&envelope.sender).unwrap_or_default();
+        let notice = Envelope {
+            id: id.clone(),
+            arrived: now(),
+            sender: String::new(),
+            envid: None,
+            ret: None,
+            client_ip: String::new(),
+            helo: String::new(),
+            recipients: vec![Recipient {
+                address: envelope.sender.clone(),
+                orcpt: None,
+                notify: Some(vec!["NEVER".into()]),
+                mailboxes: (0..users.len()).collect(),
+                state: State::Pending,
+                detail: None,
+                status: None,
+                diagnostic: None,
+            }],
+            mailboxes: users.into_iter().map(|user| Mailbox { user, delivered: false }).collect(),
+            attempts: 0,
+            next_attempt: 0,
+            delay_warned: false,
+        };
+        match self.spool.enqueue(&notice, &[&message]) {
+            Ok(()) => {
+                tracing::info!(queue_id = envelope.id, notice = id, action = ?action, to = envelope.sender, "delivery status notice queued");
+                let queue = Arc::clone(self);
+                tokio::runtime::Handle::current().spawn(queue.drive(notice, false));
+            }
+            Err(e) => tracing::error!(queue_id = envelope.id, error = %e, "cannot queue a delivery status notice"),
+        }
     }
 
     /// After a failed attempt: the next one on the schedule, or failure past `max_age`.
-    fn reschedule(&self, mut envelope: Envelope, error: &str) -> Option<Envelope> {
+    fn reschedule(self: &Arc<Self>, mut envelope: Envelope, error: &str, content: &[u8]) -> Option<Envelope> {
         let now = now();
         if now >= envelope.arrived + self.config.max_age.0.as_secs() {
+            let before: Vec<State> = envelope.recipients.iter().map(|r| r.state).collect();
             for recipient in envelope.recipients.iter_mut().filter(|r| r.state == State::Pending) {
                 recipient.state = State::Failed;
                 recipient.detail = Some(format!("gave up after {} attempts: {error}", envelope.attempts));
+                // RFC 3463: delivery time expired.
+                recipient.status = Some("4.4.7".into());
             }
+            self.notify_changes(&envelope, &before, content);
             return self.finish(envelope);
+        }
+        if !envelope.delay_warned && now >= envelope.arrived + self.config.delay_warning.0.as_secs() {
+            envelope.delay_warned = true;
+            let delayed: Vec<&Recipient> =
+                envelope.recipients.iter().filter(|r| r.state == State::Pending && dsn::wanted(&envelope, r, dsn::Action::Delayed)).collect();
+            self.notice(&envelope, &delayed, dsn::Action::Delayed, content);
         }
         let intervals = &self.config.retry_intervals;
         let index = (envelope.attempts.max(1) as usize - 1).min(intervals.len().saturating_sub(1));

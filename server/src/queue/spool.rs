@@ -37,6 +37,12 @@ pub struct Recipient {
     pub state: State,
     /// The last error or the final status text, for `queue list` and the DSN.
     pub detail: Option<String>,
+    /// The RFC 3463 status of the outcome (`5.1.1`), for the DSN.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The remote server's reply (`smtp; 550 5.1.1 ...`), for the DSN's Diagnostic-Code.
+    #[serde(default)]
+    pub diagnostic: Option<String>,
 }
 
 /// A local mailbox of this message. Several recipients (aliases) can lead to one mailbox; it
@@ -226,6 +232,8 @@ mod tests {
                 mailboxes: vec![0],
                 state: State::Pending,
                 detail: None,
+                status: None,
+                diagnostic: None,
             }],
             mailboxes: vec![Mailbox { user: "tyler".into(), delivered: false }],
             attempts: 0,

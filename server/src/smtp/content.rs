@@ -301,6 +301,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     mailboxes: indexes,
                     state: queue::State::Pending,
                     detail: None,
+                    status: None,
+                    diagnostic: None,
                 }
             })
             .collect();
