@@ -34,6 +34,9 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub mime: MimeConfig,
     pub queue: QueueConfig,
+    /// Next hop per recipient domain (`"example.org" = "127.0.0.1:2626"`); `"*"` is the
+    /// smarthost for every other domain; without either, MX records decide.
+    pub routes: std::collections::BTreeMap<String, String>,
     pub plugins: PluginsConfig,
 }
 
@@ -186,6 +189,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             mime: MimeConfig::default(),
             queue: QueueConfig::default(),
+            routes: Default::default(),
             plugins: PluginsConfig::default(),
         }
     }
@@ -281,6 +285,18 @@ impl Config {
         }
         if self.domains.is_empty() {
             return Err(fail("domains", "at least one local domain is needed".into()));
+        }
+        for (domain, route) in &self.routes {
+            if let Err(e) = crate::queue::route::split_route(route) {
+                // Route keys are domains, with dots: find the line by hand.
+                let line = text.lines().position(|l| l.trim_start().trim_start_matches('"').starts_with(domain.as_str())).map(|i| i + 1);
+                return Err(ConfigError {
+                    file: file.to_path_buf(),
+                    line,
+                    key: Some(format!("routes.\"{domain}\"")),
+                    message: format!("{route:?}: {e}"),
+                });
+            }
         }
         for domain in &self.domains {
             if crate::smtp::proto::address::check_domain(domain).is_err() || domain.starts_with('[') {

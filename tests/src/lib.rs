@@ -58,6 +58,15 @@ pub struct Setup {
     pub users: Vec<String>,
     /// Plugins to install: (component path, installed name, NAME.toml contents).
     pub plugins: Vec<(PathBuf, String, Option<String>)>,
+    /// Local domains; empty means `localhost` and `example.test`.
+    pub domains: Vec<String>,
+    /// The SMTP listen address; None means `127.0.0.1:0` (a free port).
+    pub listen: Option<String>,
+}
+
+/// A port that was free a moment ago (for a server that must listen where another expects it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 impl Setup {
@@ -98,8 +107,15 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [\"localhost\", \"example.test\"]\n{}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\n{}\n",
-                setup.top, setup.smtp
+                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[smtp]\nlisten = [\"{}\"]\n{}\n",
+                if setup.domains.is_empty() {
+                    "\"localhost\", \"example.test\"".to_string()
+                } else {
+                    setup.domains.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(", ")
+                },
+                setup.top,
+                setup.listen.as_deref().unwrap_or("127.0.0.1:0"),
+                setup.smtp
             ),
         )
         .expect("write config");

@@ -100,6 +100,31 @@ pub fn rewrite(message: &Message, actions: &[(usize, Action)], add_headers: &[(S
     apply(content, splices)
 }
 
+/// The message with every 8-bit leaf body re-encoded in 7 bits (quoted-printable for text,
+/// base64 otherwise), for a peer without 8BITMIME (RFC 6152 3). Parts that are already 7-bit
+/// keep their bytes. A message the parser refuses is returned as it is.
+pub fn downgrade_8bit(content: &[u8]) -> Vec<u8> {
+    let limits = super::parser::Limits { max_depth: 100, max_parts: 100_000, max_header_fields: 100_000, max_header_size: usize::MAX };
+    let Ok(message) = super::parser::parse(content, &limits) else { return content.to_vec() };
+    let eol = message.eol;
+    let mut splices = Vec::new();
+    for leaf in message.leaves() {
+        let part = leaf.part;
+        let body = &content[part.body.clone()];
+        if body.is_ascii() || !part.encoding.is_identity() {
+            continue;
+        }
+        let encoding = if part.content_type.kind == "text" { Encoding::QuotedPrintable } else { Encoding::Base64 };
+        set_field(&mut splices, part, "Content-Transfer-Encoding", encoding.as_str(), eol);
+        replace_body(&mut splices, part, encode(&encoding, body, eol), eol);
+    }
+    let root = &message.root;
+    if !splices.is_empty() && !root.fields.iter().any(|f| f.name.eq_ignore_ascii_case("mime-version")) {
+        splices.push(Splice { start: root.header_end, end: root.header_end, bytes: field_line("MIME-Version", "1.0", eol) });
+    }
+    apply(content, splices)
+}
+
 /// The encoding for new content in a part that had `original`.
 fn choose_encoding(original: &Encoding, text: bool, content: &[u8]) -> Encoding {
     if transfer::fits(original, content) {
@@ -245,6 +270,23 @@ mod tests {
         );
         let reparsed = parse(&out, &Limits::default()).unwrap();
         assert_eq!(reparsed.leaves().len(), 3);
+    }
+
+    #[test]
+    fn eight_bit_bodies_are_downgraded_for_a_seven_bit_peer() {
+        let msg = "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n--b\r\nContent-Type: text/plain\r\n\r\nascii\r\n--b--\r\n";
+        let out = downgrade_8bit(msg.as_bytes());
+        assert!(out.is_ascii());
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            text.contains(
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=C3=BC=C3=9Fe\r\n--b\r\nContent-Type: text/plain\r\n\r\nascii\r\n--b--"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("MIME-Version: 1.0\r\n\r\n--b"));
+        assert_eq!(leaf_body(&out, 0), "Grüße".as_bytes());
+        assert_eq!(downgrade_8bit(b"Subject: a\r\n\r\nplain\r\n"), b"Subject: a\r\n\r\nplain\r\n");
     }
 
     #[test]

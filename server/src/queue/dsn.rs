@@ -81,7 +81,11 @@ pub fn build(hostname: &str, id: &str, envelope: &Envelope, recipients: &[&Recip
         let _ = write!(m, "  <{}>: {}\r\n", r.address, one_line(r.detail.as_deref().unwrap_or(action.as_str())));
     }
     let arrival = chrono::DateTime::from_timestamp(envelope.arrived as i64, 0).map(|t| t.to_rfc2822()).unwrap_or_default();
-    let _ = write!(m, "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; {hostname}\r\nX-Wasmail-Queue-ID: {}\r\n", envelope.id);
+    let _ = write!(
+        m,
+        "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; {hostname}\r\nX-Wasmail-Queue-ID: {}\r\n",
+        envelope.id
+    );
     if let Some(envid) = &envelope.envid {
         let _ = write!(m, "Original-Envelope-Id: {envid}\r\n");
     }
@@ -167,6 +171,7 @@ mod tests {
                 orcpt: Some("rfc822;hunt@localhost".into()),
                 notify: notify.map(|n| n.iter().map(|s| s.to_string()).collect()),
                 mailboxes: vec![0],
+                remote: false,
                 state: State::Failed,
                 detail: Some("gave up after 3 attempts: mailbox unavailable".into()),
                 status: Some("4.4.7".into()),

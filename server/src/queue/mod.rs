@@ -5,6 +5,7 @@
 //! - `spool`: the files (`DATA_DIR/queue/ID.msg` and `ID.env`).
 //! - `admin`: `wasmail queue list|flush|remove`.
 //! - `dsn`: delivery status notifications (bounces, delay warnings, success notices).
+//! - `route`, `client`: the next hop of a remote domain, and the SMTP client that relays.
 //! - this file: the scheduler — one task per entry, which makes an attempt when a worker slot
 //!   is free and then sleeps until its next retry or a flush.
 //!
@@ -14,7 +15,9 @@
 //! to look for it before storing (`check`), so the retry makes no second copy.
 
 pub mod admin;
+pub mod client;
 pub mod dsn;
+pub mod route;
 pub mod spool;
 
 use std::sync::Arc;
@@ -38,8 +41,10 @@ pub struct Queue {
     spool: Spool,
     /// For the recipients of notices.
     router: Arc<dyn Router>,
-    /// The name in notices (Reporting-MTA, MAILER-DAEMON@).
+    /// The name in notices (Reporting-MTA, MAILER-DAEMON@) and in EHLO when relaying.
     hostname: String,
+    /// Next hops for remote domains.
+    hops: route::Router,
     /// Where local recipients' mail goes.
     store: Arc<dyn MailStore>,
     /// Retry schedule, expiry, concurrency.
@@ -62,10 +67,20 @@ impl Queue {
         store: Arc<dyn MailStore>,
         router: Arc<dyn Router>,
         config: QueueConfig,
+        routes: &std::collections::BTreeMap<String, String>,
     ) -> std::io::Result<Queue> {
         let slots = Arc::new(Semaphore::new(config.workers.max(1)));
         let (flush, _) = broadcast::channel(16);
-        Ok(Queue { spool: Spool::open(data_dir)?, router, hostname: hostname.to_string(), store, config, slots, flush })
+        Ok(Queue {
+            spool: Spool::open(data_dir)?,
+            router,
+            hostname: hostname.to_string(),
+            hops: route::Router::new(routes),
+            store,
+            config,
+            slots,
+            flush,
+        })
     }
 
     pub fn spool(&self) -> &Spool {
@@ -100,6 +115,17 @@ impl Queue {
         let _ = self.flush.send(domain);
     }
 
+    /// Queue entries with a pending recipient in `domain` (or, with `subdomains`, below it).
+    /// Blocking: reads the spool.
+    pub fn pending_for(&self, domain: &str, subdomains: bool) -> std::io::Result<usize> {
+        Ok(self.spool.load_all()?.iter().filter(|e| has_pending_matching(e, domain, subdomains)).count())
+    }
+
+    /// Like [`Queue::flush`], for ETRN's `@domain` form too.
+    pub fn flush_matching(&self, domain: String, subdomains: bool) {
+        self.flush(Some(if subdomains { format!("@{domain}") } else { domain }));
+    }
+
     /// Picks up `wasmail queue flush` requests, once a second, for as long as the server runs.
     pub async fn watch_flush_requests(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -118,13 +144,8 @@ impl Queue {
         let mut flushes = self.flush.subscribe();
         loop {
             let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else { return };
-            let queue = Arc::clone(&self);
-            let attempt = tokio::task::spawn_blocking(move || {
-                let _slot = slot;
-                let queue = &queue;
-                queue.attempt(envelope, check)
-            })
-            .await;
+            let attempt = tokio::spawn(Arc::clone(&self).attempt(envelope, check)).await;
+            drop(slot);
             envelope = match attempt {
                 Ok(Some(envelope)) => envelope,
                 Ok(None) => return,
@@ -142,7 +163,7 @@ impl Queue {
                 tokio::select! {
                     _ = &mut sleep => break,
                     request = flushes.recv() => match request {
-                        Ok(Some(domain)) if !has_pending_in(&envelope, &domain) => continue,
+                        Ok(Some(node)) if !matches_node(&envelope, &node) => continue,
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
@@ -151,20 +172,49 @@ impl Queue {
         }
     }
 
-    /// One delivery attempt (blocking). Returns the envelope if the entry stays queued.
-    fn attempt(self: &Arc<Self>, mut envelope: Envelope, check: bool) -> Option<Envelope> {
+    /// One delivery attempt: local mailboxes on the blocking pool, remote recipients through
+    /// the relay client, then the bookkeeping. Returns the envelope if the entry stays queued.
+    async fn attempt(self: Arc<Self>, envelope: Envelope, check: bool) -> Option<Envelope> {
+        let before: Vec<State> = envelope.recipients.iter().map(|r| r.state).collect();
+        let queue = Arc::clone(&self);
+        let local = tokio::task::spawn_blocking(move || queue.deliver_local(envelope, check)).await.ok()?;
+        let (mut envelope, content, mut errors) = match local {
+            Local::Removed => return None,
+            Local::Unreadable(envelope, error) => {
+                let queue = Arc::clone(&self);
+                return tokio::task::spawn_blocking(move || queue.reschedule(envelope, &error, &[])).await.ok()?;
+            }
+            Local::Done { envelope, content, errors } => (envelope, content, errors),
+        };
+        errors.extend(self.relay_remote(&mut envelope, &content[..]).await);
+        envelope.attempts += 1;
+        let queue = Arc::clone(&self);
+        tokio::task::spawn_blocking(move || {
+            queue.notify_changes(&envelope, &before, &content[..]);
+            if envelope.done() {
+                return queue.finish(envelope);
+            }
+            let last = errors.first().cloned().unwrap_or_default();
+            queue.reschedule(envelope, &last, &content[..])
+        })
+        .await
+        .ok()?
+    }
+
+    /// Reads the message and stores it in every local mailbox not done yet (blocking).
+    fn deliver_local(&self, mut envelope: Envelope, check: bool) -> Local {
         let id = envelope.id.clone();
         let content = match self.spool.message(&id) {
-            Ok(content) => content,
+            Ok(content) => Arc::new(content),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Removed by an operator (`wasmail queue remove`).
                 let _ = self.spool.remove(&id);
                 tracing::info!(queue_id = id, "queue entry removed");
-                return None;
+                return Local::Removed;
             }
             Err(e) => {
                 tracing::error!(queue_id = id, error = %e, "cannot read the queued message");
-                return self.reschedule(envelope, &e.to_string(), &[]);
+                return Local::Unreadable(envelope, e.to_string());
             }
         };
         let mut errors: Vec<(usize, String)> = Vec::new();
@@ -181,8 +231,7 @@ impl Queue {
                 }
             }
         }
-        let before: Vec<State> = envelope.recipients.iter().map(|r| r.state).collect();
-        for recipient in envelope.recipients.iter_mut().filter(|r| r.state == State::Pending) {
+        for recipient in envelope.recipients.iter_mut().filter(|r| r.state == State::Pending && !r.remote) {
             if recipient.mailboxes.is_empty() {
                 recipient.state = State::Failed;
                 recipient.detail = Some("no route to this recipient".into());
@@ -196,13 +245,77 @@ impl Queue {
                 recipient.status = Some("4.2.0".into());
             }
         }
-        envelope.attempts += 1;
-        self.notify_changes(&envelope, &before, &content);
-        if envelope.done() {
-            return self.finish(envelope);
+        Local::Done { envelope, content, errors: errors.into_iter().map(|(_, e)| e).collect() }
+    }
+
+    /// Relays the pending remote recipients, domain by domain, trying each next hop in turn
+    /// until one takes a session. Returns the temporary errors.
+    async fn relay_remote(&self, envelope: &mut Envelope, content: &[u8]) -> Vec<String> {
+        let mut domains: Vec<String> = Vec::new();
+        for r in envelope.recipients.iter().filter(|r| r.state == State::Pending && r.remote) {
+            let domain = r.address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+            if !domains.contains(&domain) {
+                domains.push(domain);
+            }
         }
-        let last = errors.first().map(|(_, e)| e.clone()).unwrap_or_default();
-        self.reschedule(envelope, &last, &content)
+        let mut errors = Vec::new();
+        for domain in domains {
+            let targets: Vec<usize> = (0..envelope.recipients.len())
+                .filter(|&i| {
+                    let r = &envelope.recipients[i];
+                    r.state == State::Pending && r.remote && r.address.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(&domain))
+                })
+                .collect();
+            let hops = match self.hops.hops(&domain).await {
+                Ok(hops) => hops,
+                Err(route::NoRoute::Permanent { status, text }) => {
+                    for &i in &targets {
+                        let r = &mut envelope.recipients[i];
+                        r.state = State::Failed;
+                        r.status = Some(status.to_string());
+                        r.detail = Some(text.clone());
+                    }
+                    continue;
+                }
+                Err(route::NoRoute::Temporary(text)) => {
+                    for &i in &targets {
+                        let r = &mut envelope.recipients[i];
+                        r.status = Some("4.4.3".into());
+                        r.detail = Some(text.clone());
+                    }
+                    errors.push(text);
+                    continue;
+                }
+            };
+            let mut last_error = format!("no address for {domain}");
+            let mut done = false;
+            'hops: for hop in &hops {
+                for addr in &hop.addrs {
+                    match client::relay(*addr, &self.hostname, envelope, &targets, content).await {
+                        Ok(outcomes) => {
+                            for (&i, outcome) in targets.iter().zip(outcomes) {
+                                apply_outcome(&envelope.id, &mut envelope.recipients[i], &hop.name, outcome, &mut errors);
+                            }
+                            done = true;
+                            break 'hops;
+                        }
+                        Err(client::SessionError(e)) => {
+                            tracing::info!(queue_id = envelope.id, hop = hop.name, %addr, error = e, "relay attempt failed");
+                            last_error = format!("{} ({addr}): {e}", hop.name);
+                        }
+                    }
+                }
+            }
+            if !done {
+                for &i in &targets {
+                    let r = &mut envelope.recipients[i];
+                    r.status = Some("4.4.1".into());
+                    r.detail = Some(last_error.clone());
+                }
+                errors.push(last_error);
+            }
+        }
+        errors
     }
 
     /// Sends the notices for recipients that became final (delivered or failed) since
@@ -241,6 +354,8 @@ impl Queue {
                 address: envelope.sender.clone(),
                 orcpt: None,
                 notify: Some(vec!["NEVER".into()]),
+                // A sender elsewhere gets the notice through the relay.
+                remote: users.is_empty(),
                 mailboxes: (0..users.len()).collect(),
                 state: State::Pending,
                 detail: None,
@@ -323,11 +438,57 @@ impl Queue {
     }
 }
 
-/// Whether a pending recipient of `envelope` is in `domain`.
-fn has_pending_in(envelope: &Envelope, domain: &str) -> bool {
-    envelope
-        .recipients
-        .iter()
-        .filter(|r| r.state == State::Pending)
-        .any(|r| r.address.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)))
+/// What the local part of an attempt found.
+enum Local {
+    /// The entry was removed by an operator.
+    Removed,
+    /// The message could not be read: retry later.
+    Unreadable(Envelope, String),
+    Done {
+        envelope: Envelope,
+        content: Arc<Vec<u8>>,
+        errors: Vec<String>,
+    },
+}
+
+/// Records what the next hop said about one recipient.
+fn apply_outcome(id: &str, r: &mut Recipient, hop: &str, outcome: client::Outcome, errors: &mut Vec<String>) {
+    match outcome {
+        client::Outcome::Accepted(reply) => {
+            r.state = State::Delivered;
+            r.status = Some(reply.status());
+            r.detail = Some(format!("relayed to {hop}: {}", reply.text()));
+            tracing::info!(queue_id = id, to = r.address, hop, reply = reply.text(), "relayed");
+        }
+        client::Outcome::Rejected(reply) => {
+            r.state = State::Failed;
+            r.status = Some(reply.status());
+            r.diagnostic = Some(format!("smtp; {}", reply.text()));
+            r.detail = Some(format!("{hop} said: {}", reply.text()));
+            tracing::info!(queue_id = id, to = r.address, hop, reply = reply.text(), "relay refused");
+        }
+        client::Outcome::Deferred(text) => {
+            r.status = Some("4.0.0".into());
+            r.detail = Some(format!("{hop} said: {text}"));
+            errors.push(text);
+        }
+    }
+}
+
+/// Whether a pending recipient of `envelope` is in the flush request's node: `domain`, or
+/// `@domain` for the domain and its subdomains (ETRN, RFC 1985).
+fn matches_node(envelope: &Envelope, node: &str) -> bool {
+    match node.strip_prefix('@') {
+        Some(domain) => has_pending_matching(envelope, domain, true),
+        None => has_pending_matching(envelope, node, false),
+    }
+}
+
+fn has_pending_matching(envelope: &Envelope, domain: &str, subdomains: bool) -> bool {
+    envelope.recipients.iter().filter(|r| r.state == State::Pending).any(|r| {
+        r.address.rsplit_once('@').is_some_and(|(_, d)| {
+            let d = d.to_ascii_lowercase();
+            d == domain || (subdomains && d.ends_with(&format!(".{domain}")))
+        })
+    })
 }

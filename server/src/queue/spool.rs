@@ -34,6 +34,9 @@ pub struct Recipient {
     pub notify: Option<Vec<String>>,
     /// Indexes into [`Envelope::mailboxes`]: the local mailboxes it leads to.
     pub mailboxes: Vec<usize>,
+    /// Not local: relayed to the next hop for its domain.
+    #[serde(default)]
+    pub remote: bool,
     pub state: State,
     /// The last error or the final status text, for `queue list` and the DSN.
     pub detail: Option<String>,
@@ -230,6 +233,7 @@ mod tests {
                 orcpt: Some("rfc822;tyler@localhost".into()),
                 notify: Some(vec!["SUCCESS".into()]),
                 mailboxes: vec![0],
+                remote: false,
                 state: State::Pending,
                 detail: None,
                 status: None,

@@ -298,6 +298,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     address: r.address.clone(),
                     orcpt: r.params.orcpt.as_ref().map(|o| format!("{};{}", o.addr_type, o.address)),
                     notify,
+                    remote: r.mailboxes.is_empty(),
                     mailboxes: indexes,
                     state: queue::State::Pending,
                     detail: None,

@@ -1,6 +1,6 @@
 //! MAIL and RCPT (RFC 5321 4.1.1.2-3): the envelope, its parameters, and whether each
 //! recipient is ours. Wasmail is never an open relay: an address outside the local domains is
-//! refused unless the client may relay, and relaying itself arrives with the delivery queue.
+//! refused unless the client may relay (`relay_networks`); then the queue relays it.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -93,13 +93,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let mailboxes = match directory.resolve(&address) {
             Ok(Resolution::Local(mailboxes)) => mailboxes,
-            Ok(Resolution::Remote) if self.may_relay() => {
-                return refused(Reply::new(
-                    550,
-                    codes::SYSTEM_INCAPABLE,
-                    format!("<{address}>: relaying to other domains is not available on this server yet"),
-                ))
-            }
+            // Relayed by the queue to the domain's next hop.
+            Ok(Resolution::Remote) if self.may_relay() => Vec::new(),
             Ok(Resolution::Remote) => return refused(Reply::new(550, codes::POLICY, format!("<{address}>: Relay access denied"))),
             Err(ResolveError::UnknownUser) => {
                 return refused(Reply::new(550, codes::BAD_DEST_MAILBOX, format!("<{address}>: Recipient address rejected: User unknown")))

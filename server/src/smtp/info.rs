@@ -112,14 +112,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Flow::Continue
     }
 
-    /// RFC 1985. Mail is stored before the 250 and nothing waits in a queue for another node,
-    /// so a permitted client learns that there is nothing to send (251); the delivery queue
-    /// brings the other answers.
-    pub(super) fn handle_etrn(&mut self, node: &str) -> Flow {
+    /// RFC 1985: a permitted client asks for the queued mail of a domain (`@domain`: and its
+    /// subdomains). The entries with pending recipients there are counted and flushed: 251 when
+    /// there are none, 253 with their number. `#queue` names are not kept here: 458.
+    pub(super) async fn handle_etrn(&mut self, node: &str) -> Flow {
         let reply = if !self.may_relay() {
             Reply::new(459, codes::TEMP_POLICY, format!("{node}: client not authorized to run the queue"))
+        } else if node.starts_with('#') {
+            Reply::new(458, codes::TEMP_SYSTEM, format!("Unable to queue messages for node {node}"))
         } else {
-            Reply::new(251, codes::OK, format!("OK, no messages waiting for node {node}"))
+            let (domain, subdomains) = match node.strip_prefix('@') {
+                Some(d) => (d.to_ascii_lowercase(), true),
+                None => (node.to_ascii_lowercase(), false),
+            };
+            let queue = std::sync::Arc::clone(&self.ctx.queue);
+            let matching = domain.clone();
+            let count = tokio::task::spawn_blocking(move || queue.pending_for(&matching, subdomains)).await;
+            match count {
+                Ok(Ok(0)) => Reply::new(251, codes::OK, format!("OK, no messages waiting for node {node}")),
+                Ok(Ok(n)) => {
+                    self.ctx.queue.flush_matching(domain, subdomains);
+                    Reply::new(253, codes::OK, format!("OK, {n} pending messages for node {node} started"))
+                }
+                _ => Reply::new(458, codes::TEMP_SYSTEM, format!("Unable to queue messages for node {node}")),
+            }
         };
         self.reply(reply);
         Flow::Continue

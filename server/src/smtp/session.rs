@@ -51,7 +51,7 @@ pub(super) struct Transaction {
 pub(super) struct Recipient {
     /// The address as the client gave it (for logs, Received and later DSNs).
     pub address: String,
-    /// Where it is delivered, after aliases.
+    /// Where it is delivered, after aliases; empty for a recipient to relay.
     pub mailboxes: Vec<Mailbox>,
     /// NOTIFY and ORCPT, kept for the delivery side.
     pub params: RcptParams,
@@ -248,7 +248,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Command::Vrfy(arg) => self.handle_vrfy(&arg),
             Command::Expn(arg) => self.handle_expn(&arg),
             Command::Help(topic) => self.handle_help(topic.as_deref()),
-            Command::Etrn(node) => self.handle_etrn(&node),
+            Command::Etrn(node) => self.handle_etrn(&node).await,
             Command::Obsolete(verb) => {
                 self.reply(Reply::new(502, codes::INVALID_COMMAND, format!("{verb} command not implemented")));
                 self.bad_command()

@@ -1,0 +1,315 @@
+//! The SMTP client that relays queued mail to the next hop: EHLO (HELO if refused),
+//! PIPELINING, SIZE, 8BITMIME (an 8-bit body is converted to quoted-printable/base64 for a
+//! peer without it), DSN parameters passed on when the peer has DSN, SMTPUTF8 required when
+//! the message needs it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::spool::Envelope;
+
+/// A reply from the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerReply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl PeerReply {
+    /// `550 5.1.1 text` on one line, for logs and Diagnostic-Code.
+    pub fn text(&self) -> String {
+        format!("{} {}", self.code, self.lines.join(" "))
+    }
+
+    /// The RFC 3463 code the reply carries, or one made from its class.
+    pub fn status(&self) -> String {
+        let first = self.lines.first().map(String::as_str).unwrap_or("");
+        let token = first.split_whitespace().next().unwrap_or("");
+        let parts: Vec<&str> = token.split('.').collect();
+        let class = (self.code / 100).to_string();
+        if parts.len() == 3 && parts[0] == class && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            return token.to_string();
+        }
+        format!("{class}.0.0")
+    }
+}
+
+/// What became of one recipient in a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted(PeerReply),
+    /// 4xx, or the session broke: try again later.
+    Deferred(String),
+    /// 5xx: bounce, with the peer's reply.
+    Rejected(PeerReply),
+}
+
+/// A session-level failure before any recipient was answered: try the next hop, or later.
+#[derive(Debug)]
+pub struct SessionError(pub String);
+
+const TIMEOUT: Duration = Duration::from_secs(300);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Conn {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Conn {
+    async fn read_reply(&mut self) -> Result<PeerReply, SessionError> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(TIMEOUT, self.reader.read_line(&mut line))
+                .await
+                .map_err(|_| SessionError("timeout waiting for a reply".into()))?
+                .map_err(|e| SessionError(format!("reading a reply: {e}")))?;
+            if n == 0 {
+                return Err(SessionError("the connection closed".into()));
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| SessionError(format!("not a reply: {line:?}")))?;
+            let more = line.as_bytes().get(3) == Some(&b'-');
+            lines.push(line.get(4..).unwrap_or("").to_string());
+            if !more {
+                return Ok(PeerReply { code, lines });
+            }
+            if lines.len() > 1000 {
+                return Err(SessionError("reply too long".into()));
+            }
+        }
+    }
+
+    async fn send(&mut self, data: &[u8]) -> Result<(), SessionError> {
+        tokio::time::timeout(TIMEOUT, self.writer.write_all(data))
+            .await
+            .map_err(|_| SessionError("timeout sending".into()))?
+            .map_err(|e| SessionError(format!("sending: {e}")))
+    }
+}
+
+/// Relays `content` for the recipients `targets` (indexes into `envelope.recipients`) over
+/// one SMTP session with `addr`. Returns one outcome per target, in order.
+pub async fn relay(addr: SocketAddr, helo: &str, envelope: &Envelope, targets: &[usize], content: &[u8]) -> Result<Vec<Outcome>, SessionError> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| SessionError(format!("connecting to {addr}: timeout")))?
+        .map_err(|e| SessionError(format!("connecting to {addr}: {e}")))?;
+    let (read, writer) = stream.into_split();
+    let mut c = Conn { reader: BufReader::new(read), writer };
+    let greeting = c.read_reply().await?;
+    if greeting.code / 100 != 2 {
+        return Err(SessionError(format!("greeting: {}", greeting.text())));
+    }
+    c.send(format!("EHLO {helo}\r\n").as_bytes()).await?;
+    let mut ehlo = c.read_reply().await?;
+    let extended = ehlo.code / 100 == 2;
+    if !extended {
+        c.send(format!("HELO {helo}\r\n").as_bytes()).await?;
+        ehlo = c.read_reply().await?;
+        if ehlo.code / 100 != 2 {
+            return Err(SessionError(format!("HELO: {}", ehlo.text())));
+        }
+    }
+    let has =
+        |keyword: &str| extended && ehlo.lines.iter().skip(1).any(|l| l.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case(keyword)));
+    let (pipelining, eight_bit_mime, dsn, smtputf8) = (has("PIPELINING"), has("8BITMIME"), has("DSN"), has("SMTPUTF8"));
+
+    // The trace field Return-Path is added at final delivery (RFC 5321 4.4), not relayed.
+    let content = strip_return_path(content);
+    let header_end = content.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(content.len());
+    let needs_utf8 =
+        !content[..header_end].is_ascii() || !envelope.sender.is_ascii() || targets.iter().any(|&i| !envelope.recipients[i].address.is_ascii());
+    if needs_utf8 && !smtputf8 {
+        let _ = c.send(b"QUIT\r\n").await;
+        let reply = PeerReply { code: 553, lines: vec!["5.6.7 the next hop does not support SMTPUTF8, which this message needs".into()] };
+        return Ok(targets.iter().map(|_| Outcome::Rejected(reply.clone())).collect());
+    }
+    let eight_bit = !content.is_ascii();
+    let body: std::borrow::Cow<[u8]> = if eight_bit && !eight_bit_mime {
+        // RFC 6152 3: convert to 7 bits for a peer without 8BITMIME.
+        std::borrow::Cow::Owned(crate::mime::rewrite::downgrade_8bit(content))
+    } else {
+        std::borrow::Cow::Borrowed(content)
+    };
+
+    let mut mail = format!("MAIL FROM:<{}>", envelope.sender);
+    if has("SIZE") {
+        mail.push_str(&format!(" SIZE={}", body.len()));
+    }
+    if eight_bit && eight_bit_mime {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    if needs_utf8 {
+        mail.push_str(" SMTPUTF8");
+    }
+    if dsn {
+        if let Some(ret) = &envelope.ret {
+            mail.push_str(&format!(" RET={ret}"));
+        }
+        if let Some(envid) = &envelope.envid {
+            mail.push_str(&format!(" ENVID={envid}"));
+        }
+    }
+    mail.push_str("\r\n");
+    let rcpts: Vec<String> = targets
+        .iter()
+        .map(|&i| {
+            let r = &envelope.recipients[i];
+            let mut line = format!("RCPT TO:<{}>", r.address);
+            if dsn {
+                if let Some(notify) = &r.notify {
+                    line.push_str(&format!(" NOTIFY={}", notify.join(",")));
+                }
+                if let Some(orcpt) = &r.orcpt {
+                    line.push_str(&format!(" ORCPT={}", xtext(orcpt)));
+                }
+            }
+            line.push_str("\r\n");
+            line
+        })
+        .collect();
+
+    // MAIL, every RCPT and DATA in one write with PIPELINING (RFC 2920), else one at a time.
+    let mut rcpt_replies = Vec::new();
+    let mail_reply;
+    if pipelining {
+        let mut batch = mail.clone();
+        rcpts.iter().for_each(|r| batch.push_str(r));
+        batch.push_str("DATA\r\n");
+        c.send(batch.as_bytes()).await?;
+        mail_reply = c.read_reply().await?;
+        for _ in &rcpts {
+            rcpt_replies.push(c.read_reply().await?);
+        }
+    } else {
+        c.send(mail.as_bytes()).await?;
+        mail_reply = c.read_reply().await?;
+        if mail_reply.code / 100 == 2 {
+            for r in &rcpts {
+                c.send(r.as_bytes()).await?;
+                rcpt_replies.push(c.read_reply().await?);
+            }
+        }
+    }
+    if mail_reply.code / 100 != 2 {
+        if pipelining {
+            // The pipelined DATA is answered too (503 or 554).
+            let _ = c.read_reply().await;
+        }
+        let _ = c.send(b"QUIT\r\n").await;
+        return Ok(targets.iter().map(|_| refusal(&mail_reply)).collect());
+    }
+    let accepted: Vec<bool> = rcpt_replies.iter().map(|r| r.code / 100 == 2).collect();
+    let data_reply = if pipelining {
+        Some(c.read_reply().await?)
+    } else if accepted.iter().any(|&a| a) {
+        c.send(b"DATA\r\n").await?;
+        Some(c.read_reply().await?)
+    } else {
+        None
+    };
+    let mut outcomes: Vec<Outcome> = rcpt_replies.iter().map(refusal).collect();
+    match data_reply {
+        Some(reply) if reply.code == 354 && accepted.iter().any(|&a| a) => {
+            c.send(&dot_stuff(&body)).await?;
+            let final_reply = c.read_reply().await?;
+            for (i, ok) in accepted.iter().enumerate() {
+                if *ok {
+                    outcomes[i] = match final_reply.code / 100 {
+                        2 => Outcome::Accepted(final_reply.clone()),
+                        _ => refusal(&final_reply),
+                    };
+                }
+            }
+        }
+        Some(reply) if reply.code == 354 => {
+            // No recipient accepted but the peer wants the data: end it empty.
+            c.send(b".\r\n").await?;
+            let _ = c.read_reply().await;
+        }
+        Some(reply) => {
+            for (i, ok) in accepted.iter().enumerate() {
+                if *ok {
+                    outcomes[i] = refusal(&reply);
+                }
+            }
+        }
+        None => {}
+    }
+    let _ = c.send(b"QUIT\r\n").await;
+    Ok(outcomes)
+}
+
+/// A non-2xx reply as an outcome: 5xx rejects, anything else defers.
+fn refusal(reply: &PeerReply) -> Outcome {
+    match reply.code / 100 {
+        2 => Outcome::Accepted(reply.clone()),
+        5 => Outcome::Rejected(reply.clone()),
+        _ => Outcome::Deferred(reply.text()),
+    }
+}
+
+/// RFC 3461 4: xtext for ORCPT (`+`, `=`, controls and non-ASCII as `+XX`).
+fn xtext(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+fn strip_return_path(content: &[u8]) -> &[u8] {
+    if content.len() >= 12 && content[..12].eq_ignore_ascii_case(b"Return-Path:") {
+        if let Some(end) = content.windows(2).position(|w| w == b"\r\n") {
+            return &content[end + 2..];
+        }
+    }
+    content
+}
+
+/// RFC 5321 4.5.2: a leading dot is doubled; the content ends with CRLF.CRLF.
+fn dot_stuff(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
+    let mut at_line_start = true;
+    for &b in content {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_carry_their_status() {
+        let r = PeerReply { code: 550, lines: vec!["5.1.1 <x@y>: user unknown".into()] };
+        assert_eq!((r.status(), r.text()), ("5.1.1".to_string(), "550 5.1.1 <x@y>: user unknown".to_string()));
+        assert_eq!(PeerReply { code: 451, lines: vec!["try later".into()] }.status(), "4.0.0");
+        assert_eq!(PeerReply { code: 550, lines: vec!["4.1.1 mismatch".into()] }.status(), "5.0.0");
+    }
+
+    #[test]
+    fn content_is_dot_stuffed_and_stripped_of_return_path() {
+        assert_eq!(dot_stuff(b".a\r\nb\r\n..c"), b"..a\r\nb\r\n...c\r\n.\r\n");
+        assert_eq!(strip_return_path(b"Return-Path: <a@b>\r\nReceived: x\r\n"), b"Received: x\r\n");
+        assert_eq!(xtext("rfc822;a+b=c@d"), "rfc822;a+2Bb+3Dc@d");
+    }
+}

@@ -1,0 +1,142 @@
+//! Where mail for a remote domain goes: a `[routes]` entry for the domain, else the smarthost
+//! `"*"`, else the domain's MX records (RFC 5321 5.1: by preference; with no MX, the domain's
+//! own address; a null MX, RFC 7505, means the domain takes no mail).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use hickory_resolver::TokioResolver;
+
+/// Why there is no next hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoute {
+    /// Try later (DNS trouble, no address yet).
+    Temporary(String),
+    /// The domain does not exist or takes no mail: bounce (with this RFC 3463 status).
+    Permanent { status: &'static str, text: String },
+}
+
+/// A next hop: the name (for logs and the DSN) and its addresses, in order.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    pub name: String,
+    pub addrs: Vec<SocketAddr>,
+}
+
+pub struct Router {
+    /// `[routes]`: domain (lower case) or `*` to `host:port`.
+    routes: BTreeMap<String, String>,
+    /// The system's resolver (resolv.conf), made at the first MX lookup.
+    resolver: tokio::sync::OnceCell<Option<TokioResolver>>,
+}
+
+impl Router {
+    pub fn new(routes: &BTreeMap<String, String>) -> Router {
+        let routes = routes.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+        Router { routes, resolver: tokio::sync::OnceCell::new() }
+    }
+
+    /// The hops for `domain`, in the order to try them.
+    pub async fn hops(&self, domain: &str) -> Result<Vec<Hop>, NoRoute> {
+        let domain = domain.to_ascii_lowercase();
+        if let Some(route) = self.routes.get(&domain).or_else(|| self.routes.get("*")) {
+            return Ok(vec![resolve_route(route).await?]);
+        }
+        let resolver = self
+            .resolver
+            .get_or_init(|| async {
+                match TokioResolver::builder_tokio() {
+                    Ok(builder) => Some(builder.build()),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the system's DNS configuration");
+                        None
+                    }
+                }
+            })
+            .await;
+        let Some(resolver) = resolver else {
+            return Err(NoRoute::Temporary("no DNS resolver (see the log)".into()));
+        };
+        let names = match resolver.mx_lookup(format!("{domain}.")).await {
+            Ok(mx) => {
+                let mut records: Vec<(u16, String)> =
+                    mx.iter().map(|r| (r.preference(), r.exchange().to_utf8().trim_end_matches('.').to_string())).collect();
+                records.sort();
+                if records.len() == 1 && records[0].1.is_empty() {
+                    return Err(NoRoute::Permanent { status: "5.1.10", text: format!("{domain} accepts no mail (null MX, RFC 7505)") });
+                }
+                records.into_iter().map(|(_, name)| name).collect()
+            }
+            Err(e) if e.is_nx_domain() => {
+                return Err(NoRoute::Permanent { status: "5.1.2", text: format!("{domain}: no such domain") });
+            }
+            // RFC 5321 5.1: no MX records, so the domain itself is the host.
+            Err(e) if e.is_no_records_found() => vec![domain.clone()],
+            Err(e) => return Err(NoRoute::Temporary(format!("MX lookup for {domain}: {e}"))),
+        };
+        let mut hops = Vec::new();
+        for name in names {
+            match tokio::net::lookup_host((name.as_str(), 25)).await {
+                Ok(addrs) => hops.push(Hop { name: name.clone(), addrs: addrs.collect() }),
+                Err(e) => tracing::info!(host = name, error = %e, "cannot resolve a mail exchanger"),
+            }
+        }
+        if hops.is_empty() {
+            return Err(NoRoute::Temporary(format!("no address for the mail exchangers of {domain}")));
+        }
+        Ok(hops)
+    }
+}
+
+/// `host:port` (or `host`, port 25; `[address]:port` for IPv6) to addresses.
+async fn resolve_route(route: &str) -> Result<Hop, NoRoute> {
+    let (host, port) = split_route(route).map_err(|e| NoRoute::Temporary(format!("route {route:?}: {e}")))?;
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| NoRoute::Temporary(format!("route {route}: {e}")))?.collect();
+    Ok(Hop { name: route.to_string(), addrs })
+}
+
+/// Splits a route into host and port (25 when absent).
+pub fn split_route(route: &str) -> Result<(String, u16), String> {
+    let route = route.trim();
+    if let Some(rest) = route.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("unclosed [")?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
+            None if after.is_empty() => 25,
+            None => return Err(format!("junk after ]: {after:?}")),
+        };
+        return Ok((host.to_string(), port));
+    }
+    match route.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => Ok((host.to_string(), port.parse().map_err(|_| format!("bad port {port:?}"))?)),
+        Some(_) => Err("an IPv6 address needs brackets: [::1]:25".into()),
+        None if route.is_empty() => Err("empty route".into()),
+        None => Ok((route.to_string(), 25)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_host_and_port() {
+        assert_eq!(split_route("127.0.0.1:2626"), Ok(("127.0.0.1".into(), 2626)));
+        assert_eq!(split_route("smtp.example.org"), Ok(("smtp.example.org".into(), 25)));
+        assert_eq!(split_route("[::1]:2525"), Ok(("::1".into(), 2525)));
+        assert!(split_route("::1:25").is_err());
+        assert!(split_route("host:port").is_err());
+        assert!(split_route("").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_route_wins_over_the_smarthost_and_dns() {
+        let routes = BTreeMap::from([("Example.ORG".to_string(), "127.0.0.1:2626".to_string()), ("*".to_string(), "127.0.0.1:2727".to_string())]);
+        let router = Router::new(&routes);
+        let hops = router.hops("example.org").await.unwrap();
+        assert_eq!(hops[0].addrs, ["127.0.0.1:2626".parse().unwrap()]);
+        let hops = router.hops("elsewhere.test").await.unwrap();
+        assert_eq!(hops[0].addrs, ["127.0.0.1:2727".parse().unwrap()]);
+    }
+}

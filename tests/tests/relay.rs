@@ -1,0 +1,138 @@
+//! Relaying through the queue: two Wasmail instances on loopback, the first relaying to the
+//! second through a `[routes]` entry; a next hop that is down (deferral, `queue list`, then
+//! delivery once it is up, or a bounce once the queue gives up); a next hop that refuses
+//! (an immediate bounce with the peer's reply in the DSN).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wasmail_tests::{free_port, wasmail_bin, Server, Setup};
+
+/// The relaying instance: clients on loopback may relay; `remote.test` goes to `port`.
+fn relay(port: u16, queue: &str) -> Server {
+    Server::start_with(Setup {
+        top: "relay_networks = [\"127.0.0.0/8\"]".into(),
+        smtp: format!("[queue]\nretry_intervals = [\"1s\"]\n{queue}\n[routes]\n\"remote.test\" = \"127.0.0.1:{port}\"\n"),
+        ..Setup::default()
+    })
+}
+
+/// The next hop: local domain `remote.test`, on `port`.
+fn next_hop(port: u16, users: Vec<String>) -> Server {
+    Server::start_with(Setup { domains: vec!["remote.test".into()], listen: Some(format!("127.0.0.1:{port}")), users, ..Setup::default() })
+}
+
+fn send(server: &Server, from: &str, to: &[&str], subject: &str) -> String {
+    let mut c = server.connect();
+    c.greet();
+    let reply = c.send_mail(from, to, &format!("Subject: {subject}\r\nFrom: {from}\r\n\r\nrelayed body\r\n..with a leading dot\r\n"));
+    assert_eq!(reply.code, 250, "{reply:?}");
+    reply.text().split_whitespace().nth(1).unwrap().to_string()
+}
+
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn dsn_view(server: &Server, user: &str) -> Vec<Value> {
+    let dir = server.data_dir().join("mail").join(user).join("new");
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let output = Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/dsn_check.py")).args(&files).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    match serde_json::from_slice(&output.stdout).unwrap() {
+        Value::Array(v) => v,
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_message_waits_in_the_queue_until_the_next_hop_is_up_then_is_relayed() {
+    let port = free_port();
+    let a = relay(port, "");
+    let id = send(&a, "daniel@localhost", &["tyler@remote.test"], "over the hop");
+    wait_until("a deferral", || a.log().iter().any(|l| l.contains("delivery deferred")));
+    // In between, the operator sees it waiting, with the reason.
+    let config = a.dir.path().join("wasmail.toml");
+    let list = Command::new(wasmail_bin()).args(["queue", "list", "--config"]).arg(&config).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(list.starts_with(&id) && list.contains("daniel@localhost"), "{list}");
+    assert!(list.contains("    tyler@remote.test pending (127.0.0.1:") && list.contains("refused"), "{list}");
+
+    let b = next_hop(port, Vec::new());
+    wait_until("the relayed message", || !b.mailbox_now("tyler").is_empty());
+    a.wait_for_queue();
+    let stored = &b.mailbox("tyler")[0];
+    // The next hop's Return-Path is the original sender; both servers left a Received line;
+    // the leading dot survived dot-stuffing both ways.
+    assert!(stored.starts_with("Return-Path: <daniel@localhost>\n"), "{stored}");
+    assert_eq!(stored.matches("Received: from ").count(), 2, "{stored}");
+    assert!(stored.contains("Subject: over the hop\n") && stored.ends_with("relayed body\n.with a leading dot\n"), "{stored}");
+    assert!(a.log().iter().any(|l| l.contains("\"relayed\"") && l.contains("tyler@remote.test")));
+    assert!(a.mailbox_now("daniel").is_empty(), "no notice for a relayed message");
+}
+
+#[test]
+fn an_unreachable_next_hop_is_bounced_when_the_queue_gives_up() {
+    let a = relay(free_port(), "max_age = \"2s\"\n");
+    send(&a, "daniel@localhost", &["x@remote.test"], "nowhere");
+    wait_until("the bounce", || !a.mailbox_now("daniel").is_empty());
+    let n = &dsn_view(&a, "daniel")[0];
+    assert_eq!(n["defects"], serde_json::json!([]));
+    let r = &n["recipients"][0];
+    assert_eq!(
+        (r["Final-Recipient"].as_str(), r["Action"].as_str(), r["Status"].as_str()),
+        (Some("rfc822; x@remote.test"), Some("failed"), Some("4.4.7"))
+    );
+    assert!(n["returned"].as_str().unwrap().contains("relayed body"), "RET defaults to the full message");
+}
+
+#[test]
+fn a_next_hop_that_refuses_gets_an_immediate_bounce_with_its_reply() {
+    let port = free_port();
+    let _b = next_hop(port, vec!["tyler".into()]);
+    let a = relay(port, "");
+    send(&a, "daniel@localhost", &["tyler@remote.test", "nobody@remote.test"], "half known");
+    a.wait_for_queue();
+    assert_eq!(_b.mailbox("tyler").len(), 1);
+    let notices = dsn_view(&a, "daniel");
+    assert_eq!(notices.len(), 1);
+    let r = &notices[0]["recipients"][0];
+    assert_eq!(r["Final-Recipient"], "rfc822; nobody@remote.test");
+    assert_eq!(r["Action"], "failed");
+    assert_eq!(r["Status"], "5.1.1");
+    assert_eq!(r["Diagnostic-Code"], "smtp; 550 5.1.1 <nobody@remote.test>: Recipient address rejected: User unknown");
+    assert_eq!(notices[0]["recipients"].as_array().unwrap().len(), 1, "only the refused recipient");
+}
+
+#[test]
+fn etrn_starts_the_delivery_of_a_domains_queued_mail() {
+    let port = free_port();
+    let a = Server::start_with(Setup {
+        top: "relay_networks = [\"127.0.0.0/8\"]".into(),
+        smtp: format!("[queue]\nretry_intervals = [\"1h\"]\n[routes]\n\"remote.test\" = \"127.0.0.1:{port}\"\n"),
+        ..Setup::default()
+    });
+    send(&a, "daniel@localhost", &["tyler@remote.test"], "wait for etrn");
+    wait_until("a deferral", || a.log().iter().any(|l| l.contains("delivery deferred")));
+    let _b = next_hop(port, Vec::new());
+    let mut c = a.connect();
+    c.greet();
+    assert_eq!(c.expect("ETRN other.test", 251).text(), "2.0.0 OK, no messages waiting for node other.test");
+    assert_eq!(c.expect("ETRN #outbound", 458).text(), "4.3.0 Unable to queue messages for node #outbound");
+    // The retry is an hour away: only ETRN explains a delivery now.
+    assert_eq!(c.expect("ETRN remote.test", 253).text(), "2.0.0 OK, 1 pending messages for node remote.test started");
+    wait_until("the relayed message", || !_b.mailbox_now("tyler").is_empty());
+    a.wait_for_queue();
+    // A client that may not relay may not run the queue either.
+    let plain = Server::start();
+    let mut c = plain.connect();
+    c.greet();
+    assert_eq!(c.expect("ETRN remote.test", 459).text(), "4.7.1 remote.test: client not authorized to run the queue");
+}
