@@ -136,3 +136,89 @@ fn etrn_starts_the_delivery_of_a_domains_queued_mail() {
     c.greet();
     assert_eq!(c.expect("ETRN remote.test", 459).text(), "4.7.1 remote.test: client not authorized to run the queue");
 }
+
+/// Postfix's smtp-sink on a free port, writing each transaction it receives into a file in
+/// `dir`; `flags` switch off what it announces.
+struct Sink {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sink(flags: &[&str]) -> Sink {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string();
+    let child = Command::new("smtp-sink")
+        .args(flags)
+        .args(["-u", &user, "-d"])
+        .arg(format!("{}/%M.", dir.path().display()))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("10")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("smtp-sink (Debian package postfix) is needed for this test");
+    wait_until("smtp-sink to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    Sink { child, port, dir }
+}
+
+/// Sends an 8-bit message with DSN parameters through `server`.
+fn send_8bit(server: &Server) {
+    let mut c = server.connect();
+    c.greet();
+    c.expect("MAIL FROM:<daniel@localhost> BODY=8BITMIME RET=HDRS ENVID=e-1", 250);
+    c.expect("RCPT TO:<x@remote.test> NOTIFY=SUCCESS ORCPT=rfc822;x@remote.test", 250);
+    c.expect("DATA", 354);
+    c.send(
+        "Subject: 8 bits\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n.\r\n",
+    );
+    assert_eq!(c.reply().code, 250);
+}
+
+/// The one transaction smtp-sink dumped.
+fn dumped(sink: &Sink) -> String {
+    wait_until("smtp-sink's dump", || std::fs::read_dir(sink.dir.path()).unwrap().count() > 0);
+    let file = std::fs::read_dir(sink.dir.path()).unwrap().next().unwrap().unwrap().path();
+    // smtp-sink writes the file as the transaction ends.
+    std::thread::sleep(Duration::from_millis(200));
+    String::from_utf8(std::fs::read(file).unwrap()).unwrap()
+}
+
+#[test]
+fn the_relay_client_against_postfix_smtp_sink() {
+    // A peer with 8BITMIME, DSN and PIPELINING: the body goes as it is, the DSN parameters
+    // are passed on, and the peer reports from there (no notice from here).
+    let full = sink(&[]);
+    let a = relay(full.port, "");
+    send_8bit(&a);
+    let dump = dumped(&full);
+    let mail_args = dump.lines().find_map(|l| l.strip_prefix("X-Mail-Args: ")).unwrap();
+    // (smtp-sink announces no SIZE, so none is sent.)
+    assert_eq!(mail_args, "<daniel@localhost> BODY=8BITMIME RET=HDRS ENVID=e-1");
+    assert!(dump.contains("X-Rcpt-Args: <x@remote.test> NOTIFY=SUCCESS ORCPT=rfc822;x@remote.test\n"), "{dump}");
+    assert!(dump.contains("\nGrüße\n") && !dump.contains("Return-Path:"), "{dump}");
+    a.wait_for_queue();
+    assert!(a.mailbox_now("daniel").is_empty(), "the DSN peer reports, not us");
+
+    // A peer without 8BITMIME, DSN or PIPELINING: the body is converted to 7 bits, no DSN
+    // parameters go out, and the sender gets a "relayed" notice for NOTIFY=SUCCESS.
+    let plain = sink(&["-8", "-N", "-p"]);
+    let b = relay(plain.port, "");
+    send_8bit(&b);
+    let dump = dumped(&plain);
+    let mail_args = dump.lines().find_map(|l| l.strip_prefix("X-Mail-Args: ")).unwrap();
+    assert_eq!(mail_args, "<daniel@localhost>");
+    assert!(dump.contains("X-Rcpt-Args: <x@remote.test>\n"), "{dump}");
+    assert!(dump.contains("Content-Transfer-Encoding: quoted-printable\n\nGr=C3=BC=C3=9Fe\n"), "{dump}");
+    wait_until("the relayed notice", || !b.mailbox_now("daniel").is_empty());
+    let n = &dsn_view(&b, "daniel")[0];
+    assert_eq!((n["recipients"][0]["Action"].as_str(), n["recipients"][0]["Status"].as_str()), (Some("relayed"), Some("2.0.0")));
+}

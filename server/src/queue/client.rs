@@ -40,7 +40,8 @@ impl PeerReply {
 /// What became of one recipient in a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Accepted(PeerReply),
+    /// Taken; `dsn` says whether the peer has DSN (and so took over the notices, RFC 3461 5.2).
+    Accepted { reply: PeerReply, dsn: bool },
     /// 4xx, or the session broke: try again later.
     Deferred(String),
     /// 5xx: bounce, with the peer's reply.
@@ -213,7 +214,9 @@ pub async fn relay(addr: SocketAddr, helo: &str, envelope: &Envelope, targets: &
     } else {
         None
     };
-    let mut outcomes: Vec<Outcome> = rcpt_replies.iter().map(refusal).collect();
+    // Until the end of data, an accepted recipient is not delivered: a broken session defers it.
+    let mut outcomes: Vec<Outcome> =
+        rcpt_replies.iter().map(|r| if r.code / 100 == 2 { Outcome::Deferred("no reply to the end of data".into()) } else { refusal(r) }).collect();
     match data_reply {
         Some(reply) if reply.code == 354 && accepted.iter().any(|&a| a) => {
             c.send(&dot_stuff(&body)).await?;
@@ -221,7 +224,7 @@ pub async fn relay(addr: SocketAddr, helo: &str, envelope: &Envelope, targets: &
             for (i, ok) in accepted.iter().enumerate() {
                 if *ok {
                     outcomes[i] = match final_reply.code / 100 {
-                        2 => Outcome::Accepted(final_reply.clone()),
+                        2 => Outcome::Accepted { reply: final_reply.clone(), dsn },
                         _ => refusal(&final_reply),
                     };
                 }
@@ -248,7 +251,6 @@ pub async fn relay(addr: SocketAddr, helo: &str, envelope: &Envelope, targets: &
 /// A non-2xx reply as an outcome: 5xx rejects, anything else defers.
 fn refusal(reply: &PeerReply) -> Outcome {
     match reply.code / 100 {
-        2 => Outcome::Accepted(reply.clone()),
         5 => Outcome::Rejected(reply.clone()),
         _ => Outcome::Deferred(reply.text()),
     }

@@ -13,6 +13,8 @@ pub enum Action {
     Failed,
     Delayed,
     Delivered,
+    /// Handed to a next hop without DSN, which will not report (RFC 3464 2.3.3).
+    Relayed,
 }
 
 impl Action {
@@ -21,6 +23,7 @@ impl Action {
             Action::Failed => "failed",
             Action::Delayed => "delayed",
             Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
         }
     }
 
@@ -29,7 +32,7 @@ impl Action {
         match self {
             Action::Failed => "FAILURE",
             Action::Delayed => "DELAY",
-            Action::Delivered => "SUCCESS",
+            Action::Delivered | Action::Relayed => "SUCCESS",
         }
     }
 }
@@ -43,7 +46,7 @@ pub fn wanted(envelope: &Envelope, recipient: &Recipient, action: Action) -> boo
         return false;
     }
     match &recipient.notify {
-        None => action != Action::Delivered,
+        None => matches!(action, Action::Failed | Action::Delayed),
         Some(keywords) => keywords.iter().any(|k| k == action.keyword()),
     }
 }
@@ -57,6 +60,7 @@ pub fn build(hostname: &str, id: &str, envelope: &Envelope, recipients: &[&Recip
         Action::Failed => "Undelivered Mail Returned to Sender",
         Action::Delayed => "Delayed Mail (still being retried)",
         Action::Delivered => "Successful Mail Delivery Report",
+        Action::Relayed => "Relayed Mail Delivery Report",
     };
     let mut m = String::new();
     let _ = write!(
@@ -76,6 +80,9 @@ pub fn build(hostname: &str, id: &str, envelope: &Envelope, recipients: &[&Recip
             let _ = write!(m, "Your message has not been delivered yet to the following recipients. Delivery will be\r\ntried again until {until}; you need not send it again.\r\n\r\n");
         }
         Action::Delivered => m.push_str("Your message was delivered to the following recipients:\r\n\r\n"),
+        Action::Relayed => {
+            m.push_str("Your message was passed on to the following recipients' mail servers, which will not\r\nreport its delivery:\r\n\r\n")
+        }
     }
     for r in recipients {
         let _ = write!(m, "  <{}>: {}\r\n", r.address, one_line(r.detail.as_deref().unwrap_or(action.as_str())));
@@ -129,7 +136,7 @@ fn default_status(action: Action) -> &'static str {
     match action {
         Action::Failed => "5.0.0",
         Action::Delayed => "4.0.0",
-        Action::Delivered => "2.0.0",
+        Action::Delivered | Action::Relayed => "2.0.0",
     }
 }
 
@@ -176,6 +183,7 @@ mod tests {
                 detail: Some("gave up after 3 attempts: mailbox unavailable".into()),
                 status: Some("4.4.7".into()),
                 diagnostic: None,
+                relayed: None,
             }],
             mailboxes: vec![Mailbox { user: "hunt".into(), delivered: false }],
             attempts: 3,

@@ -321,12 +321,20 @@ impl Queue {
     /// Sends the notices for recipients that became final (delivered or failed) since
     /// `before`.
     fn notify_changes(self: &Arc<Self>, envelope: &Envelope, before: &[State], content: &[u8]) {
-        for (action, state) in [(dsn::Action::Delivered, State::Delivered), (dsn::Action::Failed, State::Failed)] {
+        // What a recipient that became final is reported as; None: nothing from here (a
+        // peer with DSN reports from then on).
+        let action_of = |r: &Recipient| match (r.state, r.relayed) {
+            (State::Failed, _) => Some(dsn::Action::Failed),
+            (State::Delivered, None) => Some(dsn::Action::Delivered),
+            (State::Delivered, Some(spool::RelayedTo::Plain)) => Some(dsn::Action::Relayed),
+            _ => None,
+        };
+        for action in [dsn::Action::Delivered, dsn::Action::Relayed, dsn::Action::Failed] {
             let recipients: Vec<&Recipient> = envelope
                 .recipients
                 .iter()
                 .zip(before)
-                .filter(|(r, was)| **was == State::Pending && r.state == state && dsn::wanted(envelope, r, action))
+                .filter(|(r, was)| **was == State::Pending && action_of(r) == Some(action) && dsn::wanted(envelope, r, action))
                 .map(|(r, _)| r)
                 .collect();
             self.notice(envelope, &recipients, action, content);
@@ -361,6 +369,7 @@ impl Queue {
                 detail: None,
                 status: None,
                 diagnostic: None,
+                relayed: None,
             }],
             mailboxes: users.into_iter().map(|user| Mailbox { user, delivered: false }).collect(),
             attempts: 0,
@@ -454,8 +463,9 @@ enum Local {
 /// Records what the next hop said about one recipient.
 fn apply_outcome(id: &str, r: &mut Recipient, hop: &str, outcome: client::Outcome, errors: &mut Vec<String>) {
     match outcome {
-        client::Outcome::Accepted(reply) => {
+        client::Outcome::Accepted { reply, dsn } => {
             r.state = State::Delivered;
+            r.relayed = Some(if dsn { spool::RelayedTo::Dsn } else { spool::RelayedTo::Plain });
             r.status = Some(reply.status());
             r.detail = Some(format!("relayed to {hop}: {}", reply.text()));
             tracing::info!(queue_id = id, to = r.address, hop, reply = reply.text(), "relayed");

@@ -46,6 +46,20 @@ pub struct Recipient {
     /// The remote server's reply (`smtp; 550 5.1.1 ...`), for the DSN's Diagnostic-Code.
     #[serde(default)]
     pub diagnostic: Option<String>,
+    /// Relayed to a peer without DSN: a success notice says "relayed" (RFC 3461 5.2.2). When
+    /// the peer has DSN, it sends the notices from there on, and this one sends none.
+    #[serde(default)]
+    pub relayed: Option<RelayedTo>,
+}
+
+/// How a remote recipient left this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayedTo {
+    /// A peer with DSN, which took over the notices.
+    Dsn,
+    /// A peer without DSN.
+    Plain,
 }
 
 /// A local mailbox of this message. Several recipients (aliases) can lead to one mailbox; it
@@ -238,6 +252,7 @@ mod tests {
                 detail: None,
                 status: None,
                 diagnostic: None,
+                relayed: None,
             }],
             mailboxes: vec![Mailbox { user: "tyler".into(), delivered: false }],
             attempts: 0,

@@ -304,6 +304,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     detail: None,
                     status: None,
                     diagnostic: None,
+                    relayed: None,
                 }
             })
             .collect();
