@@ -35,7 +35,7 @@ run_source() {
     local start end sent delivered
     start=$(date +%s.%N)
     # shellcheck disable=SC2086 # SOURCE_ARGS is a word list on purpose (e.g. "-d").
-    smtp-source ${SOURCE_ARGS:-} -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f sender@bench.test -t tyler@localhost "127.0.0.1:$port"
+    smtp-source ${SOURCE_ARGS:-} -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f sender@bench.test -t "${RCPT:-tyler@localhost}" "127.0.0.1:$port"
     end=$(date +%s.%N)
     sent=$(echo "$end - $start" | bc -l)
     delivered=$(wait_for "$root" "$MESSAGES" "$start")

@@ -7,8 +7,10 @@
 # server in turn. For each we print:
 #   accepted/s   messages answered 250 per second (smtp-source's wall time)
 #   delivered/s  messages in the Maildir per second, from the first connection until the
-#                last message is in new/ (Wasmail stores before the 250, so for it the two
-#                are the same; Postfix queues first and delivers with virtual(8) after)
+#                last message is in new/ (both queue first, fsync'd before the 250, and
+#                deliver after it)
+# Then the same load to another domain, relayed by each server to a Wasmail next hop, whose
+# Maildir is counted.
 #
 # Usage: bench/smtp-throughput.sh [MESSAGES] [SESSIONS] [SIZE]   (defaults 5000 20 4096)
 # Installs postfix (for smtp-source and the comparison; the system Postfix is never started:
@@ -81,3 +83,19 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$POSTFIX_PORT") 2>/dev/nu
 run_source postfix "$POSTFIX_PORT" "$pf/mail"
 
 echo "wasmail/postfix delivered ratio: $(ratio wasmail postfix)"
+
+# Relaying: the same load for another domain, through Wasmail and through the same Postfix,
+# each relaying to a fresh Wasmail instance (the next hop) that delivers into its Maildir.
+HOP_A=2636
+HOP_B=2637
+RELAY_PORT=2638
+start_wasmail "$work/hop-a" "$HOP_A" --domain remote.test
+start_wasmail "$work/hop-b" "$HOP_B" --domain remote.test
+printf 'relay_networks = ["127.0.0.0/8"]\n[routes]\n"remote.test" = "127.0.0.1:%s"\n' "$HOP_A" >"$work/relay.toml"
+start_wasmail "$work/relay" "$RELAY_PORT" --config "$work/relay.toml"
+RCPT=tyler@remote.test run_source wasmail-relay "$RELAY_PORT" "$work/hop-a/data/mail"
+$sudo postconf -c "$pf" -e "relay_domains = remote.test" "transport_maps = inline:{remote.test=smtp:[127.0.0.1]:$HOP_B}"
+$sudo postfix -c "$pf" reload >/dev/null 2>&1
+sleep 1
+RCPT=tyler@remote.test run_source postfix-relay "$POSTFIX_PORT" "$work/hop-b/data/mail"
+echo "wasmail/postfix relayed ratio: $(ratio wasmail-relay postfix-relay)"
