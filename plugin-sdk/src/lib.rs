@@ -56,6 +56,7 @@ pub use bindings::wasmail::plugin::types::{
     Manifest, Param, Reply, ReplyContext, Verdict,
 };
 
+pub use bindings::exports::wasmail::plugin::delivery::{Decision, MessageInfo, RecipientInfo, Route};
 pub use bindings::exports::wasmail::plugin::mime_handler::{ParamValue, PartAction, PartInfo, PartResult, Replacement};
 
 pub mod host;
@@ -110,6 +111,16 @@ pub trait Plugin: Default + 'static {
     fn on_part(&mut self, _part: PartInfo) -> PartResult {
         PartResult::keep()
     }
+
+    /// Where a recipient's copy goes, at the message's first delivery attempt (list
+    /// [`Hook::Route`] in the manifest). The default leaves it to the server.
+    fn route(&mut self, _message: MessageInfo, _recipient: RecipientInfo) -> Decision {
+        Decision::default_route()
+    }
+
+    /// After each delivery attempt, for each recipient (list [`Hook::DeliveryResult`]):
+    /// `outcome` is `delivered`, `failed` or `deferred`.
+    fn delivery_result(&mut self, _message: MessageInfo, _recipient: String, _outcome: String, _detail: String) {}
 }
 
 impl Manifest {
@@ -170,6 +181,25 @@ impl Manifest {
     pub fn mime_type(mut self, pattern: &str) -> Manifest {
         self.mime_types.push(pattern.to_string());
         self
+    }
+}
+
+impl Decision {
+    /// Leave the recipient to the server.
+    pub fn default_route() -> Decision {
+        Decision { route: Route::Default, copies: Vec::new() }
+    }
+
+    /// A decision with this route and no copies.
+    pub fn route(route: Route) -> Decision {
+        Decision { route, copies: Vec::new() }
+    }
+}
+
+impl MessageInfo {
+    /// The value of the first header field called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_value(&self.headers, name)
     }
 }
 
@@ -315,6 +345,20 @@ macro_rules! export_plugin {
                 }
                 fn on_reply(context: $crate::ReplyContext) -> ::std::vec::Vec<::std::string::String> {
                     with(|p| p.on_reply(context))
+                }
+            }
+
+            impl $crate::bindings::exports::wasmail::plugin::delivery::Guest for Exports {
+                fn route_recipient(message: $crate::MessageInfo, recipient: $crate::RecipientInfo) -> $crate::Decision {
+                    with(|p| p.route(message, recipient))
+                }
+                fn delivery_result(
+                    message: $crate::MessageInfo,
+                    recipient: ::std::string::String,
+                    outcome: ::std::string::String,
+                    detail: ::std::string::String,
+                ) {
+                    with(|p| p.delivery_result(message, recipient, outcome, detail))
                 }
             }
 

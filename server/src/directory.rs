@@ -192,6 +192,10 @@ impl Directory {
 }
 
 impl crate::queue::Router for Directory {
+    fn is_local(&self, domain: &str) -> bool {
+        self.is_local_domain(domain)
+    }
+
     fn local_mailboxes(&self, address: &str) -> Option<Vec<String>> {
         let (parsed, rest) = crate::smtp::proto::address::parse_mailbox(address).ok()?;
         if !rest.is_empty() {

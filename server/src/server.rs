@@ -30,9 +30,11 @@ pub async fn build_context(config: Config, plugins_required: bool) -> anyhow::Re
     };
     let store: Arc<dyn crate::store::MailStore> = Arc::new(store);
     let router: Arc<dyn crate::queue::Router> = Arc::clone(&directory) as _;
-    let queue = Queue::open(&config.data_dir, &config.hostname, Arc::clone(&store), router, config.queue.clone(), &config.routes)
-        .with_context(|| format!("cannot open the queue under {}", config.data_dir.display()))?;
-    Ok(Arc::new(Context { config, directory, store, queue: Arc::new(queue), plugins: Arc::new(plugins) }))
+    let plugins = Arc::new(plugins);
+    let queue =
+        Queue::open(&config.data_dir, &config.hostname, Arc::clone(&store), router, config.queue.clone(), &config.routes, Arc::clone(&plugins))
+            .with_context(|| format!("cannot open the queue under {}", config.data_dir.display()))?;
+    Ok(Arc::new(Context { config, directory, store, queue: Arc::new(queue), plugins }))
 }
 
 /// Binds every listener, then serves until SIGINT or SIGTERM.

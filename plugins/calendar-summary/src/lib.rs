@@ -59,7 +59,8 @@ fn summary_of(calendar: &str) -> Option<(String, Option<String>)> {
             "END" if value.eq_ignore_ascii_case("VEVENT") => break,
             "SUMMARY" if in_event && summary.is_none() => summary = Some(unescape(value)),
             "DTSTART" if in_event && start.is_none() => {
-                let tzid = pieces.find_map(|p| p.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case("TZID")).map(|(_, v)| v.trim_matches('"').to_string()));
+                let tzid = pieces
+                    .find_map(|p| p.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case("TZID")).map(|(_, v)| v.trim_matches('"').to_string()));
                 start = Some(match tzid {
                     Some(tz) => format!("{value} ({tz})"),
                     None => value.to_string(),

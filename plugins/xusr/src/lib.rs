@@ -2,7 +2,9 @@
 //! as submitted by a user agent, so a missing Date or Message-ID header is added (RFC 6409
 //! section 8.2 and 8.3).
 
-use wasmail_plugin_sdk::{export_plugin, header_value, host, switch_on, CommandResult, DataResult, Envelope, Header, HeaderChange, Hook, Manifest, Plugin};
+use wasmail_plugin_sdk::{
+    export_plugin, header_value, host, switch_on, CommandResult, DataResult, Envelope, Header, HeaderChange, Hook, Manifest, Plugin,
+};
 
 #[derive(Default)]
 struct Xusr {

@@ -9,5 +9,6 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+pub use self::exports::wasmail::plugin::delivery as delivery_types;
 pub use self::exports::wasmail::plugin::mime_handler as mime_types;
 pub use self::wasmail::plugin::types;

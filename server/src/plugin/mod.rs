@@ -14,6 +14,7 @@
 
 pub mod bench;
 mod bindings;
+pub mod delivery;
 pub mod kv;
 mod mime;
 mod session;
@@ -190,6 +191,12 @@ impl Registry {
     }
 
     /// The EHLO lines the plugins add, in plugin order.
+    /// Whether some plugin asked for `hook` (outside a session: modes activated by a verb
+    /// never apply).
+    pub fn plugins_with(&self, hook: Hook) -> bool {
+        self.plugins.iter().any(|p| p.wants(hook) && !p.hooks_need_verb())
+    }
+
     pub fn ehlo_lines(&self) -> impl Iterator<Item = String> + '_ {
         self.plugins.iter().flat_map(|p| &p.manifest.ehlo_keywords).map(ehlo_line)
     }
@@ -381,6 +388,8 @@ pub fn describe(manifest: &Manifest, settings: &PluginSettings) -> String {
             Hook::Data => "data",
             Hook::Reset => "reset",
             Hook::Reply => "reply",
+            Hook::Route => "route",
+            Hook::DeliveryResult => "delivery-result",
         }
         .to_string()
     });

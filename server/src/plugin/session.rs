@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use wasmtime::Store;
 
-use super::bindings::{mime_types, types as wit, Plugin};
+use super::bindings::{delivery_types, mime_types, types as wit, Plugin};
 use super::state::State;
 use super::validate::{self, Decision};
 use super::{arm_deadline, new_store, FailurePolicy, Hook, Registry};
@@ -315,6 +315,8 @@ pub(super) enum Call<'a> {
     Command(&'a str, &'a str),
     Reply(&'a wit::ReplyContext),
     Part(&'a mime_types::PartInfo),
+    Route(&'a delivery_types::MessageInfo, &'a delivery_types::RecipientInfo),
+    DeliveryResult(&'a delivery_types::MessageInfo, &'a str, &'a str, &'a str),
 }
 
 /// What a hook call returned.
@@ -325,6 +327,7 @@ pub(super) enum Output {
     Command(wit::CommandResult),
     Lines(Vec<String>),
     Part(mime_types::PartResult),
+    Decision(delivery_types::Decision),
 }
 
 async fn invoke(bindings: &Plugin, store: &mut Store<State>, call: &Call<'_>) -> wasmtime::Result<Output> {
@@ -342,6 +345,13 @@ async fn invoke(bindings: &Plugin, store: &mut Store<State>, call: &Call<'_>) ->
         Call::Command(verb, args) => Output::Command(guest.call_on_command(&mut *store, verb, args).await?),
         Call::Reply(context) => Output::Lines(guest.call_on_reply(&mut *store, context).await?),
         Call::Part(info) => Output::Part(bindings.wasmail_plugin_mime_handler().call_on_part(&mut *store, info).await?),
+        Call::Route(message, recipient) => {
+            Output::Decision(bindings.wasmail_plugin_delivery().call_route_recipient(&mut *store, message, recipient).await?)
+        }
+        Call::DeliveryResult(message, recipient, outcome, detail) => {
+            bindings.wasmail_plugin_delivery().call_delivery_result(&mut *store, message, recipient, outcome, detail).await?;
+            Output::Unit
+        }
     })
 }
 

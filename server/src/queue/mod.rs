@@ -28,12 +28,17 @@ use tokio::sync::{broadcast, Semaphore};
 pub use spool::{Envelope, Mailbox, Recipient, Spool, State};
 
 use crate::config::QueueConfig;
+use crate::plugin::delivery::{MessageInfo, RecipientInfo, Route, RouteOutcome};
+use crate::plugin::{Hook, Registry, SessionPlugins};
 use crate::store::{DeliveryKey, MailStore};
 
 /// Where an address is delivered locally: the queue needs it for the notices it sends.
 pub trait Router: Send + Sync {
     /// The mailboxes of a local address, or None if it is not local.
     fn local_mailboxes(&self, address: &str) -> Option<Vec<String>>;
+
+    /// Whether mail for `domain` is delivered here.
+    fn is_local(&self, domain: &str) -> bool;
 }
 
 pub struct Queue {
@@ -45,6 +50,8 @@ pub struct Queue {
     hostname: String,
     /// Next hops for remote domains.
     hops: route::Router,
+    /// The plugins, for the delivery hooks.
+    plugins: Arc<Registry>,
     /// Where local recipients' mail goes.
     store: Arc<dyn MailStore>,
     /// Retry schedule, expiry, concurrency.
@@ -68,6 +75,7 @@ impl Queue {
         router: Arc<dyn Router>,
         config: QueueConfig,
         routes: &std::collections::BTreeMap<String, String>,
+        plugins: Arc<Registry>,
     ) -> std::io::Result<Queue> {
         let slots = Arc::new(Semaphore::new(config.workers.max(1)));
         let (flush, _) = broadcast::channel(16);
@@ -76,6 +84,7 @@ impl Queue {
             router,
             hostname: hostname.to_string(),
             hops: route::Router::new(routes),
+            plugins,
             store,
             config,
             slots,
@@ -172,22 +181,51 @@ impl Queue {
         }
     }
 
-    /// One delivery attempt: local mailboxes on the blocking pool, remote recipients through
-    /// the relay client, then the bookkeeping. Returns the envelope if the entry stays queued.
-    async fn attempt(self: Arc<Self>, envelope: Envelope, check: bool) -> Option<Envelope> {
+    /// One delivery attempt: the message is read, the delivery hooks route the recipients
+    /// not routed yet, local mailboxes are written on the blocking pool, remote recipients go
+    /// through the relay client, the hooks hear the results, and the entry is updated.
+    /// Returns the envelope if the entry stays queued.
+    async fn attempt(self: Arc<Self>, mut envelope: Envelope, check: bool) -> Option<Envelope> {
         let before: Vec<State> = envelope.recipients.iter().map(|r| r.state).collect();
         let queue = Arc::clone(&self);
-        let local = tokio::task::spawn_blocking(move || queue.deliver_local(envelope, check)).await.ok()?;
-        let (mut envelope, content, mut errors) = match local {
-            Local::Removed => return None,
-            Local::Unreadable(envelope, error) => {
+        let id = envelope.id.clone();
+        let content = match tokio::task::spawn_blocking(move || queue.read_message(&id)).await.ok()? {
+            Read::Removed => return None,
+            Read::Failed(error) => {
                 let queue = Arc::clone(&self);
                 return tokio::task::spawn_blocking(move || queue.reschedule(envelope, &error, &[])).await.ok()?;
             }
-            Local::Done { envelope, content, errors } => (envelope, content, errors),
+            Read::Content(content) => Arc::new(content),
         };
+        let hooks = self.plugins.plugins_with(Hook::Route) || self.plugins.plugins_with(Hook::DeliveryResult);
+        let mut plugins = hooks.then(|| SessionPlugins::new(Arc::clone(&self.plugins), &envelope.id));
+        let message = message_info(&envelope, &content);
+        match plugins.as_mut() {
+            Some(p) if p.wants_delivery(Hook::Route) => self.route_recipients(p, &mut envelope, &message).await,
+            _ => envelope.recipients.iter_mut().for_each(|r| r.routed = true),
+        }
+        let held = settle_mailboxes(&mut envelope);
+        let queue = Arc::clone(&self);
+        let local_content = Arc::clone(&content);
+        let (mut envelope, mut errors) =
+            tokio::task::spawn_blocking(move || queue.deliver_local(envelope, check, &local_content, &held)).await.ok()?;
         errors.extend(self.relay_remote(&mut envelope, &content[..]).await);
         envelope.attempts += 1;
+        if let Some(p) = plugins.as_mut().filter(|p| p.wants_delivery(Hook::DeliveryResult)) {
+            for (i, r) in envelope.recipients.iter().enumerate() {
+                let was_pending = before.get(i).is_none_or(|s| *s == State::Pending);
+                if !was_pending || r.discarded || !r.routed {
+                    continue;
+                }
+                let outcome = match r.state {
+                    State::Delivered => "delivered",
+                    State::Failed => "failed",
+                    State::Pending => "deferred",
+                };
+                p.on_delivery_result(&message, &r.address, outcome, r.detail.as_deref().unwrap_or("")).await;
+            }
+        }
+        drop(plugins);
         let queue = Arc::clone(&self);
         tokio::task::spawn_blocking(move || {
             queue.notify_changes(&envelope, &before, &content[..]);
@@ -201,29 +239,164 @@ impl Queue {
         .ok()?
     }
 
-    /// Reads the message and stores it in every local mailbox not done yet (blocking).
-    fn deliver_local(&self, mut envelope: Envelope, check: bool) -> Local {
-        let id = envelope.id.clone();
-        let content = match self.spool.message(&id) {
-            Ok(content) => Arc::new(content),
+    /// The queued message (blocking).
+    fn read_message(&self, id: &str) -> Read {
+        match self.spool.message(id) {
+            Ok(content) => Read::Content(content),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Removed by an operator (`wasmail queue remove`).
-                let _ = self.spool.remove(&id);
+                let _ = self.spool.remove(id);
                 tracing::info!(queue_id = id, "queue entry removed");
-                return Local::Removed;
+                Read::Removed
             }
             Err(e) => {
                 tracing::error!(queue_id = id, error = %e, "cannot read the queued message");
-                return Local::Unreadable(envelope, e.to_string());
+                Read::Failed(e.to_string())
             }
+        }
+    }
+
+    /// Asks the delivery hooks where each recipient not routed yet goes, and applies it.
+    async fn route_recipients(&self, plugins: &mut SessionPlugins, envelope: &mut Envelope, message: &MessageInfo) {
+        for i in 0..envelope.recipients.len() {
+            let r = &envelope.recipients[i];
+            if r.routed || r.state != State::Pending {
+                continue;
+            }
+            let first = r.mailboxes.first().and_then(|&m| envelope.mailboxes.get(m));
+            let info = RecipientInfo { address: r.address.clone(), mailbox: first.map(|m| m.user.clone()), tag: first.and_then(|m| m.tag.clone()) };
+            let (route, by, copies) = match plugins.on_route(message, &info).await {
+                RouteOutcome::Deferred(text) => {
+                    let r = &mut envelope.recipients[i];
+                    r.status = Some("4.3.0".into());
+                    r.detail = Some(text);
+                    continue;
+                }
+                RouteOutcome::Decided { route, by, copies } => (route, by.unwrap_or_default(), copies),
+            };
+            let original = envelope.recipients[i].address.clone();
+            match route {
+                Route::Default => {}
+                Route::Folder(folder) if crate::store::valid_folder(&folder) && !envelope.recipients[i].mailboxes.is_empty() => {
+                    let indexes = envelope.recipients[i].mailboxes.clone();
+                    let moved = indexes
+                        .iter()
+                        .map(|&m| {
+                            let (user, tag) = (envelope.mailboxes[m].user.clone(), envelope.mailboxes[m].tag.clone());
+                            mailbox_index(envelope, &user, Some(&folder), tag)
+                        })
+                        .collect();
+                    envelope.recipients[i].mailboxes = moved;
+                    tracing::info!(queue_id = envelope.id, to = original, folder, plugin = by, "routed into a folder");
+                }
+                Route::Folder(folder) => {
+                    tracing::warn!(
+                        queue_id = envelope.id,
+                        to = original,
+                        folder,
+                        plugin = by,
+                        "folder route ignored: a bad name, or not a local recipient"
+                    )
+                }
+                Route::Redirect(targets) => {
+                    let r = &mut envelope.recipients[i];
+                    let (notify, orcpt) = (r.notify.clone(), r.orcpt.clone().or_else(|| Some(format!("rfc822;{original}"))));
+                    r.mailboxes.clear();
+                    r.state = State::Delivered;
+                    r.discarded = true;
+                    r.detail = Some(format!("redirected by {by} to {}", targets.join(", ")));
+                    tracing::info!(queue_id = envelope.id, to = original, targets = targets.join(","), plugin = by, "redirected");
+                    for target in targets.iter().take(100) {
+                        self.add_recipient(envelope, target, notify.clone(), orcpt.clone());
+                    }
+                }
+                Route::Discard => {
+                    let r = &mut envelope.recipients[i];
+                    r.mailboxes.clear();
+                    r.state = State::Delivered;
+                    r.discarded = true;
+                    r.detail = Some(format!("discarded by {by}"));
+                    tracing::info!(queue_id = envelope.id, to = original, plugin = by, "discarded by a delivery hook");
+                }
+                Route::Relay(hop) if route::split_route(&hop).is_ok() => {
+                    let r = &mut envelope.recipients[i];
+                    r.mailboxes.clear();
+                    r.remote = true;
+                    r.route = Some(hop);
+                }
+                Route::Relay(hop) => tracing::warn!(queue_id = envelope.id, to = original, hop, plugin = by, "relay route ignored: not host:port"),
+                Route::Reject(text) => {
+                    let r = &mut envelope.recipients[i];
+                    r.state = State::Failed;
+                    r.status = Some("5.7.1".into());
+                    r.detail = Some(text.chars().filter(|c| !c.is_control()).take(300).collect());
+                }
+                Route::Defer(text) => {
+                    let r = &mut envelope.recipients[i];
+                    r.status = Some("4.7.0".into());
+                    r.detail = Some(text.chars().filter(|c| !c.is_control()).take(300).collect());
+                    continue;
+                }
+            }
+            for copy in copies.iter() {
+                self.add_recipient(envelope, copy, Some(vec!["NEVER".into()]), None);
+            }
+            envelope.recipients[i].routed = true;
+        }
+    }
+
+    /// Adds a recipient that a delivery hook named (a redirect or a copy): local through the
+    /// directory, else relayed. Its route is settled (hooks are not asked again, so they
+    /// cannot loop).
+    fn add_recipient(&self, envelope: &mut Envelope, address: &str, notify: Option<Vec<String>>, orcpt: Option<String>) {
+        let parsed = crate::smtp::proto::address::parse_mailbox(address.trim());
+        if !matches!(parsed, Ok((_, ""))) {
+            tracing::warn!(queue_id = envelope.id, address, "a delivery hook named a bad address; ignored");
+            return;
+        }
+        let address = address.trim().to_string();
+        let local_domain = address.rsplit_once('@').is_some_and(|(_, d)| self.router.is_local(d));
+        let (mailboxes, remote, state) = match self.router.local_mailboxes(&address) {
+            Some(users) => (users.iter().map(|u| mailbox_index(envelope, u, None, None)).collect(), false, State::Pending),
+            // A local address with no mailbox fails (5.1.1) rather than going out.
+            None if local_domain => (Vec::new(), false, State::Failed),
+            None => (Vec::new(), true, State::Pending),
         };
+        let unknown = state == State::Failed;
+        envelope.recipients.push(Recipient {
+            address,
+            orcpt,
+            notify,
+            mailboxes,
+            remote,
+            state,
+            detail: unknown.then(|| "no such user here".to_string()),
+            status: unknown.then(|| "5.1.1".to_string()),
+            diagnostic: None,
+            routed: true,
+            route: None,
+            discarded: false,
+            relayed: None,
+        });
+    }
+
+    /// Stores the message in every local mailbox not done yet and not `held` (blocking), and
+    /// settles the local recipients. Returns the errors.
+    fn deliver_local(&self, mut envelope: Envelope, check: bool, content: &[u8], held: &[usize]) -> (Envelope, Vec<String>) {
+        let id = envelope.id.clone();
         let mut errors: Vec<(usize, String)> = Vec::new();
-        for (index, mailbox) in envelope.mailboxes.iter_mut().enumerate().filter(|(_, m)| !m.delivered) {
+        for (index, mailbox) in envelope.mailboxes.iter_mut().enumerate().filter(|(i, m)| !m.delivered && !held.contains(i)) {
             let key = DeliveryKey { key: format!("{id}-{index}"), time: envelope.arrived };
-            match self.store.deliver(&mailbox.user, &key, &[&content], check) {
+            match self.store.deliver(&mailbox.user, mailbox.folder.as_deref(), &key, &[content], check) {
                 Ok(stored) => {
                     mailbox.delivered = true;
-                    tracing::info!(queue_id = id, user = mailbox.user, file = stored.id, "delivered");
+                    tracing::info!(
+                        queue_id = id,
+                        user = mailbox.user,
+                        folder = mailbox.folder.as_deref().unwrap_or(""),
+                        file = stored.id,
+                        "delivered"
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(queue_id = id, user = mailbox.user, error = %e, "delivery failed; will retry");
@@ -231,7 +404,7 @@ impl Queue {
                 }
             }
         }
-        for recipient in envelope.recipients.iter_mut().filter(|r| r.state == State::Pending && !r.remote) {
+        for recipient in envelope.recipients.iter_mut().filter(|r| r.state == State::Pending && !r.remote && r.routed) {
             if recipient.mailboxes.is_empty() {
                 recipient.state = State::Failed;
                 recipient.detail = Some("no route to this recipient".into());
@@ -245,28 +418,38 @@ impl Queue {
                 recipient.status = Some("4.2.0".into());
             }
         }
-        Local::Done { envelope, content, errors: errors.into_iter().map(|(_, e)| e).collect() }
+        (envelope, errors.into_iter().map(|(_, e)| e).collect())
     }
 
     /// Relays the pending remote recipients, domain by domain, trying each next hop in turn
     /// until one takes a session. Returns the temporary errors.
     async fn relay_remote(&self, envelope: &mut Envelope, content: &[u8]) -> Vec<String> {
-        let mut domains: Vec<String> = Vec::new();
-        for r in envelope.recipients.iter().filter(|r| r.state == State::Pending && r.remote) {
-            let domain = r.address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
-            if !domains.contains(&domain) {
-                domains.push(domain);
+        // Recipients go out in groups: one per domain, or per next hop a delivery hook chose.
+        let group_of = |r: &Recipient| match &r.route {
+            Some(hop) => (String::new(), Some(hop.clone())),
+            None => (r.address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default(), None),
+        };
+        let mut groups: Vec<(String, Option<String>)> = Vec::new();
+        for r in envelope.recipients.iter().filter(|r| r.state == State::Pending && r.remote && r.routed) {
+            let group = group_of(r);
+            if !groups.contains(&group) {
+                groups.push(group);
             }
         }
         let mut errors = Vec::new();
-        for domain in domains {
+        for group in groups {
             let targets: Vec<usize> = (0..envelope.recipients.len())
                 .filter(|&i| {
                     let r = &envelope.recipients[i];
-                    r.state == State::Pending && r.remote && r.address.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(&domain))
+                    r.state == State::Pending && r.remote && r.routed && group_of(r) == group
                 })
                 .collect();
-            let hops = match self.hops.hops(&domain).await {
+            let (domain, via) = group;
+            let found = match &via {
+                Some(hop) => self.hops.via(hop).await,
+                None => self.hops.hops(&domain).await,
+            };
+            let hops = match found {
                 Ok(hops) => hops,
                 Err(route::NoRoute::Permanent { status, text }) => {
                     for &i in &targets {
@@ -324,18 +507,22 @@ impl Queue {
         // What a recipient that became final is reported as; None: nothing from here (a
         // peer with DSN reports from then on).
         let action_of = |r: &Recipient| match (r.state, r.relayed) {
+            _ if r.discarded => None,
             (State::Failed, _) => Some(dsn::Action::Failed),
             (State::Delivered, None) => Some(dsn::Action::Delivered),
             (State::Delivered, Some(spool::RelayedTo::Plain)) => Some(dsn::Action::Relayed),
             _ => None,
         };
         for action in [dsn::Action::Delivered, dsn::Action::Relayed, dsn::Action::Failed] {
+            // Recipients added in this attempt (redirects, copies) were pending before it.
             let recipients: Vec<&Recipient> = envelope
                 .recipients
                 .iter()
-                .zip(before)
-                .filter(|(r, was)| **was == State::Pending && action_of(r) == Some(action) && dsn::wanted(envelope, r, action))
-                .map(|(r, _)| r)
+                .enumerate()
+                .filter(|(i, r)| {
+                    before.get(*i).is_none_or(|was| *was == State::Pending) && action_of(r) == Some(action) && dsn::wanted(envelope, r, action)
+                })
+                .map(|(_, r)| r)
                 .collect();
             self.notice(envelope, &recipients, action, content);
         }
@@ -369,9 +556,12 @@ impl Queue {
                 detail: None,
                 status: None,
                 diagnostic: None,
+                routed: true,
+                route: None,
+                discarded: false,
                 relayed: None,
             }],
-            mailboxes: users.into_iter().map(|user| Mailbox { user, delivered: false }).collect(),
+            mailboxes: users.into_iter().map(|user| Mailbox { user, folder: None, tag: None, delivered: false }).collect(),
             attempts: 0,
             next_attempt: 0,
             delay_warned: false,
@@ -447,17 +637,45 @@ impl Queue {
     }
 }
 
-/// What the local part of an attempt found.
-enum Local {
+/// Reading an entry's message.
+enum Read {
+    Content(Vec<u8>),
     /// The entry was removed by an operator.
     Removed,
     /// The message could not be read: retry later.
-    Unreadable(Envelope, String),
-    Done {
-        envelope: Envelope,
-        content: Arc<Vec<u8>>,
-        errors: Vec<String>,
-    },
+    Failed(String),
+}
+
+/// The index of the mailbox entry for (user, folder), added if missing.
+fn mailbox_index(envelope: &mut Envelope, user: &str, folder: Option<&str>, tag: Option<String>) -> usize {
+    if let Some(i) = envelope.mailboxes.iter().position(|m| m.user == user && m.folder.as_deref() == folder) {
+        return i;
+    }
+    envelope.mailboxes.push(Mailbox { user: user.to_string(), folder: folder.map(str::to_string), tag, delivered: false });
+    envelope.mailboxes.len() - 1
+}
+
+/// After routing: mailboxes that no pending recipient needs any more (a hook moved the copy
+/// into a folder, redirected or discarded it) are settled without a copy; the mailboxes of
+/// recipients whose route is not decided yet are held for a later attempt (returned).
+fn settle_mailboxes(envelope: &mut Envelope) -> Vec<usize> {
+    let pending: Vec<&Recipient> = envelope.recipients.iter().filter(|r| r.state == State::Pending).collect();
+    let needed: Vec<usize> = pending.iter().filter(|r| r.routed).flat_map(|r| r.mailboxes.clone()).collect();
+    let waiting: Vec<usize> = pending.iter().filter(|r| !r.routed).flat_map(|r| r.mailboxes.clone()).filter(|m| !needed.contains(m)).collect();
+    for (i, mailbox) in envelope.mailboxes.iter_mut().enumerate() {
+        if !mailbox.delivered && !needed.contains(&i) && !waiting.contains(&i) {
+            mailbox.delivered = true;
+        }
+    }
+    waiting
+}
+
+/// The message as the delivery hooks see it.
+fn message_info(envelope: &Envelope, content: &[u8]) -> MessageInfo {
+    let (fields, _) = crate::mime::header::fields(content);
+    let headers =
+        fields.iter().map(|f| crate::plugin::Header { name: f.name.clone(), value: crate::mime::header::unfolded_value(content, f) }).collect();
+    MessageInfo { queue_id: envelope.id.clone(), sender: envelope.sender.clone(), headers, size: content.len() as u64 }
 }
 
 /// Records what the next hop said about one recipient.

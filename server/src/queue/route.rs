@@ -36,6 +36,11 @@ impl Router {
         Router { routes, resolver: tokio::sync::OnceCell::new() }
     }
 
+    /// The hop a delivery hook named (`host:port`).
+    pub async fn via(&self, route: &str) -> Result<Vec<Hop>, NoRoute> {
+        Ok(vec![resolve_route(route).await?])
+    }
+
     /// The hops for `domain`, in the order to try them.
     pub async fn hops(&self, domain: &str) -> Result<Vec<Hop>, NoRoute> {
         let domain = domain.to_ascii_lowercase();

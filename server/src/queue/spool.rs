@@ -46,6 +46,15 @@ pub struct Recipient {
     /// The remote server's reply (`smtp; 550 5.1.1 ...`), for the DSN's Diagnostic-Code.
     #[serde(default)]
     pub diagnostic: Option<String>,
+    /// The delivery hooks have decided its route (or there are none).
+    #[serde(default)]
+    pub routed: bool,
+    /// A next hop a delivery hook chose (`host:port`), overriding the domain's.
+    #[serde(default)]
+    pub route: Option<String>,
+    /// A delivery hook discarded it: no copy, no notice.
+    #[serde(default)]
+    pub discarded: bool,
     /// Relayed to a peer without DSN: a success notice says "relayed" (RFC 3461 5.2.2). When
     /// the peer has DSN, it sends the notices from there on, and this one sends none.
     #[serde(default)]
@@ -67,6 +76,12 @@ pub enum RelayedTo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mailbox {
     pub user: String,
+    /// A folder a delivery hook chose (`Lists/rust`); None is the inbox.
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// The `+tag` the recipient address carried, for the delivery hooks.
+    #[serde(default)]
+    pub tag: Option<String>,
     pub delivered: bool,
 }
 
@@ -252,9 +267,12 @@ mod tests {
                 detail: None,
                 status: None,
                 diagnostic: None,
+                routed: false,
+                route: None,
+                discarded: false,
                 relayed: None,
             }],
-            mailboxes: vec![Mailbox { user: "tyler".into(), delivered: false }],
+            mailboxes: vec![Mailbox { user: "tyler".into(), folder: None, tag: None, delivered: false }],
             attempts: 0,
             next_attempt: 0,
             delay_warned: false,

@@ -285,7 +285,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     .map(|m| match mailboxes.iter().position(|q| q.user == m.user) {
                         Some(i) => i,
                         None => {
-                            mailboxes.push(queue::Mailbox { user: m.user.clone(), delivered: false });
+                            mailboxes.push(queue::Mailbox { user: m.user.clone(), folder: None, tag: m.tag.clone(), delivered: false });
                             mailboxes.len() - 1
                         }
                     })
@@ -304,6 +304,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     detail: None,
                     status: None,
                     diagnostic: None,
+                    routed: false,
+                    route: None,
+                    discarded: false,
                     relayed: None,
                 }
             })

@@ -54,6 +54,23 @@ impl Maildir {
         Ok(dir)
     }
 
+    /// A folder of a mailbox, Maildir++ style: `Lists/rust` is `USER/.Lists.rust/` with its
+    /// own `tmp`, `new`, `cur` and a `maildirfolder` marker, as Dovecot lays them out.
+    fn ensure_folder(&self, user_dir: &Path, folder: &str) -> io::Result<PathBuf> {
+        if !super::valid_folder(folder) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad folder name {folder:?}")));
+        }
+        let dir = user_dir.join(format!(".{}", folder.replace('/', ".")));
+        if !dir.join("cur").is_dir() {
+            create_dir_durably(&dir)?;
+            for sub in ["tmp", "new", "cur"] {
+                create_dir_durably(&dir.join(sub))?;
+            }
+            File::create(dir.join("maildirfolder"))?;
+        }
+        Ok(dir)
+    }
+
     /// The file name of a keyed delivery, before its `,S=...,W=...` sizes: the arrival time
     /// first, as Maildir names begin.
     fn unique_name(&self, key: &DeliveryKey) -> String {
@@ -77,11 +94,14 @@ impl Maildir {
 }
 
 impl MailStore for Maildir {
-    fn deliver(&self, user: &str, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> io::Result<Delivered> {
+    fn deliver(&self, user: &str, folder: Option<&str>, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> io::Result<Delivered> {
         if key.key.is_empty() || !key.key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad delivery key {:?}", key.key)));
         }
-        let dir = self.ensure_user(user)?;
+        let mut dir = self.ensure_user(user)?;
+        if let Some(folder) = folder {
+            dir = self.ensure_folder(&dir, folder)?;
+        }
         let unique = self.unique_name(key);
         if check {
             if let Some(existing) = Self::find(&dir, &unique)? {
@@ -185,7 +205,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Maildir::new(dir.path(), "mx/1:2").unwrap();
         let key = |k: &str| DeliveryKey { key: k.into(), time: 1_800_000_000 };
-        let d = store.deliver("tyler", &key("Q1-0"), &[b"Return-Path: <>\r\n", b"Subject: hi\r\n\r\nbody\r\n"], false).unwrap();
+        let d = store.deliver("tyler", None, &key("Q1-0"), &[b"Return-Path: <>\r\n", b"Subject: hi\r\n\r\nbody\r\n"], false).unwrap();
         let path = dir.path().join("mail/tyler/new").join(&d.id);
         let content = fs::read(&path).unwrap();
         assert_eq!(content, b"Return-Path: <>\nSubject: hi\n\nbody\n");
@@ -194,17 +214,17 @@ mod tests {
         assert!(dir.path().join("mail/tyler/cur").is_dir());
         assert_eq!(fs::read_dir(dir.path().join("mail/tyler/tmp")).unwrap().count(), 0);
         assert!(d.id.starts_with("1800000000.Q1-0."), "{}", d.id);
-        let second = store.deliver("tyler", &key("Q2-0"), &[b"x\r\n"], false).unwrap();
+        let second = store.deliver("tyler", None, &key("Q2-0"), &[b"x\r\n"], false).unwrap();
         assert_ne!(second.id, d.id);
         // A checked delivery of a key already stored (also after a reader moved it to cur/)
         // stores nothing.
-        assert_eq!(store.deliver("tyler", &key("Q1-0"), &[b"other\r\n"], true).unwrap(), d);
+        assert_eq!(store.deliver("tyler", None, &key("Q1-0"), &[b"other\r\n"], true).unwrap(), d);
         let new = dir.path().join("mail/tyler/new");
         fs::rename(new.join(&second.id), dir.path().join("mail/tyler/cur").join(format!("{}:2,S", second.id))).unwrap();
-        assert_eq!(store.deliver("tyler", &key("Q2-0"), &[b"x\r\n"], true).unwrap().id, format!("{}:2,S", second.id));
+        assert_eq!(store.deliver("tyler", None, &key("Q2-0"), &[b"x\r\n"], true).unwrap().id, format!("{}:2,S", second.id));
         assert_eq!(fs::read_dir(&new).unwrap().count(), 1);
         // A key that only shares a prefix is another message.
-        assert_ne!(store.deliver("tyler", &key("Q1"), &[b"x\r\n"], true).unwrap(), d);
+        assert_ne!(store.deliver("tyler", None, &key("Q1"), &[b"x\r\n"], true).unwrap(), d);
     }
 
     #[test]
@@ -212,21 +232,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Maildir::new(dir.path(), "mx").unwrap();
         let key = DeliveryKey { key: "Q1-0".into(), time: 1 };
-        assert!(store.deliver("../x", &key, &[b"x"], false).is_err());
-        assert!(store.deliver(".hidden", &key, &[b"x"], false).is_err());
-        assert!(store.deliver("tyler", &DeliveryKey { key: "../../x".into(), time: 1 }, &[b"x"], false).is_err());
+        assert!(store.deliver("../x", None, &key, &[b"x"], false).is_err());
+        assert!(store.deliver(".hidden", None, &key, &[b"x"], false).is_err());
+        assert!(store.deliver("tyler", None, &DeliveryKey { key: "../../x".into(), time: 1 }, &[b"x"], false).is_err());
+        assert!(store.deliver("tyler", Some("../../etc"), &key, &[b"x"], false).is_err());
+        assert!(store.deliver("tyler", Some(".hidden"), &key, &[b"x"], false).is_err());
+        let d = store.deliver("tyler", Some("Lists/rust users"), &key, &[b"x\r\n"], false).unwrap();
+        assert!(dir.path().join("mail/tyler/.Lists.rust users/new").join(&d.id).is_file());
+        assert!(dir.path().join("mail/tyler/.Lists.rust users/maildirfolder").is_file());
     }
 
     #[test]
     fn failure_leaves_nothing_visible() {
         let dir = tempfile::tempdir().unwrap();
         let store = Maildir::new(dir.path(), "mx").unwrap();
-        store.deliver("tyler", &DeliveryKey { key: "Q1-0".into(), time: 1 }, &[b"first\r\n"], false).unwrap();
+        store.deliver("tyler", None, &DeliveryKey { key: "Q1-0".into(), time: 1 }, &[b"first\r\n"], false).unwrap();
         // Make new/ a file so that the rename fails after the content was written.
         let new = dir.path().join("mail/tyler/new");
         fs::remove_dir_all(&new).unwrap();
         fs::write(&new, b"").unwrap();
-        assert!(store.deliver("tyler", &DeliveryKey { key: "Q2-0".into(), time: 1 }, &[b"second\r\n"], false).is_err());
+        assert!(store.deliver("tyler", None, &DeliveryKey { key: "Q2-0".into(), time: 1 }, &[b"second\r\n"], false).is_err());
         assert_eq!(fs::read_dir(dir.path().join("mail/tyler/tmp")).unwrap().count(), 0);
     }
 }

@@ -32,5 +32,17 @@ pub trait MailStore: Send + Sync + 'static {
     /// With `check`, the store first looks for a message already stored under `key` and, if
     /// there is one, returns it without storing again: after a crash between a delivery and
     /// the queue's record of it, the retry must not make a second copy.
-    fn deliver(&self, user: &str, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> std::io::Result<Delivered>;
+    /// `folder`: a folder of the mailbox (`Lists/rust`, levels separated by `/`), created if
+    /// missing; None is the inbox.
+    fn deliver(&self, user: &str, folder: Option<&str>, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> std::io::Result<Delivered>;
+}
+
+/// Whether a folder name is one a store can take: levels of letters, digits, `-`, `_` and
+/// spaces, separated by `/`, none empty or starting with a space.
+pub fn valid_folder(folder: &str) -> bool {
+    !folder.is_empty()
+        && folder.len() <= 200
+        && folder.split('/').all(|level| {
+            !level.is_empty() && !level.starts_with(' ') && level.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == ' ')
+        })
 }
