@@ -90,3 +90,34 @@ fn forward_redirects_an_address_to_others() {
     let bounce = &s.mailbox("daniel")[0];
     assert!(bounce.contains("Final-Recipient: rfc822; nobody@localhost") && bounce.contains("Status: 5.1.1"), "{bounce}");
 }
+
+#[test]
+fn a_failing_delivery_hook_follows_its_policy() {
+    for (mode, kind) in [("panic", "trap"), ("loop", "timeout"), ("copies", "invalid")] {
+        // open: the hook is skipped and the message delivered as if it were not there.
+        let toml = format!("fail = \"open\"\ncall_timeout = \"100ms\"\n[config]\nmode = \"{mode}\"\n");
+        let s = server(&[("route-trouble", Some(&toml))], &["tyler"]);
+        send(&s, &["tyler@localhost"], "", mode);
+        assert_eq!(s.mailbox("tyler").len(), 1, "{mode}");
+        let log = s.log();
+        let failure = log.iter().find(|l| l.contains("plugin failed")).unwrap_or_else(|| panic!("{mode}: nothing logged"));
+        assert!(
+            failure.contains("\"plugin\":\"route-trouble\"")
+                && failure.contains(&format!("\"kind\":\"{kind}\""))
+                && failure.contains("\"hook\":\"route\""),
+            "{failure}"
+        );
+
+        // closed: the recipient waits in the queue for a working plugin; nothing is lost.
+        let toml = format!("fail = \"closed\"\ncall_timeout = \"100ms\"\n[config]\nmode = \"{mode}\"\n");
+        let s = server(&[("route-trouble", Some(&toml))], &["tyler"]);
+        send(&s, &["tyler@localhost"], "", mode);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !s.log().iter().any(|l| l.contains("delivery deferred")) {
+            assert!(std::time::Instant::now() < deadline, "{mode}: no deferral");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(s.queued().len(), 1, "{mode}");
+        assert!(s.mailbox_now("tyler").is_empty(), "{mode}");
+    }
+}
