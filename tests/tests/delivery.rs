@@ -121,3 +121,41 @@ fn a_failing_delivery_hook_follows_its_policy() {
         assert!(s.mailbox_now("tyler").is_empty(), "{mode}");
     }
 }
+
+#[test]
+fn routes_reject_defer_discard_and_relay() {
+    let with = |mode: &str, extra: &str| server(&[("route-trouble", Some(&format!("[config]\nmode = \"{mode}\"\n{extra}")))], &["tyler", "daniel"]);
+    let from_daniel = |s: &Server| {
+        let mut c = s.connect();
+        c.greet();
+        assert_eq!(c.send_mail("daniel@localhost", &["tyler@localhost"], "Subject: routed\r\n\r\nx\r\n").code, 250);
+    };
+    // reject: a bounce with the hook's text.
+    let s = with("reject", "");
+    from_daniel(&s);
+    s.wait_for_queue();
+    let bounce = &s.mailbox("daniel")[0];
+    assert!(bounce.contains("Status: 5.7.1") && bounce.contains("tyler@localhost is not taking mail today"), "{bounce}");
+    assert!(s.mailbox("tyler").is_empty());
+    // discard: nothing, and nobody told.
+    let s = with("discard", "");
+    from_daniel(&s);
+    s.wait_for_queue();
+    assert!(s.mailbox("tyler").is_empty() && s.mailbox("daniel").is_empty());
+    // defer: waits in the queue, asked again later.
+    let s = with("defer", "");
+    from_daniel(&s);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !s.log().iter().any(|l| l.contains("delivery deferred")) {
+        assert!(std::time::Instant::now() < deadline, "no deferral");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(s.queued().len(), 1);
+    // relay: to the hop the hook names, though the recipient is local here.
+    let hop = Server::start_with(Setup { users: vec!["tyler".into()], ..Setup::default() });
+    let s = with("relay", &format!("hop = \"{}\"\n", hop.smtp));
+    from_daniel(&s);
+    s.wait_for_queue();
+    assert!(s.mailbox("tyler").is_empty());
+    assert_eq!(hop.mailbox("tyler").len(), 1);
+}
