@@ -64,6 +64,25 @@ pub struct Setup {
     pub listen: Option<String>,
 }
 
+/// Runs `tests/clients/SCRIPT` with python3 on `files` and returns what it printed (the
+/// scripts print JSON); fails the test if it fails.
+pub fn python(script: &str, files: &[PathBuf]) -> Vec<u8> {
+    let output = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("clients").join(script))
+        .args(files)
+        .output()
+        .expect("python3 is needed for this test");
+    assert!(output.status.success(), "{script}: {}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+/// The message files in a Maildir folder's `new/`, sorted by name.
+pub fn new_files(maildir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(maildir.join("new")).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    files.sort();
+    files
+}
+
 /// A port that was free a moment ago (for a server that must listen where another expects it).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -212,10 +231,7 @@ impl Server {
     /// The files of `user`'s `new/`, sorted by name, once the queue is empty.
     pub fn mailbox_files(&self, user: &str) -> Vec<PathBuf> {
         self.wait_for_queue();
-        let dir = self.dir.path().join("data/mail").join(user).join("new");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
-        files.sort();
-        files
+        new_files(&self.dir.path().join("data/mail").join(user))
     }
 
     pub fn data_dir(&self) -> PathBuf {

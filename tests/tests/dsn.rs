@@ -2,12 +2,10 @@
 //! gives up, delay warnings, success notices, NOTIFY=NEVER and the null sender. The notices
 //! are read back with Python's email package.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wasmail_tests::{Server, Setup};
+use wasmail_tests::{new_files, python, Server, Setup};
 
 /// A server whose queue retries every second and gives up (or warns) quickly, with hunt's
 /// mailbox impossible to create (a file stands in its place).
@@ -40,17 +38,10 @@ fn wait_for_mail(server: &Server, user: &str, n: usize) -> Vec<String> {
     }
 }
 
+/// The notices in `user`'s mailbox, as Python's email package reads them.
 fn notices(server: &Server, user: &str) -> Vec<Value> {
-    let dir = server.data_dir().join("mail").join(user).join("new");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    let output = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/dsn_check.py"))
-        .args(&files)
-        .output()
-        .expect("python3 is needed for this test");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    match serde_json::from_slice(&output.stdout).unwrap() {
+    let files = new_files(&server.data_dir().join("mail").join(user));
+    match serde_json::from_slice(&python("dsn_check.py", &files)).unwrap() {
         Value::Array(v) => v,
         other => panic!("{other}"),
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use wasmail_tests::{Server, Setup};
+use wasmail_tests::{python, Server, Setup};
 
 fn fixture_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
@@ -41,13 +41,7 @@ fn send(server: &Server, name: &str) -> (u16, String) {
 /// Python's view of every stored message of tyler.
 fn python_view(server: &Server) -> Vec<Value> {
     let files = server.mailbox_files("tyler");
-    let output = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/mime_check.py"))
-        .args(&files)
-        .output()
-        .expect("python3 is needed for this test");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    match serde_json::from_slice(&output.stdout).expect("JSON from mime_check.py") {
+    match serde_json::from_slice(&python("mime_check.py", &files)).expect("JSON from mime_check.py") {
         Value::Array(messages) => messages,
         other => panic!("not a list: {other}"),
     }

@@ -3,12 +3,11 @@
 //! delivery once it is up, or a bounce once the queue gives up); a next hop that refuses
 //! (an immediate bounce with the peer's reply in the DSN).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wasmail_tests::{free_port, wasmail_bin, Server, Setup};
+use wasmail_tests::{free_port, new_files, python, wasmail_bin, Server, Setup};
 
 /// The relaying instance: clients on loopback may relay; `remote.test` goes to `port`.
 fn relay(port: u16, queue: &str) -> Server {
@@ -40,13 +39,10 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// The notices in `user`'s mailbox, as Python's email package reads them.
 fn dsn_view(server: &Server, user: &str) -> Vec<Value> {
-    let dir = server.data_dir().join("mail").join(user).join("new");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    let output = Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/dsn_check.py")).args(&files).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    match serde_json::from_slice(&output.stdout).unwrap() {
+    let files = new_files(&server.data_dir().join("mail").join(user));
+    match serde_json::from_slice(&python("dsn_check.py", &files)).unwrap() {
         Value::Array(v) => v,
         other => panic!("{other}"),
     }

@@ -364,7 +364,6 @@ impl Queue {
         };
         let unknown = state == State::Failed;
         envelope.recipients.push(Recipient {
-            address,
             orcpt,
             notify,
             mailboxes,
@@ -372,11 +371,8 @@ impl Queue {
             state,
             detail: unknown.then(|| "no such user here".to_string()),
             status: unknown.then(|| "5.1.1".to_string()),
-            diagnostic: None,
             routed: true,
-            route: None,
-            discarded: false,
-            relayed: None,
+            ..Recipient::new(address)
         });
     }
 
@@ -546,20 +542,12 @@ impl Queue {
             client_ip: String::new(),
             helo: String::new(),
             recipients: vec![Recipient {
-                address: envelope.sender.clone(),
-                orcpt: None,
                 notify: Some(vec!["NEVER".into()]),
                 // A sender elsewhere gets the notice through the relay.
                 remote: users.is_empty(),
                 mailboxes: (0..users.len()).collect(),
-                state: State::Pending,
-                detail: None,
-                status: None,
-                diagnostic: None,
                 routed: true,
-                route: None,
-                discarded: false,
-                relayed: None,
+                ..Recipient::new(envelope.sender.clone())
             }],
             mailboxes: users.into_iter().map(|user| Mailbox { user, folder: None, tag: None, delivered: false }).collect(),
             attempts: 0,

@@ -71,6 +71,27 @@ pub enum RelayedTo {
     Plain,
 }
 
+impl Recipient {
+    /// A pending recipient with no mailboxes, parameters or route yet.
+    pub fn new(address: impl Into<String>) -> Recipient {
+        Recipient {
+            address: address.into(),
+            orcpt: None,
+            notify: None,
+            mailboxes: Vec::new(),
+            remote: false,
+            state: State::Pending,
+            detail: None,
+            status: None,
+            diagnostic: None,
+            routed: false,
+            route: None,
+            discarded: false,
+            relayed: None,
+        }
+    }
+}
+
 /// A local mailbox of this message. Several recipients (aliases) can lead to one mailbox; it
 /// gets one copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,19 +279,10 @@ mod tests {
             client_ip: "192.0.2.1".into(),
             helo: "client.example".into(),
             recipients: vec![Recipient {
-                address: "tyler@localhost".into(),
                 orcpt: Some("rfc822;tyler@localhost".into()),
                 notify: Some(vec!["SUCCESS".into()]),
                 mailboxes: vec![0],
-                remote: false,
-                state: State::Pending,
-                detail: None,
-                status: None,
-                diagnostic: None,
-                routed: false,
-                route: None,
-                discarded: false,
-                relayed: None,
+                ..Recipient::new("tyler@localhost")
             }],
             mailboxes: vec![Mailbox { user: "tyler".into(), folder: None, tag: None, delivered: false }],
             attempts: 0,

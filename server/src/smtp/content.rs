@@ -295,19 +295,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     flags.iter().filter(|(on, _)| *on).map(|(_, name)| name.to_string()).collect()
                 });
                 queue::Recipient {
-                    address: r.address.clone(),
                     orcpt: r.params.orcpt.as_ref().map(|o| format!("{};{}", o.addr_type, o.address)),
                     notify,
                     remote: r.mailboxes.is_empty(),
                     mailboxes: indexes,
-                    state: queue::State::Pending,
-                    detail: None,
-                    status: None,
-                    diagnostic: None,
-                    routed: false,
-                    route: None,
-                    discarded: false,
-                    relayed: None,
+                    ..queue::Recipient::new(r.address.clone())
                 }
             })
             .collect();
