@@ -52,6 +52,10 @@ pub struct QueueConfig {
     pub delay_warning: Duration,
     /// Deliveries in progress at once.
     pub workers: usize,
+    /// DNS servers for MX lookups (`"127.0.0.1:53"`); empty: the system's (resolv.conf).
+    pub nameservers: Vec<SocketAddr>,
+    /// The port mail exchangers found through MX records listen on.
+    pub mx_port: u16,
 }
 
 impl Default for QueueConfig {
@@ -62,6 +66,8 @@ impl Default for QueueConfig {
             max_age: Duration(StdDuration::from_secs(5 * 86400)),
             delay_warning: Duration(StdDuration::from_secs(4 * 3600)),
             workers: 16,
+            nameservers: Vec::new(),
+            mx_port: 25,
         }
     }
 }

@@ -218,3 +218,63 @@ fn the_relay_client_against_postfix_smtp_sink() {
     let n = &dsn_view(&b, "daniel")[0];
     assert_eq!((n["recipients"][0]["Action"].as_str(), n["recipients"][0]["Status"].as_str()), (Some("relayed"), Some("2.0.0")));
 }
+
+/// The test DNS server (tests/clients/dns_server.py) on a free port.
+struct Dns {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dns() -> Dns {
+    use std::io::BufRead;
+    let port = free_port();
+    let mut child = Command::new("python3")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/dns_server.py"))
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for this test");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    Dns { child, port }
+}
+
+#[test]
+fn mx_records_decide_the_next_hop_with_the_a_fallback_and_null_mx() {
+    let dns = dns();
+    let hop_port = free_port();
+    let hop = Server::start_with(Setup {
+        domains: vec!["mx.test".into(), "nomx.test".into()],
+        listen: Some(format!("127.0.0.1:{hop_port}")),
+        ..Setup::default()
+    });
+    let a = Server::start_with(Setup {
+        top: "relay_networks = [\"127.0.0.0/8\"]".into(),
+        smtp: format!("[queue]\nretry_intervals = [\"1s\"]\nnameservers = [\"127.0.0.1:{}\"]\nmx_port = {hop_port}\n", dns.port),
+        ..Setup::default()
+    });
+    // mx.test: MX 10 mx1.mx.test, A 127.0.0.1. nomx.test: no MX, an A record (RFC 5321 5.1).
+    // nullmx.test: MX 0 "." (RFC 7505). nxdomain.test: does not exist.
+    send(&a, "daniel@localhost", &["tyler@mx.test", "hunt@nomx.test", "x@nullmx.test", "y@nxdomain.test"], "by mx");
+    a.wait_for_queue();
+    assert_eq!(hop.mailbox("tyler").len(), 1);
+    assert_eq!(hop.mailbox("hunt").len(), 1);
+    let notices = dsn_view(&a, "daniel");
+    assert_eq!(notices.len(), 1);
+    let mut failed: Vec<(String, String)> = notices[0]["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["Final-Recipient"].as_str().unwrap().to_string(), r["Status"].as_str().unwrap().to_string()))
+        .collect();
+    failed.sort();
+    assert_eq!(failed, [("rfc822; x@nullmx.test".to_string(), "5.1.10".to_string()), ("rfc822; y@nxdomain.test".into(), "5.1.2".into())]);
+}

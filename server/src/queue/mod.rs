@@ -83,7 +83,7 @@ impl Queue {
             spool: Spool::open(data_dir)?,
             router,
             hostname: hostname.to_string(),
-            hops: route::Router::new(routes),
+            hops: route::Router::new(routes, &config.nameservers, config.mx_port),
             plugins,
             store,
             config,

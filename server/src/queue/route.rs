@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 
 /// Why there is no next hop.
@@ -26,14 +29,38 @@ pub struct Hop {
 pub struct Router {
     /// `[routes]`: domain (lower case) or `*` to `host:port`.
     routes: BTreeMap<String, String>,
+    /// `[queue] nameservers`: empty for the system's (resolv.conf).
+    nameservers: Vec<SocketAddr>,
+    /// The port of mail exchangers (25).
+    mx_port: u16,
     /// The system's resolver (resolv.conf), made at the first MX lookup.
     resolver: tokio::sync::OnceCell<Option<TokioResolver>>,
 }
 
 impl Router {
-    pub fn new(routes: &BTreeMap<String, String>) -> Router {
+    pub fn new(routes: &BTreeMap<String, String>, nameservers: &[SocketAddr], mx_port: u16) -> Router {
         let routes = routes.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
-        Router { routes, resolver: tokio::sync::OnceCell::new() }
+        Router { routes, nameservers: nameservers.to_vec(), mx_port, resolver: tokio::sync::OnceCell::new() }
+    }
+
+    /// The DNS resolver: the configured name servers, else the system's.
+    fn make_resolver(&self) -> Option<TokioResolver> {
+        if self.nameservers.is_empty() {
+            return match TokioResolver::builder_tokio() {
+                Ok(builder) => Some(builder.build()),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the system's DNS configuration");
+                    None
+                }
+            };
+        }
+        let servers: Vec<NameServerConfig> = self
+            .nameservers
+            .iter()
+            .flat_map(|&addr| [NameServerConfig::new(addr, Protocol::Udp), NameServerConfig::new(addr, Protocol::Tcp)])
+            .collect();
+        let config = ResolverConfig::from_parts(None, Vec::new(), servers);
+        Some(TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).build())
     }
 
     /// The hop a delivery hook named (`host:port`).
@@ -47,18 +74,7 @@ impl Router {
         if let Some(route) = self.routes.get(&domain).or_else(|| self.routes.get("*")) {
             return Ok(vec![resolve_route(route).await?]);
         }
-        let resolver = self
-            .resolver
-            .get_or_init(|| async {
-                match TokioResolver::builder_tokio() {
-                    Ok(builder) => Some(builder.build()),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read the system's DNS configuration");
-                        None
-                    }
-                }
-            })
-            .await;
+        let resolver = self.resolver.get_or_init(|| async { self.make_resolver() }).await;
         let Some(resolver) = resolver else {
             return Err(NoRoute::Temporary("no DNS resolver (see the log)".into()));
         };
@@ -81,8 +97,8 @@ impl Router {
         };
         let mut hops = Vec::new();
         for name in names {
-            match tokio::net::lookup_host((name.as_str(), 25)).await {
-                Ok(addrs) => hops.push(Hop { name: name.clone(), addrs: addrs.collect() }),
+            match resolver.lookup_ip(format!("{name}.")).await {
+                Ok(ips) => hops.push(Hop { name: name.clone(), addrs: ips.iter().map(|ip| SocketAddr::new(ip, self.mx_port)).collect() }),
                 Err(e) => tracing::info!(host = name, error = %e, "cannot resolve a mail exchanger"),
             }
         }
@@ -138,7 +154,7 @@ mod tests {
     #[tokio::test]
     async fn a_route_wins_over_the_smarthost_and_dns() {
         let routes = BTreeMap::from([("Example.ORG".to_string(), "127.0.0.1:2626".to_string()), ("*".to_string(), "127.0.0.1:2727".to_string())]);
-        let router = Router::new(&routes);
+        let router = Router::new(&routes, &[], 25);
         let hops = router.hops("example.org").await.unwrap();
         assert_eq!(hops[0].addrs, ["127.0.0.1:2626".parse().unwrap()]);
         let hops = router.hops("elsewhere.test").await.unwrap();

@@ -1,0 +1,85 @@
+"""A tiny authoritative DNS server for the relay tests (UDP and TCP on 127.0.0.1), answering
+from a fixed table: MX and A records, a null MX (RFC 7505), a domain with no MX (RFC 5321 5.1
+A fallback), and NXDOMAIN for anything else.
+
+Usage: dns_server.py PORT. Prints "ready" once it listens."""
+
+import socket
+import struct
+import sys
+import threading
+
+PORT = int(sys.argv[1])
+A, MX, AAAA = 1, 15, 28
+
+# name -> {type: [rdata...]}; MX rdata is (preference, exchange).
+ZONE = {
+    "mx.test": {MX: [(10, "mx1.mx.test")]},
+    "mx1.mx.test": {A: ["127.0.0.1"]},
+    "nomx.test": {A: ["127.0.0.1"]},
+    "nullmx.test": {MX: [(0, "")]},
+}
+
+
+def encode_name(name):
+    out = b""
+    for label in [l for l in name.split(".") if l]:
+        out += bytes([len(label)]) + label.encode()
+    return out + b"\x00"
+
+
+def parse_question(data):
+    pos, labels = 12, []
+    while data[pos] != 0:
+        n = data[pos]
+        labels.append(data[pos + 1:pos + 1 + n].decode())
+        pos += 1 + n
+    qtype, qclass = struct.unpack("!HH", data[pos + 1:pos + 5])
+    return ".".join(labels).lower(), qtype, pos + 5
+
+
+def answer(data):
+    (qid,) = struct.unpack("!H", data[:2])
+    name, qtype, end = parse_question(data)
+    question = data[12:end]
+    if name not in ZONE:
+        return struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0) + question  # NXDOMAIN
+    records = b""
+    count = 0
+    for rdata in ZONE[name].get(qtype, []):
+        if qtype == A:
+            body = socket.inet_aton(rdata)
+        else:
+            body = struct.pack("!H", rdata[0]) + encode_name(rdata[1])
+        records += b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, 60, len(body)) + body
+        count += 1
+    return struct.pack("!HHHHHH", qid, 0x8580, 1, count, 0, 0) + question + records
+
+
+def serve_udp(sock):
+    while True:
+        data, addr = sock.recvfrom(512)
+        sock.sendto(answer(data), addr)
+
+
+def serve_tcp(sock):
+    while True:
+        conn, _ = sock.accept()
+        with conn:
+            try:
+                (n,) = struct.unpack("!H", conn.recv(2))
+                reply = answer(conn.recv(n))
+                conn.sendall(struct.pack("!H", len(reply)) + reply)
+            except Exception:
+                pass
+
+
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(("127.0.0.1", PORT))
+tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+tcp.bind(("127.0.0.1", PORT))
+tcp.listen(5)
+threading.Thread(target=serve_tcp, args=(tcp,), daemon=True).start()
+print("ready", flush=True)
+serve_udp(udp)
