@@ -32,6 +32,7 @@ pub struct Config {
     /// Log lines as JSON (one object per line) or as human-readable text.
     pub log_format: LogFormat,
     pub smtp: SmtpConfig,
+    pub pop3: Pop3Config,
     pub mime: MimeConfig,
     pub queue: QueueConfig,
     /// Next hop per recipient domain (`"example.org" = "127.0.0.1:2626"`); `"*"` is the
@@ -68,6 +69,31 @@ impl Default for QueueConfig {
             workers: 16,
             nameservers: Vec::new(),
             mx_port: 25,
+        }
+    }
+}
+
+/// The POP3 server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3Config {
+    /// Addresses of the POP3 listeners; empty for none.
+    pub listen: Vec<SocketAddr>,
+    /// Idle time before the session is closed without UPDATE (RFC 1939 3: at least 10 min).
+    pub idle_timeout: Duration,
+    /// Wait after a wrong password, against guessing.
+    pub auth_failure_delay: Duration,
+    /// Concurrent POP3 sessions.
+    pub max_connections: usize,
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            listen: vec!["127.0.0.1:2110".parse().expect("valid default address")],
+            idle_timeout: Duration(StdDuration::from_secs(600)),
+            auth_failure_delay: Duration(StdDuration::from_secs(2)),
+            max_connections: 500,
         }
     }
 }
@@ -193,6 +219,7 @@ impl Default for Config {
             recipient_delimiter: "+".into(),
             log_format: LogFormat::Json,
             smtp: SmtpConfig::default(),
+            pop3: Pop3Config::default(),
             mime: MimeConfig::default(),
             queue: QueueConfig::default(),
             routes: Default::default(),

@@ -84,6 +84,13 @@ impl Directory {
 
     /// Development mode: no users file (or an empty one), so every valid local part has a
     /// mailbox.
+    /// Whether `password` is `name`'s in the users file (always false in development mode,
+    /// which has no passwords).
+    pub fn verify_password(&self, name: &str, password: &str) -> bool {
+        self.refresh();
+        self.snapshot.read().expect("directory lock").users.verify(name, password)
+    }
+
     pub fn development_mode(&self) -> bool {
         self.refresh();
         self.snapshot.read().expect("directory lock").users.is_empty()

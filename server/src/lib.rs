@@ -5,6 +5,7 @@
 //! - [`config`]: the TOML configuration with embedded defaults.
 //! - [`users`], [`aliases`], [`directory`]: who has a mailbox, and where an address goes.
 //! - [`smtp`]: the SMTP listener and sessions; [`smtp::proto`] is the sans-IO protocol.
+//! - [`pop3`]: the POP3 listener and sessions over the same mailboxes.
 //! - [`store`]: the mailbox store trait and its Maildir backend.
 //! - [`queue`]: the durable spool and the delivery that runs from it.
 //! - [`plugin`]: the wasm plugin host (wasmtime), and the hooks the SMTP session calls.
@@ -19,6 +20,7 @@ pub mod directory;
 pub mod ids;
 pub mod mime;
 pub mod plugin;
+pub mod pop3;
 pub mod queue;
 pub mod server;
 pub mod smtp;

@@ -28,6 +28,9 @@ enum Commands {
         /// Overrides `smtp.listen` (repeat for several addresses; port 0 picks a free port).
         #[arg(long = "smtp-listen")]
         smtp_listen: Vec<SocketAddr>,
+        /// Overrides `pop3.listen` (repeat for several).
+        #[arg(long = "pop3-listen")]
+        pop3_listen: Vec<SocketAddr>,
         /// Overrides `domains` (repeat for several).
         #[arg(long = "domain")]
         domains: Vec<String>,
@@ -118,13 +121,16 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Commands::Serve { config, data_dir, smtp_listen, domains, plugins } => {
+        Commands::Serve { config, data_dir, smtp_listen, pop3_listen, domains, plugins } => {
             let mut config = match Config::load(config.as_deref()) {
                 Ok(config) => config,
                 Err(e) => return config_error(e),
             };
             if let Some(dir) = data_dir {
                 config.data_dir = dir;
+            }
+            if !pop3_listen.is_empty() {
+                config.pop3.listen = pop3_listen;
             }
             if !smtp_listen.is_empty() {
                 config.smtp.listen = smtp_listen;

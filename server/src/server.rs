@@ -46,6 +46,12 @@ pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
         tracing::info!(protocol = "smtp", addr = %listener.local_addr()?, "listening");
         listeners.push(listener);
     }
+    let mut pop3_listeners = Vec::new();
+    for addr in &ctx.config.pop3.listen {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (pop3.listen)"))?;
+        tracing::info!(protocol = "pop3", addr = %listener.local_addr()?, "listening");
+        pop3_listeners.push(listener);
+    }
     if ctx.directory.development_mode() {
         tracing::warn!(
             users_file = %ctx.config.users_file.display(),
@@ -62,6 +68,10 @@ pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
     tracing::info!(hostname = ctx.config.hostname, data_dir = %ctx.config.data_dir.display(), "wasmail started");
     for listener in listeners {
         tokio::spawn(crate::smtp::serve(listener, Arc::clone(&ctx)));
+    }
+    let locks = Arc::new(crate::pop3::Locks::default());
+    for listener in pop3_listeners {
+        tokio::spawn(crate::pop3::serve(listener, Arc::clone(&ctx), Arc::clone(&locks)));
     }
     shutdown_signal().await;
     // Every message answered 250 is in the spool; sessions in flight simply end, and

@@ -40,6 +40,8 @@ pub fn user_add(config: &Path, name: &str, password: &str) -> bool {
 pub struct Server {
     child: Child,
     pub smtp: SocketAddr,
+    /// The POP3 listener, if the server has one.
+    pub pop3: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     /// Every line the server wrote to stderr (its log).
     log: Arc<Mutex<Vec<String>>>,
@@ -126,7 +128,7 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[smtp]\nlisten = [\"{}\"]\n{}\n",
+                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[pop3]\nlisten = [\"127.0.0.1:0\"]\nauth_failure_delay = \"100ms\"\n[smtp]\nlisten = [\"{}\"]\n{}\n",
                 if setup.domains.is_empty() {
                     "\"localhost\", \"example.test\"".to_string()
                 } else {
@@ -176,20 +178,35 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("\"listening\"") {
                     if let Some(addr) = json_field(&line, "addr") {
-                        let _ = tx.send(addr.parse::<SocketAddr>().expect("listen address"));
+                        let protocol = json_field(&line, "protocol").unwrap_or_default();
+                        let _ = tx.send((protocol, addr.parse::<SocketAddr>().expect("listen address")));
                     }
                 }
                 log_writer.lock().unwrap().push(line);
             }
         });
-        let smtp = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("wasmail did not start; log:\n{}", log.lock().unwrap().join("\n"));
+        // The listeners log in order: SMTP first, then POP3 (if any); "wasmail started" ends it.
+        let (mut smtp, mut pop3) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while smtp.is_none() || (pop3.is_none() && !log.lock().unwrap().iter().any(|l| l.contains("wasmail started"))) {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((protocol, addr)) if protocol == "pop3" => pop3 = Some(addr),
+                Ok((_, addr)) => smtp = Some(addr),
+                Err(_) if Instant::now() < deadline => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("wasmail did not start; log:\n{}", log.lock().unwrap().join("\n"));
+                }
             }
-        };
-        Server { child, smtp, dir, log }
+        }
+        // The channel may still hold a listener whose line came before "wasmail started".
+        while let Ok((protocol, addr)) = rx.try_recv() {
+            if protocol == "pop3" {
+                pop3 = Some(addr);
+            }
+        }
+        let smtp = smtp.expect("smtp listener");
+        Server { child, smtp, pop3, dir, log }
     }
 
     /// The server's log lines so far.

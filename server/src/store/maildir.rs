@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{Delivered, DeliveryKey, MailStore};
+use super::{Delivered, DeliveryKey, Listed, MailStore};
 
 pub struct Maildir {
     /// `DATA_DIR/mail`: one folder per user below it.
@@ -134,6 +134,114 @@ impl MailStore for Maildir {
         }
         result
     }
+
+    fn list(&self, user: &str) -> io::Result<Vec<Listed>> {
+        let dir = self.user_dir(user);
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let entries = match fs::read_dir(dir.join(sub)) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let size = match crlf_size_in(&name) {
+                    Some(size) => size,
+                    // A file another program put there without W=: count.
+                    None => {
+                        let data = fs::read(entry.path())?;
+                        data.len() as u64 + data.iter().filter(|&&b| b == b'\n').count() as u64
+                            - data.windows(2).filter(|w| w == b"\r\n").count() as u64
+                    }
+                };
+                out.push(Listed { id: base_name(&name).to_string(), size });
+            }
+        }
+        // Maildir names start with the arrival time: name order is arrival order.
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    fn read(&self, user: &str, id: &str) -> io::Result<Vec<u8>> {
+        Ok(lf_to_crlf(&fs::read(self.path_of(user, id)?)?))
+    }
+
+    fn remove(&self, user: &str, ids: &[String]) -> io::Result<()> {
+        let dir = self.user_dir(user);
+        for id in ids {
+            match self.path_of(user, id) {
+                Ok(path) => match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for sub in ["new", "cur"] {
+            if dir.join(sub).is_dir() {
+                sync_dir(&dir.join(sub))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Maildir {
+    /// The file of message `id` (a base name) in `new/` or `cur/`.
+    fn path_of(&self, user: &str, id: &str) -> io::Result<PathBuf> {
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad message id {id:?}")));
+        }
+        let dir = self.user_dir(user);
+        let new = dir.join("new").join(id);
+        if new.exists() {
+            return Ok(new);
+        }
+        // In cur/ a reader may have added `:2,FLAGS`.
+        let cur = dir.join("cur");
+        match fs::read_dir(&cur) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry?;
+                    if base_name(&entry.file_name().to_string_lossy()) == id {
+                        return Ok(entry.path());
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Err(io::Error::new(io::ErrorKind::NotFound, format!("no message {id}")))
+    }
+}
+
+/// The base name of a Maildir file name (without `:2,FLAGS`).
+fn base_name(name: &str) -> &str {
+    name.split(':').next().unwrap_or(name)
+}
+
+/// The CRLF size from a `W=` in the name, if there is one.
+fn crlf_size_in(name: &str) -> Option<u64> {
+    base_name(name).split(',').find_map(|part| part.strip_prefix("W=")).and_then(|w| w.parse().ok())
+}
+
+/// LF to CRLF (a CR already before an LF is kept single).
+fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 30 + 2);
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
 }
 
 /// Splits `data` into runs with every CRLF turned into LF (bare CRs are left alone).

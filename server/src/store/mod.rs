@@ -35,6 +35,24 @@ pub trait MailStore: Send + Sync + 'static {
     /// `folder`: a folder of the mailbox (`Lists/rust`, levels separated by `/`), created if
     /// missing; None is the inbox.
     fn deliver(&self, user: &str, folder: Option<&str>, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> std::io::Result<Delivered>;
+
+    /// The messages of `user`'s inbox, oldest first (none if the mailbox does not exist yet).
+    fn list(&self, user: &str) -> std::io::Result<Vec<Listed>>;
+
+    /// A message, in CRLF form.
+    fn read(&self, user: &str, id: &str) -> std::io::Result<Vec<u8>>;
+
+    /// Removes messages durably; ids already gone are not an error.
+    fn remove(&self, user: &str, ids: &[String]) -> std::io::Result<()>;
+}
+
+/// A message in a mailbox's inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Stable and unique in the mailbox (for Maildir, the file's base name): POP3's UIDL.
+    pub id: String,
+    /// Octets in CRLF form, what POP3 and IMAP send.
+    pub size: u64,
 }
 
 /// Whether a folder name is one a store can take: levels of letters, digits, `-`, `_` and

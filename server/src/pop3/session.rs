@@ -1,0 +1,483 @@
+//! One POP3 session (RFC 1939): AUTHORIZATION → TRANSACTION → UPDATE. The maildrop is locked
+//! for the session (a second login gets `-ERR [IN-USE]`, RFC 2449 8.1.1), listed once at login,
+//! and changed only in UPDATE, after QUIT: a dropped connection deletes nothing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::proto::{self, Command, CommandReceiver, Line};
+use super::Locks;
+use crate::store::Listed;
+use crate::Context;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Wrong passwords tolerated before the connection is closed.
+const MAX_AUTH_FAILURES: u32 = 3;
+/// Bad commands tolerated before the connection is closed.
+const MAX_ERRORS: u32 = 20;
+
+/// The logged-in user's maildrop.
+struct Maildrop {
+    user: String,
+    messages: Vec<Listed>,
+    deleted: Vec<bool>,
+}
+
+enum State {
+    /// Before login; the name USER gave.
+    Authorization(Option<String>),
+    Transaction(Maildrop),
+}
+
+pub struct Session<S> {
+    io: S,
+    ctx: Arc<Context>,
+    locks: Arc<Locks>,
+    peer: SocketAddr,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    receiver: CommandReceiver,
+    state: State,
+    auth_failures: u32,
+    errors: u32,
+}
+
+/// How a command leaves the session.
+enum Flow {
+    Continue,
+    Close,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    pub fn new(io: S, ctx: Arc<Context>, locks: Arc<Locks>, peer: SocketAddr) -> Session<S> {
+        Session {
+            io,
+            ctx,
+            locks,
+            peer,
+            input: Vec::new(),
+            output: Vec::new(),
+            receiver: CommandReceiver::default(),
+            state: State::Authorization(None),
+            auth_failures: 0,
+            errors: 0,
+        }
+    }
+
+    fn ok(&mut self, text: &str) {
+        self.output.extend_from_slice(format!("+OK {text}\r\n").as_bytes());
+    }
+
+    fn err(&mut self, text: &str) {
+        self.output.extend_from_slice(format!("-ERR {text}\r\n").as_bytes());
+    }
+
+    pub async fn run(mut self) -> std::io::Result<()> {
+        let hostname = self.ctx.config.hostname.clone();
+        self.ok(&format!("{hostname} POP3 server ready"));
+        let idle = self.ctx.config.pop3.idle_timeout.0;
+        let result = self.serve(idle).await;
+        // A dropped connection deletes nothing; the lock goes with the session.
+        if let State::Transaction(drop) = &self.state {
+            self.locks.release(&drop.user);
+        }
+        result
+    }
+
+    async fn serve(&mut self, idle: Duration) -> std::io::Result<()> {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        loop {
+            while let Some((line, used)) = self.receiver.line(&self.input) {
+                let owned = match line {
+                    Line::Command(bytes) => Some(bytes.to_vec()),
+                    Line::TooLong => {
+                        self.err("line too long");
+                        None
+                    }
+                    Line::Discarded => None,
+                };
+                self.input.drain(..used);
+                if let Some(bytes) = owned {
+                    if let Flow::Close = self.command(&bytes).await? {
+                        self.flush().await?;
+                        return Ok(());
+                    }
+                }
+            }
+            self.flush().await?;
+            let n = match tokio::time::timeout(idle, self.io.read(&mut chunk)).await {
+                Ok(read) => read?,
+                Err(_) => {
+                    // RFC 1939 3: an autologout timer; the session ends without UPDATE.
+                    self.err("idle for too long, closing");
+                    self.flush().await?;
+                    return Ok(());
+                }
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            self.input.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.output.is_empty() {
+            self.io.write_all(&self.output).await?;
+            self.output.clear();
+            self.io.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn command(&mut self, line: &[u8]) -> std::io::Result<Flow> {
+        let command = match proto::parse(line) {
+            Ok(command) => command,
+            Err(e) => {
+                self.errors += 1;
+                let text = match e {
+                    proto::Error::Unknown(verb) => format!("unknown command {verb}"),
+                    proto::Error::Syntax(why) => why.to_string(),
+                    proto::Error::TooLong => "line too long".to_string(),
+                };
+                tracing::info!(peer = %self.peer, "bad command: {text}");
+                self.err(&text);
+                return Ok(self.too_many_errors());
+            }
+        };
+        let flow = match (&mut self.state, command) {
+            (_, Command::Capa) => {
+                self.capa();
+                Flow::Continue
+            }
+            (State::Authorization(_), Command::Quit) => {
+                let hostname = self.ctx.config.hostname.clone();
+                self.ok(&format!("{hostname} POP3 server signing off"));
+                Flow::Close
+            }
+            (State::Authorization(name), Command::User(user)) => {
+                *name = Some(user);
+                self.ok("User name accepted, password please");
+                Flow::Continue
+            }
+            (State::Authorization(name), Command::Pass(password)) => match name.take() {
+                Some(user) => self.login(&user, &password).await,
+                None => {
+                    self.err("USER first");
+                    Flow::Continue
+                }
+            },
+            (State::Authorization(_), Command::Auth(None)) => {
+                self.output.extend_from_slice(b"+OK\r\nPLAIN\r\n.\r\n");
+                Flow::Continue
+            }
+            (State::Authorization(_), Command::Auth(Some((mechanism, initial)))) => self.auth(&mechanism, initial).await?,
+            (State::Transaction(_), Command::Quit) => self.update().await,
+            (State::Transaction(drop), command) => {
+                transaction(drop, command, &mut self.output, self.ctx.as_ref());
+                Flow::Continue
+            }
+            (State::Authorization(_), other) => {
+                self.errors += 1;
+                tracing::info!(peer = %self.peer, command = ?std::mem::discriminant(&other), "command before login");
+                self.err("not in this state: log in first");
+                self.too_many_errors()
+            }
+        };
+        Ok(flow)
+    }
+
+    fn too_many_errors(&mut self) -> Flow {
+        if self.errors >= MAX_ERRORS {
+            self.err("too many errors, closing");
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    fn capa(&mut self) {
+        // RFC 2449 6. STLS comes with TLS (issue 8); APOP is not offered: the users file
+        // holds argon2 hashes, not the plaintext APOP needs.
+        self.output.extend_from_slice(
+            b"+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\nSASL PLAIN\r\nEXPIRE NEVER\r\nIMPLEMENTATION Wasmail\r\n.\r\n",
+        );
+    }
+
+    /// USER/PASS or AUTH: checks the password (on the blocking pool: argon2 is slow on
+    /// purpose), then locks and lists the maildrop.
+    async fn login(&mut self, user: &str, password: &str) -> Flow {
+        let user = user.to_ascii_lowercase();
+        let directory = Arc::clone(&self.ctx.directory);
+        let (name, pass) = (user.clone(), password.to_string());
+        let good = tokio::task::spawn_blocking(move || directory.verify_password(&name, &pass)).await.unwrap_or(false);
+        if !good {
+            self.auth_failures += 1;
+            tracing::info!(peer = %self.peer, user, failures = self.auth_failures, "POP3 login failed");
+            // Slow down guessing (RFC 1939 13).
+            tokio::time::sleep(self.ctx.config.pop3.auth_failure_delay.0).await;
+            self.err("[AUTH] Authentication failed");
+            if self.auth_failures >= MAX_AUTH_FAILURES {
+                self.err("too many failed logins, closing");
+                return Flow::Close;
+            }
+            return Flow::Continue;
+        }
+        if !self.locks.acquire(&user) {
+            tracing::info!(peer = %self.peer, user, "maildrop in use");
+            self.err("[IN-USE] Maildrop already in use");
+            return Flow::Continue;
+        }
+        let store = Arc::clone(&self.ctx.store);
+        let name = user.clone();
+        let listed = tokio::task::spawn_blocking(move || store.list(&name)).await;
+        match listed {
+            Ok(Ok(messages)) => {
+                let total: u64 = messages.iter().map(|m| m.size).sum();
+                tracing::info!(peer = %self.peer, user, messages = messages.len(), "POP3 login");
+                self.ok(&format!("{} messages in maildrop ({total} octets)", messages.len()));
+                let deleted = vec![false; messages.len()];
+                self.state = State::Transaction(Maildrop { user, messages, deleted });
+            }
+            _ => {
+                self.locks.release(&user);
+                self.err("[SYS/TEMP] Cannot open the maildrop, try again later");
+            }
+        }
+        Flow::Continue
+    }
+
+    /// AUTH PLAIN (RFC 5034, RFC 4616), with the response inline or on the next line.
+    async fn auth(&mut self, mechanism: &str, initial: Option<String>) -> std::io::Result<Flow> {
+        if mechanism != "PLAIN" {
+            self.err("Unrecognized authentication type");
+            return Ok(Flow::Continue);
+        }
+        let response = match initial {
+            Some(r) => r,
+            None => {
+                self.output.extend_from_slice(b"+ \r\n");
+                self.flush().await?;
+                let line = loop {
+                    if let Some((line, used)) = self.receiver.line(&self.input) {
+                        let text = match line {
+                            Line::Command(bytes) => proto::auth_response(bytes),
+                            _ => None,
+                        };
+                        self.input.drain(..used);
+                        break text;
+                    }
+                    let mut chunk = vec![0u8; 1024];
+                    let n = tokio::time::timeout(self.ctx.config.pop3.idle_timeout.0, self.io.read(&mut chunk))
+                        .await
+                        .map_err(|_| std::io::ErrorKind::TimedOut)??;
+                    if n == 0 {
+                        return Ok(Flow::Close);
+                    }
+                    self.input.extend_from_slice(&chunk[..n]);
+                };
+                match line {
+                    Some(text) if text != "*" => text,
+                    _ => {
+                        self.err("AUTH cancelled");
+                        return Ok(Flow::Continue);
+                    }
+                }
+            }
+        };
+        let decoded = crate::mime::transfer::decode_base64(response.as_bytes());
+        let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+        let (authzid, user, password) = match parts.as_slice() {
+            [authzid, user, password] => (*authzid, *user, *password),
+            _ => {
+                self.err("[AUTH] Malformed PLAIN response");
+                return Ok(Flow::Continue);
+            }
+        };
+        let (Ok(user), Ok(password)) = (std::str::from_utf8(user), std::str::from_utf8(password)) else {
+            self.err("[AUTH] Malformed PLAIN response");
+            return Ok(Flow::Continue);
+        };
+        if !authzid.is_empty() && authzid != user.as_bytes() {
+            self.err("[AUTH] Acting for another user is not allowed");
+            return Ok(Flow::Continue);
+        }
+        Ok(self.login(user, password).await)
+    }
+
+    /// QUIT in TRANSACTION: the deletions happen now, durably, then the lock goes.
+    async fn update(&mut self) -> Flow {
+        let State::Transaction(drop) = &self.state else { unreachable!("checked by the caller") };
+        let user = drop.user.clone();
+        let ids: Vec<String> = drop.messages.iter().zip(&drop.deleted).filter(|(_, d)| **d).map(|(m, _)| m.id.clone()).collect();
+        let left = drop.messages.len() - ids.len();
+        let store = Arc::clone(&self.ctx.store);
+        let name = user.clone();
+        let removed = tokio::task::spawn_blocking(move || store.remove(&name, &ids)).await;
+        let hostname = self.ctx.config.hostname.clone();
+        match removed {
+            Ok(Ok(())) => self.ok(&format!("{hostname} POP3 server signing off ({left} messages left)")),
+            _ => {
+                tracing::error!(user, "POP3 deletions failed");
+                self.err("[SYS/TEMP] Some deleted messages were not removed");
+            }
+        }
+        self.locks.release(&user);
+        self.state = State::Authorization(None);
+        Flow::Close
+    }
+}
+
+/// The commands of the TRANSACTION state, which only read the listing and the store.
+fn transaction(drop: &mut Maildrop, command: Command, out: &mut Vec<u8>, ctx: &Context) {
+    let mut ok = |text: &str| out.extend_from_slice(format!("+OK {text}\r\n").as_bytes());
+    // Message numbers are 1-based; a deleted message may not be named (RFC 1939 5).
+    let find = |drop: &Maildrop, n: u32| -> Result<usize, &'static str> {
+        let i = (n as usize).checked_sub(1).filter(|&i| i < drop.messages.len()).ok_or("no such message")?;
+        if drop.deleted[i] {
+            return Err("message already deleted");
+        }
+        Ok(i)
+    };
+    match command {
+        Command::Stat => {
+            let (count, size) = drop.messages.iter().zip(&drop.deleted).filter(|(_, d)| !**d).fold((0, 0u64), |(c, s), (m, _)| (c + 1, s + m.size));
+            ok(&format!("{count} {size}"));
+        }
+        Command::List(None) => {
+            ok("scan listing follows");
+            for (i, m) in drop.messages.iter().enumerate().filter(|(i, _)| !drop.deleted[*i]) {
+                out.extend_from_slice(format!("{} {}\r\n", i + 1, m.size).as_bytes());
+            }
+            out.extend_from_slice(b".\r\n");
+        }
+        Command::List(Some(n)) => match find(drop, n) {
+            Ok(i) => ok(&format!("{n} {}", drop.messages[i].size)),
+            Err(e) => out.extend_from_slice(format!("-ERR {e}\r\n").as_bytes()),
+        },
+        Command::Uidl(None) => {
+            ok("unique-id listing follows");
+            for (i, m) in drop.messages.iter().enumerate().filter(|(i, _)| !drop.deleted[*i]) {
+                out.extend_from_slice(format!("{} {}\r\n", i + 1, uidl(&m.id)).as_bytes());
+            }
+            out.extend_from_slice(b".\r\n");
+        }
+        Command::Uidl(Some(n)) => match find(drop, n) {
+            Ok(i) => ok(&format!("{n} {}", uidl(&drop.messages[i].id))),
+            Err(e) => out.extend_from_slice(format!("-ERR {e}\r\n").as_bytes()),
+        },
+        Command::Dele(n) => match find(drop, n) {
+            Ok(i) => {
+                drop.deleted[i] = true;
+                ok(&format!("message {n} deleted"));
+            }
+            Err(e) => out.extend_from_slice(format!("-ERR {e}\r\n").as_bytes()),
+        },
+        Command::Rset => {
+            drop.deleted.iter_mut().for_each(|d| *d = false);
+            ok(&format!("maildrop has {} messages", drop.messages.len()));
+        }
+        Command::Retr(n) | Command::Top(n, _) => {
+            let lines = match command {
+                Command::Top(_, lines) => Some(lines as usize),
+                _ => None,
+            };
+            let i = match find(drop, n) {
+                Ok(i) => i,
+                Err(e) => {
+                    out.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
+                    return;
+                }
+            };
+            // Reading is quick (one file); it blocks this task briefly, as a read of the
+            // socket buffer would.
+            match ctx.store.read(&drop.user, &drop.messages[i].id) {
+                Ok(message) => {
+                    let body = match lines {
+                        None => message.as_slice(),
+                        Some(lines) => top(&message, lines),
+                    };
+                    ok(&format!("{} octets", if lines.is_none() { drop.messages[i].size } else { body.len() as u64 }));
+                    stuff_into(out, body);
+                }
+                Err(e) => {
+                    tracing::warn!(user = drop.user, id = drop.messages[i].id, error = %e, "cannot read a message");
+                    out.extend_from_slice(b"-ERR [SYS/TEMP] cannot read the message\r\n");
+                }
+            }
+        }
+        Command::Noop => ok(""),
+        Command::User(_) | Command::Pass(_) | Command::Apop(..) | Command::Auth(_) => {
+            out.extend_from_slice(b"-ERR already logged in\r\n");
+        }
+        Command::Stls => out.extend_from_slice(b"-ERR STLS is not available\r\n"),
+        Command::Capa | Command::Quit => unreachable!("handled by the session"),
+    }
+}
+
+/// The header and the first `lines` lines of the body (RFC 1939 7, TOP).
+fn top(message: &[u8], lines: usize) -> &[u8] {
+    let header_end = message.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(message.len());
+    let mut end = header_end;
+    for _ in 0..lines {
+        match memchr::memchr(b'\n', &message[end..]) {
+            Some(i) => end += i + 1,
+            None => {
+                end = message.len();
+                break;
+            }
+        }
+    }
+    &message[..end]
+}
+
+/// A multi-line response body: dot-stuffed, CRLF-terminated, ended with `.` (RFC 1939 3).
+fn stuff_into(out: &mut Vec<u8>, body: &[u8]) {
+    let mut at_start = true;
+    for &b in body {
+        if at_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_start = b == b'\n';
+    }
+    if !body.is_empty() && !body.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+}
+
+/// A UIDL value: the store's id when it fits RFC 1939's 0x21-0x7E, 1-70 characters; else a
+/// stable hash of it.
+fn uidl(id: &str) -> String {
+    if !id.is_empty() && id.len() <= 70 && id.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return id.to_string();
+    }
+    // FNV-1a, 64 bits, as hex: stable across runs and versions.
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in id.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_stuffing_and_uidl() {
+        let msg = b"Subject: a\r\n\r\none\r\n.two\r\nthree\r\n";
+        assert_eq!(top(msg, 0), b"Subject: a\r\n\r\n");
+        assert_eq!(top(msg, 2), b"Subject: a\r\n\r\none\r\n.two\r\n");
+        assert_eq!(top(msg, 10), msg);
+        let mut out = Vec::new();
+        stuff_into(&mut out, msg);
+        assert_eq!(out, b"Subject: a\r\n\r\none\r\n..two\r\nthree\r\n.\r\n");
+        assert_eq!(uidl("1800000000.Q1-0.mx,S=10,W=12"), "1800000000.Q1-0.mx,S=10,W=12");
+        assert_eq!(uidl(&"x".repeat(80)).len(), 16);
+    }
+}
