@@ -64,6 +64,8 @@ pub struct Setup {
     pub domains: Vec<String>,
     /// The SMTP listen address; None means `127.0.0.1:0` (a free port).
     pub listen: Option<String>,
+    /// Extra keys for the `[pop3]` table.
+    pub pop3: String,
 }
 
 /// Runs `tests/clients/SCRIPT` with python3 on `files` and returns what it printed (the
@@ -91,6 +93,12 @@ pub fn free_port() -> u16 {
 }
 
 impl Setup {
+    /// With this POP3 `idle_timeout`.
+    pub fn pop3_idle(mut self, idle: &str) -> Setup {
+        self.pop3 = format!("idle_timeout = \"{idle}\"\n");
+        self
+    }
+
     /// Installs a built plugin (`target/plugins/NAME.wasm` or `target/test-plugins/NAME.wasm`)
     /// under its own name, with `toml` as its NAME.toml.
     pub fn plugin(mut self, name: &str, toml: Option<&str>) -> Setup {
@@ -128,13 +136,14 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[pop3]\nlisten = [\"127.0.0.1:0\"]\nauth_failure_delay = \"100ms\"\n[smtp]\nlisten = [\"{}\"]\n{}\n",
+                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[pop3]\nlisten = [\"127.0.0.1:0\"]\nauth_failure_delay = \"100ms\"\n{}[smtp]\nlisten = [\"{}\"]\n{}\n",
                 if setup.domains.is_empty() {
                     "\"localhost\", \"example.test\"".to_string()
                 } else {
                     setup.domains.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(", ")
                 },
                 setup.top,
+                setup.pop3,
                 setup.listen.as_deref().unwrap_or("127.0.0.1:0"),
                 setup.smtp
             ),

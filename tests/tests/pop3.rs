@@ -250,3 +250,65 @@ fn wrong_passwords_and_wrong_states_get_err() {
     let list = String::from_utf8(pop.multiline()).unwrap();
     assert!(list.contains("UIDL\r\n") && list.contains("SASL PLAIN\r\n") && !list.contains("STLS") && !list.contains("APOP"));
 }
+
+#[test]
+fn getmail_retrieves_with_a_uidl_memory() {
+    let server = with_mail();
+    let pop3 = server.pop3.unwrap();
+    let dir = server.dir.path().join("getmail");
+    let maildir = dir.join("Maildir");
+    // getmail will not deliver as root: then it delivers as nobody, into a folder nobody may
+    // write.
+    let root = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap().trim() == "0";
+    for sub in ["", "tmp", "new", "cur"] {
+        let path = maildir.join(sub);
+        std::fs::create_dir_all(&path).unwrap();
+        if root {
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        }
+    }
+    let deliver_as = if root { "user = nobody\n" } else { "" };
+    std::fs::write(
+        dir.join("getmailrc"),
+        format!(
+            "[retriever]\ntype = SimplePOP3Retriever\nserver = {}\nport = {}\nusername = hunt\npassword = secret\n\n\
+             [destination]\ntype = Maildir\npath = {}/\n{deliver_as}\n[options]\nread_all = false\ndelete = false\nverbose = 0\n",
+            pop3.ip(),
+            pop3.port(),
+            maildir.display()
+        ),
+    )
+    .unwrap();
+    let getmail = || {
+        Command::new("getmail")
+            .arg("--getmaildir")
+            .arg(&dir)
+            .arg("--rcfile")
+            .arg("getmailrc")
+            .output()
+            .expect("getmail (Debian package getmail6) is needed for this test")
+    };
+    let run = getmail();
+    assert!(run.status.success(), "{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let fetched = wasmail_tests::read_maildir(&maildir);
+    assert_eq!(fetched.len(), 3);
+    assert!(fetched.iter().any(|m| m.contains("Subject: message 2")));
+    // read_all = false: the second run remembers the UIDs and takes nothing twice.
+    let run = getmail();
+    assert!(run.status.success());
+    assert_eq!(wasmail_tests::read_maildir(&maildir).len(), 3);
+}
+
+#[test]
+fn an_idle_session_is_closed_without_update() {
+    let server = Server::start_with(Setup { users: vec!["hunt".into()], ..Setup::default() }.pop3_idle("1s"));
+    let mut c = server.connect();
+    c.greet();
+    assert_eq!(c.send_mail("a@client.example", &["hunt@localhost"], "Subject: x\r\n\r\nx\r\n").code, 250);
+    server.wait_for_queue();
+    let mut pop = Pop::login(&server, "hunt");
+    assert_eq!(pop.cmd("DELE 1"), "+OK message 1 deleted");
+    assert_eq!(pop.line(), "-ERR idle for too long, closing");
+    let mut again = Pop::login(&server, "hunt");
+    assert!(again.cmd("STAT").starts_with("+OK 1 "), "the DELE of the timed-out session did not happen");
+}
