@@ -311,7 +311,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn update(&mut self) -> Flow {
         let State::Transaction(drop) = &self.state else { unreachable!("checked by the caller") };
         let user = drop.user.clone();
-        let ids: Vec<String> = drop.messages.iter().zip(&drop.deleted).filter(|(_, d)| **d).map(|(m, _)| m.id.clone()).collect();
+        let ids: Vec<Listed> = drop.messages.iter().zip(&drop.deleted).filter(|(_, d)| **d).map(|(m, _)| m.clone()).collect();
         let left = drop.messages.len() - ids.len();
         let store = Arc::clone(&self.ctx.store);
         let name = user.clone();
@@ -393,7 +393,7 @@ fn transaction(drop: &mut Maildrop, command: Command, out: &mut Vec<u8>, ctx: &C
             };
             // Reading is quick (one file); it blocks this task briefly, as a read of the
             // socket buffer would.
-            match ctx.store.read(&drop.user, &drop.messages[i].id) {
+            match ctx.store.read(&drop.user, &drop.messages[i]) {
                 Ok(message) => {
                     let body = match lines {
                         None => message.as_slice(),

@@ -159,7 +159,7 @@ impl MailStore for Maildir {
                             - data.windows(2).filter(|w| w == b"\r\n").count() as u64
                     }
                 };
-                out.push(Listed { id: base_name(&name).to_string(), size });
+                out.push(Listed { id: base_name(&name).to_string(), size, location: format!("{sub}/{name}") });
             }
         }
         // Maildir names start with the arrival time: name order is arrival order.
@@ -167,14 +167,14 @@ impl MailStore for Maildir {
         Ok(out)
     }
 
-    fn read(&self, user: &str, id: &str) -> io::Result<Vec<u8>> {
-        Ok(lf_to_crlf(&fs::read(self.path_of(user, id)?)?))
+    fn read(&self, user: &str, message: &Listed) -> io::Result<Vec<u8>> {
+        Ok(lf_to_crlf(&fs::read(self.locate(user, message)?)?))
     }
 
-    fn remove(&self, user: &str, ids: &[String]) -> io::Result<()> {
+    fn remove(&self, user: &str, messages: &[Listed]) -> io::Result<()> {
         let dir = self.user_dir(user);
-        for id in ids {
-            match self.path_of(user, id) {
+        for message in messages {
+            match self.locate(user, message) {
                 Ok(path) => match fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -194,6 +194,18 @@ impl MailStore for Maildir {
 }
 
 impl Maildir {
+    /// The file of a listed message: where it was listed, else wherever it moved.
+    fn locate(&self, user: &str, message: &Listed) -> io::Result<PathBuf> {
+        let (sub, name) = message.location.split_once('/').unwrap_or(("", ""));
+        if (sub == "new" || sub == "cur") && !name.is_empty() && !name.contains('/') && !name.starts_with('.') {
+            let path = self.user_dir(user).join(sub).join(name);
+            if path.exists() {
+                return Ok(path);
+            }
+        }
+        self.path_of(user, &message.id)
+    }
+
     /// The file of message `id` (a base name) in `new/` or `cur/`.
     fn path_of(&self, user: &str, id: &str) -> io::Result<PathBuf> {
         if id.is_empty() || id.contains('/') || id.starts_with('.') {

@@ -40,10 +40,10 @@ pub trait MailStore: Send + Sync + 'static {
     fn list(&self, user: &str) -> std::io::Result<Vec<Listed>>;
 
     /// A message, in CRLF form.
-    fn read(&self, user: &str, id: &str) -> std::io::Result<Vec<u8>>;
+    fn read(&self, user: &str, message: &Listed) -> std::io::Result<Vec<u8>>;
 
-    /// Removes messages durably; ids already gone are not an error.
-    fn remove(&self, user: &str, ids: &[String]) -> std::io::Result<()>;
+    /// Removes messages durably; messages already gone are not an error.
+    fn remove(&self, user: &str, messages: &[Listed]) -> std::io::Result<()>;
 }
 
 /// A message in a mailbox's inbox.
@@ -53,6 +53,9 @@ pub struct Listed {
     pub id: String,
     /// Octets in CRLF form, what POP3 and IMAP send.
     pub size: u64,
+    /// Where the store found it (for Maildir, `cur/NAME:2,S`): a hint that makes reading it
+    /// quick; if the message moved since, the store looks it up by `id`.
+    pub location: String,
 }
 
 /// Whether a folder name is one a store can take: levels of letters, digits, `-`, `_` and
