@@ -137,7 +137,7 @@ fn fetchmail_downloads_a_mailbox_filled_over_smtp() {
     let server = Server::start_with(Setup { users: vec!["hunt".into()], ..Setup::default() });
     let mut c = server.connect();
     c.greet();
-    for i in 0..50 {
+    for i in 0..1000 {
         assert_eq!(c.send_mail("daniel@client.example", &["hunt@localhost"], &format!("Subject: fetch {i}\r\n\r\nbody {i}\r\n")).code, 250);
     }
     server.wait_for_queue();
@@ -171,14 +171,14 @@ fn fetchmail_downloads_a_mailbox_filled_over_smtp() {
     let log = String::from_utf8_lossy(&first.stderr).into_owned() + &String::from_utf8_lossy(&first.stdout);
     assert!(first.status.success(), "{log}");
     let fetched = std::fs::read_to_string(&out).unwrap();
-    for i in 0..50 {
+    for i in 0..1000 {
         assert!(fetched.contains(&format!("Subject: fetch {i}\n")), "message {i} missing: {log}");
     }
     // keep + UIDL: a second run finds nothing new (fetchmail exits 1 for "no mail").
     let second = fetch();
     assert_eq!(second.status.code(), Some(1), "{}", String::from_utf8_lossy(&second.stderr));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), fetched);
-    assert_eq!(server.mailbox("hunt").len(), 50, "keep leaves the mail on the server");
+    assert_eq!(server.mailbox("hunt").len(), 1000, "keep leaves the mail on the server");
 }
 
 #[test]
@@ -245,6 +245,11 @@ fn wrong_passwords_and_wrong_states_get_err() {
     // A logged-in session refuses USER again.
     let mut pop = Pop::login(&server, "hunt");
     assert_eq!(pop.cmd("USER tyler"), "-ERR already logged in");
+    // PIPELINING (RFC 2449 6.6): several commands in one write, answered in order.
+    pop.writer.write_all(b"NOOP\r\nSTAT\r\nLIST 1\r\n").unwrap();
+    assert_eq!(pop.line(), "+OK");
+    assert!(pop.line().starts_with("+OK 3 "));
+    assert!(pop.line().starts_with("+OK 1 "));
     let capa = pop.cmd("CAPA");
     assert_eq!(capa, "+OK Capability list follows");
     let list = String::from_utf8(pop.multiline()).unwrap();

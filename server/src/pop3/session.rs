@@ -68,7 +68,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn ok(&mut self, text: &str) {
-        self.output.extend_from_slice(format!("+OK {text}\r\n").as_bytes());
+        self.output.extend_from_slice(ok_line(text).as_bytes());
     }
 
     fn err(&mut self, text: &str) {
@@ -332,7 +332,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
 /// The commands of the TRANSACTION state, which only read the listing and the store.
 fn transaction(drop: &mut Maildrop, command: Command, out: &mut Vec<u8>, ctx: &Context) {
-    let mut ok = |text: &str| out.extend_from_slice(format!("+OK {text}\r\n").as_bytes());
+    let mut ok = |text: &str| out.extend_from_slice(ok_line(text).as_bytes());
     // Message numbers are 1-based; a deleted message may not be named (RFC 1939 5).
     let find = |drop: &Maildrop, n: u32| -> Result<usize, &'static str> {
         let i = (n as usize).checked_sub(1).filter(|&i| i < drop.messages.len()).ok_or("no such message")?;
@@ -414,6 +414,15 @@ fn transaction(drop: &mut Maildrop, command: Command, out: &mut Vec<u8>, ctx: &C
         }
         Command::Stls => out.extend_from_slice(b"-ERR STLS is not available\r\n"),
         Command::Capa | Command::Quit => unreachable!("handled by the session"),
+    }
+}
+
+/// `+OK text`, or a bare `+OK` when there is no text.
+fn ok_line(text: &str) -> String {
+    if text.is_empty() {
+        "+OK\r\n".to_string()
+    } else {
+        format!("+OK {text}\r\n")
     }
 }
 
