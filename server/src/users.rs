@@ -98,8 +98,7 @@ impl Users {
         self.hashes.keys().map(String::as_str)
     }
 
-    /// Whether `password` is the user's; false for unknown users. (Logins arrive with POP3
-    /// and IMAP.)
+    /// Whether `password` is the user's; false for unknown users. POP3 logins check it.
     pub fn verify(&self, name: &str, password: &str) -> bool {
         let Some(hash) = self.hashes.get(&name.to_ascii_lowercase()) else {
             return false;
