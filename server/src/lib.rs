@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
 pub mod aliases;
 pub mod config;
 pub mod directory;

@@ -97,7 +97,7 @@ pub async fn measure_mime(dir: &Path, files: &[std::path::PathBuf], rounds: u32)
     let mut out = Vec::new();
     for file in files {
         let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let content = crlf(&raw);
+        let content = crate::store::maildir::lf_to_crlf(&raw);
         let mut changed_parts = 0;
         let run = |registry: &Arc<Registry>| {
             let registry = Arc::clone(registry);
@@ -131,17 +131,6 @@ pub async fn measure_mime(dir: &Path, files: &[std::path::PathBuf], rounds: u32)
     }
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(out)
-}
-
-fn crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 30);
-    for (i, &b) in raw.iter().enumerate() {
-        if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
 }
 
 /// Leaves whose bytes differ between two versions of a message with the same structure.

@@ -11,12 +11,8 @@ mod session;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tracing::Instrument;
 
 use crate::Context;
 
@@ -40,38 +36,13 @@ impl Locks {
 
 /// Runs one POP3 listener until the process ends.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, locks: Arc<Locks>) {
-    let limit = Arc::new(Semaphore::new(ctx.config.pop3.max_connections));
-    loop {
-        let (mut socket, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::error!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = socket.set_nodelay(true);
-        let span = tracing::info_span!("pop3", session = %crate::ids::session_id(), peer = %peer);
-        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            tokio::spawn(
-                async move {
-                    tracing::warn!("connection limit reached, refusing");
-                    let _ = socket.write_all(b"-ERR [SYS/TEMP] Too many connections, try again later\r\n").await;
-                    let _ = socket.shutdown().await;
-                }
-                .instrument(span),
-            );
-            continue;
-        };
-        let (ctx, locks) = (Arc::clone(&ctx), Arc::clone(&locks));
-        tokio::spawn(
-            async move {
-                if let Err(e) = session::Session::new(socket, ctx, locks, peer).run().await {
-                    tracing::debug!(error = %e, "session ended with an IO error");
-                }
-                drop(permit);
-            }
-            .instrument(span),
-        );
-    }
+    let max = ctx.config.pop3.max_connections;
+    crate::accept::serve(
+        listener,
+        max,
+        |session, peer| tracing::info_span!("pop3", session = %session, peer = %peer),
+        b"-ERR [SYS/TEMP] Too many connections, try again later\r\n".to_vec(),
+        move |socket, peer, _session| session::Session::new(socket, Arc::clone(&ctx), Arc::clone(&locks), peer).run(),
+    )
+    .await
 }

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::proto::{self, Command, CommandReceiver, Line};
 use super::Locks;
+use crate::smtp::proto::dot_stuff_into;
 use crate::store::Listed;
 use crate::Context;
 
@@ -400,7 +401,7 @@ fn transaction(drop: &mut Maildrop, command: Command, out: &mut Vec<u8>, ctx: &C
                         Some(lines) => top(&message, lines),
                     };
                     ok(&format!("{} octets", if lines.is_none() { drop.messages[i].size } else { body.len() as u64 }));
-                    stuff_into(out, body);
+                    dot_stuff_into(out, body);
                 }
                 Err(e) => {
                     tracing::warn!(user = drop.user, id = drop.messages[i].id, error = %e, "cannot read a message");
@@ -442,22 +443,6 @@ fn top(message: &[u8], lines: usize) -> &[u8] {
     &message[..end]
 }
 
-/// A multi-line response body: dot-stuffed, CRLF-terminated, ended with `.` (RFC 1939 3).
-fn stuff_into(out: &mut Vec<u8>, body: &[u8]) {
-    let mut at_start = true;
-    for &b in body {
-        if at_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_start = b == b'\n';
-    }
-    if !body.is_empty() && !body.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-}
-
 /// A UIDL value: the store's id when it fits RFC 1939's 0x21-0x7E, 1-70 characters; else a
 /// stable hash of it.
 fn uidl(id: &str) -> String {
@@ -484,7 +469,7 @@ mod tests {
         assert_eq!(top(msg, 2), b"Subject: a\r\n\r\none\r\n.two\r\n");
         assert_eq!(top(msg, 10), msg);
         let mut out = Vec::new();
-        stuff_into(&mut out, msg);
+        dot_stuff_into(&mut out, msg);
         assert_eq!(out, b"Subject: a\r\n\r\none\r\n..two\r\nthree\r\n.\r\n");
         assert_eq!(uidl("1800000000.Q1-0.mx,S=10,W=12"), "1800000000.Q1-0.mx,S=10,W=12");
         assert_eq!(uidl(&"x".repeat(80)).len(), 16);

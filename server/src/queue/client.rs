@@ -278,21 +278,10 @@ fn strip_return_path(content: &[u8]) -> &[u8] {
     content
 }
 
-/// RFC 5321 4.5.2: a leading dot is doubled; the content ends with CRLF.CRLF.
+/// The content as DATA sends it: dot-stuffed and ended with CRLF.CRLF.
 fn dot_stuff(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
-    let mut at_line_start = true;
-    for &b in content {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
+    crate::smtp::proto::dot_stuff_into(&mut out, content);
     out
 }
 

@@ -245,7 +245,7 @@ fn crlf_size_in(name: &str) -> Option<u64> {
 }
 
 /// LF to CRLF (a CR already before an LF is kept single).
-fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
+pub(crate) fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 30 + 2);
     for (i, &b) in data.iter().enumerate() {
         if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {

@@ -183,6 +183,24 @@ impl ContentReceiver {
     }
 }
 
+/// The other direction of dot transparency, shared by the relay client (RFC 5321 4.5.2) and
+/// POP3's multi-line responses (RFC 1939 3): `body` with every line-leading `.` doubled, a
+/// final CRLF if it lacks one, and the terminating `.` line, appended to `out`.
+pub fn dot_stuff_into(out: &mut Vec<u8>, body: &[u8]) {
+    let mut at_line_start = true;
+    for &b in body {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !body.is_empty() && !body.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
