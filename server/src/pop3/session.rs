@@ -178,7 +178,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             (State::Authorization(_), Command::Auth(Some((mechanism, initial)))) => self.auth(&mechanism, initial).await?,
             (State::Transaction(_), Command::Quit) => self.update().await,
             (State::Transaction(drop), command) => {
-                transaction(drop, command, &mut self.output, self.ctx.as_ref());
+                let user = drop.user.clone();
+                if let Some(read) = transaction(drop, command, &mut self.output) {
+                    self.send_message(&user, read).await;
+                }
                 Flow::Continue
             }
             (State::Authorization(_), other) => {
@@ -189,6 +192,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         };
         Ok(flow)
+    }
+
+    /// RETR and TOP: reads the message on the blocking pool and sends it.
+    async fn send_message(&mut self, user: &str, read: Read) {
+        let store = Arc::clone(&self.ctx.store);
+        let (name, listed) = (user.to_string(), read.message.clone());
+        match tokio::task::spawn_blocking(move || store.read(&name, &listed)).await {
+            Ok(Ok(message)) => {
+                let body = match read.lines {
+                    None => message.as_slice(),
+                    Some(lines) => top(&message, lines),
+                };
+                let octets = if read.lines.is_none() { read.message.size } else { body.len() as u64 };
+                self.ok(&format!("{octets} octets"));
+                dot_stuff_into(&mut self.output, body);
+            }
+            result => {
+                let error = match result {
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                    Ok(Ok(_)) => unreachable!("matched above"),
+                };
+                tracing::warn!(user, id = read.message.id, error, "cannot read a message");
+                self.err("[SYS/TEMP] cannot read the message");
+            }
+        }
     }
 
     fn too_many_errors(&mut self) -> Flow {
@@ -331,8 +360,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 }
 
-/// The commands of the TRANSACTION state, which only read the listing and the store.
-fn transaction(drop: &mut Maildrop, command: Command, out: &mut Vec<u8>, ctx: &Context) {
+/// A message RETR or TOP is to send: `lines` of the body for TOP, all of it for RETR.
+struct Read {
+    message: Listed,
+    lines: Option<usize>,
+}
+
+/// The commands of the TRANSACTION state, which work on the listing; RETR and TOP return the
+/// message to read, which the session reads off the async task.
+fn transaction(drop: &mut Maildrop, command: Command, out: &mut Vec<u8>) -> Option<Read> {
     let mut ok = |text: &str| out.extend_from_slice(ok_line(text).as_bytes());
     // Message numbers are 1-based; a deleted message may not be named (RFC 1939 5).
     let find = |drop: &Maildrop, n: u32| -> Result<usize, &'static str> {
@@ -385,28 +421,9 @@ fn transaction(drop: &mut Maildrop, command: Command, out: &mut Vec<u8>, ctx: &C
                 Command::Top(_, lines) => Some(lines as usize),
                 _ => None,
             };
-            let i = match find(drop, n) {
-                Ok(i) => i,
-                Err(e) => {
-                    out.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
-                    return;
-                }
-            };
-            // Reading is quick (one file); it blocks this task briefly, as a read of the
-            // socket buffer would.
-            match ctx.store.read(&drop.user, &drop.messages[i]) {
-                Ok(message) => {
-                    let body = match lines {
-                        None => message.as_slice(),
-                        Some(lines) => top(&message, lines),
-                    };
-                    ok(&format!("{} octets", if lines.is_none() { drop.messages[i].size } else { body.len() as u64 }));
-                    dot_stuff_into(out, body);
-                }
-                Err(e) => {
-                    tracing::warn!(user = drop.user, id = drop.messages[i].id, error = %e, "cannot read a message");
-                    out.extend_from_slice(b"-ERR [SYS/TEMP] cannot read the message\r\n");
-                }
+            match find(drop, n) {
+                Ok(i) => return Some(Read { message: drop.messages[i].clone(), lines }),
+                Err(e) => out.extend_from_slice(format!("-ERR {e}\r\n").as_bytes()),
             }
         }
         Command::Noop => ok(""),
@@ -416,6 +433,7 @@ fn transaction(drop: &mut Maildrop, command: Command, out: &mut Vec<u8>, ctx: &C
         Command::Stls => out.extend_from_slice(b"-ERR STLS is not available\r\n"),
         Command::Capa | Command::Quit => unreachable!("handled by the session"),
     }
+    None
 }
 
 /// `+OK text`, or a bare `+OK` when there is no text.
