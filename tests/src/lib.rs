@@ -188,30 +188,30 @@ impl Server {
                 if line.contains("\"listening\"") {
                     if let Some(addr) = json_field(&line, "addr") {
                         let protocol = json_field(&line, "protocol").unwrap_or_default();
-                        let _ = tx.send((protocol, addr.parse::<SocketAddr>().expect("listen address")));
+                        let _ = tx.send(Some((protocol, addr.parse::<SocketAddr>().expect("listen address"))));
                     }
+                } else if line.contains("wasmail started") {
+                    let _ = tx.send(None);
                 }
                 log_writer.lock().unwrap().push(line);
             }
         });
-        // The listeners log in order: SMTP first, then POP3 (if any); "wasmail started" ends it.
+        // The listeners log first; "wasmail started" comes once the queue has been read, and
+        // only then is the server sure to stay up.
         let (mut smtp, mut pop3) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while smtp.is_none() || (pop3.is_none() && !log.lock().unwrap().iter().any(|l| l.contains("wasmail started"))) {
+        loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((protocol, addr)) if protocol == "pop3" => pop3 = Some(addr),
-                Ok((_, addr)) => smtp = Some(addr),
-                Err(_) if Instant::now() < deadline => {}
+                Ok(Some((protocol, addr))) if protocol == "pop3" => pop3 = Some(addr),
+                Ok(Some((_, addr))) => smtp = Some(addr),
+                Ok(None) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(_) => {
+                    // Timed out, or the server exited (its log ended) before it started.
                     let _ = child.kill();
+                    std::thread::sleep(Duration::from_millis(50));
                     panic!("wasmail did not start; log:\n{}", log.lock().unwrap().join("\n"));
                 }
-            }
-        }
-        // The channel may still hold a listener whose line came before "wasmail started".
-        while let Ok((protocol, addr)) = rx.try_recv() {
-            if protocol == "pop3" {
-                pop3 = Some(addr);
             }
         }
         let smtp = smtp.expect("smtp listener");
@@ -280,7 +280,10 @@ impl Server {
     }
 
     pub fn connect(&self) -> Client {
-        Client::connect(self.smtp)
+        match TcpStream::connect(self.smtp) {
+            Ok(stream) => Client::over(stream),
+            Err(e) => panic!("connect to {}: {e}; server log:\n{}", self.smtp, self.log().join("\n")),
+        }
     }
 }
 
@@ -333,7 +336,10 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Client::over(TcpStream::connect(addr).expect("connect"))
+    }
+
+    fn over(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         Client { stream, buf: Vec::new() }
     }
