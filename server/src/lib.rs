@@ -19,6 +19,7 @@ pub mod aliases;
 pub mod config;
 pub mod directory;
 pub mod ids;
+pub mod imap;
 pub mod mime;
 pub mod plugin;
 pub mod pop3;

@@ -1,0 +1,464 @@
+//! Commands (RFC 3501 6 and the extensions Wasmail offers), parsed from one whole command.
+
+use super::fetch::{self, FetchAttr};
+use super::parse::Parser;
+use super::search::{self, SearchKey};
+use super::sequence::SequenceSet;
+use super::{Error, Flag};
+
+/// A tagged command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub tag: String,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreMode {
+    Replace,
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    /// AUTHENTICATE mechanism, with the SASL-IR initial response (RFC 4959) if given.
+    Authenticate {
+        mechanism: String,
+        initial: Option<String>,
+    },
+    Login {
+        user: String,
+        password: String,
+    },
+    /// SELECT (`read_only` false) and EXAMINE (true). Mailbox names are UTF-8 here, decoded
+    /// from modified UTF-7, with INBOX in any case made `INBOX`.
+    Select {
+        mailbox: String,
+        read_only: bool,
+    },
+    Create(String),
+    Delete(String),
+    Rename {
+        from: String,
+        to: String,
+    },
+    Subscribe(String),
+    Unsubscribe(String),
+    /// LIST and (with `subscribed`) LSUB; the pattern is UTF-8 like names.
+    List {
+        reference: String,
+        pattern: String,
+        subscribed: bool,
+    },
+    Status {
+        mailbox: String,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: String,
+        flags: Vec<Flag>,
+        date: Option<chrono::DateTime<chrono::FixedOffset>>,
+        message: Vec<u8>,
+    },
+    Check,
+    Close,
+    Unselect,
+    Expunge,
+    /// UID EXPUNGE (RFC 4315).
+    UidExpunge(SequenceSet),
+    Search {
+        uid: bool,
+        key: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SequenceSet,
+        items: Vec<FetchAttr>,
+    },
+    Store {
+        uid: bool,
+        set: SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<Flag>,
+    },
+    /// COPY and (with `remove`) MOVE (RFC 6851).
+    Copy {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: String,
+        remove: bool,
+    },
+    Idle,
+    Namespace,
+    /// ID (RFC 2971): the client's fields, or None for NIL.
+    Id(Option<Vec<(String, Option<String>)>>),
+    Enable(Vec<String>),
+}
+
+/// Parses one whole command as [`super::framing`] delivers it. `Err(_, tag)` carries the tag
+/// when there was one, for the BAD reply.
+pub fn parse(input: &[u8]) -> Result<Request, (Error, Option<String>)> {
+    let mut p = Parser::new(input);
+    let tag = p.tag().map_err(|e| (e, None))?.to_string();
+    let command = command(&mut p).and_then(|c| p.end().map(|()| c)).map_err(|e| (e, Some(tag.clone())))?;
+    Ok(Request { tag, command })
+}
+
+fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
+    p.space()?;
+    let name = p.atom()?.to_ascii_uppercase();
+    let mut uid = false;
+    let name = if name == "UID" {
+        uid = true;
+        p.space()?;
+        let sub = p.atom()?.to_ascii_uppercase();
+        if !matches!(sub.as_str(), "COPY" | "MOVE" | "FETCH" | "SEARCH" | "STORE" | "EXPUNGE") {
+            return Err(Error::Syntax(format!("UID {sub} is not a UID command")));
+        }
+        sub
+    } else {
+        name
+    };
+    Ok(match name.as_str() {
+        "CAPABILITY" => Command::Capability,
+        "NOOP" => Command::Noop,
+        "LOGOUT" => Command::Logout,
+        "STARTTLS" => Command::StartTls,
+        "CHECK" => Command::Check,
+        "CLOSE" => Command::Close,
+        "UNSELECT" => Command::Unselect,
+        "IDLE" => Command::Idle,
+        "NAMESPACE" => Command::Namespace,
+        "EXPUNGE" if uid => {
+            p.space()?;
+            Command::UidExpunge(SequenceSet::parse(p)?)
+        }
+        "EXPUNGE" => Command::Expunge,
+        "AUTHENTICATE" => {
+            p.space()?;
+            let mechanism = p.atom()?.to_ascii_uppercase();
+            let initial = if p.eat(b' ') {
+                let text = p.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+                if text.is_empty() {
+                    return Err(Error::Syntax("bad initial response".into()));
+                }
+                Some(String::from_utf8_lossy(text).into_owned())
+            } else {
+                None
+            };
+            Command::Authenticate { mechanism, initial }
+        }
+        "LOGIN" => {
+            p.space()?;
+            let user = p.astring_text()?;
+            p.space()?;
+            let password = p.astring_text()?;
+            Command::Login { user, password }
+        }
+        "SELECT" | "EXAMINE" => {
+            p.space()?;
+            Command::Select { mailbox: mailbox(p)?, read_only: name == "EXAMINE" }
+        }
+        "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
+            p.space()?;
+            let mailbox = mailbox(p)?;
+            match name.as_str() {
+                "CREATE" => Command::Create(mailbox),
+                "DELETE" => Command::Delete(mailbox),
+                "SUBSCRIBE" => Command::Subscribe(mailbox),
+                _ => Command::Unsubscribe(mailbox),
+            }
+        }
+        "RENAME" => {
+            p.space()?;
+            let from = mailbox(p)?;
+            p.space()?;
+            Command::Rename { from, to: mailbox(p)? }
+        }
+        "LIST" | "LSUB" => {
+            p.space()?;
+            let reference = decode_name(&p.astring()?)?;
+            p.space()?;
+            let pattern = decode_name(&p.list_mailbox()?)?;
+            Command::List { reference, pattern, subscribed: name == "LSUB" }
+        }
+        "STATUS" => {
+            p.space()?;
+            let mailbox = mailbox(p)?;
+            p.space()?;
+            p.open()?;
+            let mut items = Vec::new();
+            loop {
+                items.push(match p.atom()?.to_ascii_uppercase().as_str() {
+                    "MESSAGES" => StatusItem::Messages,
+                    "RECENT" => StatusItem::Recent,
+                    "UIDNEXT" => StatusItem::UidNext,
+                    "UIDVALIDITY" => StatusItem::UidValidity,
+                    "UNSEEN" => StatusItem::Unseen,
+                    other => return Err(Error::Syntax(format!("unknown status item {other}"))),
+                });
+                if !p.eat(b' ') {
+                    break;
+                }
+            }
+            p.close()?;
+            Command::Status { mailbox, items }
+        }
+        "APPEND" => {
+            p.space()?;
+            let mailbox = mailbox(p)?;
+            p.space()?;
+            let flags = if p.peek() == Some(b'(') {
+                let flags = flag_list(p)?;
+                p.space()?;
+                flags
+            } else {
+                Vec::new()
+            };
+            let date = if p.peek() == Some(b'"') {
+                let date = p.date_time()?;
+                p.space()?;
+                Some(date)
+            } else {
+                None
+            };
+            if p.peek() != Some(b'{') {
+                return Err(Error::Syntax("APPEND needs the message as a literal".into()));
+            }
+            Command::Append { mailbox, flags, date, message: p.string()? }
+        }
+        "SEARCH" => {
+            p.space()?;
+            if p.keyword("CHARSET") {
+                p.space()?;
+                let charset = p.astring_text()?;
+                if !charset.eq_ignore_ascii_case("UTF-8") && !charset.eq_ignore_ascii_case("US-ASCII") {
+                    return Err(Error::Syntax(format!("[BADCHARSET (UTF-8 US-ASCII)] {charset} is not supported")));
+                }
+                p.space()?;
+            }
+            Command::Search { uid, key: search::parse_keys(p)? }
+        }
+        "FETCH" => {
+            p.space()?;
+            let set = SequenceSet::parse(p)?;
+            p.space()?;
+            Command::Fetch { uid, set, items: fetch::parse_items(p)? }
+        }
+        "STORE" => {
+            p.space()?;
+            let set = SequenceSet::parse(p)?;
+            p.space()?;
+            let mode = if p.eat(b'+') {
+                StoreMode::Add
+            } else if p.eat(b'-') {
+                StoreMode::Remove
+            } else {
+                StoreMode::Replace
+            };
+            let item = p.atom()?.to_ascii_uppercase();
+            let silent = match item.as_str() {
+                "FLAGS" => false,
+                "FLAGS.SILENT" => true,
+                other => return Err(Error::Syntax(format!("cannot store {other}"))),
+            };
+            p.space()?;
+            let flags = if p.peek() == Some(b'(') {
+                flag_list(p)?
+            } else {
+                let mut flags = vec![flag(p)?];
+                while p.eat(b' ') {
+                    flags.push(flag(p)?);
+                }
+                flags
+            };
+            Command::Store { uid, set, mode, silent, flags }
+        }
+        "COPY" | "MOVE" => {
+            p.space()?;
+            let set = SequenceSet::parse(p)?;
+            p.space()?;
+            Command::Copy { uid, set, mailbox: mailbox(p)?, remove: name == "MOVE" }
+        }
+        "ID" => {
+            p.space()?;
+            if p.keyword("NIL") {
+                Command::Id(None)
+            } else {
+                p.open()?;
+                let mut fields = Vec::new();
+                while p.peek() != Some(b')') {
+                    if !fields.is_empty() {
+                        p.space()?;
+                    }
+                    let key = String::from_utf8_lossy(&p.string()?).into_owned();
+                    p.space()?;
+                    let value = p.nstring()?.map(|v| String::from_utf8_lossy(&v).into_owned());
+                    fields.push((key, value));
+                    if fields.len() > 30 {
+                        return Err(Error::Syntax("too many ID fields".into()));
+                    }
+                }
+                p.close()?;
+                Command::Id(Some(fields))
+            }
+        }
+        "ENABLE" => {
+            let mut caps = Vec::new();
+            while p.eat(b' ') {
+                caps.push(p.atom()?.to_ascii_uppercase());
+            }
+            if caps.is_empty() {
+                return Err(Error::Syntax("ENABLE needs a capability".into()));
+            }
+            Command::Enable(caps)
+        }
+        _ => return Err(Error::Unknown(name)),
+    })
+}
+
+/// mailbox = "INBOX" / astring, in modified UTF-7.
+fn mailbox(p: &mut Parser<'_>) -> Result<String, Error> {
+    let name = decode_name(&p.astring()?)?;
+    Ok(if name.eq_ignore_ascii_case("INBOX") { "INBOX".to_string() } else { name })
+}
+
+fn decode_name(wire: &[u8]) -> Result<String, Error> {
+    super::mutf7::decode(wire).ok_or_else(|| Error::Syntax("mailbox name is not modified UTF-7".into()))
+}
+
+/// flag-list = "(" [flag *(SP flag)] ")".
+fn flag_list(p: &mut Parser<'_>) -> Result<Vec<Flag>, Error> {
+    p.open()?;
+    let mut flags = Vec::new();
+    while p.peek() != Some(b')') {
+        if !flags.is_empty() {
+            p.space()?;
+        }
+        flags.push(flag(p)?);
+    }
+    p.close()?;
+    Ok(flags)
+}
+
+fn flag(p: &mut Parser<'_>) -> Result<Flag, Error> {
+    let backslash = p.eat(b'\\');
+    let name = p.atom()?;
+    let text = if backslash { format!("\\{name}") } else { name.to_string() };
+    match Flag::parse(&text) {
+        Some(Flag::Recent) => Err(Error::Syntax("\\Recent cannot be stored".into())),
+        Some(flag) => Ok(flag),
+        None => Err(Error::Syntax(format!("bad flag {text}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command {
+        parse(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e:?}")).command
+    }
+
+    #[test]
+    fn the_classic_session_parses() {
+        assert_eq!(ok("a0001 LOGIN craig secret\r\n"), Command::Login { user: "craig".into(), password: "secret".into() });
+        assert_eq!(ok("a0002 SELECT inbox\r\n"), Command::Select { mailbox: "INBOX".into(), read_only: false });
+        assert!(matches!(ok("a0003 FETCH 1 BODY[TEXT]\r\n"), Command::Fetch { uid: false, .. }));
+        assert_eq!(
+            ok("a0004 STORE 1 +FLAGS \\DELETED\r\n"),
+            Command::Store {
+                uid: false,
+                set: SequenceSet(vec![(super::super::sequence::SeqNumber::Value(1), super::super::sequence::SeqNumber::Value(1))]),
+                mode: StoreMode::Add,
+                silent: false,
+                flags: vec![Flag::Deleted]
+            }
+        );
+        assert_eq!(ok("a0005 CLOSE\r\n"), Command::Close);
+        assert_eq!(ok("a0006 LOGOUT\r\n"), Command::Logout);
+    }
+
+    #[test]
+    fn arguments_of_every_shape() {
+        assert!(matches!(ok("A1 UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (DATE FROM)])"), Command::Fetch { uid: true, .. }));
+        assert!(matches!(
+            ok("A2 UID STORE 5 -FLAGS.SILENT (\\Seen $Forwarded)"),
+            Command::Store { uid: true, silent: true, mode: StoreMode::Remove, .. }
+        ));
+        assert_eq!(
+            ok("A3 APPEND Sent (\\Seen) \"05-Jan-2026 10:00:00 +0100\" {3+}\r\nhi\n\r\n"),
+            Command::Append {
+                mailbox: "Sent".into(),
+                flags: vec![Flag::Seen],
+                date: Some(chrono::DateTime::parse_from_rfc3339("2026-01-05T10:00:00+01:00").unwrap()),
+                message: b"hi\n".to_vec()
+            }
+        );
+        assert_eq!(ok("A4 LIST \"\" \"*\""), Command::List { reference: "".into(), pattern: "*".into(), subscribed: false });
+        assert_eq!(ok("A5 LSUB \"\" %"), Command::List { reference: "".into(), pattern: "%".into(), subscribed: true });
+        assert_eq!(ok("A6 RENAME \"Entw&APw-rfe\" Old"), Command::Rename { from: "Entwürfe".into(), to: "Old".into() });
+        assert_eq!(
+            ok("A7 STATUS INBOX (MESSAGES UIDNEXT)"),
+            Command::Status { mailbox: "INBOX".into(), items: vec![StatusItem::Messages, StatusItem::UidNext] }
+        );
+        assert_eq!(
+            ok("A8 ID (\"name\" \"mutt\" \"version\" NIL)"),
+            Command::Id(Some(vec![("name".into(), Some("mutt".into())), ("version".into(), None)]))
+        );
+        assert_eq!(ok("A9 ID NIL"), Command::Id(None));
+        assert_eq!(ok("B1 ENABLE UTF8=ACCEPT"), Command::Enable(vec!["UTF8=ACCEPT".into()]));
+        assert!(matches!(ok("B2 UID MOVE 1:3 Trash"), Command::Copy { uid: true, remove: true, .. }));
+        assert!(matches!(ok("B3 SEARCH CHARSET UTF-8 SUBJECT {4}\r\nf\u{fc}r"), Command::Search { .. }));
+        assert_eq!(
+            ok("B4 AUTHENTICATE PLAIN AGNyYWlnAHNlY3JldA=="),
+            Command::Authenticate { mechanism: "PLAIN".into(), initial: Some("AGNyYWlnAHNlY3JldA==".into()) }
+        );
+        assert!(matches!(ok("B5 UID EXPUNGE 3:5"), Command::UidExpunge(_)));
+    }
+
+    #[test]
+    fn errors_carry_the_tag() {
+        assert_eq!(parse(b"x1 FROB\r\n"), Err((Error::Unknown("FROB".into()), Some("x1".into()))));
+        assert!(matches!(parse(b"x2 LOGIN one\r\n"), Err((Error::Syntax(_), Some(t))) if t == "x2"));
+        assert!(matches!(parse(b"x3 STORE 1 FLAGS (\\Recent)\r\n"), Err((Error::Syntax(_), _))));
+        assert!(matches!(parse(b"x4 SEARCH CHARSET KOI8-R ALL\r\n"), Err((Error::Syntax(e), _)) if e.starts_with("[BADCHARSET")));
+        assert!(matches!(parse(b"x5 UID NOOP\r\n"), Err((Error::Syntax(_), _))));
+        assert!(matches!(parse(b"x6 NOOP extra\r\n"), Err((Error::Syntax(_), _))));
+        assert_eq!(parse(b"\r\n"), Err((Error::NoTag, None)));
+        assert_eq!(parse(b"+x NOOP\r\n"), Err((Error::NoTag, None)));
+    }
+
+    #[test]
+    fn random_input_never_panics() {
+        // A small xorshift: the same inputs every run.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let alphabet = b"aA1 ()[]<>{}*%\\\"+-.:,\r\nUIDFETCHSTOREBODYPEEK";
+        for _ in 0..20_000 {
+            let mut input = b"t ".to_vec();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 40) as usize;
+            for i in 0..len {
+                input.push(alphabet[((state >> (i % 50)) as usize + i * 7) % alphabet.len()]);
+            }
+            let _ = parse(&input);
+        }
+    }
+}

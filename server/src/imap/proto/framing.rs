@@ -1,0 +1,257 @@
+//! Cuts the client's byte stream into whole commands (RFC 3501 2.2, 4.3): a command is a line,
+//! and a line that ends in a literal announcement `{n}` (or `{n+}`, RFC 7888) goes on after n
+//! octets with another line. The receiver takes input in any chunk sizes and checks both
+//! limits — the command text and each literal — before it buffers anything beyond them: an
+//! over-long line is discarded as it arrives, and a literal over the limit is refused before
+//! the client sends it (synchronizing) or skipped unbuffered (non-synchronizing).
+
+/// What the receiver found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framed {
+    /// A whole command: its lines with their CRLFs, each literal inline after its `{n}\r\n`.
+    Command(Vec<u8>),
+    /// A synchronizing literal was announced and fits: the client waits for `+` before it
+    /// sends the octets (RFC 3501 7.5).
+    Continue,
+    /// The command text went over the line limit; the rest of it was discarded.
+    /// `tag` is the command's tag if it could be read.
+    TooLong { tag: Option<String> },
+    /// A literal over the limit (`size` octets): the command is dropped. For a synchronizing
+    /// literal the client sends nothing more of it once it sees the tagged reply; a
+    /// non-synchronizing literal's octets, and the rest of its command, are skipped unread.
+    LiteralTooBig { tag: Option<String>, size: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading command text.
+    Line,
+    /// Copying this many more literal octets into the command.
+    Literal(u64),
+    /// Skipping this many more octets of a refused non-synchronizing literal.
+    Skip(u64),
+    /// Discarding up to the next line end.
+    DiscardLine,
+}
+
+/// The command assembler, one per connection.
+#[derive(Debug)]
+pub struct Receiver {
+    /// The longest command text (literal octets not counted), line ends included.
+    max_line: usize,
+    /// The largest literal.
+    max_literal: u64,
+    /// The command so far.
+    command: Vec<u8>,
+    /// Text octets in `command` (literals not counted), for the line limit.
+    text: usize,
+    /// Where the text after the last literal starts in `command`: where an announcement is looked for.
+    line_start: usize,
+    state: State,
+}
+
+impl Receiver {
+    pub fn new(max_line: usize, max_literal: u64) -> Receiver {
+        Receiver { max_line, max_literal, command: Vec::new(), text: 0, line_start: 0, state: State::Line }
+    }
+
+    /// Whether the receiver is between commands (nothing of a next one buffered).
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Line && self.command.is_empty()
+    }
+
+    /// Forgets any partial command (after STARTTLS, nothing sent before may count).
+    pub fn reset(&mut self) {
+        self.command.clear();
+        self.text = 0;
+        self.line_start = 0;
+        self.state = State::Line;
+    }
+
+    /// Takes all of `input` and appends what it completes to `out`.
+    pub fn push(&mut self, mut input: &[u8], out: &mut Vec<Framed>) {
+        while !input.is_empty() {
+            match self.state {
+                State::Literal(left) => {
+                    let take = left.min(input.len() as u64) as usize;
+                    self.command.extend_from_slice(&input[..take]);
+                    input = &input[take..];
+                    if left == take as u64 {
+                        self.state = State::Line;
+                        self.line_start = self.command.len();
+                    } else {
+                        self.state = State::Literal(left - take as u64);
+                    }
+                }
+                State::Skip(left) => {
+                    let take = left.min(input.len() as u64) as usize;
+                    input = &input[take..];
+                    self.state = if left == take as u64 { State::DiscardLine } else { State::Skip(left - take as u64) };
+                }
+                State::DiscardLine => match memchr::memchr(b'\n', input) {
+                    Some(i) => {
+                        input = &input[i + 1..];
+                        self.state = State::Line;
+                    }
+                    None => input = &[],
+                },
+                State::Line => {
+                    let (piece, rest, complete) = match memchr::memchr(b'\n', input) {
+                        Some(i) => (&input[..=i], &input[i + 1..], true),
+                        None => (input, &[][..], false),
+                    };
+                    input = rest;
+                    if self.text + piece.len() > self.max_line {
+                        out.push(Framed::TooLong { tag: self.tag_with(piece) });
+                        self.command.clear();
+                        self.text = 0;
+                        self.line_start = 0;
+                        self.state = if complete { State::Line } else { State::DiscardLine };
+                        continue;
+                    }
+                    self.command.extend_from_slice(piece);
+                    self.text += piece.len();
+                    if complete {
+                        self.end_of_line(out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A line of the command is complete: either a literal follows, or the command is done.
+    fn end_of_line(&mut self, out: &mut Vec<Framed>) {
+        let line = &self.command[self.line_start..];
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        let Some((size, synchronizing)) = literal_announcement(body) else {
+            let command = std::mem::take(&mut self.command);
+            self.text = 0;
+            self.line_start = 0;
+            if command.iter().all(|b| b.is_ascii_whitespace()) {
+                return; // an empty line is not a command
+            }
+            out.push(Framed::Command(command));
+            return;
+        };
+        if size > self.max_literal {
+            let tag = self.tag_with(b"");
+            self.command.clear();
+            self.text = 0;
+            self.line_start = 0;
+            out.push(Framed::LiteralTooBig { tag, size });
+            self.state = if synchronizing || size == 0 { State::Line } else { State::Skip(size) };
+            return;
+        }
+        if synchronizing {
+            out.push(Framed::Continue);
+        }
+        self.line_start = self.command.len();
+        self.state = if size == 0 { State::Line } else { State::Literal(size) };
+    }
+
+    /// The tag of the command being read, with `more` appended if the command is empty.
+    fn tag_with(&self, more: &[u8]) -> Option<String> {
+        let start = if self.command.is_empty() { more } else { &self.command };
+        let end = start.iter().position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
+        let tag = &start[..end];
+        (!tag.is_empty() && tag.iter().all(|&b| super::parse::is_tag_char(b))).then(|| String::from_utf8_lossy(tag).into_owned())
+    }
+}
+
+/// `{n}` or `{n+}` at the end of a line: the size and whether the client waits for `+`.
+pub fn literal_announcement(line: &[u8]) -> Option<(u64, bool)> {
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    let mut digits = &inner[open + 1..];
+    let synchronizing = match digits.strip_suffix(b"+") {
+        Some(d) => {
+            digits = d;
+            false
+        }
+        None => true,
+    };
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let size = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((size, synchronizing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in chunks of every size from 1 to 64 and checks each gives `expected`.
+    fn frames_in_any_chunks(input: &[u8], max_line: usize, max_literal: u64) -> Vec<Framed> {
+        let mut whole = Vec::new();
+        Receiver::new(max_line, max_literal).push(input, &mut whole);
+        for size in 1..=64 {
+            let mut receiver = Receiver::new(max_line, max_literal);
+            let mut out = Vec::new();
+            for chunk in input.chunks(size) {
+                receiver.push(chunk, &mut out);
+            }
+            assert_eq!(out, whole, "chunk size {size}");
+        }
+        whole
+    }
+
+    #[test]
+    fn lines_and_literals_make_commands() {
+        let out = frames_in_any_chunks(b"a1 NOOP\r\na2 LOGIN {5}\r\ncraig {4+}\r\npass\r\n\r\na3 LOGOUT\n", 1000, 100);
+        assert_eq!(
+            out,
+            vec![
+                Framed::Command(b"a1 NOOP\r\n".to_vec()),
+                Framed::Continue,
+                Framed::Command(b"a2 LOGIN {5}\r\ncraig {4+}\r\npass\r\n".to_vec()),
+                Framed::Command(b"a3 LOGOUT\n".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_literal_may_hold_line_ends_and_braces() {
+        let out = frames_in_any_chunks(b"A APPEND x {13}\r\nab\r\n{3}\r\ncd\r\n\r\n", 1000, 100);
+        assert_eq!(out, vec![Framed::Continue, Framed::Command(b"A APPEND x {13}\r\nab\r\n{3}\r\ncd\r\n\r\n".to_vec())]);
+    }
+
+    #[test]
+    fn an_over_long_line_is_reported_once_and_discarded() {
+        let mut input = b"t7 SEARCH ".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 5000));
+        input.extend_from_slice(b"\r\nt8 NOOP\r\n");
+        let out = frames_in_any_chunks(&input, 100, 100);
+        assert_eq!(out, vec![Framed::TooLong { tag: Some("t7".into()) }, Framed::Command(b"t8 NOOP\r\n".to_vec())]);
+    }
+
+    #[test]
+    fn a_big_synchronizing_literal_is_refused_before_it_is_sent() {
+        let out = frames_in_any_chunks(b"A1 APPEND INBOX {999999999}\r\nA2 NOOP\r\n", 1000, 1000);
+        assert_eq!(out, vec![Framed::LiteralTooBig { tag: Some("A1".into()), size: 999999999 }, Framed::Command(b"A2 NOOP\r\n".to_vec())]);
+    }
+
+    #[test]
+    fn a_big_non_synchronizing_literal_is_skipped_unbuffered() {
+        let mut input = b"A1 APPEND INBOX {2000+}\r\n".to_vec();
+        input.extend(std::iter::repeat_n(b'm', 2000));
+        input.extend_from_slice(b" rest of it\r\nA2 NOOP\r\n");
+        let out = frames_in_any_chunks(&input, 1000, 1000);
+        assert_eq!(out, vec![Framed::LiteralTooBig { tag: Some("A1".into()), size: 2000 }, Framed::Command(b"A2 NOOP\r\n".to_vec())]);
+        let mut receiver = Receiver::new(1000, 1000);
+        let mut out = Vec::new();
+        receiver.push(&input[..1500], &mut out);
+        assert!(receiver.command.capacity() < 1000, "nothing of the literal is buffered");
+    }
+
+    #[test]
+    fn literal_announcements() {
+        assert_eq!(literal_announcement(b"A LOGIN {5}"), Some((5, true)));
+        assert_eq!(literal_announcement(b"A LOGIN {5+}"), Some((5, false)));
+        assert_eq!(literal_announcement(b"A LOGIN {}"), None);
+        assert_eq!(literal_announcement(b"A LOGIN {x}"), None);
+        assert_eq!(literal_announcement(b"A LOGIN {99999999999}"), None);
+        assert_eq!(literal_announcement(b"A LOGIN 5}"), None);
+    }
+}
