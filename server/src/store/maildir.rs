@@ -13,7 +13,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{Delivered, DeliveryKey, Listed, MailStore};
+use super::folder::{base_name, crlf_size_in, crlf_size_of, sync_dir};
+use super::mailboxes::Folders;
+use super::{Delivered, DeliveryKey, Flags, Listed, MailStore, MessageInfo, Synced};
 
 pub struct Maildir {
     /// `DATA_DIR/mail`: one folder per user below it.
@@ -23,13 +25,20 @@ pub struct Maildir {
     host: String,
     /// Users whose `tmp/new/cur` are known to exist, to skip the checks on every delivery.
     ready: Mutex<HashSet<String>>,
+    /// IMAP's per-folder indexes and watchers.
+    pub(super) folders: Folders,
 }
 
 impl Maildir {
     pub fn new(data_dir: &Path, hostname: &str) -> io::Result<Maildir> {
         let root = data_dir.join("mail");
         create_dir_durably(&root)?;
-        Ok(Maildir { root, host: hostname.replace('/', "\\057").replace(':', "\\072"), ready: Mutex::new(HashSet::new()) })
+        Ok(Maildir {
+            root,
+            host: hostname.replace('/', "\\057").replace(':', "\\072"),
+            ready: Mutex::new(HashSet::new()),
+            folders: Folders::default(),
+        })
     }
 
     /// The folder of a user's inbox.
@@ -37,12 +46,22 @@ impl Maildir {
         self.root.join(user)
     }
 
-    fn ensure_user(&self, user: &str) -> io::Result<PathBuf> {
+    /// This host's name as file names carry it.
+    pub(super) fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The folder of a user's inbox, after checking the name cannot leave the root.
+    pub(super) fn checked_user_dir(&self, user: &str) -> io::Result<PathBuf> {
         // The directory layer validated the name; check again, since this builds a path.
         if user.is_empty() || user.starts_with('.') || user.contains(['/', '\0']) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad mailbox name {user:?}")));
         }
-        let dir = self.user_dir(user);
+        Ok(self.user_dir(user))
+    }
+
+    pub(super) fn ensure_user(&self, user: &str) -> io::Result<PathBuf> {
+        let dir = self.checked_user_dir(user)?;
         if self.ready.lock().expect("maildir lock").contains(user) {
             return Ok(dir);
         }
@@ -60,7 +79,7 @@ impl Maildir {
         if !super::valid_folder(folder) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad folder name {folder:?}")));
         }
-        let dir = user_dir.join(format!(".{}", folder.replace('/', ".")));
+        let dir = user_dir.join(super::names::dir_name(folder).expect("a folder is not INBOX"));
         if !dir.join("cur").is_dir() {
             create_dir_durably(&dir)?;
             for sub in ["tmp", "new", "cur"] {
@@ -127,6 +146,7 @@ impl MailStore for Maildir {
             let name = format!("{unique},S={size},W={}", size + lines);
             fs::rename(&tmp, dir.join("new").join(&name))?;
             sync_dir(&dir.join("new"))?;
+            self.notify(&dir);
             Ok(Delivered { id: name })
         })();
         if result.is_err() {
@@ -153,11 +173,7 @@ impl MailStore for Maildir {
                 let size = match crlf_size_in(&name) {
                     Some(size) => size,
                     // A file another program put there without W=: count.
-                    None => {
-                        let data = fs::read(entry.path())?;
-                        data.len() as u64 + data.iter().filter(|&&b| b == b'\n').count() as u64
-                            - data.windows(2).filter(|w| w == b"\r\n").count() as u64
-                    }
+                    None => crlf_size_of(&entry.path())?,
                 };
                 out.push(Listed { id: base_name(&name).to_string(), size, location: format!("{sub}/{name}") });
             }
@@ -189,7 +205,64 @@ impl MailStore for Maildir {
                 sync_dir(&dir.join(sub))?;
             }
         }
+        self.notify(&dir);
         Ok(())
+    }
+
+    fn open_user(&self, user: &str) -> io::Result<()> {
+        self.imap_open_user(user)
+    }
+
+    fn mailboxes(&self, user: &str) -> io::Result<Vec<String>> {
+        self.imap_mailboxes(user)
+    }
+
+    fn create_mailbox(&self, user: &str, name: &str) -> io::Result<()> {
+        self.imap_create(user, name)
+    }
+
+    fn delete_mailbox(&self, user: &str, name: &str) -> io::Result<()> {
+        self.imap_delete(user, name)
+    }
+
+    fn rename_mailbox(&self, user: &str, from: &str, to: &str) -> io::Result<()> {
+        self.imap_rename(user, from, to)
+    }
+
+    fn subscriptions(&self, user: &str) -> io::Result<Vec<String>> {
+        self.imap_subscriptions(user)
+    }
+
+    fn set_subscribed(&self, user: &str, name: &str, subscribed: bool) -> io::Result<()> {
+        self.imap_set_subscribed(user, name, subscribed)
+    }
+
+    fn sync(&self, user: &str, mailbox: &str, claim_recent: bool) -> io::Result<Synced> {
+        self.imap_sync(user, mailbox, claim_recent)
+    }
+
+    fn set_flags(&self, user: &str, mailbox: &str, changes: &[(u32, Flags)]) -> io::Result<()> {
+        self.imap_set_flags(user, mailbox, changes)
+    }
+
+    fn append(&self, user: &str, mailbox: &str, message: &[u8], flags: &Flags, date: Option<i64>) -> io::Result<(u32, u32)> {
+        self.imap_append(user, mailbox, message, flags, date)
+    }
+
+    fn copy(&self, user: &str, from: &str, uids: &[u32], to: &str) -> io::Result<(u32, Vec<(u32, u32)>)> {
+        self.imap_copy(user, from, uids, to)
+    }
+
+    fn expunge(&self, user: &str, mailbox: &str, uids: &[u32]) -> io::Result<()> {
+        self.imap_expunge(user, mailbox, uids)
+    }
+
+    fn fetch(&self, user: &str, mailbox: &str, message: &MessageInfo) -> io::Result<Vec<u8>> {
+        self.imap_fetch(user, mailbox, message)
+    }
+
+    fn changes(&self, user: &str, mailbox: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.imap_changes(user, mailbox)
     }
 }
 
@@ -234,16 +307,6 @@ impl Maildir {
     }
 }
 
-/// The base name of a Maildir file name (without `:2,FLAGS`).
-fn base_name(name: &str) -> &str {
-    name.split(':').next().unwrap_or(name)
-}
-
-/// The CRLF size from a `W=` in the name, if there is one.
-fn crlf_size_in(name: &str) -> Option<u64> {
-    base_name(name).split(',').find_map(|part| part.strip_prefix("W=")).and_then(|w| w.parse().ok())
-}
-
 /// LF to CRLF (a CR already before an LF is kept single).
 pub(crate) fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 30 + 2);
@@ -257,7 +320,7 @@ pub(crate) fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
 }
 
 /// Splits `data` into runs with every CRLF turned into LF (bare CRs are left alone).
-fn crlf_to_lf(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(super) fn crlf_to_lf(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = data;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -288,7 +351,7 @@ fn crlf_to_lf(data: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Creates a directory (and its parents) and fsyncs the parent, so that the new entry
 /// survives a crash.
-fn create_dir_durably(dir: &Path) -> io::Result<()> {
+pub(super) fn create_dir_durably(dir: &Path) -> io::Result<()> {
     if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
@@ -304,9 +367,6 @@ fn create_dir_durably(dir: &Path) -> io::Result<()> {
     sync_dir(parent)
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
 
 #[cfg(test)]
 mod tests {

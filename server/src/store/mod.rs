@@ -2,9 +2,13 @@
 //! so that a shared backend (metadata in PostgreSQL, bodies in an object store) can replace
 //! the embedded Maildir one without touching the protocols.
 
+mod folder;
+mod mailboxes;
 pub mod maildir;
+mod names;
 
 pub use maildir::Maildir;
+pub use names::{special_use, valid_mailbox_name, SPECIAL_USE};
 
 /// What a store hands back for a delivered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +48,122 @@ pub trait MailStore: Send + Sync + 'static {
 
     /// Removes messages durably; messages already gone are not an error.
     fn remove(&self, user: &str, messages: &[Listed]) -> std::io::Result<()>;
+
+    // Mailboxes, as IMAP sees them. A mailbox is `INBOX` or a folder name with levels
+    // separated by `/`, in UTF-8. Errors of kind NotFound, AlreadyExists and InvalidInput
+    // mean what they say; others are the store's own trouble.
+
+    /// Makes sure `user`'s inbox and the special-use folders ([`SPECIAL_USE`]) exist.
+    fn open_user(&self, user: &str) -> std::io::Result<()>;
+
+    /// Every mailbox of `user`, `INBOX` first, then by name.
+    fn mailboxes(&self, user: &str) -> std::io::Result<Vec<String>>;
+
+    fn create_mailbox(&self, user: &str, name: &str) -> std::io::Result<()>;
+
+    /// Deletes a mailbox and its messages (not its children, RFC 3501 6.3.4).
+    fn delete_mailbox(&self, user: &str, name: &str) -> std::io::Result<()>;
+
+    /// Renames a mailbox with its children; renaming INBOX moves its messages into a new
+    /// mailbox and leaves INBOX empty (RFC 3501 6.3.5).
+    fn rename_mailbox(&self, user: &str, from: &str, to: &str) -> std::io::Result<()>;
+
+    fn subscriptions(&self, user: &str) -> std::io::Result<Vec<String>>;
+
+    fn set_subscribed(&self, user: &str, name: &str, subscribed: bool) -> std::io::Result<()>;
+
+    /// The mailbox's messages with their UIDs, which are assigned here to messages seen for
+    /// the first time (durably, before this returns). With `claim_recent`, messages no
+    /// session has seen yet become this caller's \Recent ones (returned in `claimed`) and
+    /// no other caller's.
+    fn sync(&self, user: &str, mailbox: &str, claim_recent: bool) -> std::io::Result<Synced>;
+
+    /// Sets the flags of messages (by UID) to exactly the given ones; messages gone are
+    /// skipped. Durable when it returns.
+    fn set_flags(&self, user: &str, mailbox: &str, changes: &[(u32, Flags)]) -> std::io::Result<()>;
+
+    /// Stores a message (CRLF form) with flags and an internal date (seconds since the epoch;
+    /// now if None). Returns (UIDVALIDITY, UID).
+    fn append(&self, user: &str, mailbox: &str, message: &[u8], flags: &Flags, date: Option<i64>) -> std::io::Result<(u32, u32)>;
+
+    /// Copies messages (by UID, in that order) into another mailbox, keeping their flags and
+    /// internal dates. Returns the target's UIDVALIDITY and the new UIDs, in the same order;
+    /// messages gone are skipped (and have no new UID).
+    fn copy(&self, user: &str, from: &str, uids: &[u32], to: &str) -> std::io::Result<(u32, Vec<(u32, u32)>)>;
+
+    /// Removes messages (by UID) durably.
+    fn expunge(&self, user: &str, mailbox: &str, uids: &[u32]) -> std::io::Result<()>;
+
+    /// A message of a mailbox, in CRLF form.
+    fn fetch(&self, user: &str, mailbox: &str, message: &MessageInfo) -> std::io::Result<Vec<u8>>;
+
+    /// A counter that goes up whenever the mailbox changes through this store (delivery,
+    /// append, flags, expunge): what IDLE waits on.
+    fn changes(&self, user: &str, mailbox: &str) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// Message flags as stored: the system flags of RFC 3501 2.3.2 (but \Recent, which is
+/// session state) and keywords.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// [`Flags::SEEN`] and the others, or'ed.
+    pub system: u8,
+    /// Keywords as first stored, without duplicates (compared without case).
+    pub keywords: Vec<String>,
+}
+
+impl Flags {
+    pub const SEEN: u8 = 1;
+    pub const ANSWERED: u8 = 2;
+    pub const FLAGGED: u8 = 4;
+    pub const DELETED: u8 = 8;
+    pub const DRAFT: u8 = 16;
+
+    pub fn has(&self, flag: u8) -> bool {
+        self.system & flag != 0
+    }
+
+    pub fn has_keyword(&self, keyword: &str) -> bool {
+        self.keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword))
+    }
+
+    pub fn add_keyword(&mut self, keyword: &str) {
+        if !self.has_keyword(keyword) {
+            self.keywords.push(keyword.to_string());
+        }
+    }
+
+    pub fn remove_keyword(&mut self, keyword: &str) {
+        self.keywords.retain(|k| !k.eq_ignore_ascii_case(keyword));
+    }
+}
+
+/// A message of a mailbox, as [`MailStore::sync`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    pub uid: u32,
+    /// Stable and unique in the mailbox: POP3's UIDL for the inbox.
+    pub id: String,
+    /// Where the store found it: a hint that makes reading quick (see [`Listed::location`]).
+    pub location: String,
+    /// Octets in CRLF form: RFC822.SIZE.
+    pub size: u64,
+    pub flags: Flags,
+    /// INTERNALDATE, seconds since the epoch.
+    pub internal_date: i64,
+    /// Not yet seen by any session (a Maildir message still in `new/`).
+    pub unseen_by_any: bool,
+}
+
+/// A mailbox's state as one sync found it.
+#[derive(Debug, Clone)]
+pub struct Synced {
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    /// By UID, ascending. Shared: unchanged syncs hand back the same list.
+    pub messages: std::sync::Arc<Vec<MessageInfo>>,
+    /// UIDs this caller claimed as \Recent.
+    pub claimed: Vec<u32>,
 }
 
 /// A message in a mailbox's inbox.

@@ -1,0 +1,549 @@
+//! One Maildir folder as IMAP needs it: UIDs, UIDVALIDITY and internal dates in a crash-safe
+//! index beside the Maildir (`wasmail-uidlist`), flags in the file names as every Maildir
+//! reader keeps them (`:2,FRS` plus keyword letters `a`–`z` named in `dovecot-keywords`, as
+//! Dovecot does), and \Recent as Maildir defines it: a message still in `new/` has not been
+//! seen by any client; the first session that selects the folder moves it to `cur/`.
+//!
+//! The index is append-only between compactions: `wasmail-uidlist 1 UIDVALIDITY NEXTUID` then
+//! one `UID DATE BASENAME` line per message, appended (and fsync'd) when a message is first
+//! seen. A line for a file that no longer exists is an expunged message; compaction rewrites
+//! the file (write, fsync, rename) without them. A torn last line (a crash mid-append) is
+//! dropped and its message numbered again, which is safe because the UID was never reported
+//! (the append is fsync'd before any client hears of it). An index that cannot be read is
+//! replaced with a new UIDVALIDITY, which tells clients to forget what they knew.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{Flags, MessageInfo, Synced};
+
+const INDEX: &str = "wasmail-uidlist";
+const KEYWORDS: &str = "dovecot-keywords";
+/// Maildir has 26 keyword letters.
+const MAX_KEYWORDS: usize = 26;
+
+/// A folder's index in memory, under the store's per-folder lock.
+pub(super) struct Folder {
+    /// The Maildir folder (with `new/`, `cur/`, `tmp/`).
+    dir: PathBuf,
+    uid_validity: u32,
+    next_uid: u32,
+    /// Base name → (UID, internal date).
+    uids: HashMap<String, (u32, i64)>,
+    /// Lines in the index file, to know when compaction pays.
+    lines: usize,
+    /// Keyword names by letter (`a` is index 0).
+    keywords: Vec<String>,
+    /// The last listing and the directory times it was made at.
+    cache: Option<Cache>,
+}
+
+struct Cache {
+    new_mtime: SystemTime,
+    cur_mtime: SystemTime,
+    scanned_at: SystemTime,
+    messages: Arc<Vec<MessageInfo>>,
+}
+
+/// A message file found by a scan.
+struct Found {
+    base: String,
+    location: String,
+    in_new: bool,
+    info: String,
+}
+
+impl Folder {
+    /// Loads (or creates) the index of the Maildir folder `dir`, which must exist.
+    pub fn open(dir: &Path) -> io::Result<Folder> {
+        let mut folder = Folder {
+            dir: dir.to_path_buf(),
+            uid_validity: 0,
+            next_uid: 1,
+            uids: HashMap::new(),
+            lines: 0,
+            keywords: read_keywords(&dir.join(KEYWORDS)),
+            cache: None,
+        };
+        match fs::read_to_string(dir.join(INDEX)) {
+            Ok(text) => {
+                if !folder.parse_index(&text) {
+                    // The old UIDVALIDITY was made no later than the file was last written:
+                    // a value above that time (and above the header's, if it was readable)
+                    // differs from it.
+                    let written = fs::metadata(dir.join(INDEX)).and_then(|m| m.modified()).map(epoch_seconds).unwrap_or(0);
+                    let old = folder.uid_validity.max(written.clamp(0, u32::MAX as i64) as u32);
+                    tracing::warn!(folder = %dir.display(), "the UID index is damaged; starting a new UIDVALIDITY");
+                    folder.fresh(old)?;
+                } else if !text.ends_with('\n') && !text.is_empty() {
+                    // A torn last line was dropped: write the index whole again.
+                    folder.compact()?;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => folder.fresh(0)?,
+            Err(e) => return Err(e),
+        }
+        Ok(folder)
+    }
+
+    /// Parses the index; false if it is damaged (anything but a torn last line).
+    fn parse_index(&mut self, text: &str) -> bool {
+        let mut lines = text.split('\n');
+        let header: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
+        let (Some(validity), Some(next)) = (header.get(2).and_then(|v| v.parse().ok()), header.get(3).and_then(|v| v.parse().ok())) else {
+            return false;
+        };
+        if header[0] != "wasmail-uidlist" || header[1] != "1" {
+            return false;
+        }
+        self.uid_validity = validity;
+        self.next_uid = next;
+        let body: Vec<&str> = lines.collect();
+        for (i, line) in body.iter().enumerate() {
+            if line.is_empty() && i + 1 == body.len() {
+                break;
+            }
+            let mut fields = line.splitn(3, ' ');
+            let parsed = (|| Some((fields.next()?.parse::<u32>().ok()?, fields.next()?.parse::<i64>().ok()?, fields.next()?)))();
+            match parsed {
+                Some((uid, date, base)) if uid > 0 && !base.is_empty() => {
+                    self.uids.insert(base.to_string(), (uid, date));
+                    self.next_uid = self.next_uid.max(uid + 1);
+                    self.lines += 1;
+                }
+                // A torn last line: the crash came before the fsync, so nobody saw it.
+                _ if i + 1 == body.len() && !text.ends_with('\n') => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Starts a new index: no UIDs yet, a UIDVALIDITY above `old` (the time, as Dovecot uses).
+    fn fresh(&mut self, old: u32) -> io::Result<()> {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as u32;
+        self.uid_validity = now.max(old.wrapping_add(1)).max(1);
+        self.next_uid = 1;
+        self.uids.clear();
+        self.cache = None;
+        self.compact()
+    }
+
+    /// Writes the index whole (only messages that still exist), durably.
+    fn compact(&mut self) -> io::Result<()> {
+        let mut text = format!("wasmail-uidlist 1 {} {}\n", self.uid_validity, self.next_uid);
+        let mut entries: Vec<(&String, &(u32, i64))> = self.uids.iter().collect();
+        entries.sort_by_key(|(_, (uid, _))| *uid);
+        for (base, (uid, date)) in &entries {
+            text.push_str(&format!("{uid} {date} {base}\n"));
+        }
+        let tmp = self.dir.join(format!("{INDEX}.tmp"));
+        let mut file = File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, self.dir.join(INDEX))?;
+        sync_dir(&self.dir)?;
+        self.lines = entries.len();
+        Ok(())
+    }
+
+    /// Numbers messages seen for the first time, durably, in the order given.
+    fn assign(&mut self, new: &[(String, i64)]) -> io::Result<()> {
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for (base, date) in new {
+            let uid = self.next_uid;
+            self.next_uid += 1;
+            self.uids.insert(base.clone(), (uid, *date));
+            text.push_str(&format!("{uid} {date} {base}\n"));
+        }
+        let mut file = File::options().append(true).open(self.dir.join(INDEX))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_data()?;
+        self.lines += new.len();
+        Ok(())
+    }
+
+    pub fn uid_validity(&self) -> u32 {
+        self.uid_validity
+    }
+
+    /// Lists the folder, numbering new messages; with `claim`, moves messages out of `new/`
+    /// (they become the caller's \Recent ones).
+    pub fn sync(&mut self, claim: bool) -> io::Result<Synced> {
+        let mut claimed_bases = Vec::new();
+        if claim {
+            claimed_bases = self.claim_new()?;
+        }
+        let messages = self.list()?;
+        let claimed = if claimed_bases.is_empty() {
+            Vec::new()
+        } else {
+            let mut uids: Vec<u32> = claimed_bases.iter().filter_map(|b| self.uids.get(b).map(|(uid, _)| *uid)).collect();
+            uids.sort_unstable();
+            uids
+        };
+        Ok(Synced { uid_validity: self.uid_validity, uid_next: self.next_uid, messages, claimed })
+    }
+
+    /// Moves every message in `new/` to `cur/` (RFC 3501 \Recent: this session saw it first).
+    fn claim_new(&mut self) -> io::Result<Vec<String>> {
+        let mut moved = Vec::new();
+        let new = self.dir.join("new");
+        for entry in read_dir_or_empty(&new)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let base = base_name(&name).to_string();
+            let target = self.dir.join("cur").join(format!("{base}:2,{}", info_of(&name)));
+            match fs::rename(new.join(&name), target) {
+                Ok(()) => moved.push(base),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {} // another reader took it
+                Err(e) => return Err(e),
+            }
+        }
+        if !moved.is_empty() {
+            sync_dir(&self.dir.join("cur"))?;
+            sync_dir(&new)?;
+            self.cache = None;
+        }
+        Ok(moved)
+    }
+
+    /// The messages now, from the cache when the directories did not change.
+    fn list(&mut self) -> io::Result<Arc<Vec<MessageInfo>>> {
+        let new_mtime = fs::metadata(self.dir.join("new"))?.modified()?;
+        let cur_mtime = fs::metadata(self.dir.join("cur"))?.modified()?;
+        if let Some(cache) = &self.cache {
+            // A directory time is coarse: trust it only once it is a second older than the
+            // scan, so that a change in the same tick as the scan is not missed.
+            let settled = cache.new_mtime.max(cache.cur_mtime) + Duration::from_secs(1) < cache.scanned_at;
+            if settled && cache.new_mtime == new_mtime && cache.cur_mtime == cur_mtime {
+                return Ok(Arc::clone(&cache.messages));
+            }
+        }
+        let scanned_at = SystemTime::now();
+        let mut found = Vec::new();
+        for (sub, in_new) in [("new", true), ("cur", false)] {
+            for entry in read_dir_or_empty(&self.dir.join(sub))? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let base = base_name(&name).to_string();
+                let info = info_of(&name).to_string();
+                found.push(Found { base, location: format!("{sub}/{name}"), in_new, info });
+            }
+        }
+        // Messages seen for the first time are numbered in arrival (name) order.
+        let mut unknown: Vec<&Found> = found.iter().filter(|f| !self.uids.contains_key(&f.base)).collect();
+        unknown.sort_by(|a, b| a.base.cmp(&b.base));
+        unknown.dedup_by(|a, b| a.base == b.base);
+        let mut new = Vec::new();
+        for f in unknown {
+            let date = fs::metadata(self.dir.join(&f.location)).and_then(|m| m.modified()).map(epoch_seconds).unwrap_or(0);
+            new.push((f.base.clone(), date));
+        }
+        self.assign(&new)?;
+        let mut messages = Vec::with_capacity(found.len());
+        for f in found {
+            let Some(&(uid, internal_date)) = self.uids.get(&f.base) else { continue };
+            let size = match crlf_size_in(&f.base) {
+                Some(size) => size,
+                None => crlf_size_of(&self.dir.join(&f.location))?,
+            };
+            let flags = self.flags_from_info(&f.info);
+            messages.push(MessageInfo { uid, id: f.base, location: f.location, size, flags, internal_date, unseen_by_any: f.in_new });
+        }
+        messages.sort_by_key(|m| m.uid);
+        // The same message in new/ and cur/ (a reader mid-move): keep one.
+        messages.dedup_by_key(|m| m.uid);
+        // Lines of messages gone pile up in the index; rewrite it when they outnumber the rest.
+        if self.lines > 64 && self.lines > 2 * messages.len() {
+            let live: std::collections::HashSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+            self.uids.retain(|base, _| live.contains(base.as_str()));
+            self.compact()?;
+        }
+        let messages = Arc::new(messages);
+        self.cache = Some(Cache { new_mtime, cur_mtime, scanned_at, messages: Arc::clone(&messages) });
+        Ok(messages)
+    }
+
+    /// Sets each message's flags by renaming its file; durable when it returns.
+    pub fn set_flags(&mut self, changes: &[(u32, Flags)]) -> io::Result<()> {
+        let messages = self.list()?;
+        let by_uid: HashMap<u32, &MessageInfo> = messages.iter().map(|m| (m.uid, m)).collect();
+        let mut touched_new = false;
+        for (uid, flags) in changes {
+            let Some(message) = by_uid.get(uid) else { continue };
+            let current = info_of(&message.location);
+            let info = self.info_for(flags, current)?;
+            let target = format!("cur/{}:2,{info}", message.id);
+            if target == message.location {
+                continue;
+            }
+            touched_new |= message.location.starts_with("new/");
+            match fs::rename(self.dir.join(&message.location), self.dir.join(&target)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {} // expunged meanwhile
+                Err(e) => return Err(e),
+            }
+        }
+        sync_dir(&self.dir.join("cur"))?;
+        if touched_new {
+            sync_dir(&self.dir.join("new"))?;
+        }
+        self.cache = None;
+        Ok(())
+    }
+
+    /// Takes files just placed in `cur/` (by append or copy): numbers them, with whatever
+    /// else arrived, and returns their UIDs in the order given.
+    pub fn adopt(&mut self, placed: &[String]) -> io::Result<Vec<u32>> {
+        self.cache = None;
+        self.list()?;
+        placed
+            .iter()
+            .map(|base| self.uids.get(base).map(|(uid, _)| *uid).ok_or_else(|| io::Error::other(format!("{base} vanished as it was stored"))))
+            .collect()
+    }
+
+    /// Removes messages durably.
+    pub fn expunge(&mut self, uids: &[u32]) -> io::Result<()> {
+        let messages = self.list()?;
+        for message in messages.iter().filter(|m| uids.contains(&m.uid)) {
+            match fs::remove_file(self.dir.join(&message.location)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        sync_dir(&self.dir.join("cur"))?;
+        sync_dir(&self.dir.join("new"))?;
+        self.cache = None;
+        Ok(())
+    }
+
+    /// The file of a message: where it was listed, else wherever a reader moved it.
+    pub fn path_of(&self, message: &MessageInfo) -> io::Result<PathBuf> {
+        let listed = self.dir.join(&message.location);
+        if listed.exists() {
+            return Ok(listed);
+        }
+        for sub in ["cur", "new"] {
+            for entry in read_dir_or_empty(&self.dir.join(sub))? {
+                let entry = entry?;
+                if base_name(&entry.file_name().to_string_lossy()) == message.id {
+                    return Ok(entry.path());
+                }
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::NotFound, format!("no message {}", message.id)))
+    }
+
+    /// The `:2,` info for `flags`, keeping letters this server does not manage (such as `P`).
+    pub fn info_for(&mut self, flags: &Flags, current: &str) -> io::Result<String> {
+        let mut letters: Vec<char> = current.chars().filter(|c| c.is_ascii_uppercase() && !"DFRST".contains(*c)).collect();
+        for (bit, letter) in [(Flags::DRAFT, 'D'), (Flags::FLAGGED, 'F'), (Flags::ANSWERED, 'R'), (Flags::SEEN, 'S'), (Flags::DELETED, 'T')] {
+            if flags.has(bit) {
+                letters.push(letter);
+            }
+        }
+        for keyword in &flags.keywords {
+            letters.push(self.keyword_letter(keyword)?);
+        }
+        letters.sort_unstable();
+        letters.dedup();
+        Ok(letters.into_iter().collect())
+    }
+
+    fn flags_from_info(&self, info: &str) -> Flags {
+        let mut flags = Flags::default();
+        for c in info.chars() {
+            match c {
+                'D' => flags.system |= Flags::DRAFT,
+                'F' => flags.system |= Flags::FLAGGED,
+                'R' => flags.system |= Flags::ANSWERED,
+                'S' => flags.system |= Flags::SEEN,
+                'T' => flags.system |= Flags::DELETED,
+                'a'..='z' => {
+                    if let Some(keyword) = self.keywords.get((c as u8 - b'a') as usize) {
+                        flags.add_keyword(keyword);
+                    }
+                }
+                _ => {}
+            }
+        }
+        flags
+    }
+
+    /// The letter of a keyword, adding it to `dovecot-keywords` if it is new.
+    fn keyword_letter(&mut self, keyword: &str) -> io::Result<char> {
+        if let Some(i) = self.keywords.iter().position(|k| k.eq_ignore_ascii_case(keyword)) {
+            return Ok((b'a' + i as u8) as char);
+        }
+        if self.keywords.len() >= MAX_KEYWORDS {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a folder holds at most 26 keywords"));
+        }
+        self.keywords.push(keyword.to_string());
+        let text: String = self.keywords.iter().enumerate().map(|(i, k)| format!("{i} {k}\n")).collect();
+        let tmp = self.dir.join(format!("{KEYWORDS}.tmp"));
+        let mut file = File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, self.dir.join(KEYWORDS))?;
+        sync_dir(&self.dir)?;
+        Ok((b'a' + (self.keywords.len() - 1) as u8) as char)
+    }
+
+}
+
+/// `dovecot-keywords`: `N name` lines.
+fn read_keywords(path: &Path) -> Vec<String> {
+    let Ok(text) = fs::read_to_string(path) else { return Vec::new() };
+    let mut keywords: Vec<(usize, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let (n, name) = line.split_once(' ')?;
+            Some((n.parse().ok()?, name.to_string()))
+        })
+        .filter(|(n, _)| *n < MAX_KEYWORDS)
+        .collect();
+    keywords.sort();
+    let mut out = Vec::new();
+    for (n, name) in keywords {
+        // Gaps would shift letters: fill them so that each keyword keeps its letter.
+        while out.len() < n {
+            out.push(format!("$unnamed{}", out.len()));
+        }
+        if out.len() == n {
+            out.push(name);
+        }
+    }
+    out
+}
+
+fn read_dir_or_empty(dir: &Path) -> io::Result<Box<dyn Iterator<Item = io::Result<fs::DirEntry>>>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(Box::new(entries)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
+        Err(e) => Err(e),
+    }
+}
+
+/// The base name of a Maildir file name (without `:2,FLAGS`).
+pub(super) fn base_name(name: &str) -> &str {
+    name.split(':').next().unwrap_or(name)
+}
+
+/// The flag letters after `:2,` (empty if none).
+fn info_of(name: &str) -> &str {
+    name.rsplit_once(":2,").map(|(_, info)| info).filter(|info| !info.contains('/')).unwrap_or("")
+}
+
+/// The CRLF size from a `W=` in the name, if there is one.
+pub(super) fn crlf_size_in(name: &str) -> Option<u64> {
+    base_name(name).split(',').find_map(|part| part.strip_prefix("W=")).and_then(|w| w.parse().ok())
+}
+
+/// The CRLF size of a file without `W=` in its name: counted.
+pub(super) fn crlf_size_of(path: &Path) -> io::Result<u64> {
+    let data = fs::read(path)?;
+    Ok(data.len() as u64 + data.iter().filter(|&&b| b == b'\n').count() as u64 - data.windows(2).filter(|w| w == b"\r\n").count() as u64)
+}
+
+fn epoch_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maildir() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("box");
+        for sub in ["new", "cur", "tmp"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        (tmp, dir)
+    }
+
+    #[test]
+    fn uids_are_stable_across_opens_and_follow_arrival() {
+        let (_tmp, dir) = maildir();
+        fs::write(dir.join("new/200.B.host,S=3,W=4"), b"b\n\n").unwrap();
+        fs::write(dir.join("new/100.A.host,S=3,W=4"), b"a\n\n").unwrap();
+        let mut folder = Folder::open(&dir).unwrap();
+        let synced = folder.sync(false).unwrap();
+        let uids: Vec<(u32, &str)> = synced.messages.iter().map(|m| (m.uid, m.id.as_str())).collect();
+        assert_eq!(uids, [(1, "100.A.host,S=3,W=4"), (2, "200.B.host,S=3,W=4")]);
+        assert!(synced.messages.iter().all(|m| m.unseen_by_any && m.size == 4));
+        assert_eq!(synced.uid_next, 3);
+        // Another open (a restart) sees the same numbers; a reader moving a file keeps its UID.
+        fs::rename(dir.join("new/100.A.host,S=3,W=4"), dir.join("cur/100.A.host,S=3,W=4:2,S")).unwrap();
+        let mut again = Folder::open(&dir).unwrap();
+        let synced2 = again.sync(false).unwrap();
+        assert_eq!(synced2.uid_validity, synced.uid_validity);
+        assert_eq!(synced2.messages[0].uid, 1);
+        assert!(synced2.messages[0].flags.has(Flags::SEEN));
+        // Claiming moves what is in new/ and reports it once.
+        let claimed = again.sync(true).unwrap();
+        assert_eq!(claimed.claimed, [2]);
+        assert!(dir.join("cur/200.B.host,S=3,W=4:2,").exists());
+        assert!(again.sync(true).unwrap().claimed.is_empty());
+    }
+
+    #[test]
+    fn flags_keywords_and_expunge() {
+        let (_tmp, dir) = maildir();
+        fs::write(dir.join("cur/1.A.h:2,P"), b"x\n").unwrap();
+        let mut folder = Folder::open(&dir).unwrap();
+        let uid = folder.sync(false).unwrap().messages[0].uid;
+        let mut flags = Flags { system: Flags::SEEN | Flags::DELETED, keywords: vec![] };
+        flags.add_keyword("$Forwarded");
+        folder.set_flags(&[(uid, flags.clone())]).unwrap();
+        assert!(dir.join("cur/1.A.h:2,PSTa").exists(), "{:?}", fs::read_dir(dir.join("cur")).unwrap().collect::<Vec<_>>());
+        assert_eq!(fs::read_to_string(dir.join("dovecot-keywords")).unwrap(), "0 $Forwarded\n");
+        let synced = Folder::open(&dir).unwrap().sync(false).unwrap();
+        assert_eq!(synced.messages[0].flags, flags);
+        assert_eq!(synced.messages[0].size, 3, "counted without W=");
+        folder.expunge(&[uid]).unwrap();
+        assert!(folder.sync(false).unwrap().messages.is_empty());
+        // A new message after an expunge never reuses the UID.
+        fs::write(dir.join("new/2.B.h"), b"y\n").unwrap();
+        assert_eq!(Folder::open(&dir).unwrap().sync(false).unwrap().messages[0].uid, uid + 1);
+    }
+
+    #[test]
+    fn a_torn_index_line_is_dropped_and_a_damaged_index_gets_a_new_uidvalidity() {
+        let (_tmp, dir) = maildir();
+        fs::write(dir.join("new/1.A.h"), b"x\n").unwrap();
+        let validity = Folder::open(&dir).unwrap().sync(false).unwrap().uid_validity;
+        let mut text = fs::read_to_string(dir.join(INDEX)).unwrap();
+        text.push_str("7 12");
+        fs::write(dir.join(INDEX), &text).unwrap();
+        let mut folder = Folder::open(&dir).unwrap();
+        let synced = folder.sync(false).unwrap();
+        assert_eq!((synced.uid_validity, synced.messages[0].uid), (validity, 1));
+        assert!(fs::read_to_string(dir.join(INDEX)).unwrap().ends_with('\n'));
+        fs::write(dir.join(INDEX), "garbage\n1 2 3\n").unwrap();
+        let synced = Folder::open(&dir).unwrap().sync(false).unwrap();
+        assert!(synced.uid_validity > validity);
+        assert_eq!(synced.messages[0].uid, 1);
+    }
+}
