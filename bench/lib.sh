@@ -51,7 +51,7 @@ start_wasmail() {
     local dir=$1 port=$2
     shift 2
     mkdir -p "$dir"
-    target/release/wasmail serve --data-dir "$dir/data" --smtp-listen "127.0.0.1:$port" --pop3-listen 127.0.0.1:0 "$@" 2>"$dir/log" &
+    target/release/wasmail serve --data-dir "$dir/data" --smtp-listen "127.0.0.1:$port" --pop3-listen 127.0.0.1:0 --imap-listen 127.0.0.1:0 "$@" 2>"$dir/log" &
     pids+=($!)
     for _ in $(seq 1 200); do grep -q '"listening"' "$dir/log" && return 0; sleep 0.05; done
     echo "wasmail did not start:" >&2

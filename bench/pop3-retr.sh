@@ -50,7 +50,7 @@ PY
 # Wasmail: the Maildir as user bench's mailbox; a users file with bench's password.
 mkdir -p "$work/wasmail/data/mail"
 cp -r "$work/maildir" "$work/wasmail/data/mail/bench"
-printf 'data_dir = "data"\nusers_file = "users"\n[smtp]\nlisten = ["127.0.0.1:%s"]\n[pop3]\nlisten = ["127.0.0.1:%s"]\n' \
+printf 'data_dir = "data"\nusers_file = "users"\n[smtp]\nlisten = ["127.0.0.1:%s"]\n[pop3]\nlisten = ["127.0.0.1:%s"]\n[imap]\nlisten = []\n' \
     "$WASMAIL_SMTP" "$WASMAIL_POP3" >"$work/wasmail/wasmail.toml"
 echo secret | target/release/wasmail user add bench --password-stdin --config "$work/wasmail/wasmail.toml" >/dev/null
 target/release/wasmail serve --config "$work/wasmail/wasmail.toml" 2>"$work/wasmail/log" &

@@ -33,6 +33,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub smtp: SmtpConfig,
     pub pop3: Pop3Config,
+    pub imap: ImapConfig,
     pub mime: MimeConfig,
     pub queue: QueueConfig,
     /// Next hop per recipient domain (`"example.org" = "127.0.0.1:2626"`); `"*"` is the
@@ -92,6 +93,38 @@ impl Default for Pop3Config {
         Pop3Config {
             listen: vec!["127.0.0.1:2110".parse().expect("valid default address")],
             idle_timeout: Duration(StdDuration::from_secs(600)),
+            auth_failure_delay: Duration(StdDuration::from_secs(2)),
+            max_connections: 500,
+        }
+    }
+}
+
+/// The IMAP listener (RFC 3501) and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapConfig {
+    /// Addresses of the IMAP listeners; empty for none.
+    pub listen: Vec<SocketAddr>,
+    /// Literals (APPEND's message) above this are refused before they are read.
+    pub max_literal: ByteSize,
+    /// Command text (literals not counted) above this is refused, the rest discarded.
+    pub max_line: ByteSize,
+    /// Idle time before the session is closed (RFC 3501 5.4: at least 30 minutes); IDLE
+    /// restarts it, as clients re-issue IDLE within it.
+    pub idle_timeout: Duration,
+    /// Wait after a wrong password, against guessing.
+    pub auth_failure_delay: Duration,
+    /// Concurrent IMAP sessions.
+    pub max_connections: usize,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            listen: vec!["127.0.0.1:2143".parse().expect("valid default address")],
+            max_literal: ByteSize(25 * 1024 * 1024),
+            max_line: ByteSize(64 * 1024),
+            idle_timeout: Duration(StdDuration::from_secs(30 * 60)),
             auth_failure_delay: Duration(StdDuration::from_secs(2)),
             max_connections: 500,
         }
@@ -220,6 +253,7 @@ impl Default for Config {
             log_format: LogFormat::Json,
             smtp: SmtpConfig::default(),
             pop3: Pop3Config::default(),
+            imap: ImapConfig::default(),
             mime: MimeConfig::default(),
             queue: QueueConfig::default(),
             routes: Default::default(),
@@ -344,6 +378,15 @@ impl Config {
         }
         if self.smtp.max_message_size.0 == 0 {
             return Err(fail("smtp.max_message_size", "must be more than 0".into()));
+        }
+        if self.imap.max_line.0 < 1024 {
+            return Err(fail("imap.max_line", "must be at least 1024".into()));
+        }
+        if self.imap.max_connections == 0 {
+            return Err(fail("imap.max_connections", "must be at least 1".into()));
+        }
+        if self.imap.idle_timeout.0.is_zero() {
+            return Err(fail("imap.idle_timeout", "must be more than 0".into()));
         }
         if self.smtp.max_recipients == 0 {
             return Err(fail("smtp.max_recipients", "must be at least 1".into()));

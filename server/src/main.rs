@@ -31,6 +31,9 @@ enum Commands {
         /// Overrides `pop3.listen` (repeat for several).
         #[arg(long = "pop3-listen")]
         pop3_listen: Vec<SocketAddr>,
+        /// Overrides `imap.listen` (repeat for several).
+        #[arg(long = "imap-listen")]
+        imap_listen: Vec<SocketAddr>,
         /// Overrides `domains` (repeat for several).
         #[arg(long = "domain")]
         domains: Vec<String>,
@@ -121,7 +124,7 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Commands::Serve { config, data_dir, smtp_listen, pop3_listen, domains, plugins } => {
+        Commands::Serve { config, data_dir, smtp_listen, pop3_listen, imap_listen, domains, plugins } => {
             let mut config = match Config::load(config.as_deref()) {
                 Ok(config) => config,
                 Err(e) => return config_error(e),
@@ -131,6 +134,9 @@ fn main() -> ExitCode {
             }
             if !pop3_listen.is_empty() {
                 config.pop3.listen = pop3_listen;
+            }
+            if !imap_listen.is_empty() {
+                config.imap.listen = imap_listen;
             }
             if !smtp_listen.is_empty() {
                 config.smtp.listen = smtp_listen;

@@ -52,6 +52,12 @@ pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
         tracing::info!(protocol = "pop3", addr = %listener.local_addr()?, "listening");
         pop3_listeners.push(listener);
     }
+    let mut imap_listeners = Vec::new();
+    for addr in &ctx.config.imap.listen {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (imap.listen)"))?;
+        tracing::info!(protocol = "imap", addr = %listener.local_addr()?, "listening");
+        imap_listeners.push(listener);
+    }
     if ctx.directory.development_mode() {
         tracing::warn!(
             users_file = %ctx.config.users_file.display(),
@@ -72,6 +78,9 @@ pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
     let locks = Arc::new(crate::pop3::Locks::default());
     for listener in pop3_listeners {
         tokio::spawn(crate::pop3::serve(listener, Arc::clone(&ctx), Arc::clone(&locks)));
+    }
+    for listener in imap_listeners {
+        tokio::spawn(crate::imap::serve(listener, Arc::clone(&ctx)));
     }
     shutdown_signal().await;
     // Every message answered 250 is in the spool; sessions in flight simply end, and

@@ -42,6 +42,8 @@ pub struct Server {
     pub smtp: SocketAddr,
     /// The POP3 listener, if the server has one.
     pub pop3: Option<SocketAddr>,
+    /// The IMAP listener, if the server has one.
+    pub imap: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     /// Every line the server wrote to stderr (its log).
     log: Arc<Mutex<Vec<String>>>,
@@ -66,6 +68,8 @@ pub struct Setup {
     pub listen: Option<String>,
     /// Extra keys for the `[pop3]` table.
     pub pop3: String,
+    /// Extra keys for the `[imap]` table.
+    pub imap: String,
 }
 
 /// Runs `tests/clients/SCRIPT` with python3 on `files` and returns what it printed (the
@@ -136,7 +140,8 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[pop3]\nlisten = [\"127.0.0.1:0\"]\nauth_failure_delay = \"100ms\"\n{}[smtp]\nlisten = [\"{}\"]\n{}\n",
+                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[pop3]\nlisten = [\"127.0.0.1:0\"]\nauth_failure_delay = \"100ms\"\n{}\
+                 [imap]\nlisten = [\"127.0.0.1:0\"]\nauth_failure_delay = \"100ms\"\n{}[smtp]\nlisten = [\"{}\"]\n{}\n",
                 if setup.domains.is_empty() {
                     "\"localhost\", \"example.test\"".to_string()
                 } else {
@@ -144,6 +149,7 @@ impl Server {
                 },
                 setup.top,
                 setup.pop3,
+                setup.imap,
                 setup.listen.as_deref().unwrap_or("127.0.0.1:0"),
                 setup.smtp
             ),
@@ -198,11 +204,12 @@ impl Server {
         });
         // The listeners log first; "wasmail started" comes once the queue has been read, and
         // only then is the server sure to stay up.
-        let (mut smtp, mut pop3) = (None, None);
+        let (mut smtp, mut pop3, mut imap) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Some((protocol, addr))) if protocol == "pop3" => pop3 = Some(addr),
+                Ok(Some((protocol, addr))) if protocol == "imap" => imap = Some(addr),
                 Ok(Some((_, addr))) => smtp = Some(addr),
                 Ok(None) => break,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
@@ -215,7 +222,7 @@ impl Server {
             }
         }
         let smtp = smtp.expect("smtp listener");
-        Server { child, smtp, pop3, dir, log }
+        Server { child, smtp, pop3, imap, dir, log }
     }
 
     /// The server's log lines so far.

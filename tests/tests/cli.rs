@@ -95,7 +95,7 @@ fn users_mode_only_users_receive_and_new_users_take_effect_without_restart() {
 fn serve_without_a_config_file_uses_the_embedded_defaults() {
     let dir = tempfile::tempdir().unwrap();
     // Port 0 instead of 2525 so that the test never collides with a running server.
-    let server = Server::spawn(dir, &["serve", "--smtp-listen", "127.0.0.1:0", "--pop3-listen", "127.0.0.1:0"]);
+    let server = Server::spawn(dir, &["serve", "--smtp-listen", "127.0.0.1:0", "--pop3-listen", "127.0.0.1:0", "--imap-listen", "127.0.0.1:0"]);
     let mut c = server.connect();
     c.greet();
     assert_eq!(c.send_mail("a@client.test", &["anyone@localhost"], "Subject: defaults\r\n\r\nhi\r\n").code, 250);

@@ -270,7 +270,7 @@ fn serve_with_plugins(files: &[(&str, &[u8])]) -> (Option<i32>, String) {
         std::fs::write(plugins.join(name), bytes).unwrap();
     }
     let output = Command::new(wasmail_bin())
-        .args(["serve", "--smtp-listen", "127.0.0.1:0", "--pop3-listen", "127.0.0.1:0", "--plugins"])
+        .args(["serve", "--smtp-listen", "127.0.0.1:0", "--pop3-listen", "127.0.0.1:0", "--imap-listen", "127.0.0.1:0", "--plugins"])
         .arg(&plugins)
         .current_dir(dir.path())
         .output()
@@ -300,7 +300,17 @@ fn load_errors_are_clear() {
 
     // --plugins names a folder that must exist.
     let output = Command::new(wasmail_bin())
-        .args(["serve", "--smtp-listen", "127.0.0.1:0", "--pop3-listen", "127.0.0.1:0", "--plugins", "/nonexistent/plugins"])
+        .args([
+            "serve",
+            "--smtp-listen",
+            "127.0.0.1:0",
+            "--pop3-listen",
+            "127.0.0.1:0",
+            "--imap-listen",
+            "127.0.0.1:0",
+            "--plugins",
+            "/nonexistent/plugins",
+        ])
         .current_dir(tempfile::tempdir().unwrap().path())
         .output()
         .unwrap();

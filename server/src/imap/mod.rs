@@ -1,7 +1,45 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID, ENABLE, SPECIAL-USE,
-//! UNSELECT and CHILDREN, over the same mailboxes as SMTP delivers to and POP3 reads.
+//! UNSELECT, CHILDREN and SASL-IR, over the same mailboxes as SMTP delivers to and POP3 reads.
 //!
 //! Layout:
 //! - `proto`: sans-IO framing (lines and literals, with limits) and command parsing.
+//! - `session`: the connection, the state machine and the selected mailbox's view.
+//! - one file per command family: `auth` (LOGIN, AUTHENTICATE), `mailbox` (SELECT, CREATE,
+//!   LIST, STATUS, ...), `append`, `fetch`, `flags` (STORE), `copy` (COPY, MOVE), `expunge`
+//!   (EXPUNGE, CLOSE, UNSELECT), `search`, `idle`.
+//! - `structure`: ENVELOPE, BODYSTRUCTURE and body sections from the MIME parser.
+//! - this file: the listener.
 
+mod append;
+mod auth;
+mod copy;
+mod expunge;
+mod fetch;
+mod flags;
+mod idle;
+mod mailbox;
 pub mod proto;
+mod search;
+mod session;
+pub mod structure;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::Context;
+
+pub use session::CAPABILITIES;
+
+/// Runs one IMAP listener until the process ends.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
+    let max = ctx.config.imap.max_connections;
+    crate::accept::serve(
+        listener,
+        max,
+        |session, peer| tracing::info_span!("imap", session = %session, peer = %peer),
+        b"* BYE Too many connections, try again later\r\n".to_vec(),
+        move |socket, peer, _session| session::Session::new(socket, Arc::clone(&ctx), peer).run(),
+    )
+    .await
+}

@@ -402,7 +402,6 @@ impl Folder {
         sync_dir(&self.dir)?;
         Ok((b'a' + (self.keywords.len() - 1) as u8) as char)
     }
-
 }
 
 /// `dovecot-keywords`: `N name` lines.

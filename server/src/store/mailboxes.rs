@@ -333,7 +333,8 @@ impl Maildir {
         let mut index = target.lock().expect("folder lock");
         let mut placed = Vec::new();
         for (message, path) in &listed {
-            let sizes: String = message.id.split(',').skip(1).filter(|p| p.starts_with("S=") || p.starts_with("W=")).map(|p| format!(",{p}")).collect();
+            let sizes: String =
+                message.id.split(',').skip(1).filter(|p| p.starts_with("S=") || p.starts_with("W=")).map(|p| format!(",{p}")).collect();
             let base = format!("{}{sizes}", self.unique_base());
             let info = index.info_for(&message.flags, "")?;
             let link = dir_of_cur(&target_dir).join(format!("{base}:2,{info}"));

@@ -367,7 +367,6 @@ pub(super) fn create_dir_durably(dir: &Path) -> io::Result<()> {
     sync_dir(parent)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

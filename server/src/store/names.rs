@@ -2,7 +2,8 @@
 //! Maildir++ tree.
 
 /// The special-use mailboxes every user gets (RFC 6154), with their attribute.
-pub const SPECIAL_USE: [(&str, &str); 5] = [("Sent", "\\Sent"), ("Drafts", "\\Drafts"), ("Trash", "\\Trash"), ("Junk", "\\Junk"), ("Archive", "\\Archive")];
+pub const SPECIAL_USE: [(&str, &str); 5] =
+    [("Sent", "\\Sent"), ("Drafts", "\\Drafts"), ("Trash", "\\Trash"), ("Junk", "\\Junk"), ("Archive", "\\Archive")];
 
 /// The special-use attribute of a mailbox, if it has one.
 pub fn special_use(name: &str) -> Option<&'static str> {

@@ -1,0 +1,216 @@
+//! FETCH and UID FETCH (RFC 3501 6.4.5, 7.4.2). Messages are read and rendered on the blocking
+//! pool in batches, and the output goes out between batches, so that `FETCH 1:* BODY[]` on a
+//! large mailbox neither holds it all in memory nor stalls other sessions. A body fetched
+//! without .PEEK sets \Seen first, and the new flags follow the data.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::proto::response::{literal_into, nstring_into};
+use super::proto::{FetchAttr, SequenceSet};
+use super::session::{blocking, flags_text, Outcome, Session};
+use super::structure::Parsed;
+use crate::store::{Flags, MailStore, MessageInfo};
+
+/// Messages rendered per trip to the blocking pool.
+const BATCH: usize = 50;
+
+/// What one message's response needs.
+struct Target {
+    seq: usize,
+    message: MessageInfo,
+    recent: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    pub(super) async fn fetch(&mut self, uid: bool, set: &SequenceSet, mut items: Vec<FetchAttr>) -> std::io::Result<Outcome> {
+        let selected = self.selected.as_ref().expect("selected");
+        let indexes = match selected.resolve(set, uid) {
+            Ok(indexes) => indexes,
+            Err(e) => return Ok(Outcome::bad(e)),
+        };
+        // UID FETCH always answers with the UID (RFC 3501 6.4.8).
+        if uid && !items.contains(&FetchAttr::Uid) {
+            items.insert(0, FetchAttr::Uid);
+        }
+        let sets_seen = !selected.read_only
+            && items.iter().any(|i| matches!(i, FetchAttr::Rfc822 | FetchAttr::Rfc822Text | FetchAttr::Section { peek: false, .. }));
+        let wants_flags = items.contains(&FetchAttr::Flags);
+        let (user, name) = (self.user(), selected.name.clone());
+        // Messages expunged elsewhere but not yet reported are skipped: their files are gone.
+        let indexes: Vec<usize> = indexes.into_iter().filter(|&i| !selected.gone.contains(&selected.messages[i].uid)).collect();
+        let mut newly_seen = Vec::new();
+        if sets_seen {
+            let changes: Vec<(u32, Flags)> = indexes
+                .iter()
+                .map(|&i| &selected.messages[i])
+                .filter(|m| !m.flags.has(Flags::SEEN))
+                .map(|m| {
+                    let mut flags = m.flags.clone();
+                    flags.system |= Flags::SEEN;
+                    (m.uid, flags)
+                })
+                .collect();
+            if !changes.is_empty() {
+                let (store, user, name) = (Arc::clone(&self.ctx.store), user.clone(), name.clone());
+                let stored = changes.clone();
+                match blocking(move || store.set_flags(&user, &name, &stored)).await {
+                    Ok(()) => {
+                        let selected = self.selected.as_mut().expect("selected");
+                        for &i in &indexes {
+                            if let Some((_, flags)) = changes.iter().find(|(u, _)| *u == selected.messages[i].uid) {
+                                selected.messages[i].flags = flags.clone();
+                                newly_seen.push(i);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot set \\Seen"),
+                }
+            }
+        }
+        let selected = self.selected.as_ref().expect("selected");
+        let targets: Vec<Target> = indexes
+            .iter()
+            .map(|&i| Target { seq: i + 1, message: selected.messages[i].clone(), recent: selected.recent.contains(&selected.messages[i].uid) })
+            .collect();
+        let items = Arc::new(items);
+        let mut failed = 0;
+        for batch in targets.chunks(BATCH) {
+            let batch: Vec<Target> = batch.iter().map(|t| Target { seq: t.seq, message: t.message.clone(), recent: t.recent }).collect();
+            let (store, user, name, items) = (Arc::clone(&self.ctx.store), user.clone(), name.clone(), Arc::clone(&items));
+            let (bytes, missing) = blocking(move || Ok(render_batch(store.as_ref(), &user, &name, &batch, &items))).await?;
+            failed += missing;
+            self.out.extend_from_slice(&bytes);
+            self.flush_if_large().await?;
+        }
+        if !wants_flags {
+            let selected = self.selected.as_ref().expect("selected");
+            let lines: Vec<String> = newly_seen
+                .iter()
+                .map(|&i| {
+                    let message = &selected.messages[i];
+                    let uid_item = if uid { format!(" UID {}", message.uid) } else { String::new() };
+                    format!("{} FETCH (FLAGS {}{uid_item})", i + 1, selected.flags_text(message))
+                })
+                .collect();
+            for line in lines {
+                self.untagged(&line);
+            }
+        }
+        if failed > 0 {
+            // RFC 3501 7.4.1 allows NO when some messages could not be fetched (gone meanwhile).
+            return Ok(Outcome::no(format!("Some messages could not be fetched ({failed})")));
+        }
+        Ok(Outcome::ok("FETCH completed"))
+    }
+}
+
+/// Renders `* n FETCH (...)` for each message; returns the bytes and how many messages could
+/// not be read (removed meanwhile).
+fn render_batch(store: &dyn MailStore, user: &str, mailbox: &str, batch: &[Target], items: &[FetchAttr]) -> (Vec<u8>, usize) {
+    let needs_content = items.iter().any(|i| {
+        matches!(
+            i,
+            FetchAttr::Envelope
+                | FetchAttr::Body
+                | FetchAttr::BodyStructure
+                | FetchAttr::Rfc822
+                | FetchAttr::Rfc822Header
+                | FetchAttr::Rfc822Text
+                | FetchAttr::Section { .. }
+        )
+    });
+    let mut out = Vec::new();
+    let mut missing = 0;
+    for target in batch {
+        let content = if needs_content {
+            match store.fetch(user, mailbox, &target.message) {
+                Ok(content) => Some(content),
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(uid = target.message.uid, error = %e, "cannot read a message");
+                    }
+                    missing += 1;
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let parsed = content.as_deref().map(Parsed::new);
+        out.extend_from_slice(format!("* {} FETCH (", target.seq).as_bytes());
+        for (n, item) in items.iter().enumerate() {
+            if n > 0 {
+                out.push(b' ');
+            }
+            render_item(&mut out, target, parsed.as_ref(), item);
+        }
+        out.extend_from_slice(b")\r\n");
+    }
+    (out, missing)
+}
+
+fn render_item(out: &mut Vec<u8>, target: &Target, parsed: Option<&Parsed<'_>>, item: &FetchAttr) {
+    let message = &target.message;
+    match item {
+        FetchAttr::Uid => out.extend_from_slice(format!("UID {}", message.uid).as_bytes()),
+        FetchAttr::Flags => out.extend_from_slice(format!("FLAGS {}", flags_text(&message.flags, target.recent)).as_bytes()),
+        FetchAttr::InternalDate => out.extend_from_slice(format!("INTERNALDATE \"{}\"", internal_date(message.internal_date)).as_bytes()),
+        FetchAttr::Rfc822Size => out.extend_from_slice(format!("RFC822.SIZE {}", message.size).as_bytes()),
+        FetchAttr::Envelope => {
+            out.extend_from_slice(b"ENVELOPE ");
+            parsed.expect("content read").envelope_into(out);
+        }
+        FetchAttr::Body => {
+            out.extend_from_slice(b"BODY ");
+            parsed.expect("content read").structure_into(out, false);
+        }
+        FetchAttr::BodyStructure => {
+            out.extend_from_slice(b"BODYSTRUCTURE ");
+            parsed.expect("content read").structure_into(out, true);
+        }
+        FetchAttr::Rfc822 => {
+            out.extend_from_slice(b"RFC822 ");
+            literal_into(out, parsed.expect("content read").content);
+        }
+        FetchAttr::Rfc822Header => {
+            let parsed = parsed.expect("content read");
+            out.extend_from_slice(b"RFC822.HEADER ");
+            let header = parsed.section(&super::proto::Section { part: vec![], text: Some(super::proto::SectionText::Header) }).unwrap_or_default();
+            literal_into(out, &header);
+        }
+        FetchAttr::Rfc822Text => {
+            let parsed = parsed.expect("content read");
+            out.extend_from_slice(b"RFC822.TEXT ");
+            literal_into(out, &parsed.content[parsed.root.body.clone()]);
+        }
+        FetchAttr::Section { section, partial, .. } => {
+            let parsed = parsed.expect("content read");
+            let data = parsed.section(section);
+            out.extend_from_slice(format!("BODY[{}]", section.spec()).as_bytes());
+            match partial {
+                Some((start, length)) => {
+                    out.extend_from_slice(format!("<{start}> ").as_bytes());
+                    let data = data.unwrap_or_default();
+                    let start = (*start as usize).min(data.len());
+                    let end = start.saturating_add(*length as usize).min(data.len());
+                    literal_into(out, &data[start..end]);
+                }
+                None => {
+                    out.push(b' ');
+                    match data {
+                        Some(data) => literal_into(out, &data),
+                        None => nstring_into(out, None),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// date-time (RFC 3501 9): ` 7-Jul-1996 02:44:25 +0000`.
+pub(super) fn internal_date(seconds: i64) -> String {
+    let time = chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default();
+    time.format("%e-%b-%Y %H:%M:%S +0000").to_string()
+}

@@ -1,0 +1,56 @@
+//! IDLE (RFC 2177): the client waits; the server sends EXISTS, EXPUNGE and FETCH FLAGS as the
+//! selected mailbox changes (a delivery over SMTP, another session's STORE), until DONE. The
+//! idle timer restarts with each IDLE, as the RFC expects clients to re-issue it.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::proto::Framed;
+use super::session::{Outcome, Session};
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    pub(super) async fn idle(&mut self) -> std::io::Result<Outcome> {
+        self.out.extend_from_slice(b"+ idling\r\n");
+        let timeout = self.ctx.config.imap.idle_timeout.0;
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Changes that happened since the last command show at once.
+        self.refresh(true).await;
+        loop {
+            self.flush().await?;
+            if let Some(frame) = self.take_frame() {
+                return Ok(match frame {
+                    Framed::Command(line) if line.trim_ascii().eq_ignore_ascii_case(b"DONE") => Outcome::ok("IDLE terminated"),
+                    _ => Outcome::bad("Expected DONE"),
+                });
+            }
+            let mut changes = match self.selected.as_ref() {
+                Some(selected) => selected.changes.clone(),
+                None => {
+                    // Authenticated but nothing selected: only DONE can end it.
+                    let (_tx, rx) = tokio::sync::watch::channel(0);
+                    rx
+                }
+            };
+            tokio::select! {
+                read = self.read_more() => {
+                    if !read? {
+                        self.logout = true;
+                        return Ok(Outcome::bad("Connection closed during IDLE"));
+                    }
+                }
+                changed = changes.changed(), if self.selected.is_some() => {
+                    if changed.is_ok() {
+                        if let Some(selected) = self.selected.as_mut() {
+                            selected.changes.borrow_and_update();
+                        }
+                        self.refresh(true).await;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.untagged("BYE Autologout; idle for too long");
+                    self.logout = true;
+                    return Ok(Outcome::ok("IDLE terminated by timeout"));
+                }
+            }
+        }
+    }
+}

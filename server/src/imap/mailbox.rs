@@ -1,0 +1,235 @@
+//! Commands on mailboxes (RFC 3501 6.3): SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE,
+//! UNSUBSCRIBE, LIST, LSUB, STATUS; LIST answers with CHILDREN (RFC 3348) and SPECIAL-USE
+//! (RFC 6154) attributes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::proto::response::mailbox as wire_name;
+use super::proto::StatusItem;
+use super::session::{blocking, store_error, Outcome, Selected, Session};
+use crate::store::{special_use, valid_mailbox_name, Flags};
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    pub(super) async fn select(&mut self, name: &str, read_only: bool) -> Outcome {
+        // RFC 3501 6.3.1: selecting deselects first, even if the new SELECT fails.
+        self.selected = None;
+        let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
+        let changes = self.ctx.store.changes(&user, name);
+        let synced = match blocking(move || store.sync(&user, &mailbox, !read_only)).await {
+            Ok(synced) => synced,
+            Err(e) => return store_error(&e, "SELECT"),
+        };
+        let mut recent: HashSet<u32> = synced.claimed.iter().copied().collect();
+        if read_only {
+            recent.extend(synced.messages.iter().filter(|m| m.unseen_by_any).map(|m| m.uid));
+        }
+        let mut keywords: Vec<String> = Vec::new();
+        for message in synced.messages.iter() {
+            for keyword in &message.flags.keywords {
+                if !keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword)) {
+                    keywords.push(keyword.clone());
+                }
+            }
+        }
+        let extra: String = keywords.iter().map(|k| format!(" {k}")).collect();
+        let first_unseen = synced.messages.iter().position(|m| !m.flags.has(Flags::SEEN));
+        self.untagged(&format!("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{extra})"));
+        if read_only {
+            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
+        } else {
+            self.untagged(&format!("OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{extra} \\*)] Flags permitted"));
+        }
+        self.untagged(&format!("{} EXISTS", synced.messages.len()));
+        self.untagged(&format!("{} RECENT", recent.len()));
+        if let Some(i) = first_unseen {
+            self.untagged(&format!("OK [UNSEEN {}] First unseen message", i + 1));
+        }
+        self.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", synced.uid_validity));
+        self.untagged(&format!("OK [UIDNEXT {}] Predicted next UID", synced.uid_next));
+        self.selected = Some(Selected {
+            name: name.to_string(),
+            read_only,
+            uid_validity: synced.uid_validity,
+            uid_next: synced.uid_next,
+            messages: synced.messages.to_vec(),
+            gone: HashSet::new(),
+            recent,
+            snapshot: synced.messages,
+            changes,
+        });
+        if read_only {
+            Outcome::ok_code("READ-ONLY", "EXAMINE completed")
+        } else {
+            Outcome::ok_code("READ-WRITE", "SELECT completed")
+        }
+    }
+
+    pub(super) async fn create(&mut self, name: &str) -> Outcome {
+        // RFC 3501 6.3.3: a trailing separator only says inferiors will follow.
+        let name = name.strip_suffix('/').unwrap_or(name).to_string();
+        if name == "INBOX" {
+            return Outcome::no_code("ALREADYEXISTS", "INBOX always exists");
+        }
+        if !valid_mailbox_name(&name) {
+            return Outcome::no_code("CANNOT", "Mailbox names may not contain '.', '%', '*', control characters or empty levels");
+        }
+        let (store, user) = (Arc::clone(&self.ctx.store), self.user());
+        match blocking(move || store.create_mailbox(&user, &name)).await {
+            Ok(()) => Outcome::ok("CREATE completed"),
+            Err(e) => store_error(&e, "CREATE"),
+        }
+    }
+
+    pub(super) async fn delete(&mut self, name: &str) -> Outcome {
+        if name == "INBOX" {
+            return Outcome::no_code("CANNOT", "INBOX cannot be deleted");
+        }
+        if self.selected.as_ref().is_some_and(|s| s.name == name) {
+            return Outcome::no_code("INUSE", "Close the mailbox before deleting it");
+        }
+        let (store, user, name) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
+        match blocking(move || store.delete_mailbox(&user, &name)).await {
+            Ok(()) => Outcome::ok("DELETE completed"),
+            Err(e) => store_error(&e, "DELETE"),
+        }
+    }
+
+    pub(super) async fn rename(&mut self, from: &str, to: &str) -> Outcome {
+        if !valid_mailbox_name(to) {
+            return Outcome::no_code("CANNOT", "Bad new mailbox name");
+        }
+        if self.selected.as_ref().is_some_and(|s| s.name == from || s.name.starts_with(&format!("{from}/"))) {
+            return Outcome::no_code("INUSE", "Close the mailbox before renaming it");
+        }
+        let (store, user, from, to) = (Arc::clone(&self.ctx.store), self.user(), from.to_string(), to.to_string());
+        match blocking(move || store.rename_mailbox(&user, &from, &to)).await {
+            Ok(()) => Outcome::ok("RENAME completed"),
+            Err(e) => store_error(&e, "RENAME"),
+        }
+    }
+
+    pub(super) async fn subscribe(&mut self, name: &str, subscribed: bool) -> Outcome {
+        if !valid_mailbox_name(name) {
+            return Outcome::no_code("CANNOT", "Bad mailbox name");
+        }
+        let (store, user, name) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
+        let verb = if subscribed { "SUBSCRIBE" } else { "UNSUBSCRIBE" };
+        match blocking(move || store.set_subscribed(&user, &name, subscribed)).await {
+            Ok(()) => Outcome::ok(format!("{verb} completed")),
+            Err(e) => store_error(&e, verb),
+        }
+    }
+
+    pub(super) async fn list(&mut self, reference: &str, pattern: &str, subscribed: bool) -> Outcome {
+        let verb = if subscribed { "LSUB" } else { "LIST" };
+        if pattern.is_empty() {
+            // RFC 3501 6.3.8: the hierarchy delimiter and the root of the reference.
+            if !subscribed {
+                self.untagged("LIST (\\Noselect) \"/\" \"\"");
+            }
+            return Outcome::ok(format!("{verb} completed"));
+        }
+        let (store, user) = (Arc::clone(&self.ctx.store), self.user());
+        let listed = blocking(move || {
+            let names = store.mailboxes(&user)?;
+            let subscriptions = if subscribed { store.subscriptions(&user)? } else { Vec::new() };
+            Ok((names, subscriptions))
+        })
+        .await;
+        let (names, subscriptions) = match listed {
+            Ok(listed) => listed,
+            Err(e) => return store_error(&e, verb),
+        };
+        let full = format!("{reference}{pattern}");
+        let candidates = if subscribed { &subscriptions } else { &names };
+        for name in candidates {
+            if !matches_pattern(name, &full) {
+                continue;
+            }
+            let mut attributes: Vec<&str> = Vec::new();
+            if !names.contains(name) {
+                attributes.push("\\NonExistent");
+            } else if !subscribed {
+                let prefix = format!("{name}/");
+                attributes.push(if names.iter().any(|n| n.starts_with(&prefix)) { "\\HasChildren" } else { "\\HasNoChildren" });
+                attributes.extend(special_use(name));
+            }
+            if subscribed {
+                attributes.retain(|a| *a != "\\NonExistent");
+            }
+            self.untagged(&format!("{verb} ({}) \"/\" {}", attributes.join(" "), wire_name(name)));
+        }
+        Outcome::ok(format!("{verb} completed"))
+    }
+
+    pub(super) async fn status(&mut self, name: &str, items: &[StatusItem]) -> Outcome {
+        let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
+        let synced = match blocking(move || store.sync(&user, &mailbox, false)).await {
+            Ok(synced) => synced,
+            Err(e) => return store_error(&e, "STATUS"),
+        };
+        let values: Vec<String> = items
+            .iter()
+            .map(|item| match item {
+                StatusItem::Messages => format!("MESSAGES {}", synced.messages.len()),
+                StatusItem::Recent => format!("RECENT {}", synced.messages.iter().filter(|m| m.unseen_by_any).count()),
+                StatusItem::UidNext => format!("UIDNEXT {}", synced.uid_next),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", synced.uid_validity),
+                StatusItem::Unseen => format!("UNSEEN {}", synced.messages.iter().filter(|m| !m.flags.has(Flags::SEEN)).count()),
+            })
+            .collect();
+        self.untagged(&format!("STATUS {} ({})", wire_name(name), values.join(" ")));
+        Outcome::ok("STATUS completed")
+    }
+}
+
+/// LIST wildcards (RFC 3501 6.3.8): `*` matches anything, `%` anything but the delimiter.
+/// INBOX matches in any case.
+fn matches_pattern(name: &str, pattern: &str) -> bool {
+    let name: Vec<char> = name.chars().collect();
+    let mut pattern: Vec<char> = pattern.chars().collect();
+    let inbox: Vec<char> = "INBOX".chars().collect();
+    if pattern.len() >= 5 && pattern[..5].iter().collect::<String>().eq_ignore_ascii_case("INBOX") && name.starts_with(&inbox) {
+        pattern.splice(..5, inbox);
+    }
+    // matched[j]: the name's first i characters match the pattern's first j (dynamic
+    // programming, so that hostile patterns cost O(name × pattern), not backtracking).
+    let mut matched = vec![false; pattern.len() + 1];
+    matched[0] = true;
+    for j in 1..=pattern.len() {
+        matched[j] = matched[j - 1] && matches!(pattern[j - 1], '*' | '%');
+    }
+    for &c in &name {
+        let mut next = vec![false; pattern.len() + 1];
+        for j in 1..=pattern.len() {
+            next[j] = match pattern[j - 1] {
+                '*' => next[j - 1] || matched[j],
+                '%' => next[j - 1] || (matched[j] && c != '/'),
+                p => matched[j - 1] && p == c,
+            };
+        }
+        matched = next;
+    }
+    matched[pattern.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_pattern;
+
+    #[test]
+    fn list_wildcards() {
+        assert!(matches_pattern("INBOX", "*"));
+        assert!(matches_pattern("INBOX", "inbox"));
+        assert!(matches_pattern("Lists/rust", "*"));
+        assert!(!matches_pattern("Lists/rust", "%"));
+        assert!(matches_pattern("Lists/rust", "Lists/%"));
+        assert!(matches_pattern("Lists", "%"));
+        assert!(!matches_pattern("Sent", "S%x"));
+        assert!(matches_pattern("Sent", "S%t"));
+        assert!(!matches_pattern("aaaa", "*a*a*a*a*a*a*a*a*a*a*a*b"));
+    }
+}

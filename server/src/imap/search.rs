@@ -1,0 +1,175 @@
+//! SEARCH and UID SEARCH (RFC 3501 6.4.4): every key, over flags and dates from the index and,
+//! when a key needs it, the message itself (header fields with RFC 2047 words decoded; text
+//! parts decoded from their transfer encoding and charset). Matching is case-insensitive
+//! substring matching, as the RFC asks.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::proto::{Flag, SearchKey};
+use super::session::{blocking, Outcome, Session};
+use super::structure::Parsed;
+use crate::mime::{Kind, Part};
+use crate::store::{Flags, MessageInfo};
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    pub(super) async fn search(&mut self, uid: bool, key: &SearchKey) -> Outcome {
+        let selected = self.selected.as_ref().expect("selected");
+        let messages: Vec<(u32, MessageInfo, bool)> = selected
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !selected.gone.contains(&m.uid))
+            .map(|(i, m)| (i as u32 + 1, m.clone(), selected.recent.contains(&m.uid)))
+            .collect();
+        let count = selected.messages.len() as u32;
+        let largest_uid = selected.messages.last().map(|m| m.uid).unwrap_or(0);
+        let (store, user, name, key) = (Arc::clone(&self.ctx.store), self.user(), selected.name.clone(), key.clone());
+        let found = blocking(move || {
+            let mut found = Vec::new();
+            let needs_content = needs_content(&key);
+            for (seq, message, recent) in &messages {
+                let content = if needs_content {
+                    match store.fetch(&user, &name, message) {
+                        Ok(content) => Some(content),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    None
+                };
+                let parsed = content.as_deref().map(Parsed::new);
+                let context = Candidate { seq: *seq, message, recent: *recent, parsed: parsed.as_ref(), count, largest_uid };
+                if context.matches(&key) {
+                    found.push(if uid { message.uid } else { *seq });
+                }
+            }
+            Ok(found)
+        })
+        .await;
+        match found {
+            Ok(found) => {
+                let list: String = found.iter().map(|n| format!(" {n}")).collect();
+                self.untagged(&format!("SEARCH{list}"));
+                Outcome::ok("SEARCH completed")
+            }
+            Err(e) => super::session::store_error(&e, "SEARCH"),
+        }
+    }
+}
+
+fn needs_content(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::Header { .. }
+        | SearchKey::Body(_)
+        | SearchKey::Text(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => true,
+        SearchKey::Not(inner) => needs_content(inner),
+        SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
+        SearchKey::And(keys) => keys.iter().any(needs_content),
+        _ => false,
+    }
+}
+
+/// One message being searched.
+struct Candidate<'a> {
+    seq: u32,
+    message: &'a MessageInfo,
+    recent: bool,
+    parsed: Option<&'a Parsed<'a>>,
+    /// Messages in the mailbox and the largest UID, for `*` in sets.
+    count: u32,
+    largest_uid: u32,
+}
+
+impl Candidate<'_> {
+    fn matches(&self, key: &SearchKey) -> bool {
+        let flags = &self.message.flags;
+        match key {
+            SearchKey::All => true,
+            SearchKey::Flag { flag, set } => self.has(flag) == *set,
+            SearchKey::New => self.recent && !flags.has(Flags::SEEN),
+            SearchKey::Old => !self.recent,
+            SearchKey::Header { name, value } => self.header_contains(name, value),
+            SearchKey::Body(text) => self.body_contains(text),
+            SearchKey::Text(text) => self.header_contains("", text) || self.body_contains(text),
+            SearchKey::Before(date) => internal_day(self.message.internal_date) < *date,
+            SearchKey::On(date) => internal_day(self.message.internal_date) == *date,
+            SearchKey::Since(date) => internal_day(self.message.internal_date) >= *date,
+            SearchKey::SentBefore(date) => self.sent_day().is_some_and(|d| d < *date),
+            SearchKey::SentOn(date) => self.sent_day().is_some_and(|d| d == *date),
+            SearchKey::SentSince(date) => self.sent_day().is_some_and(|d| d >= *date),
+            SearchKey::Larger(n) => self.message.size > *n,
+            SearchKey::Smaller(n) => self.message.size < *n,
+            SearchKey::Uid(set) => set.contains(self.message.uid, self.largest_uid),
+            SearchKey::Sequence(set) => set.contains(self.seq, self.count),
+            SearchKey::Not(inner) => !self.matches(inner),
+            SearchKey::Or(a, b) => self.matches(a) || self.matches(b),
+            SearchKey::And(keys) => keys.iter().all(|k| self.matches(k)),
+        }
+    }
+
+    fn has(&self, flag: &Flag) -> bool {
+        let flags = &self.message.flags;
+        match flag {
+            Flag::Seen => flags.has(Flags::SEEN),
+            Flag::Answered => flags.has(Flags::ANSWERED),
+            Flag::Flagged => flags.has(Flags::FLAGGED),
+            Flag::Deleted => flags.has(Flags::DELETED),
+            Flag::Draft => flags.has(Flags::DRAFT),
+            Flag::Recent => self.recent,
+            Flag::Keyword(k) => flags.has_keyword(k),
+        }
+    }
+
+    /// Whether a field called `name` (any field, for "") contains `text`, RFC 2047 decoded.
+    /// An empty `text` matches any message that has the field (RFC 3501 6.4.4 HEADER).
+    fn header_contains(&self, name: &str, text: &str) -> bool {
+        let Some(parsed) = self.parsed else { return false };
+        let needle = text.to_lowercase();
+        parsed.root.fields.iter().filter(|f| name.is_empty() || f.name.eq_ignore_ascii_case(name)).any(|f| {
+            let value = crate::mime::words::decode(&crate::mime::header::unfolded_value(parsed.content, f));
+            value.to_lowercase().contains(&needle)
+        })
+    }
+
+    /// Whether a text part of the body contains `text`, decoded.
+    fn body_contains(&self, text: &str) -> bool {
+        let Some(parsed) = self.parsed else { return false };
+        let needle = text.to_lowercase();
+        let mut seen = HashSet::new();
+        body_texts(parsed.content, &parsed.root, &mut seen).iter().any(|t| t.to_lowercase().contains(&needle))
+    }
+
+    fn sent_day(&self) -> Option<NaiveDate> {
+        let date = self.parsed?.field("date")?;
+        // RFC 3501: the date, disregarding time and time zone.
+        chrono::DateTime::parse_from_rfc2822(date.trim()).ok().map(|d| d.date_naive())
+    }
+}
+
+/// The decoded text of every text part (and of the bodies of attached messages).
+fn body_texts(content: &[u8], part: &Part, seen: &mut HashSet<usize>) -> Vec<String> {
+    if !seen.insert(part.start) && part.start != 0 {
+        return Vec::new();
+    }
+    match &part.kind {
+        Kind::Multipart { parts, .. } => parts.iter().flat_map(|p| body_texts(content, p, seen)).collect(),
+        Kind::Message(inner) => body_texts(content, inner, seen),
+        Kind::Leaf if part.content_type.kind == "text" => {
+            let decoded = crate::mime::transfer::decode(&part.encoding, &content[part.body.clone()]);
+            let charset = part.content_type.param("charset").unwrap_or("us-ascii");
+            vec![crate::mime::words::decode_charset(charset, &decoded).unwrap_or_else(|| String::from_utf8_lossy(&decoded).into_owned())]
+        }
+        Kind::Leaf => Vec::new(),
+    }
+}
+
+fn internal_day(seconds: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default().date_naive()
+}

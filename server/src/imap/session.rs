@@ -1,0 +1,507 @@
+//! One IMAP session (RFC 3501 3): not authenticated → authenticated → selected → logout. The
+//! session owns the socket, the command receiver and, when a mailbox is selected, its view of
+//! it (sequence numbers, flags, \Recent); [`Session::refresh`] brings the view up to date and
+//! tells the client what changed, when the RFC lets it. Each command family is handled in its
+//! own file.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::proto::{self, Command, Flag, Framed, Receiver, Request, SequenceSet};
+use crate::store::{Flags, MessageInfo};
+use crate::Context;
+
+const READ_CHUNK: usize = 64 * 1024;
+/// Bad commands tolerated before the connection is closed.
+const MAX_ERRORS: u32 = 20;
+/// Output is written out once it grows past this, within a long FETCH.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// What the server offers (RFC 3501 7.2.1), extensions that work and nothing else.
+pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE AUTH=PLAIN";
+
+/// A mailbox as the session sees it.
+pub(super) struct Selected {
+    pub name: String,
+    pub read_only: bool,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    /// Messages by sequence number (index + 1), with the flags last told to the client.
+    pub messages: Vec<MessageInfo>,
+    /// UIDs gone from the store but not yet reported with EXPUNGE (not allowed during FETCH,
+    /// STORE and SEARCH, RFC 3501 7.4.1): they keep their sequence numbers until then.
+    pub gone: HashSet<u32>,
+    /// This session's \Recent messages.
+    pub recent: HashSet<u32>,
+    /// The store's list this view was last brought up to date with.
+    pub snapshot: Arc<Vec<MessageInfo>>,
+    /// Wakes IDLE when the mailbox changes.
+    pub changes: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Selected {
+    /// Indexes (sequence number - 1) of the messages a set names. Message numbers must exist
+    /// (else the set is bad); UIDs that do not exist are skipped (RFC 3501 6.4.8).
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
+        if uid {
+            let largest = self.messages.last().map(|m| m.uid).unwrap_or(0);
+            return Ok((0..self.messages.len()).filter(|&i| set.contains(self.messages[i].uid, largest)).collect());
+        }
+        let count = self.messages.len() as u32;
+        if count == 0 || !set.within(count) {
+            return Err("Invalid message sequence number".into());
+        }
+        Ok((0..self.messages.len()).filter(|&i| set.contains(i as u32 + 1, count)).collect())
+    }
+
+    /// The flags of a message as FETCH shows them: `(\Seen \Recent $Label1)`.
+    pub fn flags_text(&self, message: &MessageInfo) -> String {
+        flags_text(&message.flags, self.recent.contains(&message.uid))
+    }
+}
+
+pub(super) fn flags_text(flags: &Flags, recent: bool) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for (bit, name) in [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ] {
+        if flags.has(bit) {
+            names.push(name);
+        }
+    }
+    if recent {
+        names.push("\\Recent");
+    }
+    names.extend(flags.keywords.iter().map(String::as_str));
+    format!("({})", names.join(" "))
+}
+
+/// Applies a proto flag to store flags (`set` or clear).
+pub(super) fn apply_flag(flags: &mut Flags, flag: &Flag, set: bool) {
+    let bit = match flag {
+        Flag::Seen => Flags::SEEN,
+        Flag::Answered => Flags::ANSWERED,
+        Flag::Flagged => Flags::FLAGGED,
+        Flag::Deleted => Flags::DELETED,
+        Flag::Draft => Flags::DRAFT,
+        Flag::Recent => return,
+        Flag::Keyword(k) => {
+            if set {
+                flags.add_keyword(k);
+            } else {
+                flags.remove_keyword(k);
+            }
+            return;
+        }
+    };
+    if set {
+        flags.system |= bit;
+    } else {
+        flags.system &= !bit;
+    }
+}
+
+/// How a command ends: the tagged status line.
+pub(super) enum Status {
+    Ok,
+    No,
+    Bad,
+}
+
+pub(super) struct Outcome {
+    pub status: Status,
+    /// A response code without brackets (`READ-WRITE`, `APPENDUID 5 7`).
+    pub code: Option<String>,
+    pub text: String,
+}
+
+impl Outcome {
+    pub fn ok(text: impl Into<String>) -> Outcome {
+        Outcome { status: Status::Ok, code: None, text: text.into() }
+    }
+    pub fn ok_code(code: impl Into<String>, text: impl Into<String>) -> Outcome {
+        Outcome { status: Status::Ok, code: Some(code.into()), text: text.into() }
+    }
+    pub fn no(text: impl Into<String>) -> Outcome {
+        Outcome { status: Status::No, code: None, text: text.into() }
+    }
+    pub fn no_code(code: impl Into<String>, text: impl Into<String>) -> Outcome {
+        Outcome { status: Status::No, code: Some(code.into()), text: text.into() }
+    }
+    pub fn bad(text: impl Into<String>) -> Outcome {
+        Outcome { status: Status::Bad, code: None, text: text.into() }
+    }
+}
+
+/// What reading the next frame found.
+pub(super) enum Next {
+    Frame(Framed),
+    /// The client closed the connection.
+    Closed,
+    /// Nothing for `idle_timeout`.
+    TimedOut,
+}
+
+pub struct Session<S> {
+    pub(super) io: S,
+    pub(super) ctx: Arc<Context>,
+    pub(super) peer: SocketAddr,
+    receiver: Receiver,
+    frames: VecDeque<Framed>,
+    /// Bytes for the client, written at the end of each batch of commands (or sooner when large).
+    pub(super) out: Vec<u8>,
+    /// The logged-in user.
+    pub(super) user: Option<String>,
+    pub(super) selected: Option<Selected>,
+    pub(super) auth_failures: u32,
+    errors: u32,
+    /// The session ends after the current reply (LOGOUT, too many errors).
+    pub(super) logout: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    pub fn new(io: S, ctx: Arc<Context>, peer: SocketAddr) -> Session<S> {
+        let receiver = Receiver::new(ctx.config.imap.max_line.0 as usize, ctx.config.imap.max_literal.0);
+        Session {
+            io,
+            ctx,
+            peer,
+            receiver,
+            frames: VecDeque::new(),
+            out: Vec::new(),
+            user: None,
+            selected: None,
+            auth_failures: 0,
+            errors: 0,
+            logout: false,
+        }
+    }
+
+    pub async fn run(mut self) -> std::io::Result<()> {
+        let greeting = format!("* OK [CAPABILITY {CAPABILITIES}] {} IMAP4rev1 server ready\r\n", self.ctx.config.hostname);
+        self.out.extend_from_slice(greeting.as_bytes());
+        loop {
+            self.flush().await?;
+            match self.next_frame().await? {
+                Next::Frame(frame) => self.frame(frame).await?,
+                Next::Closed => return Ok(()),
+                Next::TimedOut => {
+                    // RFC 3501 5.4: an autologout timer of at least 30 minutes.
+                    self.untagged("BYE Autologout; idle for too long");
+                    self.flush().await?;
+                    return Ok(());
+                }
+            }
+            if self.logout {
+                self.flush().await?;
+                return Ok(());
+            }
+        }
+    }
+
+    /// The next frame: one already received, else read (with the idle timeout).
+    pub(super) async fn next_frame(&mut self) -> std::io::Result<Next> {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                return Ok(Next::Frame(frame));
+            }
+            self.flush().await?;
+            let idle = self.ctx.config.imap.idle_timeout.0;
+            let n = match tokio::time::timeout(idle, self.io.read(&mut chunk)).await {
+                Ok(read) => read?,
+                Err(_) => return Ok(Next::TimedOut),
+            };
+            if n == 0 {
+                return Ok(Next::Closed);
+            }
+            let mut framed = Vec::new();
+            self.receiver.push(&chunk[..n], &mut framed);
+            self.frames.extend(framed);
+        }
+    }
+
+    /// Reads more input into the frame queue once; for IDLE, which also waits on changes.
+    pub(super) async fn read_more(&mut self) -> std::io::Result<bool> {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let n = self.io.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let mut framed = Vec::new();
+        self.receiver.push(&chunk[..n], &mut framed);
+        self.frames.extend(framed);
+        Ok(true)
+    }
+
+    /// Takes a frame already received, if any.
+    pub(super) fn take_frame(&mut self) -> Option<Framed> {
+        self.frames.pop_front()
+    }
+
+    pub(super) async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.io.write_all(&self.out).await?;
+            self.out.clear();
+            self.io.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the output so far if it has grown large.
+    pub(super) async fn flush_if_large(&mut self) -> std::io::Result<()> {
+        if self.out.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn untagged(&mut self, text: &str) {
+        self.out.extend_from_slice(b"* ");
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn tagged(&mut self, tag: &str, outcome: &Outcome) {
+        let status = match outcome.status {
+            Status::Ok => "OK",
+            Status::No => "NO",
+            Status::Bad => "BAD",
+        };
+        let line = match &outcome.code {
+            Some(code) => format!("{tag} {status} [{code}] {}\r\n", outcome.text),
+            None => format!("{tag} {status} {}\r\n", outcome.text),
+        };
+        self.out.extend_from_slice(line.as_bytes());
+    }
+
+    async fn frame(&mut self, frame: Framed) -> std::io::Result<()> {
+        match frame {
+            Framed::Continue => self.out.extend_from_slice(b"+ Ready for literal data\r\n"),
+            Framed::TooLong { tag } => {
+                self.errors += 1;
+                let tag = tag.unwrap_or_else(|| "*".into());
+                self.tagged(&tag, &Outcome::bad("Command line too long"));
+                self.too_many_errors();
+            }
+            Framed::LiteralTooBig { tag, size } => {
+                self.errors += 1;
+                tracing::info!(peer = %self.peer, size, "literal over imap.max_literal refused");
+                let tag = tag.unwrap_or_else(|| "*".into());
+                let limit = self.ctx.config.imap.max_literal.0;
+                self.tagged(&tag, &Outcome::no_code("TOOBIG", format!("Literal of {size} octets is over the limit of {limit}")));
+                self.too_many_errors();
+            }
+            Framed::Command(bytes) => match proto::parse(&bytes) {
+                Ok(request) => self.request(request).await?,
+                Err((error, tag)) => {
+                    self.errors += 1;
+                    tracing::info!(peer = %self.peer, "bad command: {error}");
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    self.tagged(&tag, &Outcome::bad(error.to_string()));
+                    self.too_many_errors();
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn too_many_errors(&mut self) {
+        if self.errors >= MAX_ERRORS {
+            self.untagged("BYE Too many bad commands");
+            self.logout = true;
+        }
+    }
+
+    async fn request(&mut self, request: Request) -> std::io::Result<()> {
+        let Request { tag, command } = request;
+        // Whether untagged EXPUNGE may follow (RFC 3501 7.4.1: not after FETCH, STORE and
+        // SEARCH by sequence number).
+        let expunge_allowed =
+            !matches!(command, Command::Fetch { uid: false, .. } | Command::Store { uid: false, .. } | Command::Search { uid: false, .. });
+        let outcome = match (self.user.is_some(), self.selected.is_some(), command) {
+            (_, _, Command::Capability) => {
+                self.untagged(&format!("CAPABILITY {CAPABILITIES}"));
+                Outcome::ok("CAPABILITY completed")
+            }
+            (_, _, Command::Noop) => Outcome::ok("NOOP completed"),
+            (_, _, Command::Logout) => {
+                self.untagged(&format!("BYE {} IMAP4rev1 server terminating connection", self.ctx.config.hostname));
+                self.logout = true;
+                self.selected = None;
+                Outcome::ok("LOGOUT completed")
+            }
+            (_, _, Command::Id(fields)) => {
+                if let Some(fields) = fields {
+                    tracing::info!(peer = %self.peer, client = ?fields, "client ID");
+                }
+                self.untagged(&format!("ID (\"name\" \"Wasmail\" \"version\" \"{}\")", env!("CARGO_PKG_VERSION")));
+                Outcome::ok("ID completed")
+            }
+            // TLS arrives with the security work; until then it is not offered.
+            (_, _, Command::StartTls) => Outcome::bad("STARTTLS is not available"),
+            (false, _, Command::Login { user, password }) => self.login(&user, &password).await,
+            (false, _, Command::Authenticate { mechanism, initial }) => self.authenticate(&mechanism, initial).await?,
+            (true, _, Command::Login { .. } | Command::Authenticate { .. }) => Outcome::bad("Already logged in"),
+            (true, _, Command::Select { mailbox, read_only }) => self.select(&mailbox, read_only).await,
+            (true, _, Command::Create(name)) => self.create(&name).await,
+            (true, _, Command::Delete(name)) => self.delete(&name).await,
+            (true, _, Command::Rename { from, to }) => self.rename(&from, &to).await,
+            (true, _, Command::Subscribe(name)) => self.subscribe(&name, true).await,
+            (true, _, Command::Unsubscribe(name)) => self.subscribe(&name, false).await,
+            (true, _, Command::List { reference, pattern, subscribed }) => self.list(&reference, &pattern, subscribed).await,
+            (true, _, Command::Status { mailbox, items }) => self.status(&mailbox, &items).await,
+            (true, _, Command::Append { mailbox, flags, date, message }) => self.append(&mailbox, &flags, date, message).await,
+            (true, _, Command::Namespace) => {
+                self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                Outcome::ok("NAMESPACE completed")
+            }
+            (true, false, Command::Enable(_)) => {
+                // None of the extensions offered here needs enabling.
+                self.untagged("ENABLED");
+                Outcome::ok("ENABLE completed")
+            }
+            (true, _, Command::Idle) => self.idle().await?,
+            (true, true, Command::Check) => Outcome::ok("CHECK completed"),
+            (true, true, Command::Close) => self.close(true).await,
+            (true, true, Command::Unselect) => self.close(false).await,
+            (true, true, Command::Expunge) => self.expunge(None).await,
+            (true, true, Command::UidExpunge(set)) => self.expunge(Some(set)).await,
+            (true, true, Command::Search { uid, key }) => self.search(uid, &key).await,
+            (true, true, Command::Fetch { uid, set, items }) => self.fetch(uid, &set, items).await?,
+            (true, true, Command::Store { uid, set, mode, silent, flags }) => self.store(uid, &set, mode, silent, &flags).await,
+            (true, true, Command::Copy { uid, set, mailbox, remove }) => self.copy(uid, &set, &mailbox, remove).await,
+            (false, _, _) => {
+                self.errors += 1;
+                Outcome::bad("Log in first")
+            }
+            (true, true, Command::Enable(_)) => {
+                self.errors += 1;
+                Outcome::bad("ENABLE is only valid before a mailbox is selected (RFC 5161)")
+            }
+            (true, false, _) => {
+                self.errors += 1;
+                Outcome::bad("Select a mailbox first")
+            }
+        };
+        if self.selected.is_some() && !self.logout {
+            self.refresh(expunge_allowed).await;
+        }
+        self.tagged(&tag, &outcome);
+        if matches!(outcome.status, Status::Bad) {
+            self.too_many_errors();
+        }
+        Ok(())
+    }
+
+    /// Brings the selected mailbox's view up to date and tells the client: EXPUNGE (when
+    /// allowed), EXISTS, RECENT and FETCH FLAGS for changes made elsewhere.
+    pub(super) async fn refresh(&mut self, expunge_allowed: bool) {
+        let (Some(user), Some(selected)) = (self.user.clone(), self.selected.as_ref()) else { return };
+        let (store, name, claim) = (Arc::clone(&self.ctx.store), selected.name.clone(), !selected.read_only);
+        let synced = match tokio::task::spawn_blocking(move || store.sync(&user, &name, claim)).await {
+            Ok(Ok(synced)) => synced,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The mailbox was deleted or renamed under us: nothing of it is left.
+                self.untagged("BYE The selected mailbox no longer exists");
+                self.logout = true;
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot sync the selected mailbox");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "mailbox sync failed");
+                return;
+            }
+        };
+        let selected = self.selected.as_mut().expect("checked above");
+        if synced.uid_validity != selected.uid_validity {
+            // The index was rebuilt: the client must start over (RFC 3501 2.3.1.1).
+            self.untagged("BYE The mailbox's UIDVALIDITY changed; select it again");
+            self.logout = true;
+            return;
+        }
+        let recent_before = selected.recent.len();
+        selected.recent.extend(synced.claimed.iter().copied());
+        if selected.read_only {
+            selected.recent.extend(synced.messages.iter().filter(|m| m.unseen_by_any).map(|m| m.uid));
+        }
+        let unchanged = Arc::ptr_eq(&synced.messages, &selected.snapshot);
+        let mut lines = Vec::new();
+        if !unchanged || !selected.gone.is_empty() {
+            let current: std::collections::HashMap<u32, &MessageInfo> = synced.messages.iter().map(|m| (m.uid, m)).collect();
+            for message in &selected.messages {
+                if !current.contains_key(&message.uid) {
+                    selected.gone.insert(message.uid);
+                }
+            }
+            if expunge_allowed && !selected.gone.is_empty() {
+                // Highest first, so that each number is still right when the client reads it.
+                for i in (0..selected.messages.len()).rev() {
+                    if selected.gone.contains(&selected.messages[i].uid) {
+                        lines.push(format!("{} EXPUNGE", i + 1));
+                        let uid = selected.messages.remove(i).uid;
+                        selected.recent.remove(&uid);
+                    }
+                }
+                selected.gone.clear();
+            }
+            for i in 0..selected.messages.len() {
+                if let Some(now) = current.get(&selected.messages[i].uid) {
+                    if now.flags != selected.messages[i].flags {
+                        selected.messages[i].flags = now.flags.clone();
+                        let text = selected.flags_text(&selected.messages[i]);
+                        lines.push(format!("{} FETCH (FLAGS {text})", i + 1));
+                    }
+                    selected.messages[i].location = now.location.clone();
+                }
+            }
+            let last = selected.messages.last().map(|m| m.uid).unwrap_or(0);
+            let before = selected.messages.len();
+            selected.messages.extend(synced.messages.iter().filter(|m| m.uid > last).cloned());
+            if selected.messages.len() != before {
+                lines.push(format!("{} EXISTS", selected.messages.len()));
+            }
+            selected.snapshot = synced.messages;
+        }
+        selected.uid_next = synced.uid_next;
+        if selected.recent.len() != recent_before {
+            lines.push(format!("{} RECENT", selected.recent.len()));
+        }
+        for line in lines {
+            self.untagged(&line);
+        }
+    }
+
+    /// The logged-in user (commands that need one run only after login).
+    pub(super) fn user(&self) -> String {
+        self.user.clone().expect("logged in")
+    }
+}
+
+/// Runs store work on the blocking pool.
+pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(std::io::Error::other)?
+}
+
+/// The tagged reply for a store error.
+pub(super) fn store_error(e: &std::io::Error, what: &str) -> Outcome {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Outcome::no_code("NONEXISTENT", format!("{what}: no such mailbox")),
+        std::io::ErrorKind::AlreadyExists => Outcome::no_code("ALREADYEXISTS", format!("{what}: {e}")),
+        std::io::ErrorKind::InvalidInput => Outcome::no_code("CANNOT", format!("{what}: {e}")),
+        _ => {
+            tracing::warn!(error = %e, "{what} failed");
+            Outcome::no_code("UNAVAILABLE", format!("{what} failed; try again later"))
+        }
+    }
+}
