@@ -374,28 +374,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             (true, true, Command::Unselect) => self.close(false).await,
             (true, true, Command::Expunge) => self.expunge(None).await,
             (true, true, Command::UidExpunge(set)) => self.expunge(Some(set)).await,
-            (true, true, Command::Search { uid, key }) => self.search(uid, &key).await,
+            (true, true, Command::Search { charset: Some(charset), .. })
+                if !charset.eq_ignore_ascii_case("UTF-8") && !charset.eq_ignore_ascii_case("US-ASCII") =>
+            {
+                // RFC 3501 6.4.4: NO with the charsets that are supported.
+                Outcome::no_code("BADCHARSET (UTF-8 US-ASCII)", format!("{charset} is not supported"))
+            }
+            (true, true, Command::Search { uid, key, .. }) => self.search(uid, &key).await,
             (true, true, Command::Fetch { uid, set, items }) => self.fetch(uid, &set, items).await?,
             (true, true, Command::Store { uid, set, mode, silent, flags }) => self.store(uid, &set, mode, silent, &flags).await,
             (true, true, Command::Copy { uid, set, mailbox, remove }) => self.copy(uid, &set, &mailbox, remove).await,
-            (false, _, _) => {
-                self.errors += 1;
-                Outcome::bad("Log in first")
-            }
-            (true, true, Command::Enable(_)) => {
-                self.errors += 1;
-                Outcome::bad("ENABLE is only valid before a mailbox is selected (RFC 5161)")
-            }
-            (true, false, _) => {
-                self.errors += 1;
-                Outcome::bad("Select a mailbox first")
-            }
+            (false, _, _) => Outcome::bad("Log in first"),
+            (true, true, Command::Enable(_)) => Outcome::bad("ENABLE is only valid before a mailbox is selected (RFC 5161)"),
+            (true, false, _) => Outcome::bad("Select a mailbox first"),
         };
         if self.selected.is_some() && !self.logout {
             self.refresh(expunge_allowed).await;
         }
         self.tagged(&tag, &outcome);
         if matches!(outcome.status, Status::Bad) {
+            self.errors += 1;
             self.too_many_errors();
         }
         Ok(())
@@ -437,6 +435,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let unchanged = Arc::ptr_eq(&synced.messages, &selected.snapshot);
         let mut lines = Vec::new();
+        let mut arrived = false;
         if !unchanged || !selected.gone.is_empty() {
             let current: std::collections::HashMap<u32, &MessageInfo> = synced.messages.iter().map(|m| (m.uid, m)).collect();
             for message in &selected.messages {
@@ -470,11 +469,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             selected.messages.extend(synced.messages.iter().filter(|m| m.uid > last).cloned());
             if selected.messages.len() != before {
                 lines.push(format!("{} EXISTS", selected.messages.len()));
+                arrived = true;
             }
             selected.snapshot = synced.messages;
         }
         selected.uid_next = synced.uid_next;
-        if selected.recent.len() != recent_before {
+        // RECENT goes with every EXISTS for new mail, as clients expect, and whenever it changed.
+        if arrived || selected.recent.len() != recent_before {
             lines.push(format!("{} RECENT", selected.recent.len()));
         }
         for line in lines {
