@@ -79,8 +79,9 @@ pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
     for listener in pop3_listeners {
         tokio::spawn(crate::pop3::serve(listener, Arc::clone(&ctx), Arc::clone(&locks)));
     }
+    let structures = Arc::new(crate::imap::StructureCache::default());
     for listener in imap_listeners {
-        tokio::spawn(crate::imap::serve(listener, Arc::clone(&ctx)));
+        tokio::spawn(crate::imap::serve(listener, Arc::clone(&ctx), Arc::clone(&structures)));
     }
     shutdown_signal().await;
     // Every message answered 250 is in the spool; sessions in flight simply end, and

@@ -3,10 +3,12 @@
 //! large mailbox neither holds it all in memory nor stalls other sessions. A body fetched
 //! without .PEEK sets \Seen first, and the new flags follow the data.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::cache::{Rendered, StructureCache};
 use super::proto::response::{literal_into, nstring_into};
 use super::proto::{FetchAttr, SequenceSet};
 use super::session::{blocking, flags_text, Outcome, Session};
@@ -78,8 +80,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut failed = 0;
         for batch in targets.chunks(BATCH) {
             let batch: Vec<Target> = batch.iter().map(|t| Target { seq: t.seq, message: t.message.clone(), recent: t.recent }).collect();
-            let (store, user, name, items) = (Arc::clone(&self.ctx.store), user.clone(), name.clone(), Arc::clone(&items));
-            let (bytes, missing) = blocking(move || Ok(render_batch(store.as_ref(), &user, &name, &batch, &items))).await?;
+            let (store, cache, user, name, items) =
+                (Arc::clone(&self.ctx.store), Arc::clone(&self.cache), user.clone(), name.clone(), Arc::clone(&items));
+            let (bytes, missing) = blocking(move || Ok(render_batch(store.as_ref(), &cache, &user, &name, &batch, &items))).await?;
             failed += missing;
             self.out.extend_from_slice(&bytes);
             self.flush_if_large().await?;
@@ -107,24 +110,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 }
 
 /// Renders `* n FETCH (...)` for each message; returns the bytes and how many messages could
-/// not be read (removed meanwhile).
-fn render_batch(store: &dyn MailStore, user: &str, mailbox: &str, batch: &[Target], items: &[FetchAttr]) -> (Vec<u8>, usize) {
-    let needs_content = items.iter().any(|i| {
-        matches!(
-            i,
-            FetchAttr::Envelope
-                | FetchAttr::Body
-                | FetchAttr::BodyStructure
-                | FetchAttr::Rfc822
-                | FetchAttr::Rfc822Header
-                | FetchAttr::Rfc822Text
-                | FetchAttr::Section { .. }
-        )
+/// not be read (removed meanwhile). ENVELOPE, BODY and BODYSTRUCTURE come from the cache when
+/// it has them; the message is read (and parsed) only for what is left.
+fn render_batch(store: &dyn MailStore, cache: &StructureCache, user: &str, mailbox: &str, batch: &[Target], items: &[FetchAttr]) -> (Vec<u8>, usize) {
+    let wants_structure = items.iter().any(|i| matches!(i, FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure));
+    let others_need_content =
+        items.iter().any(|i| matches!(i, FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text | FetchAttr::Section { .. }));
+    // The whole message (BODY[], RFC822) is the content itself; the rest needs the structure.
+    let others_need_parse = items.iter().any(|i| match i {
+        FetchAttr::Section { section, .. } => !section.part.is_empty() || section.text.is_some(),
+        FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => true,
+        _ => false,
     });
     let mut out = Vec::new();
     let mut missing = 0;
     for target in batch {
-        let content = if needs_content {
+        let cached = if wants_structure { cache.get(user, mailbox, &target.message.id) } else { None };
+        let must_parse = others_need_parse || (wants_structure && cached.is_none());
+        let content = if others_need_content || must_parse {
             match store.fetch(user, mailbox, &target.message) {
                 Ok(content) => Some(content),
                 Err(e) => {
@@ -138,20 +141,42 @@ fn render_batch(store: &dyn MailStore, user: &str, mailbox: &str, batch: &[Targe
         } else {
             None
         };
-        let parsed = content.as_deref().map(Parsed::new);
+        let parsed = if must_parse { content.as_deref().map(Parsed::new) } else { None };
+        let rendered = match (wants_structure, cached, &parsed) {
+            (false, _, _) => None,
+            (true, Some(cached), _) => Some(cached),
+            (true, None, parsed) => {
+                let parsed = parsed.as_ref().expect("parsed when not cached");
+                let mut rendered = Rendered { envelope: Vec::new(), body: Vec::new(), bodystructure: Vec::new() };
+                parsed.envelope_into(&mut rendered.envelope);
+                parsed.structure_into(&mut rendered.body, false);
+                parsed.structure_into(&mut rendered.bodystructure, true);
+                let rendered = Arc::new(rendered);
+                cache.put(user, mailbox, &target.message.id, Arc::clone(&rendered));
+                Some(rendered)
+            }
+        };
         out.extend_from_slice(format!("* {} FETCH (", target.seq).as_bytes());
         for (n, item) in items.iter().enumerate() {
             if n > 0 {
                 out.push(b' ');
             }
-            render_item(&mut out, target, parsed.as_ref(), item);
+            let parts = Parts { content: content.as_deref(), parsed: parsed.as_ref(), rendered: rendered.as_deref() };
+            render_item(&mut out, target, &parts, item);
         }
         out.extend_from_slice(b")\r\n");
     }
     (out, missing)
 }
 
-fn render_item(out: &mut Vec<u8>, target: &Target, parsed: Option<&Parsed<'_>>, item: &FetchAttr) {
+/// What a message's items are rendered from; each is there when an item needs it.
+struct Parts<'a> {
+    content: Option<&'a [u8]>,
+    parsed: Option<&'a Parsed<'a>>,
+    rendered: Option<&'a Rendered>,
+}
+
+fn render_item(out: &mut Vec<u8>, target: &Target, parts: &Parts<'_>, item: &FetchAttr) {
     let message = &target.message;
     match item {
         FetchAttr::Uid => out.extend_from_slice(format!("UID {}", message.uid).as_bytes()),
@@ -160,34 +185,36 @@ fn render_item(out: &mut Vec<u8>, target: &Target, parsed: Option<&Parsed<'_>>, 
         FetchAttr::Rfc822Size => out.extend_from_slice(format!("RFC822.SIZE {}", message.size).as_bytes()),
         FetchAttr::Envelope => {
             out.extend_from_slice(b"ENVELOPE ");
-            parsed.expect("content read").envelope_into(out);
+            out.extend_from_slice(&parts.rendered.expect("rendered").envelope);
         }
         FetchAttr::Body => {
             out.extend_from_slice(b"BODY ");
-            parsed.expect("content read").structure_into(out, false);
+            out.extend_from_slice(&parts.rendered.expect("rendered").body);
         }
         FetchAttr::BodyStructure => {
             out.extend_from_slice(b"BODYSTRUCTURE ");
-            parsed.expect("content read").structure_into(out, true);
+            out.extend_from_slice(&parts.rendered.expect("rendered").bodystructure);
         }
         FetchAttr::Rfc822 => {
             out.extend_from_slice(b"RFC822 ");
-            literal_into(out, parsed.expect("content read").content);
+            literal_into(out, parts.content.expect("content read"));
         }
         FetchAttr::Rfc822Header => {
-            let parsed = parsed.expect("content read");
+            let parsed = parts.parsed.expect("parsed");
             out.extend_from_slice(b"RFC822.HEADER ");
             let header = parsed.section(&super::proto::Section { part: vec![], text: Some(super::proto::SectionText::Header) }).unwrap_or_default();
             literal_into(out, &header);
         }
         FetchAttr::Rfc822Text => {
-            let parsed = parsed.expect("content read");
+            let parsed = parts.parsed.expect("parsed");
             out.extend_from_slice(b"RFC822.TEXT ");
             literal_into(out, &parsed.content[parsed.root.body.clone()]);
         }
         FetchAttr::Section { section, partial, .. } => {
-            let parsed = parsed.expect("content read");
-            let data = parsed.section(section);
+            let data: Option<Cow<'_, [u8]>> = match parts.parsed {
+                Some(parsed) => parsed.section(section).map(Cow::Owned),
+                None => Some(Cow::Borrowed(parts.content.expect("content read"))),
+            };
             out.extend_from_slice(format!("BODY[{}]", section.spec()).as_bytes());
             match partial {
                 Some((start, length)) => {

@@ -7,11 +7,13 @@
 //! - one file per command family: `auth` (LOGIN, AUTHENTICATE), `mailbox` (SELECT, CREATE,
 //!   LIST, STATUS, ...), `append`, `fetch`, `flags` (STORE), `copy` (COPY, MOVE), `expunge`
 //!   (EXPUNGE, CLOSE, UNSELECT), `search`, `idle`.
-//! - `structure`: ENVELOPE, BODYSTRUCTURE and body sections from the MIME parser.
+//! - `structure`: ENVELOPE, BODYSTRUCTURE and body sections from the MIME parser; `cache`
+//!   keeps the rendered structures.
 //! - this file: the listener.
 
 mod append;
 mod auth;
+mod cache;
 mod copy;
 mod expunge;
 mod fetch;
@@ -29,17 +31,18 @@ use tokio::net::TcpListener;
 
 use crate::Context;
 
+pub use cache::StructureCache;
 pub use session::CAPABILITIES;
 
-/// Runs one IMAP listener until the process ends.
-pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
+/// Runs one IMAP listener until the process ends; `cache` is shared by every listener.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>, cache: Arc<StructureCache>) {
     let max = ctx.config.imap.max_connections;
     crate::accept::serve(
         listener,
         max,
         |session, peer| tracing::info_span!("imap", session = %session, peer = %peer),
         b"* BYE Too many connections, try again later\r\n".to_vec(),
-        move |socket, peer, _session| session::Session::new(socket, Arc::clone(&ctx), peer).run(),
+        move |socket, peer, _session| session::Session::new(socket, Arc::clone(&ctx), Arc::clone(&cache), peer).run(),
     )
     .await
 }

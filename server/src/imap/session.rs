@@ -153,6 +153,8 @@ pub struct Session<S> {
     pub(super) io: S,
     pub(super) ctx: Arc<Context>,
     pub(super) peer: SocketAddr,
+    /// Rendered message structures, shared by every session.
+    pub(super) cache: Arc<super::cache::StructureCache>,
     receiver: Receiver,
     frames: VecDeque<Framed>,
     /// Bytes for the client, written at the end of each batch of commands (or sooner when large).
@@ -167,12 +169,13 @@ pub struct Session<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    pub fn new(io: S, ctx: Arc<Context>, peer: SocketAddr) -> Session<S> {
+    pub fn new(io: S, ctx: Arc<Context>, cache: Arc<super::cache::StructureCache>, peer: SocketAddr) -> Session<S> {
         let receiver = Receiver::new(ctx.config.imap.max_line.0 as usize, ctx.config.imap.max_literal.0);
         Session {
             io,
             ctx,
             peer,
+            cache,
             receiver,
             frames: VecDeque::new(),
             out: Vec::new(),

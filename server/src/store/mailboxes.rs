@@ -371,9 +371,13 @@ impl Maildir {
 
     pub(super) fn imap_fetch(&self, user: &str, mailbox: &str, message: &MessageInfo) -> io::Result<Vec<u8>> {
         let (dir, folder) = self.folder(user, mailbox)?;
-        let listed = dir.join(&message.location);
-        let path = if listed.exists() { listed } else { folder.lock().expect("folder lock").path_of(message)? };
-        Ok(lf_to_crlf(&fs::read(path)?))
+        // Where it was listed, unless a reader renamed it since (then looked up by name).
+        let content = match fs::read(dir.join(&message.location)) {
+            Ok(content) => content,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::read(folder.lock().expect("folder lock").path_of(message)?)?,
+            Err(e) => return Err(e),
+        };
+        Ok(lf_to_crlf(&content))
     }
 
     pub(super) fn imap_changes(&self, user: &str, mailbox: &str) -> tokio::sync::watch::Receiver<u64> {

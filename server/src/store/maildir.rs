@@ -310,12 +310,15 @@ impl Maildir {
 /// LF to CRLF (a CR already before an LF is kept single).
 pub(crate) fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 30 + 2);
-    for (i, &b) in data.iter().enumerate() {
-        if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
+    let mut start = 0;
+    for i in memchr::memchr_iter(b'\n', data) {
+        out.extend_from_slice(&data[start..i]);
+        if i == 0 || data[i - 1] != b'\r' {
             out.push(b'\r');
         }
-        out.push(b);
+        start = i;
     }
+    out.extend_from_slice(&data[start..]);
     out
 }
 
@@ -370,6 +373,14 @@ pub(super) fn create_dir_durably(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lf_becomes_crlf_once() {
+        assert_eq!(lf_to_crlf(b"a\nb\r\n\nc"), b"a\r\nb\r\n\r\nc");
+        assert_eq!(lf_to_crlf(b"\n\n"), b"\r\n\r\n");
+        assert_eq!(lf_to_crlf(b""), b"");
+        assert_eq!(lf_to_crlf(b"no line end"), b"no line end");
+    }
 
     #[test]
     fn crlf_becomes_lf_and_bare_cr_stays() {

@@ -1,0 +1,84 @@
+//! ENVELOPE, BODY and BODYSTRUCTURE as rendered, per message: what Dovecot keeps in its cache
+//! file. Clients fetch them for every message on every sync, and a message never changes, so
+//! after the first FETCH they cost no file read and no parse. In memory and bounded: two
+//! generations of at most [`GENERATION`] entries each; a full current generation becomes the
+//! previous one (and the old previous is dropped), so what is used stays and the rest ages out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Entries per generation (about 600 octets each for ordinary messages).
+const GENERATION: usize = 25_000;
+
+/// The structure of one message, rendered.
+pub struct Rendered {
+    pub envelope: Vec<u8>,
+    pub body: Vec<u8>,
+    pub bodystructure: Vec<u8>,
+}
+
+/// Messages are named by user, mailbox and the store's message id, which is never reused.
+type Key = (String, String, String);
+type Generation = HashMap<Key, Arc<Rendered>>;
+
+#[derive(Default)]
+pub struct StructureCache {
+    /// The current generation and the previous one.
+    generations: Mutex<(Generation, Generation)>,
+}
+
+impl StructureCache {
+    pub fn get(&self, user: &str, mailbox: &str, id: &str) -> Option<Arc<Rendered>> {
+        let key = (user.to_string(), mailbox.to_string(), id.to_string());
+        let mut generations = self.generations.lock().expect("cache lock");
+        if let Some(found) = generations.0.get(&key) {
+            return Some(Arc::clone(found));
+        }
+        let found = generations.1.remove(&key)?;
+        Self::insert_locked(&mut generations, key, Arc::clone(&found));
+        Some(found)
+    }
+
+    pub fn put(&self, user: &str, mailbox: &str, id: &str, rendered: Arc<Rendered>) {
+        let mut generations = self.generations.lock().expect("cache lock");
+        Self::insert_locked(&mut generations, (user.to_string(), mailbox.to_string(), id.to_string()), rendered);
+    }
+
+    fn insert_locked(generations: &mut (Generation, Generation), key: Key, rendered: Arc<Rendered>) {
+        if generations.0.len() >= GENERATION {
+            generations.1 = std::mem::take(&mut generations.0);
+        }
+        generations.0.insert(key, rendered);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(n: u8) -> Arc<Rendered> {
+        Arc::new(Rendered { envelope: vec![n], body: vec![], bodystructure: vec![] })
+    }
+
+    #[test]
+    fn bounded_and_keeps_what_is_used() {
+        let cache = StructureCache::default();
+        cache.put("u", "INBOX", "kept", rendered(1));
+        for i in 0..GENERATION {
+            cache.put("u", "INBOX", &i.to_string(), rendered(2));
+        }
+        // "kept" is in the previous generation now; using it brings it back.
+        assert_eq!(cache.get("u", "INBOX", "kept").unwrap().envelope, [1]);
+        for i in 0..GENERATION {
+            cache.put("u", "INBOX", &format!("b{i}"), rendered(3));
+        }
+        assert!(cache.get("u", "INBOX", "kept").is_some());
+        assert!(cache.get("u", "INBOX", "0").is_none(), "unused entries age out");
+        let total = {
+            let g = cache.generations.lock().unwrap();
+            g.0.len() + g.1.len()
+        };
+        assert!(total <= 2 * GENERATION);
+        assert!(cache.get("u", "Sent", "kept").is_none(), "keys include the mailbox");
+    }
+}
