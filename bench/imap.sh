@@ -79,39 +79,8 @@ echo secret | target/release/wasmail user add bench --password-stdin --config "$
 target/release/wasmail serve --config "$work/wasmail/wasmail.toml" 2>"$work/wasmail/log" &
 pids+=($!)
 
-# Dovecot: a private instance with its own base_dir, a passwd-file, the Maildir copy.
-d="$work/dovecot"
-mkdir -p "$d/run" "$d/home"
-cp -r "$work/maildir" "$d/Maildir"
-chown -R nobody:nogroup "$d/Maildir" "$d/home"
-echo "bench:{PLAIN}secret" >"$d/passwd"
-cat >"$d/dovecot.conf" <<CONF
-base_dir = $d/run
-instance_name = wasmail-imap-bench
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-log_path = $d/log
-mail_location = maildir:$d/Maildir
-default_login_user = dovenull
-default_internal_user = dovecot
-passdb {
-  driver = passwd-file
-  args = $d/passwd
-}
-userdb {
-  driver = static
-  args = uid=$(id -u nobody) gid=$(getent group nogroup | cut -d: -f3) home=$d/home
-}
-service imap-login {
-  inet_listener imap {
-    port = $DOVECOT_IMAP
-  }
-}
-CONF
-$sudo dovecot -c "$d/dovecot.conf"
+# Dovecot: a private instance reading a copy of the Maildir.
+start_dovecot "$work/dovecot" imap "$DOVECOT_IMAP" "$work/maildir"
 
 for port in "$WASMAIL_IMAP" "$DOVECOT_IMAP"; do
     for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

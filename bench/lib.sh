@@ -60,3 +60,41 @@ start_wasmail() {
 }
 
 ratio() { printf '%.2f' "$(echo "$(cat "$work/$1.rate") / $(cat "$work/$2.rate")" | bc -l)"; }
+
+# start_dovecot DIR PROTOCOL PORT MAILDIR: a private Dovecot instance in DIR (its own base_dir,
+# a passwd-file with user bench, password secret) serving PROTOCOL (pop3 or imap) on
+# 127.0.0.1:PORT from a copy of MAILDIR. Stop it with `doveadm -c DIR/dovecot.conf stop`.
+start_dovecot() {
+    local d=$1 protocol=$2 port=$3 maildir=$4
+    mkdir -p "$d/run" "$d/home"
+    cp -r "$maildir" "$d/Maildir"
+    chown -R nobody:nogroup "$d/Maildir" "$d/home"
+    echo "bench:{PLAIN}secret" >"$d/passwd"
+    cat >"$d/dovecot.conf" <<CONF
+base_dir = $d/run
+instance_name = wasmail-bench-$protocol
+protocols = $protocol
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+log_path = $d/log
+mail_location = maildir:$d/Maildir
+default_login_user = dovenull
+default_internal_user = dovecot
+passdb {
+  driver = passwd-file
+  args = $d/passwd
+}
+userdb {
+  driver = static
+  args = uid=$(id -u nobody) gid=$(getent group nogroup | cut -d: -f3) home=$d/home
+}
+service $protocol-login {
+  inet_listener $protocol {
+    port = $port
+  }
+}
+CONF
+    $sudo dovecot -c "$d/dovecot.conf"
+}

@@ -14,7 +14,7 @@ WASMAIL_POP3=2647
 DOVECOT_POP3=2648
 
 source bench/lib.sh
-if ! command -v dovecot >/dev/null; then
+if [ ! -x /usr/lib/dovecot/pop3 ]; then
     DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq dovecot-pop3d >/dev/null
 fi
 cargo build --release --locked -p wasmail >/dev/null
@@ -56,39 +56,8 @@ echo secret | target/release/wasmail user add bench --password-stdin --config "$
 target/release/wasmail serve --config "$work/wasmail/wasmail.toml" 2>"$work/wasmail/log" &
 pids+=($!)
 
-# Dovecot: a private instance with its own base_dir, a passwd-file, the Maildir copy.
-d="$work/dovecot"
-mkdir -p "$d/run" "$d/home"
-cp -r "$work/maildir" "$d/Maildir"
-chown -R nobody:nogroup "$d/Maildir" "$d/home"
-echo "bench:{PLAIN}secret" >"$d/passwd"
-cat >"$d/dovecot.conf" <<CONF
-base_dir = $d/run
-instance_name = wasmail-bench
-protocols = pop3
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-log_path = $d/log
-mail_location = maildir:$d/Maildir
-default_login_user = dovenull
-default_internal_user = dovecot
-passdb {
-  driver = passwd-file
-  args = $d/passwd
-}
-userdb {
-  driver = static
-  args = uid=$(id -u nobody) gid=$(getent group nogroup | cut -d: -f3) home=$d/home
-}
-service pop3-login {
-  inet_listener pop3 {
-    port = $DOVECOT_POP3
-  }
-}
-CONF
-$sudo dovecot -c "$d/dovecot.conf"
+# Dovecot: a private instance reading a copy of the Maildir.
+start_dovecot "$work/dovecot" pop3 "$DOVECOT_POP3" "$work/maildir"
 
 for port in "$WASMAIL_POP3" "$DOVECOT_POP3"; do
     for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

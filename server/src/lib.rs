@@ -24,6 +24,7 @@ pub mod mime;
 pub mod plugin;
 pub mod pop3;
 pub mod queue;
+pub mod sasl;
 pub mod server;
 pub mod smtp;
 pub mod store;

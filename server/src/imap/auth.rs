@@ -15,10 +15,7 @@ const MAX_AUTH_FAILURES: u32 = 3;
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn login(&mut self, user: &str, password: &str) -> Outcome {
         let user = user.to_ascii_lowercase();
-        let directory = Arc::clone(&self.ctx.directory);
-        let (name, pass) = (user.clone(), password.to_string());
-        let good = tokio::task::spawn_blocking(move || directory.verify_password(&name, &pass)).await.unwrap_or(false);
-        if !good {
+        if !crate::sasl::check_password(&self.ctx.directory, &user, password).await {
             self.auth_failures += 1;
             tracing::info!(peer = %self.peer, user, failures = self.auth_failures, "IMAP login failed");
             tokio::time::sleep(self.ctx.config.imap.auth_failure_delay.0).await;
@@ -64,19 +61,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
             }
         };
-        let decoded = crate::mime::transfer::decode_base64(response.as_bytes());
-        let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-        let [authzid, user, password] = parts.as_slice() else {
-            return Ok(Outcome::bad("Malformed PLAIN response"));
-        };
-        let (Ok(user), Ok(password)) = (std::str::from_utf8(user), std::str::from_utf8(password)) else {
-            return Ok(Outcome::bad("Malformed PLAIN response"));
-        };
-        // Acting for another user is not offered: the authorization identity, if given, must
-        // be the user's own.
-        if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(user.as_bytes()) {
-            return Ok(Outcome::no_code("AUTHORIZATIONFAILED", "Cannot act as another user"));
-        }
-        Ok(self.login(user, password).await)
+        Ok(match crate::sasl::decode_plain(&response) {
+            Ok(plain) => self.login(&plain.user, &plain.password).await,
+            Err(crate::sasl::PlainError::Malformed) => Outcome::bad("Malformed PLAIN response"),
+            Err(crate::sasl::PlainError::OtherIdentity) => Outcome::no_code("AUTHORIZATIONFAILED", "Cannot act as another user"),
+        })
     }
 }

@@ -240,10 +240,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// purpose), then locks and lists the maildrop.
     async fn login(&mut self, user: &str, password: &str) -> Flow {
         let user = user.to_ascii_lowercase();
-        let directory = Arc::clone(&self.ctx.directory);
-        let (name, pass) = (user.clone(), password.to_string());
-        let good = tokio::task::spawn_blocking(move || directory.verify_password(&name, &pass)).await.unwrap_or(false);
-        if !good {
+        if !crate::sasl::check_password(&self.ctx.directory, &user, password).await {
             self.auth_failures += 1;
             tracing::info!(peer = %self.peer, user, failures = self.auth_failures, "POP3 login failed");
             // Slow down guessing (RFC 1939 13).
@@ -317,24 +314,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
             }
         };
-        let decoded = crate::mime::transfer::decode_base64(response.as_bytes());
-        let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-        let (authzid, user, password) = match parts.as_slice() {
-            [authzid, user, password] => (*authzid, *user, *password),
-            _ => {
+        match crate::sasl::decode_plain(&response) {
+            Ok(plain) => Ok(self.login(&plain.user, &plain.password).await),
+            Err(crate::sasl::PlainError::Malformed) => {
                 self.err("[AUTH] Malformed PLAIN response");
-                return Ok(Flow::Continue);
+                Ok(Flow::Continue)
             }
-        };
-        let (Ok(user), Ok(password)) = (std::str::from_utf8(user), std::str::from_utf8(password)) else {
-            self.err("[AUTH] Malformed PLAIN response");
-            return Ok(Flow::Continue);
-        };
-        if !authzid.is_empty() && authzid != user.as_bytes() {
-            self.err("[AUTH] Acting for another user is not allowed");
-            return Ok(Flow::Continue);
+            Err(crate::sasl::PlainError::OtherIdentity) => {
+                self.err("[AUTH] Acting for another user is not allowed");
+                Ok(Flow::Continue)
+            }
         }
-        Ok(self.login(user, password).await)
     }
 
     /// QUIT in TRANSACTION: the deletions happen now, durably, then the lock goes.
