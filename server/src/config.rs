@@ -34,6 +34,8 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub pop3: Pop3Config,
     pub imap: ImapConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
     pub mime: MimeConfig,
     pub queue: QueueConfig,
     /// Next hop per recipient domain (`"example.org" = "127.0.0.1:2626"`); `"*"` is the
@@ -80,10 +82,10 @@ impl Default for QueueConfig {
 pub struct Pop3Config {
     /// Addresses of the POP3 listeners; empty for none.
     pub listen: Vec<SocketAddr>,
+    /// Implicit-TLS listeners (pop3s, port 995).
+    pub tls_listen: Vec<SocketAddr>,
     /// Idle time before the session is closed without UPDATE (RFC 1939 3: at least 10 min).
     pub idle_timeout: Duration,
-    /// Wait after a wrong password, against guessing.
-    pub auth_failure_delay: Duration,
     /// Concurrent POP3 sessions.
     pub max_connections: usize,
 }
@@ -92,9 +94,78 @@ impl Default for Pop3Config {
     fn default() -> Self {
         Pop3Config {
             listen: vec!["127.0.0.1:2110".parse().expect("valid default address")],
+            tls_listen: Vec::new(),
             idle_timeout: Duration(StdDuration::from_secs(600)),
-            auth_failure_delay: Duration(StdDuration::from_secs(2)),
             max_connections: 500,
+        }
+    }
+}
+
+/// The server's certificate and key. TLS is on when both files exist (STARTTLS and STLS are
+/// then offered); a TLS listener without them is a start-up error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig { cert: PathBuf::from("cert.pem"), key: PathBuf::from("key.pem") }
+    }
+}
+
+/// When passwords may cross the network, and what submission checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Password authentication without TLS: "loopback" (only from 127.0.0.0/8 and ::1),
+    /// "never" or "always". Where it is not allowed, SMTP does not offer AUTH, POP3 offers
+    /// neither USER nor SASL PLAIN, and IMAP says LOGINDISABLED, until TLS is on.
+    pub plaintext: Plaintext,
+    /// On the submission ports, MAIL FROM must be an address of the authenticated user.
+    pub submission_sender_check: bool,
+    /// The wait before answering a failed login; it doubles with each further failure from
+    /// the same address, up to `failure_delay_max`.
+    pub failure_delay: Duration,
+    pub failure_delay_max: Duration,
+    /// Failures from one address, or for one user name, after which logins are refused
+    /// without a password check until `failure_window` has passed without a failure.
+    pub max_failures: u32,
+    pub failure_window: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plaintext {
+    Loopback,
+    Never,
+    Always,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            plaintext: Plaintext::Loopback,
+            submission_sender_check: true,
+            failure_delay: Duration(StdDuration::from_secs(2)),
+            failure_delay_max: Duration(StdDuration::from_secs(15)),
+            max_failures: 10,
+            failure_window: Duration(StdDuration::from_secs(15 * 60)),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Whether a password may be sent on this connection.
+    pub fn password_allowed(&self, tls: bool, peer: std::net::IpAddr) -> bool {
+        tls || match self.plaintext {
+            Plaintext::Always => true,
+            Plaintext::Never => false,
+            Plaintext::Loopback => peer.is_loopback() || peer.to_canonical().is_loopback(),
         }
     }
 }
@@ -105,6 +176,8 @@ impl Default for Pop3Config {
 pub struct ImapConfig {
     /// Addresses of the IMAP listeners; empty for none.
     pub listen: Vec<SocketAddr>,
+    /// Implicit-TLS listeners (imaps, port 993).
+    pub tls_listen: Vec<SocketAddr>,
     /// Literals (APPEND's message) above this are refused before they are read.
     pub max_literal: ByteSize,
     /// Command text (literals not counted) above this is refused, the rest discarded.
@@ -112,8 +185,6 @@ pub struct ImapConfig {
     /// Idle time before the session is closed (RFC 3501 5.4: at least 30 minutes); IDLE
     /// restarts it, as clients re-issue IDLE within it.
     pub idle_timeout: Duration,
-    /// Wait after a wrong password, against guessing.
-    pub auth_failure_delay: Duration,
     /// Concurrent IMAP sessions.
     pub max_connections: usize,
 }
@@ -122,10 +193,10 @@ impl Default for ImapConfig {
     fn default() -> Self {
         ImapConfig {
             listen: vec!["127.0.0.1:2143".parse().expect("valid default address")],
+            tls_listen: Vec::new(),
             max_literal: ByteSize(25 * 1024 * 1024),
             max_line: ByteSize(64 * 1024),
             idle_timeout: Duration(StdDuration::from_secs(30 * 60)),
-            auth_failure_delay: Duration(StdDuration::from_secs(2)),
             max_connections: 500,
         }
     }
@@ -202,6 +273,10 @@ impl Default for PluginsConfig {
 pub struct SmtpConfig {
     /// Addresses of the port-25-style listeners.
     pub listen: Vec<SocketAddr>,
+    /// Submission listeners (port 587, RFC 6409): STARTTLS, then AUTH before MAIL.
+    pub submission_listen: Vec<SocketAddr>,
+    /// Implicit-TLS submission listeners (port 465, RFC 8314): AUTH before MAIL.
+    pub submissions_listen: Vec<SocketAddr>,
     /// Advertised in EHLO SIZE; larger messages get 552 5.3.4.
     pub max_message_size: ByteSize,
     /// More RCPTs than this in one transaction get 452 4.5.3.
@@ -254,6 +329,8 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             pop3: Pop3Config::default(),
             imap: ImapConfig::default(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
             mime: MimeConfig::default(),
             queue: QueueConfig::default(),
             routes: Default::default(),
@@ -266,6 +343,8 @@ impl Default for SmtpConfig {
     fn default() -> Self {
         SmtpConfig {
             listen: vec!["127.0.0.1:2525".parse().expect("valid default address")],
+            submission_listen: Vec::new(),
+            submissions_listen: Vec::new(),
             max_message_size: ByteSize(25 * 1024 * 1024),
             max_recipients: 100,
             vrfy: false,
@@ -328,7 +407,14 @@ impl Config {
         })?;
         let mut config = Config::parse(&text, path)?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        for p in [&mut config.data_dir, &mut config.users_file, &mut config.aliases_file, &mut config.plugins.dir] {
+        for p in [
+            &mut config.data_dir,
+            &mut config.users_file,
+            &mut config.aliases_file,
+            &mut config.plugins.dir,
+            &mut config.tls.cert,
+            &mut config.tls.key,
+        ] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -378,6 +464,9 @@ impl Config {
         }
         if self.smtp.max_message_size.0 == 0 {
             return Err(fail("smtp.max_message_size", "must be more than 0".into()));
+        }
+        if self.auth.max_failures == 0 {
+            return Err(fail("auth.max_failures", "must be at least 1".into()));
         }
         if self.imap.max_line.0 < 1024 {
             return Err(fail("imap.max_line", "must be at least 1024".into()));
@@ -585,8 +674,12 @@ mod tests {
     fn the_example_file_parses_to_the_defaults() {
         let example = parse(include_str!("../../wasmail.example.toml")).unwrap();
         let defaults = Config::default();
-        assert_eq!(format!("{:?}", example.smtp), format!("{:?}", defaults.smtp));
-        assert_eq!((example.domains, example.data_dir), (defaults.domains, defaults.data_dir));
+        // Every table and key but the host name, whose default is the machine's.
+        let tables = |c: &Config| {
+            format!("{:?}", (&c.smtp, &c.pop3, &c.imap, &c.tls, &c.auth, &c.mime, &c.queue, &c.routes, &c.plugins, &c.log_format))
+                + &format!("{:?}", (&c.data_dir, &c.domains, &c.users_file, &c.aliases_file, &c.relay_networks, &c.recipient_delimiter))
+        };
+        assert_eq!(tables(&example), tables(&defaults));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`queue`]: the durable spool and the delivery that runs from it.
 //! - [`plugin`]: the wasm plugin host (wasmtime), and the hooks the SMTP session calls.
 //! - [`ids`]: queue and session identifiers.
+//! - [`tls`]: certificates, the TLS acceptor and the stream sessions use; [`sasl`]: what
+//!   the protocols share of authentication.
 //! - [`server`]: wiring it together for `wasmail serve`.
 
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@ pub mod sasl;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod tls;
 pub mod users;
 
 use std::sync::Arc;
@@ -44,4 +47,9 @@ pub struct Context {
     pub queue: Arc<queue::Queue>,
     /// The loaded plugins (possibly none).
     pub plugins: Arc<plugin::Registry>,
+    /// The certificate and key, when `[tls]` names files that exist: STARTTLS, STLS and the
+    /// TLS listeners need it.
+    pub tls: Option<Arc<tls::Tls>>,
+    /// Failed logins, shared by every protocol.
+    pub penalty: Arc<sasl::Penalty>,
 }

@@ -51,6 +51,11 @@ enum Commands {
         #[command(subcommand)]
         command: UserCommands,
     },
+    /// TLS certificates.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommands,
+    },
     /// Look at and act on the delivery queue (like mailq, postqueue -f, postsuper -d).
     Queue {
         /// TOML configuration file (for `data_dir`).
@@ -97,6 +102,23 @@ enum PluginCommands {
         /// Times each message is handled.
         #[arg(long, default_value_t = 1000)]
         rounds: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommands {
+    /// Write a self-signed certificate and its key, for local use and tests: to the files
+    /// `[tls] cert` and `key` name, or to DIR/cert.pem and DIR/key.pem. Existing files are
+    /// never overwritten.
+    SelfSigned {
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A name the certificate is for (repeat); default: the host name, localhost,
+        /// 127.0.0.1 and ::1.
+        #[arg(long = "name")]
+        names: Vec<String>,
     },
 }
 
@@ -192,6 +214,33 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => config_error(format!("{e:#}")),
+            }
+        }
+        Commands::Cert { command: CertCommands::SelfSigned { out, config, names } } => {
+            let config = match Config::load(config.as_deref()) {
+                Ok(config) => config,
+                Err(e) => return config_error(e),
+            };
+            let (cert, key) = match out {
+                Some(dir) => (dir.join("cert.pem"), dir.join("key.pem")),
+                None => (config.tls.cert.clone(), config.tls.key.clone()),
+            };
+            for path in [&cert, &key] {
+                if path.exists() {
+                    eprintln!("wasmail: {} exists; remove it first (nothing was written)", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            let names = if names.is_empty() { vec![config.hostname.clone(), "localhost".into(), "127.0.0.1".into(), "::1".into()] } else { names };
+            match wasmail::tls::write_self_signed(&names, &cert, &key) {
+                Ok(()) => {
+                    println!("wrote {} and {} for {}", cert.display(), key.display(), names.join(", "));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("wasmail: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
         }
         Commands::Queue { config, data_dir, command } => {

@@ -44,6 +44,9 @@ pub struct Server {
     pub pop3: Option<SocketAddr>,
     /// The IMAP listener, if the server has one.
     pub imap: Option<SocketAddr>,
+    /// Every listener by the protocol its log line names (`smtp`, `submission`,
+    /// `submissions`, `pop3`, `pop3s`, `imap`, `imaps`), the first of each.
+    pub listeners: std::collections::HashMap<String, SocketAddr>,
     pub dir: tempfile::TempDir,
     /// Every line the server wrote to stderr (its log).
     log: Arc<Mutex<Vec<String>>>,
@@ -140,8 +143,8 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[pop3]\nlisten = [\"127.0.0.1:0\"]\nauth_failure_delay = \"100ms\"\n{}\
-                 [imap]\nlisten = [\"127.0.0.1:0\"]\nauth_failure_delay = \"100ms\"\n{}[smtp]\nlisten = [\"{}\"]\n{}\n",
+                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[auth]\nfailure_delay = \"100ms\"\nfailure_delay_max = \"400ms\"\n\
+                 [pop3]\nlisten = [\"127.0.0.1:0\"]\n{}[imap]\nlisten = [\"127.0.0.1:0\"]\n{}[smtp]\nlisten = [\"{}\"]\n{}\n",
                 if setup.domains.is_empty() {
                     "\"localhost\", \"example.test\"".to_string()
                 } else {
@@ -204,13 +207,13 @@ impl Server {
         });
         // The listeners log first; "wasmail started" comes once the queue has been read, and
         // only then is the server sure to stay up.
-        let (mut smtp, mut pop3, mut imap) = (None, None, None);
+        let mut listeners = std::collections::HashMap::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Some((protocol, addr))) if protocol == "pop3" => pop3 = Some(addr),
-                Ok(Some((protocol, addr))) if protocol == "imap" => imap = Some(addr),
-                Ok(Some((_, addr))) => smtp = Some(addr),
+                Ok(Some((protocol, addr))) => {
+                    listeners.entry(protocol).or_insert(addr);
+                }
                 Ok(None) => break,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(_) => {
@@ -221,8 +224,9 @@ impl Server {
                 }
             }
         }
-        let smtp = smtp.expect("smtp listener");
-        Server { child, smtp, pop3, imap, dir, log }
+        let smtp = *listeners.get("smtp").expect("smtp listener");
+        let (pop3, imap) = (listeners.get("pop3").copied(), listeners.get("imap").copied());
+        Server { child, smtp, pop3, imap, listeners, dir, log }
     }
 
     /// The server's log lines so far.

@@ -53,7 +53,9 @@ fn ehlo_lists_exactly_the_working_extensions() {
             "DSN",
             "ETRN",
             "SMTPUTF8",
-            "HELP"
+            "HELP",
+            // [auth] plaintext = "loopback": passwords may be sent from here without TLS.
+            "AUTH PLAIN LOGIN"
         ]
     );
     // With VRFY and EXPN switched on they are listed too.

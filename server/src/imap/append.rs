@@ -3,13 +3,11 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::proto::Flag;
 use super::session::{apply_flag, blocking, store_error, Outcome, Session};
 use crate::store::Flags;
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) async fn append(
         &mut self,
         name: &str,

@@ -4,27 +4,34 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::proto::Framed;
 use super::session::{Next, Outcome, Session};
 
 /// Wrong passwords tolerated before the connection is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) async fn login(&mut self, user: &str, password: &str) -> Outcome {
+        if !self.password_allowed() {
+            // RFC 3501 6.2.3 and LOGINDISABLED: no passwords in the clear here.
+            return Outcome::no_code("PRIVACYREQUIRED", "Plaintext authentication is disabled; use STARTTLS first");
+        }
         let user = user.to_ascii_lowercase();
-        if !crate::sasl::check_password(&self.ctx.directory, &user, password).await {
-            self.auth_failures += 1;
-            tracing::info!(peer = %self.peer, user, failures = self.auth_failures, "IMAP login failed");
-            tokio::time::sleep(self.ctx.config.imap.auth_failure_delay.0).await;
-            if self.auth_failures >= MAX_AUTH_FAILURES {
-                self.untagged("BYE Too many failed logins");
+        match crate::sasl::login(&self.ctx.directory, &self.ctx.penalty, self.peer.ip(), &user, password, "imap").await {
+            crate::sasl::Login::Accepted => {}
+            crate::sasl::Login::Blocked => {
+                self.untagged("BYE Too many failed logins, try again later");
                 self.logout = true;
+                return Outcome::no_code("UNAVAILABLE", "Too many failed logins, try again later");
+            }
+            crate::sasl::Login::Refused => {
+                self.auth_failures += 1;
+                if self.auth_failures >= MAX_AUTH_FAILURES {
+                    self.untagged("BYE Too many failed logins");
+                    self.logout = true;
+                }
                 return Outcome::no_code("AUTHENTICATIONFAILED", "Authentication failed");
             }
-            return Outcome::no_code("AUTHENTICATIONFAILED", "Authentication failed");
         }
         let store = Arc::clone(&self.ctx.store);
         let name = user.clone();
@@ -33,14 +40,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             tracing::warn!(user, error = %e, "cannot open the mailbox");
             return Outcome::no_code("UNAVAILABLE", "Cannot open the mailbox; try again later");
         }
-        tracing::info!(peer = %self.peer, user, "IMAP login");
         self.user = Some(user);
-        Outcome::ok_code(format!("CAPABILITY {}", super::session::CAPABILITIES), "LOGIN completed")
+        Outcome::ok_code(format!("CAPABILITY {}", self.capabilities()), "LOGIN completed")
     }
 
     pub(super) async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> std::io::Result<Outcome> {
         if mechanism != "PLAIN" {
             return Ok(Outcome::no("Unsupported authentication mechanism"));
+        }
+        if !self.password_allowed() {
+            return Ok(Outcome::no_code("PRIVACYREQUIRED", "Plaintext authentication is disabled; use STARTTLS first"));
         }
         let response = match initial {
             // RFC 4959: "=" is an empty initial response.

@@ -3,12 +3,10 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::proto::SequenceSet;
 use super::session::{blocking, store_error, Outcome, Session};
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) async fn copy(&mut self, uid: bool, set: &SequenceSet, target: &str, remove: bool) -> Outcome {
         let verb = if remove { "MOVE" } else { "COPY" };
         let selected = self.selected.as_ref().expect("selected");

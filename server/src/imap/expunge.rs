@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::proto::SequenceSet;
 use super::session::{blocking, store_error, Outcome, Session};
 use crate::store::Flags;
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     /// EXPUNGE (all \Deleted) or UID EXPUNGE (those of them in `set`). The untagged EXPUNGE
     /// responses come from the refresh that follows every command.
     pub(super) async fn expunge(&mut self, set: Option<SequenceSet>) -> Outcome {

@@ -6,8 +6,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::cache::{Rendered, StructureCache};
 use super::proto::response::{literal_into, nstring_into};
 use super::proto::{FetchAttr, SequenceSet};
@@ -25,7 +23,7 @@ struct Target {
     recent: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) async fn fetch(&mut self, uid: bool, set: &SequenceSet, mut items: Vec<FetchAttr>) -> std::io::Result<Outcome> {
         let selected = self.selected.as_ref().expect("selected");
         let indexes = match selected.resolve(set, uid) {

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::proto::{Flag, SequenceSet, StoreMode};
 use super::session::{apply_flag, blocking, store_error, Outcome, Session};
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) async fn store(&mut self, uid: bool, set: &SequenceSet, mode: StoreMode, silent: bool, flags: &[Flag]) -> Outcome {
         let selected = self.selected.as_ref().expect("selected");
         if selected.read_only {

@@ -2,12 +2,10 @@
 //! selected mailbox changes (a delivery over SMTP, another session's STORE), until DONE. The
 //! idle timer restarts with each IDLE, as the RFC expects clients to re-issue it.
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::proto::Framed;
 use super::session::{Outcome, Session};
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) async fn idle(&mut self) -> std::io::Result<Outcome> {
         self.out.extend_from_slice(b"+ idling\r\n");
         let timeout = self.ctx.config.imap.idle_timeout.0;

@@ -5,14 +5,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::proto::response::mailbox as wire_name;
 use super::proto::StatusItem;
 use super::session::{blocking, store_error, Outcome, Selected, Session};
 use crate::store::{special_use, valid_mailbox_name, Flags};
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) async fn select(&mut self, name: &str, read_only: bool) -> Outcome {
         // RFC 3501 6.3.1: selecting deselects first, even if the new SELECT fails.
         self.selected = None;

@@ -32,17 +32,26 @@ use tokio::net::TcpListener;
 use crate::Context;
 
 pub use cache::StructureCache;
-pub use session::CAPABILITIES;
 
-/// Runs one IMAP listener until the process ends; `cache` is shared by every listener.
-pub async fn serve(listener: TcpListener, ctx: Arc<Context>, cache: Arc<StructureCache>) {
+/// Runs one IMAP listener until the process ends; `cache` is shared by every listener. With
+/// `implicit_tls` (imaps) every connection starts with the TLS handshake.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>, cache: Arc<StructureCache>, implicit_tls: bool) {
     let max = ctx.config.imap.max_connections;
     crate::accept::serve(
         listener,
         max,
         |session, peer| tracing::info_span!("imap", session = %session, peer = %peer),
         b"* BYE Too many connections, try again later\r\n".to_vec(),
-        move |socket, peer, _session| session::Session::new(socket, Arc::clone(&ctx), Arc::clone(&cache), peer).run(),
+        move |socket, peer, _session| {
+            let (ctx, cache) = (Arc::clone(&ctx), Arc::clone(&cache));
+            async move {
+                let stream = match (&ctx.tls, implicit_tls) {
+                    (Some(tls), true) => tls.accept(socket).await?,
+                    _ => crate::tls::Stream::Plain(socket),
+                };
+                session::Session::new(stream, ctx, cache, peer).run().await
+            }
+        },
     )
     .await
 }

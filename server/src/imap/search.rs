@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::proto::{Flag, SearchKey};
 use super::session::{blocking, Outcome, Session};
@@ -15,7 +14,7 @@ use super::structure::Parsed;
 use crate::mime::{Kind, Part};
 use crate::store::{Flags, MessageInfo};
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) async fn search(&mut self, uid: bool, key: &SearchKey) -> Outcome {
         let selected = self.selected.as_ref().expect("selected");
         let messages: Vec<(u32, MessageInfo, bool)> = selected

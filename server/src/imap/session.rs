@@ -8,10 +8,11 @@ use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::proto::{self, Command, Flag, Framed, Receiver, Request, SequenceSet};
 use crate::store::{Flags, MessageInfo};
+use crate::tls::Stream;
 use crate::Context;
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -20,8 +21,9 @@ const MAX_ERRORS: u32 = 20;
 /// Output is written out once it grows past this, within a long FETCH.
 const FLUSH_AT: usize = 256 * 1024;
 
-/// What the server offers (RFC 3501 7.2.1), extensions that work and nothing else.
-pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE AUTH=PLAIN";
+/// The extensions that work (RFC 3501 7.2.1); STARTTLS, LOGINDISABLED and AUTH=PLAIN are
+/// added by the session as the connection allows.
+const EXTENSIONS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE";
 
 /// A mailbox as the session sees it.
 pub(super) struct Selected {
@@ -149,8 +151,8 @@ pub(super) enum Next {
     TimedOut,
 }
 
-pub struct Session<S> {
-    pub(super) io: S,
+pub struct Session {
+    pub(super) io: Stream,
     pub(super) ctx: Arc<Context>,
     pub(super) peer: SocketAddr,
     /// Rendered message structures, shared by every session.
@@ -166,10 +168,12 @@ pub struct Session<S> {
     errors: u32,
     /// The session ends after the current reply (LOGOUT, too many errors).
     pub(super) logout: bool,
+    /// STARTTLS was answered: the handshake follows the tagged reply.
+    pending_tls: Option<Arc<crate::tls::Tls>>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    pub fn new(io: S, ctx: Arc<Context>, cache: Arc<super::cache::StructureCache>, peer: SocketAddr) -> Session<S> {
+impl Session {
+    pub fn new(io: Stream, ctx: Arc<Context>, cache: Arc<super::cache::StructureCache>, peer: SocketAddr) -> Session {
         let receiver = Receiver::new(ctx.config.imap.max_line.0 as usize, ctx.config.imap.max_literal.0);
         Session {
             io,
@@ -184,11 +188,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             auth_failures: 0,
             errors: 0,
             logout: false,
+            pending_tls: None,
         }
     }
 
     pub async fn run(mut self) -> std::io::Result<()> {
-        let greeting = format!("* OK [CAPABILITY {CAPABILITIES}] {} IMAP4rev1 server ready\r\n", self.ctx.config.hostname);
+        let greeting = format!("* OK [CAPABILITY {}] {} IMAP4rev1 server ready\r\n", self.capabilities(), self.ctx.config.hostname);
         self.out.extend_from_slice(greeting.as_bytes());
         loop {
             self.flush().await?;
@@ -331,7 +336,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             !matches!(command, Command::Fetch { uid: false, .. } | Command::Store { uid: false, .. } | Command::Search { uid: false, .. });
         let outcome = match (self.user.is_some(), self.selected.is_some(), command) {
             (_, _, Command::Capability) => {
-                self.untagged(&format!("CAPABILITY {CAPABILITIES}"));
+                let capabilities = self.capabilities();
+                self.untagged(&format!("CAPABILITY {capabilities}"));
                 Outcome::ok("CAPABILITY completed")
             }
             (_, _, Command::Noop) => Outcome::ok("NOOP completed"),
@@ -348,8 +354,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.untagged(&format!("ID (\"name\" \"Wasmail\" \"version\" \"{}\")", env!("CARGO_PKG_VERSION")));
                 Outcome::ok("ID completed")
             }
-            // TLS arrives with the security work; until then it is not offered.
-            (_, _, Command::StartTls) => Outcome::bad("STARTTLS is not available"),
+            (false, _, Command::StartTls) => self.starttls().await?,
+            (true, _, Command::StartTls) => Outcome::bad("STARTTLS is only allowed before login"),
             (false, _, Command::Login { user, password }) => self.login(&user, &password).await,
             (false, _, Command::Authenticate { mechanism, initial }) => self.authenticate(&mechanism, initial).await?,
             (true, _, Command::Login { .. } | Command::Authenticate { .. }) => Outcome::bad("Already logged in"),
@@ -398,6 +404,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if matches!(outcome.status, Status::Bad) {
             self.errors += 1;
             self.too_many_errors();
+        }
+        if let Some(tls) = self.pending_tls.take() {
+            self.upgrade(tls).await?;
         }
         Ok(())
     }
@@ -484,6 +493,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         for line in lines {
             self.untagged(&line);
         }
+    }
+
+    /// CAPABILITY as it stands: STARTTLS before login when there is a certificate and TLS is
+    /// not on; AUTH=PLAIN where a password may be sent, else LOGINDISABLED (RFC 3501 6.2.3).
+    pub(super) fn capabilities(&self) -> String {
+        let mut out = String::from(EXTENSIONS);
+        if self.user.is_none() && self.ctx.tls.is_some() && !self.io.is_tls() {
+            out.push_str(" STARTTLS");
+        }
+        if self.password_allowed() {
+            out.push_str(" AUTH=PLAIN");
+        } else {
+            out.push_str(" LOGINDISABLED");
+        }
+        out
+    }
+
+    pub(super) fn password_allowed(&self) -> bool {
+        self.ctx.config.auth.password_allowed(self.io.is_tls(), self.peer.ip())
+    }
+
+    /// STARTTLS (RFC 3501 6.2.1): answered OK here; the handshake follows the tagged reply
+    /// (see [`Session::upgrade`]).
+    async fn starttls(&mut self) -> std::io::Result<Outcome> {
+        let Some(tls) = self.ctx.tls.clone() else { return Ok(Outcome::bad("STARTTLS is not available")) };
+        if self.io.is_tls() {
+            return Ok(Outcome::bad("TLS is already active"));
+        }
+        self.pending_tls = Some(tls);
+        Ok(Outcome::ok("Begin TLS negotiation now"))
+    }
+
+    /// The TLS handshake after STARTTLS's reply, once whatever the client sent after the
+    /// command in the clear is thrown away (CVE-2011-0411): it must not count as sent
+    /// through TLS. A failed handshake ends the session.
+    async fn upgrade(&mut self, tls: Arc<crate::tls::Tls>) -> std::io::Result<()> {
+        self.flush().await?;
+        if !self.frames.is_empty() || !self.receiver.is_idle() {
+            tracing::warn!(frames = self.frames.len(), "discarding what the client sent after STARTTLS before the handshake");
+        }
+        self.frames.clear();
+        self.receiver.reset();
+        if let Err(e) = self.io.start_tls(&tls).await {
+            tracing::info!(error = %e, "TLS handshake failed");
+            self.logout = true;
+        }
+        Ok(())
     }
 
     /// The logged-in user (commands that need one run only after login).

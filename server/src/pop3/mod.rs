@@ -34,15 +34,25 @@ impl Locks {
     }
 }
 
-/// Runs one POP3 listener until the process ends.
-pub async fn serve(listener: TcpListener, ctx: Arc<Context>, locks: Arc<Locks>) {
+/// Runs one POP3 listener until the process ends; with `implicit_tls` (pop3s) every
+/// connection starts with the TLS handshake.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>, locks: Arc<Locks>, implicit_tls: bool) {
     let max = ctx.config.pop3.max_connections;
     crate::accept::serve(
         listener,
         max,
         |session, peer| tracing::info_span!("pop3", session = %session, peer = %peer),
         b"-ERR [SYS/TEMP] Too many connections, try again later\r\n".to_vec(),
-        move |socket, peer, _session| session::Session::new(socket, Arc::clone(&ctx), Arc::clone(&locks), peer).run(),
+        move |socket, peer, _session| {
+            let (ctx, locks) = (Arc::clone(&ctx), Arc::clone(&locks));
+            async move {
+                let stream = match (&ctx.tls, implicit_tls) {
+                    (Some(tls), true) => tls.accept(socket).await?,
+                    _ => crate::tls::Stream::Plain(socket),
+                };
+                session::Session::new(stream, ctx, locks, peer).run().await
+            }
+        },
     )
     .await
 }

@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::proto::{self, Command, CommandReceiver, Line};
 use super::Locks;
 use crate::smtp::proto::dot_stuff_into;
 use crate::store::Listed;
+use crate::tls::Stream;
 use crate::Context;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -33,8 +34,8 @@ enum State {
     Transaction(Maildrop),
 }
 
-pub struct Session<S> {
-    io: S,
+pub struct Session {
+    io: Stream,
     ctx: Arc<Context>,
     locks: Arc<Locks>,
     peer: SocketAddr,
@@ -52,8 +53,8 @@ enum Flow {
     Close,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    pub fn new(io: S, ctx: Arc<Context>, locks: Arc<Locks>, peer: SocketAddr) -> Session<S> {
+impl Session {
+    pub fn new(io: Stream, ctx: Arc<Context>, locks: Arc<Locks>, peer: SocketAddr) -> Session {
         Session {
             io,
             ctx,
@@ -149,6 +150,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Ok(self.too_many_errors());
             }
         };
+        let password_allowed = self.password_allowed();
         let flow = match (&mut self.state, command) {
             (_, Command::Capa) => {
                 self.capa();
@@ -158,6 +160,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 let hostname = self.ctx.config.hostname.clone();
                 self.ok(&format!("{hostname} POP3 server signing off"));
                 Flow::Close
+            }
+            (State::Authorization(_), Command::Stls) => self.stls().await?,
+            (State::Authorization(_), Command::User(_) | Command::Pass(_) | Command::Auth(Some(_))) if !password_allowed => {
+                // RFC 2595 2.4: no passwords in the clear where [auth] plaintext forbids them.
+                self.err("[SYS/PERM] Plaintext authentication is disabled; use STLS first");
+                Flow::Continue
             }
             (State::Authorization(name), Command::User(user)) => {
                 *name = Some(user);
@@ -229,28 +237,71 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn capa(&mut self) {
-        // RFC 2449 6. STLS comes with TLS (issue 8); APOP is not offered: the users file
-        // holds argon2 hashes, not the plaintext APOP needs.
-        self.output.extend_from_slice(
-            b"+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\nSASL PLAIN\r\nEXPIRE NEVER\r\nIMPLEMENTATION Wasmail\r\n.\r\n",
-        );
+        // RFC 2449 6. APOP is not offered: the users file holds argon2 hashes, not the
+        // plaintext APOP needs. USER and SASL only where a password may be sent (RFC 2595 4),
+        // STLS before login when there is a certificate.
+        let before_login = matches!(self.state, State::Authorization(_));
+        let mut capa = String::from("+OK Capability list follows\r\nTOP\r\nUIDL\r\n");
+        if self.password_allowed() {
+            capa.push_str("USER\r\nSASL PLAIN\r\n");
+        }
+        if before_login && self.ctx.tls.is_some() && !self.io.is_tls() {
+            capa.push_str("STLS\r\n");
+        }
+        capa.push_str("RESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\nEXPIRE NEVER\r\nIMPLEMENTATION Wasmail\r\n.\r\n");
+        self.output.extend_from_slice(capa.as_bytes());
+    }
+
+    fn password_allowed(&self) -> bool {
+        self.ctx.config.auth.password_allowed(self.io.is_tls(), self.peer.ip())
+    }
+
+    /// STLS (RFC 2595 4): the handshake, after throwing away whatever the client sent after
+    /// the command in the clear (CVE-2011-0411); the session starts over, not logged in.
+    async fn stls(&mut self) -> std::io::Result<Flow> {
+        let Some(tls) = self.ctx.tls.clone() else {
+            self.err("STLS is not available");
+            return Ok(Flow::Continue);
+        };
+        if self.io.is_tls() {
+            self.err("TLS is already active");
+            return Ok(Flow::Continue);
+        }
+        self.ok("Begin TLS negotiation");
+        self.flush().await?;
+        if !self.input.is_empty() {
+            tracing::warn!(octets = self.input.len(), "discarding what the client sent after STLS before the handshake");
+        }
+        self.input.clear();
+        self.receiver = CommandReceiver::default();
+        if let Err(e) = self.io.start_tls(&tls).await {
+            tracing::info!(error = %e, "TLS handshake failed");
+            return Ok(Flow::Close);
+        }
+        self.state = State::Authorization(None);
+        Ok(Flow::Continue)
     }
 
     /// USER/PASS or AUTH: checks the password (on the blocking pool: argon2 is slow on
     /// purpose), then locks and lists the maildrop.
     async fn login(&mut self, user: &str, password: &str) -> Flow {
         let user = user.to_ascii_lowercase();
-        if !crate::sasl::check_password(&self.ctx.directory, &user, password).await {
-            self.auth_failures += 1;
-            tracing::info!(peer = %self.peer, user, failures = self.auth_failures, "POP3 login failed");
-            // Slow down guessing (RFC 1939 13).
-            tokio::time::sleep(self.ctx.config.pop3.auth_failure_delay.0).await;
-            self.err("[AUTH] Authentication failed");
-            if self.auth_failures >= MAX_AUTH_FAILURES {
-                self.err("too many failed logins, closing");
+        // Slow down guessing (RFC 1939 13): the shared penalty delays and, past its limits, blocks.
+        match crate::sasl::login(&self.ctx.directory, &self.ctx.penalty, self.peer.ip(), &user, password, "pop3").await {
+            crate::sasl::Login::Accepted => {}
+            crate::sasl::Login::Blocked => {
+                self.err("[SYS/TEMP] Too many failed logins, try again later");
                 return Flow::Close;
             }
-            return Flow::Continue;
+            crate::sasl::Login::Refused => {
+                self.auth_failures += 1;
+                self.err("[AUTH] Authentication failed");
+                if self.auth_failures >= MAX_AUTH_FAILURES {
+                    self.err("too many failed logins, closing");
+                    return Flow::Close;
+                }
+                return Flow::Continue;
+            }
         }
         if !self.locks.acquire(&user) {
             tracing::info!(peer = %self.peer, user, "maildrop in use");
@@ -420,7 +471,8 @@ fn transaction(drop: &mut Maildrop, command: Command, out: &mut Vec<u8>) -> Opti
         Command::User(_) | Command::Pass(_) | Command::Apop(..) | Command::Auth(_) => {
             out.extend_from_slice(b"-ERR already logged in\r\n");
         }
-        Command::Stls => out.extend_from_slice(b"-ERR STLS is not available\r\n"),
+        // RFC 2595 4: STLS only in the AUTHORIZATION state.
+        Command::Stls => out.extend_from_slice(b"-ERR STLS is only allowed before login\r\n"),
         Command::Capa | Command::Quit => unreachable!("handled by the session"),
     }
     None

@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::envelope::{display_path, is_binary};
 use super::proto::{codes, ContentReceiver, ContentReport, Reply, Ret};
 use super::session::{Flow, Session, Transaction};
@@ -22,7 +20,7 @@ pub(super) struct Chunks {
     content: Vec<u8>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     /// Checks that a transaction can take content now.
     fn content_allowed(&self) -> Result<(), Reply> {
         match &self.transaction {
@@ -322,13 +320,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// `Return-Path:` and `Received:` (RFC 5321 4.4), in CRLF form.
+    /// `Return-Path:` and `Received:` (RFC 5321 4.4), in CRLF form. The protocol is named as
+    /// RFC 3848 and RFC 6531 register it (`ESMTPSA`: ESMTP over TLS, authenticated); the TLS
+    /// version and cipher and the authenticated user are recorded in comments.
     fn trace_headers(&self, transaction: &Transaction) -> String {
         let greeting = self.greeting.as_ref().expect("MAIL needs a greeting");
-        let protocol = match (greeting.extended, transaction.params.smtputf8) {
+        let mut protocol = match (greeting.extended, transaction.params.smtputf8) {
             (true, true) => "UTF8SMTP",
             (true, false) => "ESMTP",
             (false, _) => "SMTP",
+        }
+        .to_string();
+        if greeting.extended {
+            if self.io.is_tls() {
+                protocol.push('S');
+            }
+            if self.user.is_some() {
+                protocol.push('A');
+            }
+        }
+        let tls = match self.io.tls_description() {
+            Some((version, cipher)) => format!("\r\n\t(using {version} with cipher {cipher})"),
+            None => String::new(),
+        };
+        let auth = match self.authenticated() {
+            Some(user) => format!("\r\n\t(Authenticated sender: {user})"),
+            None => String::new(),
         };
         // RFC 5321 4.4: name the recipient only when there is one, so as not to disclose
         // the others.
@@ -338,7 +355,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000");
         format!(
-            "Return-Path: <{}>\r\nReceived: from {} ([{}])\r\n\tby {} (Wasmail) with {} id {}{}; {}\r\n",
+            "Return-Path: <{}>\r\nReceived: from {} ([{}]){tls}{auth}\r\n\tby {} (Wasmail) with {} id {}{}; {}\r\n",
             display_path(&transaction.reverse_path),
             greeting.name,
             self.peer.ip(),

@@ -1,12 +1,10 @@
 //! HELO and EHLO (RFC 5321 4.1.1.1): greet, reset the transaction, list the extensions.
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::proto::Reply;
 use super::session::{Flow, Greeting, Session};
 use crate::plugin::{Decision, HeloInfo, Hook};
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) async fn handle_helo(&mut self, name: String, extended: bool) -> Flow {
         // RFC 5321 4.1.4: a later HELO/EHLO resets the session like RSET.
         self.end_transaction().await;
@@ -46,6 +44,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             "SMTPUTF8".into(),
             "HELP".into(),
         ];
+        if self.tls_offered() {
+            lines.push("STARTTLS".into());
+        }
+        // RFC 4954: AUTH only where a password may travel (over TLS, or as [auth] plaintext says).
+        if self.password_allowed() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
         if smtp.vrfy {
             lines.push("VRFY".into());
         }

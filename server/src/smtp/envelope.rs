@@ -2,15 +2,13 @@
 //! recipient is ours. Wasmail is never an open relay: an address outside the local domains is
 //! refused unless the client may relay (`relay_networks`); then the queue relays it.
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::proto::params::{encode_xtext, ExtraParam, Ret};
 use super::proto::{codes, Address, Body, ForwardPath, MailParams, RcptParams, Reply};
-use super::session::{Flow, Recipient, Session, Transaction};
+use super::session::{Flow, Port, Recipient, Session, Transaction};
 use crate::directory::{Resolution, ResolveError};
 use crate::plugin::{AddressInfo, Decision, Hook, Param};
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) async fn handle_mail(&mut self, reverse_path: Option<Address>, params: MailParams) -> Flow {
         if self.greeting.is_none() {
             return self.out_of_sequence("Send HELO or EHLO first");
@@ -18,9 +16,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if self.transaction.is_some() {
             return self.out_of_sequence("Nested MAIL command");
         }
+        if self.port != Port::Mx && self.user.is_none() {
+            // RFC 6409 4.3: submission is for authenticated users.
+            self.reply(Reply::new(530, codes::AUTH_REQUIRED, "Authentication required"));
+            return self.bad_command();
+        }
+        let mut params = params;
+        // RFC 4954 5: AUTH=<mailbox> is understood; the identity it claims is not taken from
+        // the client (an authenticated session already knows its user).
+        params.extra.retain(|p| p.keyword != "AUTH");
         let registry = &self.ctx.plugins;
         if let Some(reply) = unsupported(&params.extra, |k| registry.claims_mail_param(k)) {
             self.reply(reply);
+            return self.bad_command();
+        }
+        if self.port != Port::Mx && self.ctx.config.auth.submission_sender_check && !self.owns(&reverse_path) {
+            let user = self.user.clone().unwrap_or_default();
+            tracing::info!(user, from = %display_path(&reverse_path), "sender address not owned by the authenticated user");
+            self.reply(Reply::new(553, codes::POLICY, format!("<{}>: Sender address not owned by user {user}", display_path(&reverse_path))));
             return self.bad_command();
         }
         let extended = self.greeting.as_ref().is_some_and(|g| g.extended);
@@ -128,9 +141,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Whether the client's address is in `relay_networks`.
+    /// Authenticated users, and clients in `relay_networks`, may send mail elsewhere.
     pub(super) fn may_relay(&self) -> bool {
         let ip = self.peer.ip();
-        self.ctx.config.relay_networks.iter().any(|net| net.contains(&ip))
+        self.user.is_some() || self.ctx.config.relay_networks.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether the authenticated user owns a sender address: it is in a local domain and is
+    /// delivered to the user's mailbox (the user's name, a +tag of it, or an alias of it).
+    /// The null sender is allowed (notifications a client sends).
+    fn owns(&self, reverse_path: &Option<Address>) -> bool {
+        let (Some(user), Some(address)) = (self.user.as_deref(), reverse_path) else { return reverse_path.is_none() };
+        match self.ctx.directory.resolve(address) {
+            Ok(Resolution::Local(mailboxes)) => mailboxes.iter().any(|m| m.user == user),
+            _ => false,
+        }
     }
 }
 

@@ -1,8 +1,6 @@
 //! The commands that answer questions: VRFY and EXPN (RFC 5321 3.5, off by default as
 //! careful sites run them), HELP (4.1.1.8) and ETRN (RFC 1985).
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::proto::{codes, Reply};
 use super::session::{Flow, Session};
 use crate::directory::ResolveError;
@@ -24,7 +22,7 @@ const HELP_TOPICS: &[(&str, &str)] = &[
     ("ETRN", "ETRN <domain> -- start delivery of mail queued for a domain (RFC 1985)"),
 ];
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+impl Session {
     pub(super) fn handle_help(&mut self, topic: Option<&str>) -> Flow {
         let reply = match topic {
             None => {

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use super::proto::{codes, Reply};
-use super::session::Session;
+use super::session::{Port, Session};
+use crate::tls::Stream;
 use crate::Context;
 
-/// Runs one listener until the process ends.
-pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
+/// Runs one listener until the process ends. On a submissions (implicit TLS) listener the TLS
+/// handshake comes first; the server checked at start that it has a certificate.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>, port: Port) {
     let reply = Reply::new(421, codes::TEMP_OVERLOAD, format!("{} Too many connections, try again later", ctx.config.hostname));
     let max = ctx.config.smtp.max_connections;
     crate::accept::serve(
@@ -18,7 +20,16 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
         max,
         |session, peer| tracing::info_span!("smtp", session = %session, peer = %peer),
         reply.to_bytes(),
-        move |socket, peer, session| Session::new(socket, Arc::clone(&ctx), peer, session).run(),
+        move |socket, peer, session| {
+            let ctx = Arc::clone(&ctx);
+            async move {
+                let stream = match (port, &ctx.tls) {
+                    (Port::Submissions, Some(tls)) => tls.accept(socket).await?,
+                    _ => Stream::Plain(socket),
+                };
+                Session::new(stream, ctx, peer, session, port).run().await
+            }
+        },
     )
     .await
 }

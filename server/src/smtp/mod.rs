@@ -3,10 +3,11 @@
 //! - [`proto`]: the sans-IO wire protocol.
 //! - `listener`: accepts connections, applies the connection limit.
 //! - `session`: the per-connection state machine and loop.
-//! - `ehlo`, `envelope`, `content`, `info`: one file per verb family.
+//! - `ehlo`, `envelope`, `content`, `info`, `auth` (STARTTLS, AUTH): one file per verb family.
 
 pub mod proto;
 
+mod auth;
 mod content;
 mod ehlo;
 mod envelope;
@@ -15,4 +16,4 @@ mod listener;
 mod session;
 
 pub use listener::serve;
-pub use session::Session;
+pub use session::{Port, Session};

@@ -11,12 +11,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::proto::Address;
 use super::proto::{codes, Command, CommandReceiver, Error, MailParams, RcptParams, Reply};
 use crate::directory::Mailbox;
 use crate::plugin::{ConnectInfo, Decision, Hook, SessionPlugins};
+use crate::tls::Stream;
 use crate::Context;
 
 /// Read this much at a time from the socket.
@@ -62,9 +63,20 @@ pub(super) enum Flow {
     Close,
 }
 
-pub struct Session<S> {
-    /// The connection; generic so that a TLS stream can take the plain one's place.
-    pub(super) io: S,
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// Mail exchange (port 25 style): mail for local domains, relaying for trusted clients.
+    Mx,
+    /// Submission (RFC 6409, port 587): STARTTLS offered, AUTH before MAIL.
+    Submission,
+    /// Submission over implicit TLS (RFC 8314, port 465).
+    Submissions,
+}
+
+pub struct Session {
+    /// The connection: plain, or TLS from the start or after STARTTLS.
+    pub(super) io: Stream,
     /// Configuration, directory and store, shared by all sessions.
     pub(super) ctx: Arc<Context>,
     /// The client's address: for Received, relay decisions and logs.
@@ -74,7 +86,7 @@ pub struct Session<S> {
     /// Replies not yet flushed.
     pub(super) output: Vec<u8>,
     /// Finds command lines in `input`; remembers whether an over-long line is being skipped.
-    receiver: CommandReceiver,
+    pub(super) receiver: CommandReceiver,
     /// Set by HELO/EHLO; MAIL needs it.
     pub(super) greeting: Option<Greeting>,
     /// The mail transaction in progress, from MAIL to the end of its content.
@@ -85,6 +97,12 @@ pub struct Session<S> {
     pub(super) plugins: SessionPlugins,
     /// The session id, as in the log lines.
     pub(super) id: String,
+    /// The listener's purpose.
+    pub(super) port: Port,
+    /// The user AUTH authenticated, if any.
+    pub(super) user: Option<String>,
+    /// Failed AUTH attempts in this session; the third ends it.
+    pub(super) auth_failures: u32,
 }
 
 /// Why reading stopped.
@@ -95,8 +113,8 @@ pub(super) enum ReadEnd {
     TimedOut,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    pub fn new(io: S, ctx: Arc<Context>, peer: SocketAddr, id: String) -> Self {
+impl Session {
+    pub fn new(io: Stream, ctx: Arc<Context>, peer: SocketAddr, id: String, port: Port) -> Self {
         let plugins = SessionPlugins::new(Arc::clone(&ctx.plugins), &id);
         Session {
             plugins,
@@ -110,6 +128,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             greeting: None,
             transaction: None,
             errors: 0,
+            port,
+            user: None,
+            auth_failures: 0,
         }
     }
 
@@ -154,7 +175,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// wrong is answered.
     pub async fn run(mut self) -> std::io::Result<()> {
         if self.plugins.wants(Hook::Connect) {
-            let info = ConnectInfo { client_ip: self.peer.ip().to_string(), client_port: self.peer.port(), tls: false, session_id: self.id.clone() };
+            let info = ConnectInfo {
+                client_ip: self.peer.ip().to_string(),
+                client_port: self.peer.port(),
+                tls: self.io.is_tls(),
+                session_id: self.id.clone(),
+            };
             match self.plugins.on_connect(&info).await {
                 Decision::Refuse(reply) | Decision::Disconnect(reply) => {
                     tracing::info!(%reply, "connection refused by a plugin");
@@ -249,6 +275,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Command::Expn(arg) => self.handle_expn(&arg),
             Command::Help(topic) => self.handle_help(topic.as_deref()),
             Command::Etrn(node) => self.handle_etrn(&node).await,
+            Command::StartTls => self.handle_starttls().await?,
+            Command::Auth { mechanism, initial } => self.handle_auth(&mechanism, initial).await?,
             Command::Obsolete(verb) => {
                 self.reply(Reply::new(502, codes::INVALID_COMMAND, format!("{verb} command not implemented")));
                 self.bad_command()

@@ -37,6 +37,13 @@ pub enum Command {
     Expn(String),
     Help(Option<String>),
     Etrn(String),
+    /// STARTTLS (RFC 3207).
+    StartTls,
+    /// AUTH mechanism [initial-response] (RFC 4954).
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
     /// SEND, SOML, SAML, TURN: obsolete and refused with 502 5.5.1 (RFC 5321 4.2.4).
     Obsolete(&'static str),
     /// A verb the core does not know; the session may route it to a plugin, else 500 5.5.2.
@@ -193,6 +200,16 @@ fn parse_command(verb: &str, args: &str) -> Result<Command, Error> {
         // RFC 5321 4.1.1.9: NOOP may carry a string, which is ignored.
         "NOOP" => Command::Noop,
         "QUIT" => no_args(verb, arg, Command::Quit)?,
+        "STARTTLS" => no_args(verb, arg, Command::StartTls)?,
+        "AUTH" => {
+            let mut words = arg.split(' ').filter(|w| !w.is_empty());
+            let mechanism = words.next().ok_or(Error::Syntax("AUTH", "mechanism [initial-response]".into()))?.to_ascii_uppercase();
+            let initial = words.next().map(str::to_string);
+            if words.next().is_some() {
+                return Err(Error::Syntax("AUTH", "mechanism [initial-response]".into()));
+            }
+            Command::Auth { mechanism, initial }
+        }
         "VRFY" | "EXPN" => {
             if arg.is_empty() {
                 return Err(Error::Syntax(if verb == "VRFY" { "VRFY" } else { "EXPN" }, "a name or address".into()));
@@ -227,6 +244,7 @@ fn no_args(verb: &str, arg: &str, command: Command) -> Result<Command, Error> {
         let verb = match verb {
             "DATA" => "DATA",
             "RSET" => "RSET",
+            "STARTTLS" => "STARTTLS",
             _ => "QUIT",
         };
         Err(Error::Syntax(verb, "no arguments".into()))

@@ -132,6 +132,14 @@ pub mod codes {
     pub const POLICY: E = E::new(5, 7, 1);
     pub const TEMP_POLICY: E = E::new(4, 7, 1);
     pub const TEMP_ABUSE: E = E::new(4, 7, 0);
+    pub const OTHER: E = E::new(5, 0, 0);
+    pub const AUTH_SUCCEEDED: E = E::new(2, 7, 0);
+    /// 530: authentication required (RFC 4954 6).
+    pub const AUTH_REQUIRED: E = E::new(5, 7, 0);
+    /// 535: wrong credentials (RFC 4954 6).
+    pub const AUTH_CREDENTIALS: E = E::new(5, 7, 8);
+    /// 538: encryption required for the mechanism (RFC 4954 6).
+    pub const ENCRYPTION_REQUIRED: E = E::new(5, 7, 11);
 }
 
 #[cfg(test)]
