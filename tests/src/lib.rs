@@ -73,6 +73,11 @@ pub struct Setup {
     pub pop3: String,
     /// Extra keys for the `[imap]` table.
     pub imap: String,
+    /// Keys for the `[auth]` table; empty means short penalty delays for tests.
+    pub auth: String,
+    /// A self-signed certificate (`wasmail cert self-signed`) and a listener of each TLS
+    /// kind: submission, submissions, pop3s, imaps.
+    pub tls: bool,
 }
 
 /// Runs `tests/clients/SCRIPT` with python3 on `files` and returns what it printed (the
@@ -143,7 +148,7 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[auth]\nfailure_delay = \"100ms\"\nfailure_delay_max = \"400ms\"\n\
+                "hostname = \"mx.test\"\ndata_dir = \"data\"\ndomains = [{}]\n{}\n[auth]\n{}\
                  [pop3]\nlisten = [\"127.0.0.1:0\"]\n{}[imap]\nlisten = [\"127.0.0.1:0\"]\n{}[smtp]\nlisten = [\"{}\"]\n{}\n",
                 if setup.domains.is_empty() {
                     "\"localhost\", \"example.test\"".to_string()
@@ -151,10 +156,11 @@ impl Server {
                     setup.domains.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(", ")
                 },
                 setup.top,
-                setup.pop3,
-                setup.imap,
+                if setup.auth.is_empty() { "failure_delay = \"100ms\"\nfailure_delay_max = \"400ms\"\n".to_string() } else { setup.auth.clone() },
+                setup.pop3 + if setup.tls { "tls_listen = [\"127.0.0.1:0\"]\n" } else { "" },
+                setup.imap + if setup.tls { "tls_listen = [\"127.0.0.1:0\"]\n" } else { "" },
                 setup.listen.as_deref().unwrap_or("127.0.0.1:0"),
-                setup.smtp
+                setup.smtp + if setup.tls { "submission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n" } else { "" }
             ),
         )
         .expect("write config");
@@ -167,6 +173,15 @@ impl Server {
                     std::fs::write(plugins.join(format!("{name}.toml")), toml).expect("write plugin toml");
                 }
             }
+        }
+        if setup.tls {
+            let made = Command::new(wasmail_bin())
+                .args(["cert", "self-signed", "--config"])
+                .arg(&config)
+                .args(["--name", "mx.test", "--name", "localhost", "--name", "127.0.0.1"])
+                .output()
+                .expect("wasmail cert self-signed");
+            assert!(made.status.success(), "wasmail cert self-signed: {}", String::from_utf8_lossy(&made.stderr));
         }
         if let Some(aliases) = &setup.aliases {
             std::fs::write(dir.path().join("aliases"), aliases).expect("write aliases");
@@ -273,6 +288,16 @@ impl Server {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The self-signed certificate of a server started with `Setup::tls`.
+    pub fn cert(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    /// The port of a listener by protocol (`submission`, `imaps`, ...).
+    pub fn port(&self, protocol: &str) -> u16 {
+        self.listeners.get(protocol).unwrap_or_else(|| panic!("no {protocol} listener")).port()
     }
 
     /// SIGKILL, as a crash would.
