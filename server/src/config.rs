@@ -136,6 +136,10 @@ pub struct AuthConfig {
     /// without a password check until `failure_window` has passed without a failure.
     pub max_failures: u32,
     pub failure_window: Duration,
+    /// Argon2id cost of new password hashes (`wasmail user add` and `passwd`).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -155,11 +159,18 @@ impl Default for AuthConfig {
             failure_delay_max: Duration(StdDuration::from_secs(15)),
             max_failures: 10,
             failure_window: Duration(StdDuration::from_secs(15 * 60)),
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
         }
     }
 }
 
 impl AuthConfig {
+    pub fn hash_cost(&self) -> crate::users::HashCost {
+        crate::users::HashCost { memory_kib: self.argon2_memory_kib, iterations: self.argon2_iterations, parallelism: self.argon2_parallelism }
+    }
+
     /// Whether a password may be sent on this connection.
     pub fn password_allowed(&self, tls: bool, peer: std::net::IpAddr) -> bool {
         tls || match self.plaintext {
@@ -464,6 +475,9 @@ impl Config {
         }
         if self.smtp.max_message_size.0 == 0 {
             return Err(fail("smtp.max_message_size", "must be more than 0".into()));
+        }
+        if argon2::Params::new(self.auth.argon2_memory_kib, self.auth.argon2_iterations, self.auth.argon2_parallelism, None).is_err() {
+            return Err(fail("auth.argon2_memory_kib", "argon2 needs memory >= 8 KiB per lane, iterations >= 1, parallelism >= 1".into()));
         }
         if self.auth.max_failures == 0 {
             return Err(fail("auth.max_failures", "must be at least 1".into()));

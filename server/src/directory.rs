@@ -228,7 +228,7 @@ mod tests {
             ..Config::default()
         };
         for name in users.split_whitespace() {
-            crate::users::add_user(&config.users_file, name, "pw").unwrap();
+            crate::users::add_user(&config.users_file, name, "pw", crate::users::HashCost { memory_kib: 8, iterations: 1, parallelism: 1 }).unwrap();
         }
         std::fs::write(&config.aliases_file, aliases).unwrap();
         let d = Directory::load(&config).unwrap();

@@ -138,6 +138,21 @@ enum UserCommands {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Give a user a new password.
+    Passwd {
+        name: String,
+        /// Read the password from the first line of standard input instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Remove a user from the users file (the mailbox stays on disk).
+    Del {
+        name: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Exit code for a bad configuration (as with usage errors).
@@ -266,9 +281,53 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match wasmail::users::add_user(&config.users_file, &name, &password) {
+                match wasmail::users::add_user(&config.users_file, &name, &password, config.auth.hash_cost()) {
                     Ok(()) => {
                         println!("added user {} to {}", name.to_ascii_lowercase(), config.users_file.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("wasmail: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            UserCommands::Passwd { name, password_stdin, config } => {
+                let config = match Config::load(config.as_deref()) {
+                    Ok(config) => config,
+                    Err(e) => return config_error(e),
+                };
+                let password = match read_password(password_stdin) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("wasmail: cannot read the password: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match wasmail::users::set_password(&config.users_file, &name, &password, config.auth.hash_cost()) {
+                    Ok(()) => {
+                        println!("changed the password of {} in {}", name.to_ascii_lowercase(), config.users_file.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("wasmail: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            UserCommands::Del { name, config } => {
+                let config = match Config::load(config.as_deref()) {
+                    Ok(config) => config,
+                    Err(e) => return config_error(e),
+                };
+                match wasmail::users::remove_user(&config.users_file, &name) {
+                    Ok(()) => {
+                        println!(
+                            "removed {} from {} (the mailbox stays in {})",
+                            name.to_ascii_lowercase(),
+                            config.users_file.display(),
+                            config.data_dir.display()
+                        );
                         ExitCode::SUCCESS
                     }
                     Err(e) => {

@@ -107,21 +107,81 @@ impl Users {
     }
 }
 
-/// Adds `name` with an argon2id hash of `password` to the users file, replacing the file
-/// atomically (write, fsync, rename) so that a crash leaves the old or the new file.
-pub fn add_user(path: &Path, name: &str, password: &str) -> anyhow::Result<()> {
+/// Argon2id cost for new hashes (`[auth] argon2_*`); existing hashes keep the cost they were
+/// made with, which their PHC string records.
+#[derive(Debug, Clone, Copy)]
+pub struct HashCost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for HashCost {
+    /// The argon2 crate's defaults (RFC 9106's second recommendation, as OWASP lists it).
+    fn default() -> Self {
+        HashCost { memory_kib: 19_456, iterations: 2, parallelism: 1 }
+    }
+}
+
+/// An argon2id PHC string for `password`.
+fn hash(password: &str, cost: HashCost) -> anyhow::Result<String> {
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    let params =
+        argon2::Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    let argon2 = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(argon2.hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?.to_string())
+}
+
+/// Adds `name` with an argon2id hash of `password` to the users file.
+pub fn add_user(path: &Path, name: &str, password: &str, cost: HashCost) -> anyhow::Result<()> {
     let name = name.to_ascii_lowercase();
     anyhow::ensure!(valid_user_name(&name), "{name:?} is not a valid user name (letters, digits, . _ -)");
-    anyhow::ensure!(!password.is_empty(), "the password is empty");
     let users = Users::load(path)?;
     anyhow::ensure!(!users.contains(&name), "user {name} exists already in {}", path.display());
-    let salt = SaltString::generate(&mut OsRng);
-    let hash = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?.to_string();
+    let hash = hash(password, cost)?;
     let mut text = read_optional(path)?.unwrap_or_default();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
     text.push_str(&format!("{name}:{hash}\n"));
+    write_atomically(path, &text)
+}
+
+/// Gives `name` a new password (a fresh hash at today's cost).
+pub fn set_password(path: &Path, name: &str, password: &str, cost: HashCost) -> anyhow::Result<()> {
+    let name = name.to_ascii_lowercase();
+    let hash = hash(password, cost)?;
+    rewrite_line(path, &name, Some(&format!("{name}:{hash}")))
+}
+
+/// Removes `name` from the users file (its mailbox stays on disk, for the operator to keep or
+/// delete).
+pub fn remove_user(path: &Path, name: &str) -> anyhow::Result<()> {
+    rewrite_line(path, &name.to_ascii_lowercase(), None)
+}
+
+/// Replaces (or, with None, drops) the line of user `name`, keeping every other line.
+fn rewrite_line(path: &Path, name: &str, replacement: Option<&str>) -> anyhow::Result<()> {
+    let users = Users::load(path)?;
+    anyhow::ensure!(users.contains(name), "no user {name} in {}", path.display());
+    let text = read_optional(path)?.unwrap_or_default();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let is_user = line.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name)) && !line.trim_start().starts_with('#');
+        match (is_user, replacement) {
+            (true, Some(new)) => out.push_str(new),
+            (true, None) => continue,
+            (false, _) => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    write_atomically(path, &out)
+}
+
+/// Replaces a file atomically (write, fsync, rename, fsync the folder) so that a crash leaves
+/// the old or the new file.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -129,6 +189,8 @@ pub fn add_user(path: &Path, name: &str, password: &str) -> anyhow::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
@@ -140,15 +202,39 @@ mod tests {
     fn add_then_load_and_verify() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users");
-        add_user(&path, "Tyler", "secret").unwrap();
-        add_user(&path, "hunt", "other").unwrap();
-        assert!(add_user(&path, "tyler", "again").is_err());
-        assert!(add_user(&path, "../etc", "x").is_err());
+        let cost = HashCost { memory_kib: 8, iterations: 1, parallelism: 1 };
+        add_user(&path, "Tyler", "secret", cost).unwrap();
+        add_user(&path, "hunt", "other", HashCost::default()).unwrap();
+        assert!(add_user(&path, "tyler", "again", cost).is_err());
+        assert!(add_user(&path, "../etc", "x", cost).is_err());
+        assert!(add_user(&path, "empty", "", cost).is_err());
         let users = Users::load(&path).unwrap();
         assert_eq!(users.names().collect::<Vec<_>>(), ["hunt", "tyler"]);
         assert!(users.verify("tyler", "secret"));
         assert!(!users.verify("tyler", "wrong"));
         assert!(!users.verify("nobody", "secret"));
+        // The cost given is the cost stored.
+        assert!(std::fs::read_to_string(&path).unwrap().contains("tyler:$argon2id$v=19$m=8,t=1,p=1$"));
+    }
+
+    #[test]
+    fn passwd_and_del_keep_the_other_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        let cost = HashCost { memory_kib: 8, iterations: 1, parallelism: 1 };
+        add_user(&path, "tyler", "secret", cost).unwrap();
+        add_user(&path, "hunt", "other", cost).unwrap();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.insert_str(0, "# the staff\n");
+        std::fs::write(&path, text).unwrap();
+        set_password(&path, "Tyler", "new one", cost).unwrap();
+        let users = Users::load(&path).unwrap();
+        assert!(users.verify("tyler", "new one") && !users.verify("tyler", "secret") && users.verify("hunt", "other"));
+        remove_user(&path, "tyler").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# the staff\nhunt:"), "{text}");
+        assert!(set_password(&path, "tyler", "x", cost).is_err());
+        assert!(remove_user(&path, "nobody").is_err());
     }
 
     #[test]

@@ -80,6 +80,48 @@ fn user_add_and_list() {
 }
 
 #[test]
+fn user_passwd_and_del_take_effect_on_a_running_server() {
+    let server = Server::start_with(wasmail_tests::Setup { users: vec!["tyler".into(), "hunt".into()], ..Default::default() });
+    let config = server.dir.path().join("wasmail.toml");
+    let login = |password: &str| {
+        use std::io::{BufRead, BufReader, Write};
+        let stream = std::net::TcpStream::connect(server.imap.unwrap()).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        writer.write_all(format!("a LOGIN tyler \"{password}\"\r\n").as_bytes()).unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        line.starts_with("a OK")
+    };
+    assert!(login("secret"));
+    let mut passwd = Command::new(wasmail_bin())
+        .args(["user", "passwd", "TYLER", "--password-stdin", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut passwd.stdin.take().unwrap(), b"new password\n").unwrap();
+    assert!(passwd.wait().unwrap().success());
+    assert!(!login("secret") && login("new password"));
+    let del = Command::new(wasmail_bin()).args(["user", "del", "tyler", "--config"]).arg(&config).output().unwrap();
+    assert!(del.status.success(), "{}", String::from_utf8_lossy(&del.stderr));
+    assert!(!login("new password"));
+    let list = Command::new(wasmail_bin()).args(["user", "list", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&list.stdout), "hunt\n");
+    // Mail for a removed user is refused; a second del names the problem.
+    let mut c = server.connect();
+    c.greet();
+    c.expect("MAIL FROM:<a@client.test>", 250);
+    c.expect("RCPT TO:<tyler@localhost>", 550);
+    let again = Command::new(wasmail_bin()).args(["user", "del", "tyler", "--config"]).arg(&config).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no user tyler"));
+}
+
+#[test]
 fn users_mode_only_users_receive_and_new_users_take_effect_without_restart() {
     let server = Server::start_with(wasmail_tests::Setup { users: vec!["tyler".into()], ..Default::default() });
     let mut c = server.connect();
