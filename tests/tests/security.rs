@@ -211,3 +211,37 @@ fn failed_logins_are_delayed_and_then_refused_per_address() {
     assert!(lines.contains("a NO [UNAVAILABLE] "), "{lines}");
     assert!(server.log().iter().any(|l| l.contains("login refused: too many failures")));
 }
+
+#[test]
+fn the_open_relay_battery_is_refused_for_unauthenticated_clients() {
+    let server = Server::start_with(Setup { users: vec!["tyler".into()], ..Setup::default() });
+    // The classic tricks (as relay testers and RFC 2505 list them): every one must be refused,
+    // and nothing may reach the queue. (A source route that ends in a local mailbox,
+    // `<@remote.example:tyler@localhost>`, is tyler's mail: RFC 5321 3.6.1 says to ignore the
+    // route, and nothing is relayed.)
+    let tricks = [
+        "<someone@remote.example>",
+        "<someone%remote.example@localhost>",
+        "<someone%remote.example@[127.0.0.1]>",
+        "<@localhost:someone@remote.example>",
+        "<\"someone@remote.example\"@localhost>",
+        "<someone@remote.example@localhost>",
+        "<someone@localhost@remote.example>",
+        "<remote.example!someone@localhost>",
+        "<someone!remote.example@localhost>",
+        "<someone@[192.0.2.1]>",
+        "<someone@[127.0.0.1]>",
+        "<someone@remote.example.>",
+        "<tyler@localhost.remote.example>",
+        "<\"tyler@remote.example\">",
+        "<someone@localhost.>",
+    ];
+    let mut commands = vec!["EHLO client.test".to_string(), "MAIL FROM:<spammer@client.test>".to_string()];
+    commands.extend(tricks.iter().map(|t| format!("RCPT TO:{t}")));
+    let refs: Vec<&str> = commands.iter().map(String::as_str).collect();
+    let replies = smtp_codes(&server, server.smtp.port(), &refs);
+    for (trick, reply) in tricks.iter().zip(&replies[2..]) {
+        assert!(reply.starts_with('5'), "{trick} was not refused: {reply}");
+    }
+    assert!(server.queued().is_empty());
+}
