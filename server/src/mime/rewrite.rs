@@ -184,8 +184,10 @@ fn replace_body(splices: &mut Vec<Splice>, part: &Part, body: Vec<u8>, eol: &[u8
 }
 
 fn apply(content: &[u8], mut splices: Vec<Splice>) -> Vec<u8> {
-    // Stable: insertions at one place stay in the order they were made.
-    splices.sort_by_key(|s| s.start);
+    // Stable: insertions at one place stay in the order they were made, and come before a
+    // replacement that starts there (a header field added where a body without a blank line
+    // begins goes before the new body, not after it).
+    splices.sort_by_key(|s| (s.start, s.end > s.start));
     let extra: usize = splices.iter().map(|s| s.bytes.len()).sum();
     let mut out = Vec::with_capacity(content.len() + extra);
     let mut pos = 0;
@@ -208,6 +210,19 @@ fn apply(content: &[u8], mut splices: Vec<Splice>) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::mime::parser::{parse, Limits};
+
+    #[test]
+    fn a_header_running_into_an_8bit_body_is_downgraded_whole() {
+        // Found by the mime_message fuzz target: no blank line after the header, an 8-bit body,
+        // no MIME-Version. Both new fields must come before the body's new blank line.
+        let message = "From: a@b.test\nDate: \nSee below \u{2014} forwarded.\n".as_bytes();
+        let out = downgrade_8bit(message);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "From: a@b.test\nDate: \nContent-Transfer-Encoding: quoted-printable\nMIME-Version: 1.0\n\nSee below =E2=80=94 forwarded.\n"
+        );
+    }
 
     fn leaf_body(bytes: &[u8], index: usize) -> Vec<u8> {
         let message = parse(bytes, &Limits::default()).unwrap();

@@ -125,6 +125,20 @@ impl CommandReceiver {
 }
 
 fn parse_line(line: &[u8], wire_len: usize) -> Result<Command, Error> {
+    // The length first, so that an over-long line is reported as such whatever else is wrong
+    // with it, and whether it arrived whole or in pieces (the receiver reports a line that
+    // outgrows the hard cap before its end arrives).
+    let verb_bytes = &line[..line.iter().position(|&b| b == b' ').unwrap_or(line.len())];
+    let allowance = if verb_bytes.eq_ignore_ascii_case(b"MAIL") {
+        MAIL_ALLOWANCE
+    } else if verb_bytes.eq_ignore_ascii_case(b"RCPT") {
+        RCPT_ALLOWANCE
+    } else {
+        0
+    };
+    if wire_len > MAX_COMMAND_LINE + allowance {
+        return Err(Error::LineTooLong);
+    }
     if line.iter().any(|&b| b == 0 || b == b'\r') {
         return Err(Error::InvalidCharacter);
     }
@@ -134,14 +148,6 @@ fn parse_line(line: &[u8], wire_len: usize) -> Result<Command, Error> {
         None => (line, ""),
     };
     let verb = verb.to_ascii_uppercase();
-    let allowance = match verb.as_str() {
-        "MAIL" => MAIL_ALLOWANCE,
-        "RCPT" => RCPT_ALLOWANCE,
-        _ => 0,
-    };
-    if wire_len > MAX_COMMAND_LINE + allowance {
-        return Err(Error::LineTooLong);
-    }
     parse_command(&verb, args)
 }
 

@@ -1,0 +1,52 @@
+//! The SMTP command receiver and the DATA content receiver on arbitrary bytes: each call must
+//! make progress or ask for more, never use more than it was given, and never panic; content
+//! never grows past its size limit; the same input in another chunk size gives the same
+//! commands.
+
+#![no_main]
+
+#[allow(dead_code, unused_imports)]
+#[path = "../../server/src/smtp/proto/mod.rs"]
+mod proto;
+
+use libfuzzer_sys::fuzz_target;
+use proto::{CommandReceiver, ContentReceiver, Error};
+
+/// Every command (or error) the receiver finds in `input` fed in chunks of `chunk`.
+fn commands(input: &[u8], chunk: usize) -> Vec<String> {
+    let mut receiver = CommandReceiver::default();
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    for piece in input.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            let (used, result) = receiver.receive(&buf);
+            assert!(used <= buf.len(), "used more than it was given");
+            buf.drain(..used);
+            match result {
+                Err(Error::NeedsMoreData) if used == 0 => break,
+                Err(Error::NeedsMoreData) => {}
+                other => out.push(format!("{other:?}")),
+            }
+        }
+    }
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&chunk, input)) = data.split_first() else { return };
+    let chunk = usize::from(chunk).max(1);
+    // Whole lines give the same commands whatever the chunk size (an unfinished last line
+    // may be reported differently only by being incomplete).
+    let cut = input.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
+    assert_eq!(commands(&input[..cut], chunk), commands(&input[..cut], input.len().max(1)));
+    let mut content = ContentReceiver::data(1000, 100);
+    let mut out = Vec::new();
+    for piece in input.chunks(chunk) {
+        if let Some(n) = content.receive(piece, &mut out) {
+            assert!(n <= piece.len());
+            break;
+        }
+    }
+    assert!(out.len() <= 1000 + 2, "content past the size limit was kept: {}", out.len());
+});
