@@ -28,9 +28,14 @@ def ok(result, what):
 
 m = imaplib.IMAP4("127.0.0.1", port)
 caps = m.capabilities
-for cap in ("IMAP4REV1", "IDLE", "UIDPLUS", "MOVE", "LITERAL+", "NAMESPACE", "ID", "ENABLE", "SPECIAL-USE", "UNSELECT", "CHILDREN", "AUTH=PLAIN"):
+for cap in ("IMAP4REV1", "IDLE", "UIDPLUS", "MOVE", "LITERAL+", "NAMESPACE", "ID", "ENABLE", "SPECIAL-USE", "UNSELECT", "CHILDREN", "AUTH=PLAIN", "AUTH=LOGIN"):
     check(cap in caps, f"capability {cap}")
 ok(m.noop(), "NOOP before login")
+# AUTHENTICATE LOGIN in a session of its own (imaplib answers its two prompts).
+other = imaplib.IMAP4("127.0.0.1", port)
+answers = iter([b"tyler", b"secret"])
+ok(other.authenticate("LOGIN", lambda _: next(answers)), "AUTHENTICATE LOGIN")
+other.logout()
 # AUTHENTICATE PLAIN (with a continuation: imaplib does not use SASL-IR).
 ok(m.authenticate("PLAIN", lambda _: b"\0tyler\0secret"), "AUTHENTICATE PLAIN")
 ok(m.xatom("ENABLE", "UTF8=ACCEPT"), "ENABLE")

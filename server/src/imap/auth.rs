@@ -44,36 +44,65 @@ impl Session {
         Outcome::ok_code(format!("CAPABILITY {}", self.capabilities()), "LOGIN completed")
     }
 
+    /// AUTHENTICATE PLAIN (with or without SASL-IR) and LOGIN (user name and password, each
+    /// after its own base64 prompt).
     pub(super) async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> std::io::Result<Outcome> {
-        if mechanism != "PLAIN" {
+        if mechanism != "PLAIN" && mechanism != "LOGIN" {
             return Ok(Outcome::no("Unsupported authentication mechanism"));
         }
         if !self.password_allowed() {
             return Ok(Outcome::no_code("PRIVACYREQUIRED", "Plaintext authentication is disabled; use STARTTLS first"));
         }
+        if mechanism == "LOGIN" {
+            let mut answers = Vec::new();
+            if let Some(initial) = initial {
+                answers.push(initial);
+            }
+            // "Username:" and "Password:", base64.
+            for prompt in ["VXNlcm5hbWU6", "UGFzc3dvcmQ6"].into_iter().skip(answers.len()) {
+                match self.sasl_response(prompt).await? {
+                    Ok(line) => answers.push(line),
+                    Err(outcome) => return Ok(outcome),
+                }
+            }
+            let decoded: Vec<Option<String>> =
+                answers.iter().map(|a| String::from_utf8(crate::mime::transfer::decode_base64(a.as_bytes())).ok()).collect();
+            return Ok(match decoded.as_slice() {
+                [Some(user), Some(password)] if !user.is_empty() => self.login(user, password).await,
+                _ => Outcome::bad("Malformed LOGIN response"),
+            });
+        }
         let response = match initial {
             // RFC 4959: "=" is an empty initial response.
             Some(r) if r == "=" => String::new(),
             Some(r) => r,
-            None => {
-                self.out.extend_from_slice(b"+ \r\n");
-                match self.next_frame().await? {
-                    Next::Frame(Framed::Command(line)) => {
-                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                        if text == "*" {
-                            return Ok(Outcome::bad("AUTHENTICATE cancelled"));
-                        }
-                        text
-                    }
-                    Next::Frame(_) => return Ok(Outcome::bad("Bad AUTHENTICATE response")),
-                    Next::Closed | Next::TimedOut => return Ok(Outcome::bad("AUTHENTICATE not completed")),
-                }
-            }
+            None => match self.sasl_response("").await? {
+                Ok(line) => line,
+                Err(outcome) => return Ok(outcome),
+            },
         };
         Ok(match crate::sasl::decode_plain(&response) {
             Ok(plain) => self.login(&plain.user, &plain.password).await,
             Err(crate::sasl::PlainError::Malformed) => Outcome::bad("Malformed PLAIN response"),
             Err(crate::sasl::PlainError::OtherIdentity) => Outcome::no_code("AUTHORIZATIONFAILED", "Cannot act as another user"),
+        })
+    }
+
+    /// A continuation request with `challenge`, and the client's line: Err with the reply
+    /// when it cancelled (`*`) or went away.
+    async fn sasl_response(&mut self, challenge: &str) -> std::io::Result<Result<String, Outcome>> {
+        self.out.extend_from_slice(format!("+ {challenge}\r\n").as_bytes());
+        Ok(match self.next_frame().await? {
+            Next::Frame(Framed::Command(line)) => {
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                if text == "*" {
+                    Err(Outcome::bad("AUTHENTICATE cancelled"))
+                } else {
+                    Ok(text)
+                }
+            }
+            Next::Frame(_) => Err(Outcome::bad("Bad AUTHENTICATE response")),
+            Next::Closed | Next::TimedOut => Err(Outcome::bad("AUTHENTICATE not completed")),
         })
     }
 }

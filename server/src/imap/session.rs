@@ -503,7 +503,7 @@ impl Session {
             out.push_str(" STARTTLS");
         }
         if self.password_allowed() {
-            out.push_str(" AUTH=PLAIN");
+            out.push_str(" AUTH=PLAIN AUTH=LOGIN");
         } else {
             out.push_str(" LOGINDISABLED");
         }
