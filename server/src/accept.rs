@@ -1,10 +1,12 @@
-//! The accept loop every listener shares: a cap on concurrent sessions (one more connection is
-//! sent the protocol's refusal and closed at once, instead of waiting unserved), back-off when
-//! accept fails (typically EMFILE), and one task per session in its own log span.
+//! The accept loop every listener shares: a cap on concurrent sessions and another on
+//! concurrent sessions from one client address (one more connection is sent the protocol's
+//! refusal and closed at once, instead of waiting unserved), back-off when accept fails
+//! (typically EMFILE), and one task per session in its own log span.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -12,17 +14,61 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{Instrument, Span};
 
+/// How many sessions a listener serves, and what the others hear.
+pub struct Caps {
+    /// Concurrent sessions on the listener.
+    pub max: usize,
+    /// Concurrent sessions from one client address.
+    pub per_address: usize,
+    /// What a connection over `max` is sent before it is closed.
+    pub refusal: Vec<u8>,
+    /// What a connection over `per_address` is sent.
+    pub address_refusal: Vec<u8>,
+}
+
+/// Counts one address's sessions while it lives.
+struct AddressSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().expect("address counts");
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Sends `bytes` to a connection that will not be served, and closes it.
+fn refuse(mut socket: TcpStream, bytes: Arc<[u8]>, span: Span, why: &'static str) {
+    tokio::spawn(
+        async move {
+            tracing::warn!("{why}, refusing");
+            let _ = socket.write_all(&bytes).await;
+            let _ = socket.shutdown().await;
+        }
+        .instrument(span),
+    );
+}
+
 /// Runs `listener` until the process ends. `span` makes a session's log span from its id and
-/// peer; `refusal` is what a connection over `max` gets; `session` serves one connection.
-pub async fn serve<F, Fut>(listener: TcpListener, max: usize, span: fn(&str, SocketAddr) -> Span, refusal: Vec<u8>, session: F)
+/// peer; `caps` bounds the sessions; `session` serves one connection.
+pub async fn serve<F, Fut>(listener: TcpListener, caps: Caps, span: fn(&str, SocketAddr) -> Span, session: F)
 where
     F: Fn(TcpStream, SocketAddr, String) -> Fut,
     Fut: Future<Output = std::io::Result<()>> + Send + 'static,
 {
-    let limit = Arc::new(Semaphore::new(max));
-    let refusal: Arc<[u8]> = refusal.into();
+    let limit = Arc::new(Semaphore::new(caps.max));
+    let refusal: Arc<[u8]> = caps.refusal.into();
+    let address_refusal: Arc<[u8]> = caps.address_refusal.into();
+    let counts: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
-        let (mut socket, peer) = match listener.accept().await {
+        let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::error!(error = %e, "accept failed");
@@ -33,16 +79,22 @@ where
         let _ = socket.set_nodelay(true);
         let session_id = crate::ids::session_id();
         let span = span(&session_id, peer);
+        let slot = {
+            let mut map = counts.lock().expect("address counts");
+            let n = map.entry(peer.ip()).or_insert(0);
+            if *n >= caps.per_address {
+                None
+            } else {
+                *n += 1;
+                Some(AddressSlot { counts: Arc::clone(&counts), ip: peer.ip() })
+            }
+        };
+        let Some(slot) = slot else {
+            refuse(socket, Arc::clone(&address_refusal), span, "too many connections from this address");
+            continue;
+        };
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            let refusal = Arc::clone(&refusal);
-            tokio::spawn(
-                async move {
-                    tracing::warn!("connection limit reached, refusing");
-                    let _ = socket.write_all(&refusal).await;
-                    let _ = socket.shutdown().await;
-                }
-                .instrument(span),
-            );
+            refuse(socket, Arc::clone(&refusal), span, "connection limit reached");
             continue;
         };
         let served = session(socket, peer, session_id);
@@ -54,6 +106,7 @@ where
                 }
                 tracing::debug!("disconnected");
                 drop(permit);
+                drop(slot);
             }
             .instrument(span),
         );

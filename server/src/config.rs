@@ -88,6 +88,8 @@ pub struct Pop3Config {
     pub idle_timeout: Duration,
     /// Concurrent POP3 sessions.
     pub max_connections: usize,
+    /// Concurrent POP3 sessions from one client address.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for Pop3Config {
@@ -97,6 +99,7 @@ impl Default for Pop3Config {
             tls_listen: Vec::new(),
             idle_timeout: Duration(StdDuration::from_secs(600)),
             max_connections: 500,
+            max_connections_per_address: 20,
         }
     }
 }
@@ -198,6 +201,9 @@ pub struct ImapConfig {
     pub idle_timeout: Duration,
     /// Concurrent IMAP sessions.
     pub max_connections: usize,
+    /// Concurrent IMAP sessions from one client address (several devices of one household
+    /// share an address, each with a few connections).
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ImapConfig {
@@ -209,6 +215,7 @@ impl Default for ImapConfig {
             max_line: ByteSize(64 * 1024),
             idle_timeout: Duration(StdDuration::from_secs(30 * 60)),
             max_connections: 500,
+            max_connections_per_address: 50,
         }
     }
 }
@@ -308,6 +315,22 @@ pub struct SmtpConfig {
     pub data_timeout: Duration,
     /// Concurrent SMTP sessions; one more is answered 421 4.3.2 and closed.
     pub max_connections: usize,
+    /// Concurrent sessions from one client address; one more gets 421 4.7.0.
+    pub max_connections_per_address: usize,
+    /// Messages in one session; MAIL after that gets 421 4.7.0 and the session ends.
+    pub max_messages_per_connection: u32,
+    /// Messages (MAIL) and recipients (RCPT) from one address per minute; beyond them 450/452
+    /// 4.7.0 until the minute is over. 0: no limit.
+    pub max_messages_per_minute: u32,
+    pub max_recipients_per_minute: u32,
+    /// Addresses the per-minute rates do not apply to.
+    pub rate_exempt: Vec<IpNet>,
+    /// Unknown recipients one session may try; the next gets 421 4.7.0, and the address is
+    /// refused for `probe_block` (directory harvesting).
+    pub max_unknown_recipients: u32,
+    pub probe_block: Duration,
+    /// A session longer than this is closed with 421 4.4.2, however busy (slow-drip clients).
+    pub max_session_time: Duration,
     /// Bad commands tolerated in a session before 421 and close.
     pub max_errors: u32,
 }
@@ -365,6 +388,15 @@ impl Default for SmtpConfig {
             command_timeout: Duration(StdDuration::from_secs(300)),
             data_timeout: Duration(StdDuration::from_secs(600)),
             max_connections: 500,
+            // Postfix's smtpd_client_connection_count_limit.
+            max_connections_per_address: 50,
+            max_messages_per_connection: 1000,
+            max_messages_per_minute: 120,
+            max_recipients_per_minute: 1000,
+            rate_exempt: vec!["127.0.0.0/8".parse().expect("valid network"), "::1/128".parse().expect("valid network")],
+            max_unknown_recipients: 20,
+            probe_block: Duration(StdDuration::from_secs(600)),
+            max_session_time: Duration(StdDuration::from_secs(3600)),
             max_errors: 10,
         }
     }
@@ -496,6 +528,18 @@ impl Config {
         }
         if self.smtp.max_line_length < 78 {
             return Err(fail("smtp.max_line_length", "must be at least 78 (RFC 5322 2.1.1)".into()));
+        }
+        for (key, value) in [
+            ("smtp.max_connections_per_address", self.smtp.max_connections_per_address),
+            ("pop3.max_connections_per_address", self.pop3.max_connections_per_address),
+            ("imap.max_connections_per_address", self.imap.max_connections_per_address),
+        ] {
+            if value == 0 {
+                return Err(fail(key, "must be at least 1".into()));
+            }
+        }
+        if self.smtp.max_messages_per_connection == 0 {
+            return Err(fail("smtp.max_messages_per_connection", "must be at least 1".into()));
         }
         if self.smtp.max_connections == 0 {
             return Err(fail("smtp.max_connections", "must be at least 1".into()));

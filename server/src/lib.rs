@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod abuse;
 mod accept;
 pub mod aliases;
 pub mod config;
@@ -52,4 +53,6 @@ pub struct Context {
     pub tls: Option<Arc<tls::Tls>>,
     /// Failed logins, shared by every protocol.
     pub penalty: Arc<sasl::Penalty>,
+    /// Per-address SMTP rates and blocks.
+    pub abuse: Arc<abuse::Abuse>,
 }

@@ -37,7 +37,8 @@ pub async fn build_context(config: Config, plugins_required: bool) -> anyhow::Re
             .with_context(|| format!("cannot open the queue under {}", config.data_dir.display()))?;
     let tls = load_tls(&config)?;
     let penalty = Arc::new(crate::sasl::Penalty::new(&config.auth));
-    Ok(Arc::new(Context { config, directory, store, queue: Arc::new(queue), plugins, tls, penalty }))
+    let abuse = Arc::new(crate::abuse::Abuse::new(&config.smtp));
+    Ok(Arc::new(Context { config, directory, store, queue: Arc::new(queue), plugins, tls, penalty, abuse }))
 }
 
 /// The certificate and key, if `[tls]` names files that exist. Only one of them, a file that

@@ -36,12 +36,16 @@ pub use cache::StructureCache;
 /// Runs one IMAP listener until the process ends; `cache` is shared by every listener. With
 /// `implicit_tls` (imaps) every connection starts with the TLS handshake.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, cache: Arc<StructureCache>, implicit_tls: bool) {
-    let max = ctx.config.imap.max_connections;
+    let caps = crate::accept::Caps {
+        max: ctx.config.imap.max_connections,
+        per_address: ctx.config.imap.max_connections_per_address,
+        refusal: b"* BYE Too many connections, try again later\r\n".to_vec(),
+        address_refusal: b"* BYE Too many connections from your address, try again later\r\n".to_vec(),
+    };
     crate::accept::serve(
         listener,
-        max,
+        caps,
         |session, peer| tracing::info_span!("imap", session = %session, peer = %peer),
-        b"* BYE Too many connections, try again later\r\n".to_vec(),
         move |socket, peer, _session| {
             let (ctx, cache) = (Arc::clone(&ctx), Arc::clone(&cache));
             async move {

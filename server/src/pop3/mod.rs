@@ -37,12 +37,16 @@ impl Locks {
 /// Runs one POP3 listener until the process ends; with `implicit_tls` (pop3s) every
 /// connection starts with the TLS handshake.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, locks: Arc<Locks>, implicit_tls: bool) {
-    let max = ctx.config.pop3.max_connections;
+    let caps = crate::accept::Caps {
+        max: ctx.config.pop3.max_connections,
+        per_address: ctx.config.pop3.max_connections_per_address,
+        refusal: b"-ERR [SYS/TEMP] Too many connections, try again later\r\n".to_vec(),
+        address_refusal: b"-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n".to_vec(),
+    };
     crate::accept::serve(
         listener,
-        max,
+        caps,
         |session, peer| tracing::info_span!("pop3", session = %session, peer = %peer),
-        b"-ERR [SYS/TEMP] Too many connections, try again later\r\n".to_vec(),
         move |socket, peer, _session| {
             let (ctx, locks) = (Arc::clone(&ctx), Arc::clone(&locks));
             async move {

@@ -5,6 +5,7 @@
 use super::proto::params::{encode_xtext, ExtraParam, Ret};
 use super::proto::{codes, Address, Body, ForwardPath, MailParams, RcptParams, Reply};
 use super::session::{Flow, Port, Recipient, Session, Transaction};
+use crate::abuse::Allowance;
 use crate::directory::{Resolution, ResolveError};
 use crate::plugin::{AddressInfo, Decision, Hook, Param};
 
@@ -42,7 +43,20 @@ impl Session {
             self.reply(Reply::new(555, codes::INVALID_ARGS, "MAIL parameters need EHLO"));
             return self.bad_command();
         }
+        if self.messages >= self.ctx.config.smtp.max_messages_per_connection {
+            let text = format!("{} Too many messages in one session, closing", self.hostname());
+            self.reply(Reply::new(421, codes::TEMP_ABUSE, text));
+            return Flow::Close;
+        }
+        if let Allowance::Later(wait) = self.ctx.abuse.message(self.peer.ip()) {
+            tracing::info!(seconds = wait.as_secs(), "message rate limit");
+            self.reply(Reply::new(450, codes::TEMP_ABUSE, format!("Too many messages from your address; try again in {} s", wait.as_secs() + 1)));
+            return Flow::Continue;
+        }
         let (reply, flow) = self.decide_mail(reverse_path, params).await;
+        if self.transaction.is_some() {
+            self.messages += 1;
+        }
         let reply = self.plugins.on_reply("MAIL", reply).await;
         self.reply(reply);
         flow
@@ -82,7 +96,25 @@ impl Session {
             self.reply(reply);
             return self.bad_command();
         }
+        if let Allowance::Later(wait) = self.ctx.abuse.recipient(self.peer.ip()) {
+            tracing::info!(seconds = wait.as_secs(), "recipient rate limit");
+            self.reply(Reply::new(452, codes::TEMP_ABUSE, format!("Too many recipients from your address; try again in {} s", wait.as_secs() + 1)));
+            return Flow::Continue;
+        }
         let (reply, flow) = self.decide_rcpt(forward_path, params).await;
+        if reply.code == 550 && reply.enhanced == Some(codes::BAD_DEST_MAILBOX) {
+            // Directory harvesting: past the limit the session ends and the address waits.
+            self.unknown_recipients += 1;
+            let smtp = &self.ctx.config.smtp;
+            if self.unknown_recipients > smtp.max_unknown_recipients {
+                let block = smtp.probe_block.0;
+                self.ctx.abuse.block(self.peer.ip(), block);
+                tracing::warn!(unknown = self.unknown_recipients, block_seconds = block.as_secs(), "recipient probing, blocking the address");
+                let text = format!("{} Too many unknown recipients, closing", self.hostname());
+                self.reply(Reply::new(421, codes::TEMP_ABUSE, text));
+                return Flow::Close;
+            }
+        }
         let reply = self.plugins.on_reply("RCPT", reply).await;
         self.reply(reply);
         flow

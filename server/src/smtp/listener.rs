@@ -13,13 +13,22 @@ use crate::Context;
 /// Runs one listener until the process ends. On a submissions (implicit TLS) listener the TLS
 /// handshake comes first; the server checked at start that it has a certificate.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, port: Port) {
-    let reply = Reply::new(421, codes::TEMP_OVERLOAD, format!("{} Too many connections, try again later", ctx.config.hostname));
-    let max = ctx.config.smtp.max_connections;
+    let smtp = &ctx.config.smtp;
+    let caps = crate::accept::Caps {
+        max: smtp.max_connections,
+        per_address: smtp.max_connections_per_address,
+        refusal: Reply::new(421, codes::TEMP_OVERLOAD, format!("{} Too many connections, try again later", ctx.config.hostname)).to_bytes(),
+        address_refusal: Reply::new(
+            421,
+            codes::TEMP_ABUSE,
+            format!("{} Too many connections from your address, try again later", ctx.config.hostname),
+        )
+        .to_bytes(),
+    };
     crate::accept::serve(
         listener,
-        max,
+        caps,
         |session, peer| tracing::info_span!("smtp", session = %session, peer = %peer),
-        reply.to_bytes(),
         move |socket, peer, session| {
             let ctx = Arc::clone(&ctx);
             async move {

@@ -103,6 +103,15 @@ pub struct Session {
     pub(super) user: Option<String>,
     /// Failed AUTH attempts in this session; the third ends it.
     pub(super) auth_failures: u32,
+    /// When the session began: it ends at `max_session_time`.
+    started: std::time::Instant,
+    /// When the first byte of a command line still incomplete arrived: the line must be
+    /// complete within `command_timeout` of it.
+    partial_since: Option<std::time::Instant>,
+    /// Transactions begun (MAIL accepted) in this session.
+    pub(super) messages: u32,
+    /// Recipients refused as unknown in this session (directory harvesting).
+    pub(super) unknown_recipients: u32,
 }
 
 /// Why reading stopped.
@@ -131,6 +140,10 @@ impl Session {
             port,
             user: None,
             auth_failures: 0,
+            started: std::time::Instant::now(),
+            partial_since: None,
+            messages: 0,
+            unknown_recipients: 0,
         }
     }
 
@@ -151,24 +164,43 @@ impl Session {
         Ok(())
     }
 
-    /// Flushes pending replies, then reads more input within `timeout`.
+    /// Flushes pending replies, then reads more input within `timeout` — and within what is
+    /// left of the session's `max_session_time`, so that a client dripping a byte at a time
+    /// cannot hold a session forever.
     pub(super) async fn fill(&mut self, timeout: Duration) -> std::io::Result<Result<(), ReadEnd>> {
         self.flush().await?;
+        let session_left = self.ctx.config.smtp.max_session_time.0.saturating_sub(self.started.elapsed());
         // Read into spare capacity: no zero-filling of the buffer on every read.
         self.input.reserve(READ_CHUNK);
-        let read = tokio::time::timeout(timeout, self.io.read_buf(&mut self.input)).await;
+        let read = tokio::time::timeout(timeout.min(session_left), self.io.read_buf(&mut self.input)).await;
         match read {
             Ok(Ok(0)) => Ok(Err(ReadEnd::Closed)),
             Ok(Ok(_)) => Ok(Ok(())),
             Ok(Err(e)) => Err(e),
             Err(_) => {
-                let text = format!("{} Error: timeout exceeded", self.hostname());
+                let text = if timeout > session_left {
+                    format!("{} Error: session too long, closing", self.hostname())
+                } else {
+                    format!("{} Error: timeout exceeded", self.hostname())
+                };
                 self.reply(Reply::new(421, codes::TEMP_TIMEOUT, text));
                 self.flush().await?;
-                tracing::info!("timeout, closing");
+                tracing::info!(seconds = self.started.elapsed().as_secs(), "timeout, closing");
                 Ok(Err(ReadEnd::TimedOut))
             }
         }
+    }
+
+    /// What is left of `command_timeout` for the command line being read (all of it between
+    /// commands, less what an incomplete line has taken so far).
+    fn command_time_left(&mut self) -> Duration {
+        let timeout = self.ctx.config.smtp.command_timeout.0;
+        if self.input.is_empty() {
+            self.partial_since = None;
+            return timeout;
+        }
+        let since = *self.partial_since.get_or_insert_with(std::time::Instant::now);
+        timeout.saturating_sub(since.elapsed()).max(Duration::from_millis(1))
     }
 
     /// Runs the session to its end. Only IO errors are errors; everything the client does
@@ -191,6 +223,12 @@ impl Session {
                 Decision::Continue | Decision::Accept | Decision::Discard => {}
             }
         }
+        if let Some(left) = self.ctx.abuse.blocked(self.peer.ip()) {
+            tracing::info!(seconds = left.as_secs(), "blocked address refused");
+            let text = format!("{} Your address is blocked for {} s after probing for recipients", self.hostname(), left.as_secs() + 1);
+            self.reply(Reply::new(421, codes::TEMP_ABUSE, text));
+            return self.end().await;
+        }
         let banner = format!("{} ESMTP Wasmail", self.hostname());
         self.reply(Reply::plain(220, banner));
         loop {
@@ -198,12 +236,18 @@ impl Session {
             self.input.drain(..used);
             let flow = match result {
                 Err(Error::NeedsMoreData) => {
-                    if used == 0 && self.fill(self.ctx.config.smtp.command_timeout.0).await?.is_err() {
-                        return self.end().await;
+                    if used == 0 {
+                        let left = self.command_time_left();
+                        if self.fill(left).await?.is_err() {
+                            return self.end().await;
+                        }
                     }
                     continue;
                 }
-                Ok(command) => self.handle(command).await?,
+                Ok(command) => {
+                    self.partial_since = None;
+                    self.handle(command).await?
+                }
                 Err(error) => {
                     let reply = error_reply(&error);
                     tracing::debug!(%reply, "bad command");
