@@ -128,19 +128,22 @@ struct Mutt {
 }
 
 impl Mutt {
-    fn start(server: &Server, home: &Path) -> Mutt {
+    /// mutt on `folder` (an imap:// or imaps:// URL) with `extra` settings after the common ones.
+    fn start(home: &Path, folder: &str, extra: &str) -> Mutt {
         let rc = home.join("muttrc");
         std::fs::write(
             &rc,
             format!(
-                "set folder=\"imap://tyler@127.0.0.1:{}/\"\nset imap_pass=\"secret\"\nset spoolfile=\"+INBOX\"\nset ssl_starttls=no\n\
-                 set ssl_force_tls=no\nset confirmappend=no\nset confirmcreate=no\nset delete=yes\nset quit=yes\nset record=\"\"\n\
-                 set sort=date\nset pager_stop=yes\nset wait_key=no\nset mail_check=1\nset header_cache=\"\"\n",
-                server.imap.unwrap().port()
+                "set folder=\"{folder}\"\nset imap_pass=\"secret\"\nset spoolfile=\"+INBOX\"\n\
+                 set confirmappend=no\nset confirmcreate=no\nset delete=yes\nset quit=yes\nset record=\"\"\n\
+                 set sort=date\nset pager_stop=yes\nset wait_key=no\nset mail_check=1\nset header_cache=\"\"\n{extra}"
             ),
         )
         .unwrap();
-        let mutt = Mutt { socket: format!("wasmail-imap-mutt-{}", std::process::id()) };
+        // A tmux server of its own per mutt: tests run in parallel in one process.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mutt = Mutt { socket: format!("wasmail-imap-mutt-{}-{n}", std::process::id()) };
         let command = format!("HOME='{}' mutt -n -F '{}'", home.display(), rc.display());
         assert!(mutt.tmux(&["new-session", "-d", "-x", "150", "-y", "40", "-s", "mutt", &command]).status.success());
         mutt
@@ -184,7 +187,8 @@ impl Drop for Mutt {
 fn mutt_reads_flags_moves_and_deletes_over_imap() {
     let server = server_with("tyler", &["alpha".to_string(), "beta".to_string(), "gamma".to_string()]);
     let home = tempfile::tempdir().unwrap();
-    let mutt = Mutt::start(&server, home.path());
+    let folder = format!("imap://tyler@127.0.0.1:{}/", server.imap.unwrap().port());
+    let mutt = Mutt::start(home.path(), &folder, "set ssl_starttls=no\nset ssl_force_tls=no\n");
     let screen = mutt.wait_for("gamma");
     assert!(screen.contains("alpha") && screen.contains("beta") && screen.contains("gamma"), "{screen}");
     // Read alpha.
@@ -212,4 +216,29 @@ fn mutt_reads_flags_moves_and_deletes_over_imap() {
     assert_eq!(archived.len(), 1);
     assert!(archived[0].split(":2,").nth(1).unwrap().contains('S'), "alpha was read: {archived:?}");
     assert!(std::fs::read_to_string(base.join(".Archive/cur").join(&archived[0])).unwrap().contains("Subject: alpha"));
+}
+
+#[test]
+fn mutt_reads_over_imaps_what_swaks_submitted_over_tls() {
+    // The security issue's end-to-end case: submission with STARTTLS and AUTH PLAIN on the
+    // submission port, then reading over implicit TLS, trusting only the server's certificate.
+    let server = Server::start_with(Setup { users: vec!["tyler".into(), "hunt".into()], tls: true, ..Setup::default() });
+    let sent = Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{}", server.port("submission")), "--tls", "--auth", "PLAIN"])
+        .args(["--auth-user", "tyler", "--auth-password", "secret", "--from", "tyler@localhost", "--to", "hunt@localhost"])
+        .args(["--header", "Subject: submitted over TLS", "--body", "read me over IMAPS"])
+        .output()
+        .expect("swaks is needed for this test");
+    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stdout));
+    server.wait_for_queue();
+    let home = tempfile::tempdir().unwrap();
+    let folder = format!("imaps://hunt@127.0.0.1:{}/", server.port("imaps"));
+    let extra = format!("set certificate_file=\"{}\"\nset ssl_force_tls=yes\nset ssl_verify_host=no\n", server.cert().display());
+    let mutt = Mutt::start(home.path(), &folder, &extra);
+    let screen = mutt.wait_for("submitted over TLS");
+    assert!(screen.contains("submitted over TLS"), "{screen}");
+    mutt.keys(&["Enter"]);
+    let screen = mutt.wait_for("read me over IMAPS");
+    assert!(screen.contains("read me over IMAPS") && screen.contains("with ESMTPSA"), "{screen}");
+    mutt.keys(&["q", "q"]);
 }
