@@ -131,3 +131,39 @@ fn vrfy_and_expn_tell_nothing_when_off() {
     assert_eq!((known.code, known.text()), (unknown.code, unknown.text()));
     assert_eq!(known.code, 502);
 }
+
+/// Drips `bytes` one every 150 ms to `addr` after reading the greeting, and returns the first
+/// line the server sends back and how long it took.
+fn drip(addr: std::net::SocketAddr, bytes: &'static [u8]) -> (String, Duration) {
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut greeting = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut greeting).unwrap();
+    let start = Instant::now();
+    let mut writer = stream;
+    let dripper = std::thread::spawn(move || {
+        for byte in bytes {
+            if writer.write_all(&[*byte]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    let took = start.elapsed();
+    dripper.join().unwrap();
+    (line, took)
+}
+
+#[test]
+fn pop3_and_imap_cut_off_slow_drip_clients_too() {
+    let server = Server::start_with(Setup { pop3: "idle_timeout = \"1s\"\n".into(), imap: "idle_timeout = \"1s\"\n".into(), ..Setup::default() });
+    let (line, took) = drip(server.pop3.unwrap(), b"USER tyler USER tyler USER tyler");
+    assert!(line.starts_with("-ERR idle for too long"), "{line:?}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    let (line, took) = drip(server.imap.unwrap(), b"a1 NOOP a1 NOOP a1 NOOP a1 NOOP");
+    assert!(line.starts_with("* BYE "), "{line:?}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+}

@@ -170,6 +170,8 @@ pub struct Session {
     pub(super) logout: bool,
     /// STARTTLS was answered: the handshake follows the tagged reply.
     pending_tls: Option<Arc<crate::tls::Tls>>,
+    /// When the first byte of a command still incomplete arrived.
+    partial_since: Option<std::time::Instant>,
 }
 
 impl Session {
@@ -189,6 +191,7 @@ impl Session {
             errors: 0,
             logout: false,
             pending_tls: None,
+            partial_since: None,
         }
     }
 
@@ -219,11 +222,20 @@ impl Session {
         let mut chunk = vec![0u8; READ_CHUNK];
         loop {
             if let Some(frame) = self.frames.pop_front() {
+                self.partial_since = None;
                 return Ok(Next::Frame(frame));
             }
             self.flush().await?;
             let idle = self.ctx.config.imap.idle_timeout.0;
-            let n = match tokio::time::timeout(idle, self.io.read(&mut chunk)).await {
+            // A command must be complete within the idle timeout of its first byte: a client
+            // dripping a byte at a time is logged out like an idle one.
+            let wait = if self.receiver.is_idle() {
+                self.partial_since = None;
+                idle
+            } else {
+                idle.saturating_sub(self.partial_since.get_or_insert_with(std::time::Instant::now).elapsed()).max(std::time::Duration::from_millis(1))
+            };
+            let n = match tokio::time::timeout(wait, self.io.read(&mut chunk)).await {
                 Ok(read) => read?,
                 Err(_) => return Ok(Next::TimedOut),
             };

@@ -91,6 +91,10 @@ impl Session {
 
     async fn serve(&mut self, idle: Duration) -> std::io::Result<()> {
         let mut chunk = vec![0u8; READ_CHUNK];
+        // When the first byte of a still incomplete line arrived: a line must be complete
+        // within the idle timeout of it, so that a client dripping a byte at a time cannot
+        // hold the maildrop lock forever.
+        let mut partial_since: Option<std::time::Instant> = None;
         loop {
             while let Some((line, used)) = self.receiver.line(&self.input) {
                 let owned = match line {
@@ -110,7 +114,13 @@ impl Session {
                 }
             }
             self.flush().await?;
-            let n = match tokio::time::timeout(idle, self.io.read(&mut chunk)).await {
+            let wait = if self.input.is_empty() {
+                partial_since = None;
+                idle
+            } else {
+                idle.saturating_sub(partial_since.get_or_insert_with(std::time::Instant::now).elapsed()).max(Duration::from_millis(1))
+            };
+            let n = match tokio::time::timeout(wait, self.io.read(&mut chunk)).await {
                 Ok(read) => read?,
                 Err(_) => {
                     // RFC 1939 3: an autologout timer; the session ends without UPDATE.
