@@ -269,52 +269,14 @@ fn main() -> ExitCode {
             queue_command(&config, command)
         }
         Commands::User { command } => match command {
-            UserCommands::Add { name, password_stdin, config } => {
-                let config = match Config::load(config.as_deref()) {
-                    Ok(config) => config,
-                    Err(e) => return config_error(e),
-                };
-                let password = match read_password(password_stdin) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        eprintln!("wasmail: cannot read the password: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                match wasmail::users::add_user(&config.users_file, &name, &password, config.auth.hash_cost()) {
-                    Ok(()) => {
-                        println!("added user {} to {}", name.to_ascii_lowercase(), config.users_file.display());
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("wasmail: {e:#}");
-                        ExitCode::FAILURE
-                    }
-                }
-            }
-            UserCommands::Passwd { name, password_stdin, config } => {
-                let config = match Config::load(config.as_deref()) {
-                    Ok(config) => config,
-                    Err(e) => return config_error(e),
-                };
-                let password = match read_password(password_stdin) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        eprintln!("wasmail: cannot read the password: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                match wasmail::users::set_password(&config.users_file, &name, &password, config.auth.hash_cost()) {
-                    Ok(()) => {
-                        println!("changed the password of {} in {}", name.to_ascii_lowercase(), config.users_file.display());
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("wasmail: {e:#}");
-                        ExitCode::FAILURE
-                    }
-                }
-            }
+            UserCommands::Add { name, password_stdin, config } => with_new_password(config, password_stdin, |config, password| {
+                wasmail::users::add_user(&config.users_file, &name, password, config.auth.hash_cost())
+                    .map(|()| format!("added user {} to {}", name.to_ascii_lowercase(), config.users_file.display()))
+            }),
+            UserCommands::Passwd { name, password_stdin, config } => with_new_password(config, password_stdin, |config, password| {
+                wasmail::users::set_password(&config.users_file, &name, password, config.auth.hash_cost())
+                    .map(|()| format!("changed the password of {} in {}", name.to_ascii_lowercase(), config.users_file.display()))
+            }),
             UserCommands::Del { name, config } => {
                 let config = match Config::load(config.as_deref()) {
                     Ok(config) => config,
@@ -398,6 +360,32 @@ fn small_runtime() -> tokio::runtime::Runtime {
 fn config_error(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("wasmail: {e:#}");
     ExitCode::from(EXIT_CONFIG)
+}
+
+/// `user add` and `user passwd`: loads the config, reads the password, runs `change` and
+/// prints what it says it did.
+fn with_new_password(config: Option<PathBuf>, password_stdin: bool, change: impl FnOnce(&Config, &str) -> anyhow::Result<String>) -> ExitCode {
+    let config = match Config::load(config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => return config_error(e),
+    };
+    let password = match read_password(password_stdin) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("wasmail: cannot read the password: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match change(&config, &password) {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wasmail: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn read_password(from_stdin: bool) -> std::io::Result<String> {

@@ -116,6 +116,19 @@ pub enum PlainError {
     OtherIdentity,
 }
 
+/// The LOGIN mechanism's two challenges, "Username:" and "Password:" in base64 (the
+/// draft-murchison-sasl-login convention SMTP and IMAP clients expect).
+pub const LOGIN_PROMPTS: [&str; 2] = ["VXNlcm5hbWU6", "UGFzc3dvcmQ6"];
+
+/// The user name and password from LOGIN's two base64 answers.
+pub fn decode_login(answers: &[String]) -> Option<(String, String)> {
+    let decoded: Vec<Option<String>> = answers.iter().map(|a| String::from_utf8(crate::mime::transfer::decode_base64(a.as_bytes())).ok()).collect();
+    match decoded.as_slice() {
+        [Some(user), Some(password)] if !user.is_empty() => Some((user.clone(), password.clone())),
+        _ => None,
+    }
+}
+
 /// Decodes a PLAIN response (base64).
 pub fn decode_plain(response: &str) -> Result<Plain, PlainError> {
     let decoded = crate::mime::transfer::decode_base64(response.as_bytes());
@@ -190,6 +203,13 @@ mod tests {
         assert_eq!(penalty.check(b, "hunt"), Verdict::Blocked, "six failures for one user, from anywhere");
         penalty.succeeded(b);
         assert_eq!(penalty.check(b, "tyler"), Verdict::Go);
+    }
+
+    #[test]
+    fn login_answers() {
+        assert_eq!(decode_login(&["dHlsZXI=".into(), "c2VjcmV0".into()]), Some(("tyler".into(), "secret".into())));
+        assert_eq!(decode_login(&["".into(), "c2VjcmV0".into()]), None);
+        assert_eq!(decode_login(&["dHlsZXI=".into()]), None);
     }
 
     #[test]

@@ -58,18 +58,15 @@ impl Session {
             if let Some(initial) = initial {
                 answers.push(initial);
             }
-            // "Username:" and "Password:", base64.
-            for prompt in ["VXNlcm5hbWU6", "UGFzc3dvcmQ6"].into_iter().skip(answers.len()) {
+            for prompt in crate::sasl::LOGIN_PROMPTS.into_iter().skip(answers.len()) {
                 match self.sasl_response(prompt).await? {
                     Ok(line) => answers.push(line),
                     Err(outcome) => return Ok(outcome),
                 }
             }
-            let decoded: Vec<Option<String>> =
-                answers.iter().map(|a| String::from_utf8(crate::mime::transfer::decode_base64(a.as_bytes())).ok()).collect();
-            return Ok(match decoded.as_slice() {
-                [Some(user), Some(password)] if !user.is_empty() => self.login(user, password).await,
-                _ => Outcome::bad("Malformed LOGIN response"),
+            return Ok(match crate::sasl::decode_login(&answers) {
+                Some((user, password)) => self.login(&user, &password).await,
+                None => Outcome::bad("Malformed LOGIN response"),
             });
         }
         let response = match initial {

@@ -132,8 +132,7 @@ impl Session {
         if let Some(initial) = initial {
             answers.push(initial);
         }
-        // "Username:" and "Password:", base64.
-        for prompt in ["VXNlcm5hbWU6", "UGFzc3dvcmQ6"].into_iter().skip(answers.len()) {
+        for prompt in crate::sasl::LOGIN_PROMPTS.into_iter().skip(answers.len()) {
             match self.sasl_response(prompt).await? {
                 Response::Line(line) => answers.push(line),
                 Response::Cancelled => return Ok(Exchange::Reply(cancelled())),
@@ -141,12 +140,10 @@ impl Session {
                 Response::Closed => return Ok(Exchange::Closed),
             }
         }
-        let decoded: Vec<Option<String>> =
-            answers.iter().map(|a| String::from_utf8(crate::mime::transfer::decode_base64(a.as_bytes())).ok()).collect();
-        match decoded.as_slice() {
-            [Some(user), Some(password)] if !user.is_empty() => Ok(Exchange::Done(user.clone(), password.clone())),
-            _ => Ok(Exchange::Reply(Reply::new(501, codes::SYNTAX, "Malformed LOGIN response"))),
-        }
+        Ok(match crate::sasl::decode_login(&answers) {
+            Some((user, password)) => Exchange::Done(user, password),
+            None => Exchange::Reply(Reply::new(501, codes::SYNTAX, "Malformed LOGIN response")),
+        })
     }
 
     /// Sends a 334 challenge and reads the client's line.
