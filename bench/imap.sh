@@ -70,21 +70,13 @@ for i in range(count):
         f.write(data)
 PY
 
-# Wasmail: the Maildir as user bench's mailbox; a users file with bench's password.
-mkdir -p "$work/wasmail/data/mail"
-cp -r "$work/maildir" "$work/wasmail/data/mail/bench"
-printf 'data_dir = "data"\nusers_file = "users"\n[smtp]\nlisten = ["127.0.0.1:%s"]\n[pop3]\nlisten = []\n[imap]\nlisten = ["127.0.0.1:%s"]\n' \
-    "$WASMAIL_SMTP" "$WASMAIL_IMAP" >"$work/wasmail/wasmail.toml"
-echo secret | target/release/wasmail user add bench --password-stdin --config "$work/wasmail/wasmail.toml" >/dev/null
-target/release/wasmail serve --config "$work/wasmail/wasmail.toml" 2>"$work/wasmail/log" &
-pids+=($!)
+# Wasmail: the Maildir as user bench's mailbox.
+serve_maildir "$work/wasmail" "$work/maildir" "[smtp]\nlisten = [\"127.0.0.1:$WASMAIL_SMTP\"]\n[pop3]\nlisten = []\n[imap]\nlisten = [\"127.0.0.1:$WASMAIL_IMAP\"]\n"
 
 # Dovecot: a private instance reading a copy of the Maildir.
 start_dovecot "$work/dovecot" imap "$DOVECOT_IMAP" "$work/maildir"
 
-for port in "$WASMAIL_IMAP" "$DOVECOT_IMAP"; do
-    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-done
+wait_for_ports "$WASMAIL_IMAP" "$DOVECOT_IMAP"
 
 # Prints "first-select select fetch bodies search" in messages per second: the first SELECT
 # (no index yet), then the second run's figures.

@@ -98,3 +98,23 @@ service $protocol-login {
 CONF
     $sudo dovecot -c "$d/dovecot.conf"
 }
+
+# serve_maildir DIR MAILDIR TABLES: a release Wasmail in DIR serving a copy of MAILDIR as user
+# bench (password secret), with TABLES (TOML) for its listeners; its pid joins `pids`.
+serve_maildir() {
+    local dir=$1 maildir=$2 tables=$3
+    mkdir -p "$dir/data/mail"
+    cp -r "$maildir" "$dir/data/mail/bench"
+    printf 'data_dir = "data"\nusers_file = "users"\n%b' "$tables" >"$dir/wasmail.toml"
+    echo secret | target/release/wasmail user add bench --password-stdin --config "$dir/wasmail.toml" >/dev/null
+    target/release/wasmail serve --config "$dir/wasmail.toml" 2>"$dir/log" &
+    pids+=($!)
+}
+
+# wait_for_ports PORT...: until each accepts connections (10 s at most each).
+wait_for_ports() {
+    local port
+    for port in "$@"; do
+        for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    done
+}

@@ -47,21 +47,13 @@ for i in range(count):
         f.write(data)
 PY
 
-# Wasmail: the Maildir as user bench's mailbox; a users file with bench's password.
-mkdir -p "$work/wasmail/data/mail"
-cp -r "$work/maildir" "$work/wasmail/data/mail/bench"
-printf 'data_dir = "data"\nusers_file = "users"\n[smtp]\nlisten = ["127.0.0.1:%s"]\n[pop3]\nlisten = ["127.0.0.1:%s"]\n[imap]\nlisten = []\n' \
-    "$WASMAIL_SMTP" "$WASMAIL_POP3" >"$work/wasmail/wasmail.toml"
-echo secret | target/release/wasmail user add bench --password-stdin --config "$work/wasmail/wasmail.toml" >/dev/null
-target/release/wasmail serve --config "$work/wasmail/wasmail.toml" 2>"$work/wasmail/log" &
-pids+=($!)
+# Wasmail: the Maildir as user bench's mailbox.
+serve_maildir "$work/wasmail" "$work/maildir" "[smtp]\nlisten = [\"127.0.0.1:$WASMAIL_SMTP\"]\n[pop3]\nlisten = [\"127.0.0.1:$WASMAIL_POP3\"]\n[imap]\nlisten = []\n"
 
 # Dovecot: a private instance reading a copy of the Maildir.
 start_dovecot "$work/dovecot" pop3 "$DOVECOT_POP3" "$work/maildir"
 
-for port in "$WASMAIL_POP3" "$DOVECOT_POP3"; do
-    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-done
+wait_for_ports "$WASMAIL_POP3" "$DOVECOT_POP3"
 
 retr_all() {
     python3 - "$1" "$MESSAGES" <<'PY'

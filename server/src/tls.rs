@@ -113,6 +113,15 @@ impl Stream {
     }
 }
 
+/// A fresh connection as a session's stream: TLS from the first byte on an implicit-TLS
+/// listener (the server checked at start that it then has a certificate), else plain.
+pub async fn open(socket: TcpStream, tls: Option<&Tls>, implicit: bool) -> io::Result<Stream> {
+    match (tls, implicit) {
+        (Some(tls), true) => tls.accept(socket).await,
+        _ => Ok(Stream::Plain(socket)),
+    }
+}
+
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the connection was lost in a TLS upgrade")
 }

@@ -51,7 +51,6 @@ impl Session {
             name: name.to_string(),
             read_only,
             uid_validity: synced.uid_validity,
-            uid_next: synced.uid_next,
             messages: synced.messages.to_vec(),
             gone: HashSet::new(),
             recent,

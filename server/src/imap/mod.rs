@@ -49,10 +49,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, cache: Arc<Structur
         move |socket, peer, _session| {
             let (ctx, cache) = (Arc::clone(&ctx), Arc::clone(&cache));
             async move {
-                let stream = match (&ctx.tls, implicit_tls) {
-                    (Some(tls), true) => tls.accept(socket).await?,
-                    _ => crate::tls::Stream::Plain(socket),
-                };
+                let stream = crate::tls::open(socket, ctx.tls.as_deref(), implicit_tls).await?;
                 session::Session::new(stream, ctx, cache, peer).run().await
             }
         },

@@ -30,7 +30,6 @@ pub(super) struct Selected {
     pub name: String,
     pub read_only: bool,
     pub uid_validity: u32,
-    pub uid_next: u32,
     /// Messages by sequence number (index + 1), with the flags last told to the client.
     pub messages: Vec<MessageInfo>,
     /// UIDs gone from the store but not yet reported with EXPUNGE (not allowed during FETCH,
@@ -497,7 +496,6 @@ impl Session {
             }
             selected.snapshot = synced.messages;
         }
-        selected.uid_next = synced.uid_next;
         // RECENT goes with every EXISTS for new mail, as clients expect, and whenever it changed.
         if arrived || selected.recent.len() != recent_before {
             lines.push(format!("{} RECENT", selected.recent.len()));

@@ -50,10 +50,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, locks: Arc<Locks>, 
         move |socket, peer, _session| {
             let (ctx, locks) = (Arc::clone(&ctx), Arc::clone(&locks));
             async move {
-                let stream = match (&ctx.tls, implicit_tls) {
-                    (Some(tls), true) => tls.accept(socket).await?,
-                    _ => crate::tls::Stream::Plain(socket),
-                };
+                let stream = crate::tls::open(socket, ctx.tls.as_deref(), implicit_tls).await?;
                 session::Session::new(stream, ctx, locks, peer).run().await
             }
         },

@@ -7,7 +7,6 @@ use tokio::net::TcpListener;
 
 use super::proto::{codes, Reply};
 use super::session::{Port, Session};
-use crate::tls::Stream;
 use crate::Context;
 
 /// Runs one listener until the process ends. On a submissions (implicit TLS) listener the TLS
@@ -32,10 +31,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, port: Port) {
         move |socket, peer, session| {
             let ctx = Arc::clone(&ctx);
             async move {
-                let stream = match (port, &ctx.tls) {
-                    (Port::Submissions, Some(tls)) => tls.accept(socket).await?,
-                    _ => Stream::Plain(socket),
-                };
+                let stream = crate::tls::open(socket, ctx.tls.as_deref(), port == Port::Submissions).await?;
                 Session::new(stream, ctx, peer, session, port).run().await
             }
         },

@@ -333,19 +333,7 @@ impl Folder {
 
     /// The file of a message: where it was listed, else wherever a reader moved it.
     pub fn path_of(&self, message: &MessageInfo) -> io::Result<PathBuf> {
-        let listed = self.dir.join(&message.location);
-        if listed.exists() {
-            return Ok(listed);
-        }
-        for sub in ["cur", "new"] {
-            for entry in read_dir_or_empty(&self.dir.join(sub))? {
-                let entry = entry?;
-                if base_name(&entry.file_name().to_string_lossy()) == message.id {
-                    return Ok(entry.path());
-                }
-            }
-        }
-        Err(io::Error::new(io::ErrorKind::NotFound, format!("no message {}", message.id)))
+        locate(&self.dir, &message.location, &message.id)
     }
 
     /// The `:2,` info for `flags`, keeping letters this server does not manage (such as `P`).
@@ -435,6 +423,31 @@ fn read_dir_or_empty(dir: &Path) -> io::Result<Box<dyn Iterator<Item = io::Resul
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
         Err(e) => Err(e),
     }
+}
+
+/// The file of message `id` (a base name) in the Maildir folder `dir`: at `location`
+/// (`cur/NAME:2,S`) if it is still there, else wherever in `new/` or `cur/` a reader moved it
+/// (a new `:2,FLAGS`). Names that could leave the folder are refused.
+pub(super) fn locate(dir: &Path, location: &str, id: &str) -> io::Result<PathBuf> {
+    if id.is_empty() || id.contains('/') || id.starts_with('.') {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad message id {id:?}")));
+    }
+    let (sub, name) = location.split_once('/').unwrap_or(("", ""));
+    if (sub == "new" || sub == "cur") && !name.is_empty() && !name.contains('/') && !name.starts_with('.') {
+        let listed = dir.join(sub).join(name);
+        if listed.exists() {
+            return Ok(listed);
+        }
+    }
+    for sub in ["cur", "new"] {
+        for entry in read_dir_or_empty(&dir.join(sub))? {
+            let entry = entry?;
+            if base_name(&entry.file_name().to_string_lossy()) == id {
+                return Ok(entry.path());
+            }
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::NotFound, format!("no message {id}")))
 }
 
 /// The base name of a Maildir file name (without `:2,FLAGS`).

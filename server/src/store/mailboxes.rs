@@ -337,7 +337,7 @@ impl Maildir {
                 message.id.split(',').skip(1).filter(|p| p.starts_with("S=") || p.starts_with("W=")).map(|p| format!(",{p}")).collect();
             let base = format!("{}{sizes}", self.unique_base());
             let info = index.info_for(&message.flags, "")?;
-            let link = dir_of_cur(&target_dir).join(format!("{base}:2,{info}"));
+            let link = target_dir.join("cur").join(format!("{base}:2,{info}"));
             // A hard link shares the file (and its time, the INTERNALDATE); across file
             // systems, a copy with the same time.
             match fs::hard_link(path, &link) {
@@ -353,7 +353,7 @@ impl Maildir {
             }
             placed.push((message.uid, base));
         }
-        sync_dir(&dir_of_cur(&target_dir))?;
+        sync_dir(&target_dir.join("cur"))?;
         let bases: Vec<String> = placed.iter().map(|(_, b)| b.clone()).collect();
         let new_uids = index.adopt(&bases)?;
         let validity = index.uid_validity();
@@ -391,10 +391,6 @@ impl Maildir {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         format!("{}.M{}P{}Q{}.{}", now.as_secs(), now.subsec_micros(), std::process::id(), unique_suffix(), self.host())
     }
-}
-
-fn dir_of_cur(folder: &Path) -> PathBuf {
-    folder.join("cur")
 }
 
 fn is_at_or_under(path: &Path, dir: &Path) -> bool {

@@ -269,41 +269,7 @@ impl MailStore for Maildir {
 impl Maildir {
     /// The file of a listed message: where it was listed, else wherever it moved.
     fn locate(&self, user: &str, message: &Listed) -> io::Result<PathBuf> {
-        let (sub, name) = message.location.split_once('/').unwrap_or(("", ""));
-        if (sub == "new" || sub == "cur") && !name.is_empty() && !name.contains('/') && !name.starts_with('.') {
-            let path = self.user_dir(user).join(sub).join(name);
-            if path.exists() {
-                return Ok(path);
-            }
-        }
-        self.path_of(user, &message.id)
-    }
-
-    /// The file of message `id` (a base name) in `new/` or `cur/`.
-    fn path_of(&self, user: &str, id: &str) -> io::Result<PathBuf> {
-        if id.is_empty() || id.contains('/') || id.starts_with('.') {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad message id {id:?}")));
-        }
-        let dir = self.user_dir(user);
-        let new = dir.join("new").join(id);
-        if new.exists() {
-            return Ok(new);
-        }
-        // In cur/ a reader may have added `:2,FLAGS`.
-        let cur = dir.join("cur");
-        match fs::read_dir(&cur) {
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = entry?;
-                    if base_name(&entry.file_name().to_string_lossy()) == id {
-                        return Ok(entry.path());
-                    }
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        Err(io::Error::new(io::ErrorKind::NotFound, format!("no message {id}")))
+        super::folder::locate(&self.user_dir(user), &message.location, &message.id)
     }
 }
 
