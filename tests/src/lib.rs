@@ -2,11 +2,10 @@
 //! data directory, and speaks raw SMTP to it. Real clients (lettre, Python's smtplib, swaks)
 //! are driven from the tests themselves.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The `wasmail` binary built beside the test executables (`target/debug/wasmail`), or the
@@ -48,8 +47,8 @@ pub struct Server {
     /// `submissions`, `pop3`, `pop3s`, `imap`, `imaps`), the first of each.
     pub listeners: std::collections::HashMap<String, SocketAddr>,
     pub dir: tempfile::TempDir,
-    /// Every line the server wrote to stderr (its log).
-    log: Arc<Mutex<Vec<String>>>,
+    /// The file the server's stderr (its log) goes to.
+    log_path: PathBuf,
 }
 
 /// Options for [`Server::start_with`].
@@ -192,61 +191,69 @@ impl Server {
         Server::spawn(dir, &["serve", "--config", config.to_str().unwrap()])
     }
 
-    /// Spawns `wasmail ARGS` in `dir` and waits for its SMTP listener.
+    /// Spawns `wasmail ARGS` in `dir` and waits until it has started.
+    ///
+    /// The server's stderr (its log) goes to a file in `dir`, not a pipe: a line the server
+    /// wrote before it answered a client is in the file when the test reads the answer, so a
+    /// test can check the log right after a reply without racing a reader thread.
     pub fn spawn(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let log_path = dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log_path).expect("create server.log");
         let mut child = Command::new(wasmail_bin())
             .args(args)
             .current_dir(dir.path())
             .env("WASMAIL_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log_file)
             .spawn()
             .expect("spawn wasmail");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log_writer = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("\"listening\"") {
-                    if let Some(addr) = json_field(&line, "addr") {
-                        let protocol = json_field(&line, "protocol").unwrap_or_default();
-                        let _ = tx.send(Some((protocol, addr.parse::<SocketAddr>().expect("listen address"))));
-                    }
-                } else if line.contains("wasmail started") {
-                    let _ = tx.send(None);
-                }
-                log_writer.lock().unwrap().push(line);
-            }
-        });
         // The listeners log first; "wasmail started" comes once the queue has been read, and
         // only then is the server sure to stay up.
-        let mut listeners = std::collections::HashMap::new();
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Some((protocol, addr))) => {
-                    listeners.entry(protocol).or_insert(addr);
-                }
-                Ok(None) => break,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
-                Err(_) => {
-                    // Timed out, or the server exited (its log ended) before it started.
-                    let _ = child.kill();
-                    std::thread::sleep(Duration::from_millis(50));
-                    panic!("wasmail did not start; log:\n{}", log.lock().unwrap().join("\n"));
-                }
+        let lines = loop {
+            let lines = read_lines(&log_path);
+            if lines.iter().any(|l| l.contains("wasmail started")) {
+                break lines;
+            }
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("wasmail did not start; log:\n{}", read_lines(&log_path).join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut listeners = std::collections::HashMap::new();
+        for line in lines.iter().filter(|l| l.contains("\"listening\"")) {
+            if let Some(addr) = json_field(line, "addr") {
+                let protocol = json_field(line, "protocol").unwrap_or_default();
+                listeners.entry(protocol).or_insert_with(|| addr.parse::<SocketAddr>().expect("listen address"));
             }
         }
         let smtp = *listeners.get("smtp").expect("smtp listener");
         let (pop3, imap) = (listeners.get("pop3").copied(), listeners.get("imap").copied());
-        Server { child, smtp, pop3, imap, listeners, dir, log }
+        Server { child, smtp, pop3, imap, listeners, dir, log_path }
     }
 
     /// The server's log lines so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
+        read_lines(&self.log_path)
+    }
+
+    /// Whether a log line matches within 10 s: for lines the server writes after its reply
+    /// (delivery, work in the background).
+    pub fn logged(&self, matches: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.log().iter().any(|l| matches(l)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The messages in `user`'s mailbox, once the queue has delivered everything it holds
@@ -327,6 +334,12 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The lines of a file written so far (an unfinished last line included).
+fn read_lines(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).lines().map(str::to_string).collect()
 }
 
 /// The contents of every message in a Maildir's `new/` and `cur/`, sorted by file name.

@@ -72,7 +72,7 @@ fn recipient_probing_ends_the_session_and_blocks_the_address() {
     let refused = again.reply();
     assert_eq!(refused.code, 421);
     assert!(refused.text().contains("blocked"), "{refused:?}");
-    assert!(server.log().iter().any(|l| l.contains("recipient probing, blocking the address")));
+    assert!(server.logged(|l| l.contains("recipient probing, blocking the address")));
 }
 
 #[test]

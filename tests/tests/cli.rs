@@ -149,7 +149,7 @@ fn serve_without_a_config_file_uses_the_embedded_defaults() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_eq!(wasmail_tests::read_maildir(&maildir).len(), 1);
-    assert!(server.log().iter().any(|l| l.contains("development mode")));
+    assert!(server.logged(|l| l.contains("development mode")));
     c.expect("MAIL FROM:<a@client.test>", 250);
     c.expect("RCPT TO:<x@example.test>", 550);
 }

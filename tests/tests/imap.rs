@@ -405,5 +405,5 @@ fn limits_and_bad_input() {
     let start = std::time::Instant::now();
     assert!(idle.response().starts_with(b"* BYE "));
     assert!(start.elapsed() >= Duration::from_secs(2));
-    assert!(server.log().iter().any(|l| l.contains("literal over imap.max_literal refused")));
+    assert!(server.logged(|l| l.contains("literal over imap.max_literal refused")));
 }

@@ -241,7 +241,7 @@ fn wrong_passwords_and_wrong_states_get_err() {
     assert_eq!(pop.line(), "-ERR too many failed logins, closing");
     let mut rest = Vec::new();
     assert_eq!(pop.reader.read_to_end(&mut rest).unwrap(), 0);
-    assert!(server.log().iter().any(|l| l.contains("\"login failed\"") && l.contains("\"protocol\":\"pop3\"")));
+    assert!(server.logged(|l| l.contains("\"login failed\"") && l.contains("\"protocol\":\"pop3\"")));
     // A logged-in session refuses USER again.
     let mut pop = Pop::login(&server, "hunt");
     assert_eq!(pop.cmd("USER tyler"), "-ERR already logged in");

@@ -70,7 +70,7 @@ fn a_message_waits_in_the_queue_until_the_next_hop_is_up_then_is_relayed() {
     assert!(stored.starts_with("Return-Path: <daniel@localhost>\n"), "{stored}");
     assert_eq!(stored.matches("Received: from ").count(), 2, "{stored}");
     assert!(stored.contains("Subject: over the hop\n") && stored.ends_with("relayed body\n.with a leading dot\n"), "{stored}");
-    assert!(a.log().iter().any(|l| l.contains("\"relayed\"") && l.contains("tyler@remote.test")));
+    assert!(a.logged(|l| l.contains("\"relayed\"") && l.contains("tyler@remote.test")));
     assert!(a.mailbox_now("daniel").is_empty(), "no notice for a relayed message");
 }
 

@@ -209,7 +209,7 @@ fn failed_logins_are_delayed_and_then_refused_per_address() {
         lines.push_str(&line);
     }
     assert!(lines.contains("a NO [UNAVAILABLE] "), "{lines}");
-    assert!(server.log().iter().any(|l| l.contains("login refused: too many failures")));
+    assert!(server.logged(|l| l.contains("login refused: too many failures")));
 }
 
 #[test]
