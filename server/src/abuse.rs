@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -25,6 +25,12 @@ pub struct Abuse {
     max_messages_per_minute: u32,
     max_recipients_per_minute: u32,
     exempt: Vec<IpNet>,
+    /// Kept across reloads.
+    records: Arc<Records>,
+}
+
+#[derive(Default)]
+struct Records {
     rates: Mutex<HashMap<IpAddr, Rate>>,
     /// Blocked addresses and when their block ends.
     blocks: Mutex<HashMap<IpAddr, Instant>>,
@@ -44,9 +50,13 @@ impl Abuse {
             max_messages_per_minute: config.max_messages_per_minute,
             max_recipients_per_minute: config.max_recipients_per_minute,
             exempt: config.rate_exempt.clone(),
-            rates: Mutex::new(HashMap::new()),
-            blocks: Mutex::new(HashMap::new()),
+            records: Arc::default(),
         }
+    }
+
+    /// The same records under new settings (a reload).
+    pub fn reconfigured(&self, config: &SmtpConfig) -> Abuse {
+        Abuse { records: Arc::clone(&self.records), ..Abuse::new(config) }
     }
 
     fn exempt(&self, ip: IpAddr) -> bool {
@@ -55,7 +65,7 @@ impl Abuse {
 
     /// The time left on a block of `ip`, if there is one.
     pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
-        let mut blocks = self.blocks.lock().expect("abuse lock");
+        let mut blocks = self.records.blocks.lock().expect("abuse lock");
         match blocks.get(&ip) {
             Some(until) if *until > Instant::now() => Some(*until - Instant::now()),
             Some(_) => {
@@ -68,7 +78,7 @@ impl Abuse {
 
     /// Blocks `ip` for `duration`: its new sessions are refused at once.
     pub fn block(&self, ip: IpAddr, duration: Duration) {
-        let mut blocks = self.blocks.lock().expect("abuse lock");
+        let mut blocks = self.records.blocks.lock().expect("abuse lock");
         if blocks.len() > 10_000 {
             let now = Instant::now();
             blocks.retain(|_, until| *until > now);
@@ -90,7 +100,7 @@ impl Abuse {
         if max == 0 || self.exempt(ip) {
             return Allowance::Yes;
         }
-        let mut rates = self.rates.lock().expect("abuse lock");
+        let mut rates = self.records.rates.lock().expect("abuse lock");
         if rates.len() > 10_000 {
             rates.retain(|_, r| r.since.elapsed() < MINUTE);
         }

@@ -1,7 +1,10 @@
 //! The accept loop every listener shares: a cap on concurrent sessions and another on
 //! concurrent sessions from one client address (one more connection is sent the protocol's
 //! refusal and closed at once, instead of waiting unserved), back-off when accept fails
-//! (typically EMFILE), and one task per session in its own log span.
+//! (typically EMFILE), and one task per session in its own log span. Each session is served
+//! with the context current when it was accepted (a reload changes it for later sessions
+//! only), and is counted so that shutdown can wait for it. When the server drains, the loop
+//! ends and the listening socket is closed.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,6 +16,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{Instrument, Span};
+
+use crate::lifecycle::{reached, Stage};
+use crate::server::Live;
+use crate::Context;
 
 /// How many sessions a listener serves, and what the others hear.
 pub struct Caps {
@@ -56,19 +63,28 @@ fn refuse(mut socket: TcpStream, bytes: Arc<[u8]>, span: Span, why: &'static str
     );
 }
 
-/// Runs `listener` until the process ends. `span` makes a session's log span from its id and
-/// peer; `caps` bounds the sessions; `session` serves one connection.
-pub async fn serve<F, Fut>(listener: TcpListener, caps: Caps, span: fn(&str, SocketAddr) -> Span, session: F)
+/// Runs `listener` until the server drains. `protocol` names it in logs and metrics; `caps`
+/// bounds the sessions; `session` serves one connection with the context it is given.
+pub async fn serve<F, Fut>(listener: TcpListener, protocol: &'static str, live: Arc<Live>, caps: Caps, session: F)
 where
-    F: Fn(TcpStream, SocketAddr, String) -> Fut,
+    F: Fn(TcpStream, SocketAddr, String, Arc<Context>) -> Fut,
     Fut: Future<Output = std::io::Result<()>> + Send + 'static,
 {
     let limit = Arc::new(Semaphore::new(caps.max));
     let refusal: Arc<[u8]> = caps.refusal.into();
     let address_refusal: Arc<[u8]> = caps.address_refusal.into();
     let counts: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let shutdown = Arc::clone(&live.current().shutdown);
+    let mut stage = shutdown.watch();
     loop {
-        let (socket, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = reached(&mut stage, Stage::Draining) => {
+                tracing::info!(protocol, "listener closed");
+                return;
+            }
+        };
+        let (socket, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::error!(error = %e, "accept failed");
@@ -76,9 +92,10 @@ where
                 continue;
             }
         };
+        crate::metrics::get().connection(protocol);
         let _ = socket.set_nodelay(true);
         let session_id = crate::ids::session_id();
-        let span = span(&session_id, peer);
+        let span = tracing::info_span!("session", protocol, session = %session_id, peer = %peer);
         let slot = {
             let mut map = counts.lock().expect("address counts");
             let n = map.entry(peer.ip()).or_insert(0);
@@ -97,7 +114,8 @@ where
             refuse(socket, Arc::clone(&refusal), span, "connection limit reached");
             continue;
         };
-        let served = session(socket, peer, session_id);
+        let counted = shutdown.session();
+        let served = session(socket, peer, session_id, live.current());
         tokio::spawn(
             async move {
                 tracing::debug!("connected");
@@ -107,6 +125,7 @@ where
                 tracing::debug!("disconnected");
                 drop(permit);
                 drop(slot);
+                drop(counted);
             }
             .instrument(span),
         );

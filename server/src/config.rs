@@ -42,6 +42,40 @@ pub struct Config {
     /// smarthost for every other domain; without either, MX records decide.
     pub routes: std::collections::BTreeMap<String, String>,
     pub plugins: PluginsConfig,
+    pub metrics: MetricsConfig,
+    pub server: ServerConfig,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `"127.0.0.1:9325"` serves the metrics at `/metrics`; empty: no endpoint.
+    #[serde(deserialize_with = "optional_address")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// The process as a whole.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// After SIGTERM, how long sessions in progress may go on before they are told to close.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { shutdown_grace: Duration(StdDuration::from_secs(30)) }
+    }
+}
+
+/// An address, or the empty string for none.
+fn optional_address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| de::Error::custom(format!("not an address (IP:PORT) or \"\": {text:?}")))
 }
 
 /// When delivery is tried again, and for how long.
@@ -369,6 +403,8 @@ impl Default for Config {
             queue: QueueConfig::default(),
             routes: Default::default(),
             plugins: PluginsConfig::default(),
+            metrics: MetricsConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -735,6 +771,7 @@ mod tests {
         // Every table and key but the host name, whose default is the machine's.
         let tables = |c: &Config| {
             format!("{:?}", (&c.smtp, &c.pop3, &c.imap, &c.tls, &c.auth, &c.mime, &c.queue, &c.routes, &c.plugins, &c.log_format))
+                + &format!("{:?}", (&c.metrics, &c.server))
                 + &format!("{:?}", (&c.data_dir, &c.domains, &c.users_file, &c.aliases_file, &c.relay_networks, &c.recipient_delimiter))
         };
         assert_eq!(tables(&example), tables(&defaults));

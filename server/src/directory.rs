@@ -91,6 +91,11 @@ impl Directory {
         self.snapshot.read().expect("directory lock").users.verify(name, password)
     }
 
+    /// Users in the users file.
+    pub fn user_count(&self) -> usize {
+        self.snapshot.read().expect("directory lock").users.names().count()
+    }
+
     pub fn development_mode(&self) -> bool {
         self.refresh();
         self.snapshot.read().expect("directory lock").users.is_empty()

@@ -1,4 +1,4 @@
-//! Wasmail: an SMTP server (POP3 and IMAP to come) that stores mail in Maildir and is
+//! Wasmail: an SMTP, POP3 and IMAP server that stores mail in Maildir and is
 //! extended per deployment by sandboxed WebAssembly plugins.
 //!
 //! Layout:
@@ -12,7 +12,8 @@
 //! - [`ids`]: queue and session identifiers.
 //! - [`tls`]: certificates, the TLS acceptor and the stream sessions use; [`sasl`]: what
 //!   the protocols share of authentication.
-//! - [`server`]: wiring it together for `wasmail serve`.
+//! - [`server`]: wiring it together for `wasmail serve`, and reload; [`lifecycle`]: the
+//!   shutdown stages and the pid file; [`metrics`]: Prometheus counters and `/metrics`.
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,9 @@ pub mod config;
 pub mod directory;
 pub mod ids;
 pub mod imap;
+pub mod lifecycle;
+pub mod logging;
+pub mod metrics;
 pub mod mime;
 pub mod plugin;
 pub mod pop3;
@@ -55,4 +59,6 @@ pub struct Context {
     pub penalty: Arc<sasl::Penalty>,
     /// Per-address SMTP rates and blocks.
     pub abuse: Arc<abuse::Abuse>,
+    /// Shutdown stages and the count of open sessions (one for the process).
+    pub shutdown: Arc<lifecycle::Shutdown>,
 }

@@ -17,29 +17,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Run the server (SMTP on 127.0.0.1:2525 by default).
+    /// Run the server (SMTP on 127.0.0.1:2525 by default). SIGHUP reloads; SIGTERM and
+    /// SIGINT shut down gracefully.
     Serve {
-        /// TOML configuration file; without one the embedded defaults apply.
+        #[command(flatten)]
+        options: ServeOptions,
+        /// Log lines as JSON objects or as text; overrides `log_format`.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Check the configuration, users, aliases, certificate and every plugin (loaded and
+    /// checked for conflicts) as `serve` would load them, without listening: run it before a
+    /// reload. Exit code 0 when all is well, 2 otherwise.
+    CheckConfig {
+        #[command(flatten)]
+        options: ServeOptions,
+    },
+    /// Ask the running server to load its configuration, users, aliases, certificate and
+    /// plugins again (SIGHUP to the pid in DATA_DIR/wasmail.pid).
+    Reload {
+        /// TOML configuration file (for `data_dir`).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Overrides `data_dir`.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Overrides `smtp.listen` (repeat for several addresses; port 0 picks a free port).
-        #[arg(long = "smtp-listen")]
-        smtp_listen: Vec<SocketAddr>,
-        /// Overrides `pop3.listen` (repeat for several).
-        #[arg(long = "pop3-listen")]
-        pop3_listen: Vec<SocketAddr>,
-        /// Overrides `imap.listen` (repeat for several).
-        #[arg(long = "imap-listen")]
-        imap_listen: Vec<SocketAddr>,
-        /// Overrides `domains` (repeat for several).
-        #[arg(long = "domain")]
-        domains: Vec<String>,
-        /// Overrides `plugins.dir`: load every `*.wasm` in DIR (which must exist).
-        #[arg(long)]
-        plugins: Option<PathBuf>,
     },
     /// Work with plugins.
     Plugin {
@@ -67,6 +69,62 @@ enum Commands {
         #[command(subcommand)]
         command: QueueCommands,
     },
+}
+
+/// What `serve` and `check-config` load: the file and the command line's overrides.
+#[derive(clap::Args, Clone)]
+struct ServeOptions {
+    /// TOML configuration file; without one the embedded defaults apply.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Overrides `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides `smtp.listen` (repeat for several addresses; port 0 picks a free port).
+    #[arg(long = "smtp-listen")]
+    smtp_listen: Vec<SocketAddr>,
+    /// Overrides `pop3.listen` (repeat for several).
+    #[arg(long = "pop3-listen")]
+    pop3_listen: Vec<SocketAddr>,
+    /// Overrides `imap.listen` (repeat for several).
+    #[arg(long = "imap-listen")]
+    imap_listen: Vec<SocketAddr>,
+    /// Overrides `domains` (repeat for several).
+    #[arg(long = "domain")]
+    domains: Vec<String>,
+    /// Overrides `plugins.dir`: load every `*.wasm` in DIR (which must exist).
+    #[arg(long)]
+    plugins: Option<PathBuf>,
+}
+
+impl ServeOptions {
+    /// Reads the file (or the defaults) and applies the overrides. A reload calls it again.
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        for (overriding, listen) in
+            [(&self.smtp_listen, &mut config.smtp.listen), (&self.pop3_listen, &mut config.pop3.listen), (&self.imap_listen, &mut config.imap.listen)]
+        {
+            if !overriding.is_empty() {
+                *listen = overriding.clone();
+            }
+        }
+        if !self.domains.is_empty() {
+            config.domains = self.domains.clone();
+        }
+        if let Some(dir) = &self.plugins {
+            config.plugins.dir = dir.clone();
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Json,
+    Text,
 }
 
 #[derive(Subcommand)]
@@ -161,7 +219,49 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Commands::Serve { config, data_dir, smtp_listen, pop3_listen, imap_listen, domains, plugins } => {
+        Commands::Serve { options, log_format } => {
+            let config = match options.load() {
+                Ok(config) => config,
+                Err(e) => return config_error(e),
+            };
+            let format = match log_format {
+                Some(LogFormatArg::Json) => LogFormat::Json,
+                Some(LogFormatArg::Text) => LogFormat::Text,
+                None => config.log_format,
+            };
+            wasmail::logging::init(format);
+            let plugins_required = options.plugins.is_some();
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let ctx = match runtime.block_on(wasmail::server::build_context(config, plugins_required)) {
+                Ok(ctx) => ctx,
+                Err(e) => return config_error(e),
+            };
+            let source: wasmail::server::ConfigSource = Box::new(move || options.load());
+            let result = runtime.block_on(wasmail::server::run(ctx, source, plugins_required));
+            // Work on the blocking pool (a Maildir file being written) finishes before exit.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wasmail: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Commands::CheckConfig { options } => {
+            let config = match options.load() {
+                Ok(config) => config,
+                Err(e) => return config_error(e),
+            };
+            match small_runtime().block_on(wasmail::server::check(&config, options.plugins.is_some())) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_error(e),
+            }
+        }
+        Commands::Reload { config, data_dir } => {
             let mut config = match Config::load(config.as_deref()) {
                 Ok(config) => config,
                 Err(e) => return config_error(e),
@@ -169,30 +269,11 @@ fn main() -> ExitCode {
             if let Some(dir) = data_dir {
                 config.data_dir = dir;
             }
-            if !pop3_listen.is_empty() {
-                config.pop3.listen = pop3_listen;
-            }
-            if !imap_listen.is_empty() {
-                config.imap.listen = imap_listen;
-            }
-            if !smtp_listen.is_empty() {
-                config.smtp.listen = smtp_listen;
-            }
-            if !domains.is_empty() {
-                config.domains = domains;
-            }
-            let plugins_required = plugins.is_some();
-            if let Some(dir) = plugins {
-                config.plugins.dir = dir;
-            }
-            init_logging(config.log_format);
-            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-            let ctx = match runtime.block_on(wasmail::server::build_context(config, plugins_required)) {
-                Ok(ctx) => ctx,
-                Err(e) => return config_error(e),
-            };
-            match runtime.block_on(wasmail::server::run(ctx)) {
-                Ok(()) => ExitCode::SUCCESS,
+            match wasmail::lifecycle::signal_reload(&config.data_dir) {
+                Ok(pid) => {
+                    println!("asked wasmail (pid {pid}) to reload; its log says whether the new set loaded");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("wasmail: {e:#}");
                     ExitCode::FAILURE
@@ -400,13 +481,4 @@ fn read_password(from_stdin: bool) -> std::io::Result<String> {
         return Err(std::io::Error::other("the passwords differ"));
     }
     Ok(first)
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMAIL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
-        LogFormat::Text => builder.init(),
-    }
 }

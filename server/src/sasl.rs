@@ -20,9 +20,15 @@ struct Failures {
     last: Instant,
 }
 
-/// The shared record of failed logins.
+/// The shared record of failed logins, under one generation's settings.
 pub struct Penalty {
     config: AuthConfig,
+    /// Kept across reloads: a reload does not forgive a guesser.
+    records: Arc<Records>,
+}
+
+#[derive(Default)]
+struct Records {
     by_address: Mutex<HashMap<IpAddr, Failures>>,
     by_user: Mutex<HashMap<String, Failures>>,
 }
@@ -38,7 +44,12 @@ pub enum Verdict {
 
 impl Penalty {
     pub fn new(config: &AuthConfig) -> Penalty {
-        Penalty { config: config.clone(), by_address: Mutex::new(HashMap::new()), by_user: Mutex::new(HashMap::new()) }
+        Penalty { config: config.clone(), records: Arc::default() }
+    }
+
+    /// The same records under new settings (a reload).
+    pub fn reconfigured(&self, config: &AuthConfig) -> Penalty {
+        Penalty { config: config.clone(), records: Arc::clone(&self.records) }
     }
 
     fn recent(&self, failures: Option<&Failures>) -> u32 {
@@ -51,8 +62,8 @@ impl Penalty {
     /// Before checking a password: blocked past the limit (per address or per user).
     pub fn check(&self, peer: IpAddr, user: &str) -> Verdict {
         let max = self.config.max_failures;
-        let address = self.recent(self.by_address.lock().expect("penalty lock").get(&peer));
-        let user = self.recent(self.by_user.lock().expect("penalty lock").get(&user.to_ascii_lowercase()));
+        let address = self.recent(self.records.by_address.lock().expect("penalty lock").get(&peer));
+        let user = self.recent(self.records.by_user.lock().expect("penalty lock").get(&user.to_ascii_lowercase()));
         if address >= max || user >= max {
             Verdict::Blocked
         } else {
@@ -64,7 +75,7 @@ impl Penalty {
     pub fn failed(&self, peer: IpAddr, user: &str) -> Duration {
         let now = Instant::now();
         let count = {
-            let mut map = self.by_address.lock().expect("penalty lock");
+            let mut map = self.records.by_address.lock().expect("penalty lock");
             let count = self.recent(map.get(&peer)) + 1;
             map.insert(peer, Failures { count, last: now });
             // Forget what has aged out, so that the map stays small.
@@ -75,7 +86,7 @@ impl Penalty {
             count
         };
         {
-            let mut map = self.by_user.lock().expect("penalty lock");
+            let mut map = self.records.by_user.lock().expect("penalty lock");
             let user = user.to_ascii_lowercase();
             let user_count = self.recent(map.get(&user)) + 1;
             map.insert(user, Failures { count: user_count, last: now });
@@ -96,7 +107,7 @@ impl Penalty {
     /// A success clears the address's record (not the user's: a guesser who also knows one
     /// password must not reset the count for another user).
     pub fn succeeded(&self, peer: IpAddr) {
-        self.by_address.lock().expect("penalty lock").remove(&peer);
+        self.records.by_address.lock().expect("penalty lock").remove(&peer);
     }
 }
 
@@ -161,6 +172,7 @@ pub enum Login {
 pub async fn login(directory: &Arc<Directory>, penalty: &Penalty, peer: IpAddr, user: &str, password: &str, protocol: &str) -> Login {
     if penalty.check(peer, user) == Verdict::Blocked {
         tracing::warn!(%peer, user, protocol, "login refused: too many failures");
+        crate::metrics::get().login(protocol, "blocked");
         return Login::Blocked;
     }
     let (directory, name, pass) = (Arc::clone(directory), user.to_string(), password.to_string());
@@ -168,10 +180,12 @@ pub async fn login(directory: &Arc<Directory>, penalty: &Penalty, peer: IpAddr, 
     if good {
         penalty.succeeded(peer);
         tracing::info!(%peer, user, protocol, "login");
+        crate::metrics::get().login(protocol, "success");
         return Login::Accepted;
     }
     let delay = penalty.failed(peer, user);
     tracing::info!(%peer, user, protocol, delay_ms = delay.as_millis() as u64, "login failed");
+    crate::metrics::get().login(protocol, "failure");
     tokio::time::sleep(delay).await;
     Login::Refused
 }

@@ -307,6 +307,41 @@ impl Server {
         self.listeners.get(protocol).unwrap_or_else(|| panic!("no {protocol} listener")).port()
     }
 
+    /// The config file the server was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("wasmail.toml")
+    }
+
+    /// The plugin directory of the config (`plugins/` beside it; it may not exist yet).
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, `INT`) to the server.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a pid");
+        rustix::process::kill_process(pid, signal).expect("signal wasmail");
+    }
+
+    /// Waits up to `timeout` for the server to exit; its status, or None if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for wasmail") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The number of log lines that contain `text`.
+    pub fn log_count(&self, text: &str) -> usize {
+        self.log().iter().filter(|l| l.contains(text)).count()
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -452,6 +487,19 @@ impl Client {
     pub fn greet(&mut self) {
         assert_eq!(self.reply().code, 220);
         self.expect("EHLO client.test", 250);
+    }
+
+    /// One line (without CRLF) of whatever protocol, or None at EOF.
+    pub fn read_line(&mut self) -> Option<String> {
+        self.line()
+    }
+
+    /// Everything the server sends until it closes the connection (at most `wait`).
+    pub fn read_to_close(&mut self, wait: Duration) -> String {
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut text = std::mem::take(&mut self.buf);
+        let _ = self.stream.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
     }
 
     /// Whether the server has closed the connection (reads until EOF, at most `wait`).

@@ -99,6 +99,11 @@ impl Session {
                 }
             }
             Next::Frame(_) => Err(Outcome::bad("Bad AUTHENTICATE response")),
+            Next::ShuttingDown => {
+                self.untagged("BYE Server shutting down");
+                self.logout = true;
+                Err(Outcome::bad("AUTHENTICATE not completed"))
+            }
             Next::Closed | Next::TimedOut => Err(Outcome::bad("AUTHENTICATE not completed")),
         })
     }

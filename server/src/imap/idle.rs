@@ -28,6 +28,7 @@ impl Session {
                     rx
                 }
             };
+            let mut stage = self.stage.clone();
             tokio::select! {
                 read = self.read_more() => {
                     if !read? {
@@ -42,6 +43,11 @@ impl Session {
                         }
                         self.refresh(true).await;
                     }
+                }
+                _ = crate::lifecycle::reached(&mut stage, crate::lifecycle::Stage::Closing) => {
+                    self.untagged("BYE Server shutting down");
+                    self.logout = true;
+                    return Ok(Outcome::ok("IDLE terminated"));
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.untagged("BYE Autologout; idle for too long");

@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
 
 use super::proto::{self, Command, Flag, Framed, Receiver, Request, SequenceSet};
+use crate::lifecycle::{reached, Stage};
 use crate::store::{Flags, MessageInfo};
 use crate::tls::Stream;
 use crate::Context;
@@ -148,6 +150,8 @@ pub(super) enum Next {
     Closed,
     /// Nothing for `idle_timeout`.
     TimedOut,
+    /// The server is shutting down.
+    ShuttingDown,
 }
 
 pub struct Session {
@@ -171,12 +175,16 @@ pub struct Session {
     pending_tls: Option<Arc<crate::tls::Tls>>,
     /// When the first byte of a command still incomplete arrived.
     partial_since: Option<std::time::Instant>,
+    /// The server's shutdown stage: at `Closing` the session ends at its next read.
+    pub(super) stage: watch::Receiver<Stage>,
 }
 
 impl Session {
     pub fn new(io: Stream, ctx: Arc<Context>, cache: Arc<super::cache::StructureCache>, peer: SocketAddr) -> Session {
         let receiver = Receiver::new(ctx.config.imap.max_line.0 as usize, ctx.config.imap.max_literal.0);
+        let stage = ctx.shutdown.watch();
         Session {
+            stage,
             io,
             ctx,
             peer,
@@ -208,6 +216,13 @@ impl Session {
                     self.flush().await?;
                     return Ok(());
                 }
+                Next::ShuttingDown => {
+                    // RFC 3501 7.1.5: BYE when the server is closing the connection.
+                    self.untagged("BYE Server shutting down");
+                    self.flush().await?;
+                    tracing::info!("server shutting down, session closed");
+                    return Ok(());
+                }
             }
             if self.logout {
                 self.flush().await?;
@@ -234,7 +249,11 @@ impl Session {
             } else {
                 idle.saturating_sub(self.partial_since.get_or_insert_with(std::time::Instant::now).elapsed()).max(std::time::Duration::from_millis(1))
             };
-            let n = match tokio::time::timeout(wait, self.io.read(&mut chunk)).await {
+            let read = tokio::select! {
+                read = tokio::time::timeout(wait, self.io.read(&mut chunk)) => read,
+                _ = reached(&mut self.stage, Stage::Closing) => return Ok(Next::ShuttingDown),
+            };
+            let n = match read {
                 Ok(read) => read?,
                 Err(_) => return Ok(Next::TimedOut),
             };

@@ -50,8 +50,8 @@ pub struct Shared {
     pub name: String,
     /// From `NAME.toml`.
     pub settings: PluginSettings,
-    /// Its key-value store.
-    pub kv: kv::KvStore,
+    /// Its key-value store (the same one across reloads: one writer per file).
+    pub kv: Arc<kv::KvStore>,
 }
 
 /// A loaded plugin.
@@ -87,6 +87,8 @@ impl Loaded {
 pub struct Registry {
     /// The one engine of the process for plugins: pooling allocator, epoch interruption.
     engine: Engine,
+    /// What the engine's pool was sized for: a reload keeps the engine while its plugins fit.
+    pool: Option<PoolSize>,
     /// Sorted by `order`, then name.
     plugins: Vec<Arc<Loaded>>,
     /// Verb to the index of the plugin that answers it.
@@ -99,8 +101,20 @@ pub struct Registry {
     hostname: Arc<str>,
 }
 
+/// What an engine's instance pool holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PoolSize {
+    /// Bytes of linear memory per instance.
+    max_memory: usize,
+    /// Component instances.
+    instances: u32,
+}
+
 /// Where plugins are loaded from and what the engine is sized for.
 pub struct LoadOptions<'a> {
+    /// The registry in use, on a reload: its engine is kept when the new set fits its pool,
+    /// and a plugin loaded again keeps its key-value store.
+    pub previous: Option<&'a Registry>,
     /// The plugin folder.
     pub dir: &'a Path,
     /// The data directory: plugin stores and the compile cache live under it.
@@ -116,6 +130,7 @@ impl Registry {
     pub fn empty(hostname: &str) -> Registry {
         Registry {
             engine: Engine::default(),
+            pool: None,
             plugins: Vec::new(),
             verbs: HashMap::new(),
             mail_params: HashMap::new(),
@@ -143,11 +158,20 @@ impl Registry {
         found.sort_by(|a, b| (a.2.order, &a.0).cmp(&(b.2.order, &b.0)));
         let max_memory = found.iter().map(|f| f.2.memory_limit.0 as usize).max().unwrap_or(64 << 20);
         let instances = (options.max_sessions.max(1) * found.len().max(1)).clamp(100, 10_000) as u32;
-        let engine = make_engine(Some(&options.data_dir.join("plugin-cache")), max_memory, instances)?;
+        let wanted = PoolSize { max_memory, instances };
+        let engine = match options.previous {
+            Some(previous) if previous.pool.is_some_and(|p| p.max_memory >= max_memory && p.instances >= instances) => previous.engine.clone(),
+            _ => make_engine(Some(&options.data_dir.join("plugin-cache")), max_memory, instances)?,
+        };
         let linker = make_linker(&engine)?;
+        let pool = match options.previous {
+            Some(previous) if Engine::same(&previous.engine, &engine) => previous.pool,
+            _ => Some(wanted),
+        };
 
         let mut registry = Registry {
             engine,
+            pool,
             plugins: Vec::new(),
             verbs: HashMap::new(),
             mail_params: HashMap::new(),
@@ -157,7 +181,8 @@ impl Registry {
         let mut keywords: HashMap<String, String> = HashMap::new();
         for (name, path, settings) in found {
             let started = std::time::Instant::now();
-            let loaded = load_one(&registry.engine, &linker, &name, &path, settings, options.data_dir, &registry.hostname).await?;
+            let kv = options.previous.and_then(|p| p.plugins.iter().find(|l| l.name() == name)).map(|l| Arc::clone(&l.shared.kv));
+            let loaded = load_one(&registry.engine, &linker, &name, &path, settings, options.data_dir, &registry.hostname, kv).await?;
             let index = registry.plugins.len();
             for keyword in &loaded.manifest.ehlo_keywords {
                 if let Some(other) = keywords.insert(keyword.name.clone(), name.clone()) {
@@ -199,6 +224,11 @@ impl Registry {
 
     pub fn ehlo_lines(&self) -> impl Iterator<Item = String> + '_ {
         self.plugins.iter().flat_map(|p| &p.manifest.ehlo_keywords).map(ehlo_line)
+    }
+
+    /// The loaded plugins' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.plugins.iter().map(|p| p.name())
     }
 
     pub fn claims_mail_param(&self, keyword: &str) -> bool {
@@ -304,6 +334,7 @@ async fn load_one(
     settings: PluginSettings,
     data_dir: &Path,
     hostname: &Arc<str>,
+    kv: Option<Arc<kv::KvStore>>,
 ) -> anyhow::Result<Loaded> {
     let file = path.display();
     let bytes = std::fs::read(path).with_context(|| format!("{file}: cannot read"))?;
@@ -312,8 +343,13 @@ async fn load_one(
     // offer.
     let instance_pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{file}: cannot be linked: {e:#}"))?;
     let pre = PluginPre::new(instance_pre).map_err(|e| anyhow::anyhow!("{file}: does not export the wasmail:plugin world: {e:#}"))?;
-    let kv_dir = data_dir.join("plugins").join(name);
-    let kv = kv::KvStore::open(&kv_dir).with_context(|| format!("{file}: cannot open its store in {}", kv_dir.display()))?;
+    let kv = match kv {
+        Some(kv) => kv,
+        None => {
+            let kv_dir = data_dir.join("plugins").join(name);
+            Arc::new(kv::KvStore::open(&kv_dir).with_context(|| format!("{file}: cannot open its store in {}", kv_dir.display()))?)
+        }
+    };
     let shared = Arc::new(Shared { name: name.to_string(), settings, kv });
     // Read the manifest from a throw-away instance, under the plugin's own limits.
     let mut store = new_store(engine, &shared, "load".into(), Arc::clone(hostname));
@@ -349,7 +385,7 @@ pub async fn inspect(path: &Path) -> anyhow::Result<(Manifest, PluginSettings)> 
     let settings = PluginSettings::load(&path.with_extension("toml"))?;
     let scratch = tempfile_dir()?;
     let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-    let loaded = load_one(&engine, &linker, &name, path, settings, &scratch, &Arc::from("inspect")).await?;
+    let loaded = load_one(&engine, &linker, &name, path, settings, &scratch, &Arc::from("inspect"), None).await?;
     let _ = std::fs::remove_dir_all(&scratch);
     let settings = loaded.settings().clone();
     Ok((loaded.manifest, settings))

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
 use wasmtime::Store;
 
 use super::bindings::{delivery_types, mime_types, types as wit, Plugin};
@@ -85,8 +86,19 @@ impl SessionPlugins {
         self.ran.clear();
     }
 
-    /// Makes `call` on plugin `index`'s instance, making the instance if needed.
+    /// Makes `call` on plugin `index`'s instance, making the instance if needed: in a log
+    /// span naming the plugin and the hook, and timed for the metrics.
     pub(super) async fn call(&mut self, index: usize, call: &Call<'_>) -> Result<Output, Failure> {
+        let plugin = Arc::clone(&self.registry.plugins[index]);
+        let hook = call.hook();
+        let span = tracing::info_span!("plugin", plugin = plugin.name(), hook);
+        let started = std::time::Instant::now();
+        let result = self.call_in_span(index, call).instrument(span).await;
+        crate::metrics::get().plugin_call(plugin.name(), hook, started.elapsed());
+        result
+    }
+
+    async fn call_in_span(&mut self, index: usize, call: &Call<'_>) -> Result<Output, Failure> {
         let plugin = Arc::clone(&self.registry.plugins[index]);
         let timeout = plugin.settings().call_timeout.0;
         if self.instances[index].is_none() {
@@ -120,6 +132,7 @@ impl SessionPlugins {
             Failure::Memory => "memory limit reached",
         };
         tracing::warn!(plugin = plugin.name(), hook, kind = failure.kind(), policy = ?policy, "plugin failed: {detail}");
+        crate::metrics::get().plugin_failure(plugin.name(), hook, failure.kind());
         match policy {
             FailurePolicy::Open => None,
             FailurePolicy::Closed => Some(Reply::local_error()),
@@ -317,6 +330,25 @@ pub(super) enum Call<'a> {
     Part(&'a mime_types::PartInfo),
     Route(&'a delivery_types::MessageInfo, &'a delivery_types::RecipientInfo),
     DeliveryResult(&'a delivery_types::MessageInfo, &'a str, &'a str, &'a str),
+}
+
+impl Call<'_> {
+    /// The hook's name as the WIT package spells it, for logs and metrics.
+    pub(super) fn hook(&self) -> &'static str {
+        match self {
+            Call::Connect(_) => "connect",
+            Call::Helo(_) => "helo",
+            Call::MailFrom(_) => "mail-from",
+            Call::RcptTo(_) => "rcpt-to",
+            Call::Data(..) => "data",
+            Call::Reset => "reset",
+            Call::Command(..) => "command",
+            Call::Reply(_) => "reply",
+            Call::Part(_) => "mime-part",
+            Call::Route(..) => "route",
+            Call::DeliveryResult(..) => "delivery-result",
+        }
+    }
 }
 
 /// What a hook call returned.

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
 
 use super::proto::{self, Command, CommandReceiver, Line};
 use super::Locks;
+use crate::lifecycle::{reached, Stage};
 use crate::smtp::proto::dot_stuff_into;
 use crate::store::Listed;
 use crate::tls::Stream;
@@ -45,6 +47,8 @@ pub struct Session {
     state: State,
     auth_failures: u32,
     errors: u32,
+    /// The server's shutdown stage: at `Closing` the session ends at its next read.
+    stage: watch::Receiver<Stage>,
 }
 
 /// How a command leaves the session.
@@ -55,6 +59,7 @@ enum Flow {
 
 impl Session {
     pub fn new(io: Stream, ctx: Arc<Context>, locks: Arc<Locks>, peer: SocketAddr) -> Session {
+        let ctx_stage = ctx.shutdown.watch();
         Session {
             io,
             ctx,
@@ -66,6 +71,7 @@ impl Session {
             state: State::Authorization(None),
             auth_failures: 0,
             errors: 0,
+            stage: ctx_stage,
         }
     }
 
@@ -120,7 +126,17 @@ impl Session {
             } else {
                 idle.saturating_sub(partial_since.get_or_insert_with(std::time::Instant::now).elapsed()).max(Duration::from_millis(1))
             };
-            let n = match tokio::time::timeout(wait, self.io.read(&mut chunk)).await {
+            let read = tokio::select! {
+                read = tokio::time::timeout(wait, self.io.read(&mut chunk)) => read,
+                _ = reached(&mut self.stage, Stage::Closing) => {
+                    // No UPDATE state: messages marked deleted stay (RFC 1939 6).
+                    self.err("[SYS/TEMP] server shutting down, closing");
+                    self.flush().await?;
+                    tracing::info!("server shutting down, session closed");
+                    return Ok(());
+                }
+            };
+            let n = match read {
                 Ok(read) => read?,
                 Err(_) => {
                     // RFC 1939 3: an autologout timer; the session ends without UPDATE.

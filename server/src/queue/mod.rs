@@ -23,11 +23,15 @@ pub mod spool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+
 use tokio::sync::{broadcast, Semaphore};
 
 pub use spool::{Envelope, Mailbox, Recipient, Spool, State};
 
 use crate::config::QueueConfig;
+use crate::lifecycle::{Shutdown, Stage};
 use crate::plugin::delivery::{MessageInfo, RecipientInfo, Route, RouteOutcome};
 use crate::plugin::{Hook, Registry, SessionPlugins};
 use crate::store::{DeliveryKey, MailStore};
@@ -44,22 +48,54 @@ pub trait Router: Send + Sync {
 pub struct Queue {
     /// The files.
     spool: Spool,
-    /// For the recipients of notices.
-    router: Arc<dyn Router>,
     /// The name in notices (Reporting-MTA, MAILER-DAEMON@) and in EHLO when relaying.
     hostname: String,
-    /// Next hops for remote domains.
-    hops: route::Router,
-    /// The plugins, for the delivery hooks.
-    plugins: Arc<Registry>,
     /// Where local recipients' mail goes.
     store: Arc<dyn MailStore>,
-    /// Retry schedule, expiry, concurrency.
-    config: QueueConfig,
+    /// What a reload may change: each attempt takes the set current when it starts.
+    settings: RwLock<Arc<Settings>>,
     /// Free delivery slots (`[queue] workers`).
     slots: Arc<Semaphore>,
+    /// `[queue] workers`: all of them free means no attempt is in flight.
+    workers: u32,
     /// Flush requests: every waiting entry whose recipients match (None: all) tries now.
     flush: broadcast::Sender<Option<String>>,
+    /// Once the server drains, no new attempt starts.
+    shutdown: Arc<Shutdown>,
+    /// The entries being driven and when each arrived: the queue's size and age for metrics.
+    entries: Mutex<HashMap<String, u64>>,
+}
+
+/// Counts an entry in [`Queue::size_and_age`] while its task drives it.
+struct Tracked<'a>(&'a Queue, String);
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        self.0.entries.lock().expect("queue entries").remove(&self.1);
+    }
+}
+
+/// The part of the queue a reload replaces.
+pub struct Settings {
+    /// For the recipients of notices.
+    pub router: Arc<dyn Router>,
+    /// Next hops for remote domains.
+    pub hops: route::Router,
+    /// The plugins, for the delivery hooks.
+    pub plugins: Arc<Registry>,
+    /// Retry schedule, expiry.
+    pub config: QueueConfig,
+}
+
+impl Settings {
+    pub fn new(
+        router: Arc<dyn Router>,
+        plugins: Arc<Registry>,
+        config: QueueConfig,
+        routes: &std::collections::BTreeMap<String, String>,
+    ) -> Settings {
+        Settings { router, hops: route::Router::new(routes, &config.nameservers, config.mx_port), plugins, config }
+    }
 }
 
 /// Seconds since the epoch.
@@ -72,24 +108,45 @@ impl Queue {
         data_dir: &std::path::Path,
         hostname: &str,
         store: Arc<dyn MailStore>,
-        router: Arc<dyn Router>,
-        config: QueueConfig,
-        routes: &std::collections::BTreeMap<String, String>,
-        plugins: Arc<Registry>,
+        settings: Settings,
+        shutdown: Arc<Shutdown>,
     ) -> std::io::Result<Queue> {
-        let slots = Arc::new(Semaphore::new(config.workers.max(1)));
+        let workers = settings.config.workers.max(1);
+        let slots = Arc::new(Semaphore::new(workers));
         let (flush, _) = broadcast::channel(16);
         Ok(Queue {
             spool: Spool::open(data_dir)?,
-            router,
             hostname: hostname.to_string(),
-            hops: route::Router::new(routes, &config.nameservers, config.mx_port),
-            plugins,
             store,
-            config,
+            settings: RwLock::new(Arc::new(settings)),
             slots,
+            workers: workers as u32,
             flush,
+            shutdown,
+            entries: Mutex::default(),
         })
+    }
+
+    /// Entries in the queue, and the age in seconds of the oldest.
+    pub fn size_and_age(&self) -> (usize, u64) {
+        let entries = self.entries.lock().expect("queue entries");
+        let oldest = entries.values().min().map(|&arrived| now().saturating_sub(arrived)).unwrap_or(0);
+        (entries.len(), oldest)
+    }
+
+    /// The settings attempts starting now use.
+    fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.settings.read().expect("queue settings"))
+    }
+
+    /// Replaces the settings (a reload): attempts in flight finish with the old ones.
+    pub fn reconfigure(&self, settings: Settings) {
+        *self.settings.write().expect("queue settings") = Arc::new(settings);
+    }
+
+    /// Waits until no delivery attempt is in flight (at shutdown, after draining).
+    pub async fn attempts_finished(&self) {
+        let _ = self.slots.acquire_many(self.workers).await;
     }
 
     pub fn spool(&self) -> &Spool {
@@ -150,9 +207,20 @@ impl Queue {
 
     /// The life of one entry: attempts until it is done, sleeping between them.
     async fn drive(self: Arc<Self>, mut envelope: Envelope, mut check: bool) {
+        self.entries.lock().expect("queue entries").insert(envelope.id.clone(), envelope.arrived);
+        let _tracked = Tracked(&self, envelope.id.clone());
         let mut flushes = self.flush.subscribe();
+        let mut stage = self.shutdown.watch();
         loop {
-            let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else { return };
+            // Draining: the entry waits in the spool for the next start.
+            let slot = tokio::select! {
+                slot = Arc::clone(&self.slots).acquire_owned() => slot,
+                _ = crate::lifecycle::reached(&mut stage, Stage::Draining) => return,
+            };
+            let Ok(slot) = slot else { return };
+            if self.shutdown.stage() != Stage::Running {
+                return;
+            }
             let attempt = tokio::spawn(Arc::clone(&self).attempt(envelope, check)).await;
             drop(slot);
             envelope = match attempt {
@@ -171,6 +239,7 @@ impl Queue {
             loop {
                 tokio::select! {
                     _ = &mut sleep => break,
+                    _ = crate::lifecycle::reached(&mut stage, Stage::Draining) => return,
                     request = flushes.recv() => match request {
                         Ok(Some(node)) if !matches_node(&envelope, &node) => continue,
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
@@ -197,8 +266,9 @@ impl Queue {
             }
             Read::Content(content) => Arc::new(content),
         };
-        let hooks = self.plugins.plugins_with(Hook::Route) || self.plugins.plugins_with(Hook::DeliveryResult);
-        let mut plugins = hooks.then(|| SessionPlugins::new(Arc::clone(&self.plugins), &envelope.id));
+        let settings = self.settings();
+        let hooks = settings.plugins.plugins_with(Hook::Route) || settings.plugins.plugins_with(Hook::DeliveryResult);
+        let mut plugins = hooks.then(|| SessionPlugins::new(Arc::clone(&settings.plugins), &envelope.id));
         let message = message_info(&envelope, &content);
         match plugins.as_mut() {
             Some(p) if p.wants_delivery(Hook::Route) => self.route_recipients(p, &mut envelope, &message).await,
@@ -211,6 +281,17 @@ impl Queue {
             tokio::task::spawn_blocking(move || queue.deliver_local(envelope, check, &local_content, &held)).await.ok()?;
         errors.extend(self.relay_remote(&mut envelope, &content[..]).await);
         envelope.attempts += 1;
+        for (i, r) in envelope.recipients.iter().enumerate() {
+            // Recipients this attempt tried (a route hook may have added some: pending before).
+            if before.get(i).is_none_or(|s| *s == State::Pending) && r.routed && !r.discarded {
+                let result = match r.state {
+                    State::Delivered => "delivered",
+                    State::Failed => "failed",
+                    State::Pending => "deferred",
+                };
+                crate::metrics::get().delivery(result, if r.remote { "relay" } else { "local" });
+            }
+        }
         if let Some(p) = plugins.as_mut().filter(|p| p.wants_delivery(Hook::DeliveryResult)) {
             for (i, r) in envelope.recipients.iter().enumerate() {
                 let was_pending = before.get(i).is_none_or(|s| *s == State::Pending);
@@ -355,8 +436,9 @@ impl Queue {
             return;
         }
         let address = address.trim().to_string();
-        let local_domain = address.rsplit_once('@').is_some_and(|(_, d)| self.router.is_local(d));
-        let (mailboxes, remote, state) = match self.router.local_mailboxes(&address) {
+        let router = Arc::clone(&self.settings().router);
+        let local_domain = address.rsplit_once('@').is_some_and(|(_, d)| router.is_local(d));
+        let (mailboxes, remote, state) = match router.local_mailboxes(&address) {
             Some(users) => (users.iter().map(|u| mailbox_index(envelope, u, None, None)).collect(), false, State::Pending),
             // A local address with no mailbox fails (5.1.1) rather than going out.
             None if local_domain => (Vec::new(), false, State::Failed),
@@ -433,6 +515,7 @@ impl Queue {
             }
         }
         let mut errors = Vec::new();
+        let settings = self.settings();
         for group in groups {
             let targets: Vec<usize> = (0..envelope.recipients.len())
                 .filter(|&i| {
@@ -442,8 +525,8 @@ impl Queue {
                 .collect();
             let (domain, via) = group;
             let found = match &via {
-                Some(hop) => self.hops.via(hop).await,
-                None => self.hops.hops(&domain).await,
+                Some(hop) => settings.hops.via(hop).await,
+                None => settings.hops.hops(&domain).await,
             };
             let hops = match found {
                 Ok(hops) => hops,
@@ -530,9 +613,10 @@ impl Queue {
             return;
         }
         let id = crate::ids::queue_id();
-        let expiry = envelope.arrived + self.config.max_age.0.as_secs();
+        let settings = self.settings();
+        let expiry = envelope.arrived + settings.config.max_age.0.as_secs();
         let message = dsn::build(&self.hostname, &id, envelope, recipients, action, content, expiry);
-        let users = self.router.local_mailboxes(&envelope.sender).unwrap_or_default();
+        let users = settings.router.local_mailboxes(&envelope.sender).unwrap_or_default();
         let notice = Envelope {
             id: id.clone(),
             arrived: now(),
@@ -567,7 +651,8 @@ impl Queue {
     /// After a failed attempt: the next one on the schedule, or failure past `max_age`.
     fn reschedule(self: &Arc<Self>, mut envelope: Envelope, error: &str, content: &[u8]) -> Option<Envelope> {
         let now = now();
-        if now >= envelope.arrived + self.config.max_age.0.as_secs() {
+        let settings = self.settings();
+        if now >= envelope.arrived + settings.config.max_age.0.as_secs() {
             let before: Vec<State> = envelope.recipients.iter().map(|r| r.state).collect();
             for recipient in envelope.recipients.iter_mut().filter(|r| r.state == State::Pending) {
                 recipient.state = State::Failed;
@@ -578,13 +663,13 @@ impl Queue {
             self.notify_changes(&envelope, &before, content);
             return self.finish(envelope);
         }
-        if !envelope.delay_warned && now >= envelope.arrived + self.config.delay_warning.0.as_secs() {
+        if !envelope.delay_warned && now >= envelope.arrived + settings.config.delay_warning.0.as_secs() {
             envelope.delay_warned = true;
             let delayed: Vec<&Recipient> =
                 envelope.recipients.iter().filter(|r| r.state == State::Pending && dsn::wanted(&envelope, r, dsn::Action::Delayed)).collect();
             self.notice(&envelope, &delayed, dsn::Action::Delayed, content);
         }
-        let intervals = &self.config.retry_intervals;
+        let intervals = &settings.config.retry_intervals;
         let index = (envelope.attempts.max(1) as usize - 1).min(intervals.len().saturating_sub(1));
         let wait = intervals.get(index).map(|d| d.0.as_secs()).unwrap_or(300).max(1);
         envelope.next_attempt = now + wait;

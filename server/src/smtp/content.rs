@@ -155,6 +155,13 @@ impl Session {
             },
         };
         self.log_transaction(&transaction, report.size, &reply);
+        let result = match reply.code {
+            200..=299 if transaction.discard.is_some() => "discarded",
+            200..=299 => "accepted",
+            400..=499 => "deferred",
+            _ => "rejected",
+        };
+        crate::metrics::get().transaction(result, reply.code, report.size as usize);
         (reply, flow)
     }
 

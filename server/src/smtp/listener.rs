@@ -7,11 +7,13 @@ use tokio::net::TcpListener;
 
 use super::proto::{codes, Reply};
 use super::session::{Port, Session};
+use crate::server::Live;
 use crate::Context;
 
 /// Runs one listener until the process ends. On a submissions (implicit TLS) listener the TLS
 /// handshake comes first; the server checked at start that it has a certificate.
-pub async fn serve(listener: TcpListener, ctx: Arc<Context>, port: Port) {
+pub async fn serve(listener: TcpListener, live: Arc<Live>, port: Port, protocol: &'static str) {
+    let ctx = live.current();
     let smtp = &ctx.config.smtp;
     let caps = crate::accept::Caps {
         max: smtp.max_connections,
@@ -24,17 +26,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, port: Port) {
         )
         .to_bytes(),
     };
-    crate::accept::serve(
-        listener,
-        caps,
-        |session, peer| tracing::info_span!("smtp", session = %session, peer = %peer),
-        move |socket, peer, session| {
-            let ctx = Arc::clone(&ctx);
-            async move {
-                let stream = crate::tls::open(socket, ctx.tls.as_deref(), port == Port::Submissions).await?;
-                Session::new(stream, ctx, peer, session, port).run().await
-            }
-        },
-    )
+    crate::accept::serve(listener, protocol, live, caps, move |socket, peer, session, ctx: Arc<Context>| async move {
+        let stream = crate::tls::open(socket, ctx.tls.as_deref(), port == Port::Submissions).await?;
+        Session::new(stream, ctx, peer, session, port).run().await
+    })
     .await
 }

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
 
 use super::proto::Address;
 use super::proto::{codes, Command, CommandReceiver, Error, MailParams, RcptParams, Reply};
 use crate::directory::Mailbox;
+use crate::lifecycle::{reached, Stage};
 use crate::plugin::{ConnectInfo, Decision, Hook, SessionPlugins};
 use crate::tls::Stream;
 use crate::Context;
@@ -112,6 +114,8 @@ pub struct Session {
     pub(super) messages: u32,
     /// Recipients refused as unknown in this session (directory harvesting).
     pub(super) unknown_recipients: u32,
+    /// The server's shutdown stage: at `Closing` the session ends at its next read.
+    stage: watch::Receiver<Stage>,
 }
 
 /// Why reading stopped.
@@ -120,12 +124,16 @@ pub(super) enum ReadEnd {
     Closed,
     /// Nothing arrived within the timeout; 421 has been sent.
     TimedOut,
+    /// The server is shutting down; 421 has been sent.
+    ShuttingDown,
 }
 
 impl Session {
     pub fn new(io: Stream, ctx: Arc<Context>, peer: SocketAddr, id: String, port: Port) -> Self {
         let plugins = SessionPlugins::new(Arc::clone(&ctx.plugins), &id);
+        let stage = ctx.shutdown.watch();
         Session {
+            stage,
             plugins,
             id,
             io,
@@ -172,7 +180,19 @@ impl Session {
         let session_left = self.ctx.config.smtp.max_session_time.0.saturating_sub(self.started.elapsed());
         // Read into spare capacity: no zero-filling of the buffer on every read.
         self.input.reserve(READ_CHUNK);
-        let read = tokio::time::timeout(timeout.min(session_left), self.io.read_buf(&mut self.input)).await;
+        let read = tokio::select! {
+            read = tokio::time::timeout(timeout.min(session_left), self.io.read_buf(&mut self.input)) => read,
+            _ = reached(&mut self.stage, Stage::Closing) => {
+                // RFC 5321 3.8: a server that must shut down answers 421 to whatever comes
+                // next; here it does not wait for it. A message not yet ended with its final
+                // dot was never acknowledged, so the client keeps it.
+                let text = format!("{} Service shutting down, closing connection", self.hostname());
+                self.reply(Reply::new(421, codes::TEMP_OVERLOAD, text));
+                self.flush().await?;
+                tracing::info!(in_transaction = self.transaction.is_some(), "server shutting down, session closed");
+                return Ok(Err(ReadEnd::ShuttingDown));
+            }
+        };
         match read {
             Ok(Ok(0)) => Ok(Err(ReadEnd::Closed)),
             Ok(Ok(_)) => Ok(Ok(())),

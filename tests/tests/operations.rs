@@ -1,0 +1,262 @@
+//! Operations: reload (SIGHUP and `wasmail reload`) under load, a broken set kept out,
+//! graceful shutdown, and the Prometheus endpoint read by a real parser.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use wasmail_tests::{plugin_path, python, wasmail_bin, Client, Server, Setup};
+
+/// `wasmail reload --config` for `server`, then waits for the server to log the outcome.
+/// Returns whether the reload took.
+fn reload(server: &Server) -> bool {
+    reload_with(server, || {
+        let out = Command::new(wasmail_bin()).args(["reload", "--config"]).arg(server.config_path()).output().expect("wasmail reload");
+        assert!(out.status.success(), "wasmail reload: {}", String::from_utf8_lossy(&out.stderr));
+    })
+}
+
+/// Runs `ask` (which asks for a reload) and waits for the outcome.
+fn reload_with(server: &Server, ask: impl FnOnce()) -> bool {
+    let (done, failed) = (server.log_count("reloaded: new sessions"), server.log_count("reload failed"));
+    ask();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if server.log_count("reloaded: new sessions") > done {
+            return true;
+        }
+        if server.log_count("reload failed") > failed {
+            return false;
+        }
+        assert!(Instant::now() < deadline, "no reload outcome logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The EHLO keywords a new session is offered.
+fn ehlo_keywords(server: &Server) -> Vec<String> {
+    let mut c = server.connect();
+    assert_eq!(c.reply().code, 220);
+    let reply = c.expect("EHLO client.test", 250);
+    c.expect("QUIT", 221);
+    reply.lines[1..].iter().map(|l| l.split_whitespace().next().unwrap_or("").to_string()).collect()
+}
+
+fn install(server: &Server, plugin: &str) {
+    std::fs::create_dir_all(server.plugins_dir()).unwrap();
+    std::fs::copy(plugin_path(plugin), server.plugins_dir().join(format!("{plugin}.wasm"))).unwrap();
+}
+
+#[test]
+fn reload_under_load_adds_and_removes_a_plugin_for_new_sessions_only() {
+    let server = Arc::new(Server::start_with(Setup { users: vec!["tyler".into()], ..Setup::default() }));
+    assert!(!ehlo_keywords(&server).contains(&"XUSR".to_string()));
+
+    // Clients send the whole time, a new session per message; each records its reply codes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..3)
+        .map(|n| {
+            let (server, stop) = (Arc::clone(&server), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut sent = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut c = server.connect();
+                    c.greet();
+                    let reply = c.send_mail("load@client.test", &["tyler@localhost"], &format!("Subject: load {n}-{sent}\r\n\r\nbody\r\n"));
+                    assert_eq!(reply.code, 250, "{reply:?}");
+                    c.expect("QUIT", 221);
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+
+    // A session that starts before the plugin arrives keeps the set it started with.
+    let mut before = server.connect();
+    before.greet();
+    std::thread::sleep(Duration::from_millis(300));
+    install(&server, "xusr");
+    assert!(reload(&server), "the reload with xusr added took");
+    assert!(ehlo_keywords(&server).contains(&"XUSR".to_string()), "a new session sees the new keyword");
+    let old = before.expect("EHLO client.test", 250);
+    assert!(!old.lines.iter().any(|l| l.starts_with("XUSR")), "a session in progress keeps its set: {old:?}");
+    assert_eq!(before.command("XUSR").code, 500, "and does not get the new verb");
+    let mut during = server.connect();
+    during.greet();
+    assert_eq!(during.command("XUSR").code, 250, "the new verb works in a new session");
+    std::thread::sleep(Duration::from_millis(300));
+
+    std::fs::remove_file(server.plugins_dir().join("xusr.wasm")).unwrap();
+    assert!(reload(&server), "the reload with xusr removed took");
+    assert!(!ehlo_keywords(&server).contains(&"XUSR".to_string()), "the keyword is gone for new sessions");
+    // The session that started with xusr still has it.
+    assert_eq!(during.command("XUSR").code, 250, "a session keeps the plugins it started with");
+    during.expect("QUIT", 221);
+    before.expect("QUIT", 221);
+    std::thread::sleep(Duration::from_millis(300));
+
+    stop.store(true, Ordering::Relaxed);
+    let sent: usize = senders.into_iter().map(|t| t.join().expect("no sender failed")).sum();
+    assert!(sent >= 6, "the load ran through both reloads ({sent} messages)");
+    assert_eq!(server.mailbox("tyler").len(), sent, "every message answered 250 was delivered");
+}
+
+#[test]
+fn a_broken_set_on_reload_keeps_the_old_one() {
+    let setup = Setup { plugins: vec![(plugin_path("xusr"), "xusr".into(), None)], ..Setup::default() };
+    let server = Server::start_with(setup);
+    assert!(ehlo_keywords(&server).contains(&"XUSR".to_string()));
+
+    // Not a component: the reload fails, naming the file; the old set stays.
+    std::fs::write(server.plugins_dir().join("broken.wasm"), b"\0asm but not really").unwrap();
+    install(&server, "onex");
+    assert!(!reload(&server));
+    assert!(server.logged(|l| l.contains("reload failed") && l.contains("broken.wasm")));
+    let keywords = ehlo_keywords(&server);
+    assert!(keywords.contains(&"XUSR".to_string()) && !keywords.contains(&"ONEX".to_string()), "not half-reloaded: {keywords:?}");
+    std::fs::remove_file(server.plugins_dir().join("broken.wasm")).unwrap();
+
+    // Two plugins claiming one keyword: refused as a whole.
+    std::fs::copy(plugin_path("xusr"), server.plugins_dir().join("xusr-again.wasm")).unwrap();
+    assert!(!reload(&server));
+    assert!(server.logged(|l| l.contains("reload failed") && l.contains("both claim the EHLO keyword XUSR")));
+    assert!(!ehlo_keywords(&server).contains(&"ONEX".to_string()));
+    std::fs::remove_file(server.plugins_dir().join("xusr-again.wasm")).unwrap();
+
+    // A config that does not parse: refused, naming the file and line.
+    let config = std::fs::read_to_string(server.config_path()).unwrap();
+    std::fs::write(server.config_path(), format!("{config}\n[smtp\n")).unwrap();
+    // `wasmail reload` reads the config too (for the data directory), and says so first.
+    let out = Command::new(wasmail_bin()).args(["reload", "--config"]).arg(server.config_path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wasmail.toml:"), "{out:?}");
+    assert!(!reload_with(&server, || server.signal(Signal::HUP)));
+    assert!(server.logged(|l| l.contains("reload failed") && l.contains("wasmail.toml")));
+    std::fs::write(server.config_path(), &config).unwrap();
+
+    // Fixed: the next reload takes all of it.
+    assert!(reload(&server));
+    let keywords = ehlo_keywords(&server);
+    assert!(keywords.contains(&"XUSR".to_string()) && keywords.contains(&"ONEX".to_string()), "{keywords:?}");
+    // A listener change is reported as needing a restart; the old listener keeps serving.
+    std::fs::write(server.config_path(), config.replace("[smtp]\n", "[smtp]\nsubmission_listen = [\"127.0.0.1:0\"]\n")).unwrap();
+    assert!(reload(&server));
+    assert!(server.logged(|l| l.contains("only a restart applies them") && l.contains("smtp.submission_listen")));
+    assert!(ehlo_keywords(&server).contains(&"XUSR".to_string()));
+}
+
+#[test]
+fn sigterm_during_data_answers_421_and_loses_no_acknowledged_message() {
+    let setup = Setup { users: vec!["tyler".into()], top: "[server]\nshutdown_grace = \"1s\"\n".into(), ..Setup::default() };
+    let mut server = Server::start_with(setup);
+    let mut c = server.connect();
+    c.greet();
+    let reply = c.send_mail("a@client.test", &["tyler@localhost"], "Subject: acknowledged\r\n\r\nkept\r\n");
+    assert_eq!(reply.code, 250);
+    c.expect("MAIL FROM:<a@client.test>", 250);
+    c.expect("RCPT TO:<tyler@localhost>", 250);
+    c.expect("DATA", 354);
+    c.send("Subject: cut off\r\n\r\nhalf a message");
+    // POP3 and IMAP sessions in progress hear about it too.
+    let mut pop3 = Client::connect(server.pop3.unwrap());
+    let mut imap = Client::connect(server.imap.unwrap());
+    assert!(pop3.read_line().unwrap().starts_with("+OK"));
+    assert!(imap.read_line().unwrap().starts_with("* OK"));
+
+    let signalled = Instant::now();
+    server.signal(Signal::TERM);
+    // Draining: no new connections.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(std::net::TcpStream::connect(server.smtp).is_err(), "the listener closes at once");
+    // After the grace period the session is told, in the middle of DATA.
+    let closing = c.reply();
+    assert_eq!(closing.code, 421, "{closing:?}");
+    assert!(closing.text().starts_with("4.3.2 "), "{closing:?}");
+    assert!(signalled.elapsed() >= Duration::from_millis(900), "not before the grace period: {:?}", signalled.elapsed());
+    assert!(c.is_closed(Duration::from_secs(5)));
+    let pop3_text = pop3.read_to_close(Duration::from_secs(10));
+    assert!(pop3_text.contains("-ERR [SYS/TEMP] server shutting down"), "{pop3_text:?}");
+    let imap_text = imap.read_to_close(Duration::from_secs(10));
+    assert!(imap_text.contains("* BYE Server shutting down"), "{imap_text:?}");
+    let status = server.wait_exit(Duration::from_secs(20)).expect("wasmail exited");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(!server.data_dir().join("wasmail.pid").exists(), "the pid file is removed");
+
+    // The acknowledged message is there (delivered, or in the queue and delivered on the next
+    // start); the one cut off is not; no Maildir file is left half-written in tmp/.
+    let server = server.restarted();
+    let mail = server.mailbox("tyler");
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert!(mail[0].contains("Subject: acknowledged"));
+    let tmp = server.data_dir().join("mail/tyler/tmp");
+    let leftovers: Vec<_> = std::fs::read_dir(&tmp).map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn metrics_parse_with_prometheus_client_and_plugin_counters_move() {
+    let setup = Setup {
+        users: vec!["tyler".into()],
+        top: "[metrics]\nlisten = \"127.0.0.1:0\"\n".into(),
+        plugins: vec![(plugin_path("xusr"), "xusr".into(), None), (plugin_path("panic"), "panic".into(), Some("fail = \"open\"\n".into()))],
+        ..Setup::default()
+    };
+    let server = Server::start_with(setup);
+    let port = server.port("metrics");
+    let first = scrape(port);
+    for i in 0..3 {
+        let mut c = server.connect();
+        c.greet();
+        c.expect("XUSR", 250);
+        // The panic plugin traps in mail-from; fail = "open" lets the message through.
+        let reply = c.send_mail("a@client.test", &["tyler@localhost"], &format!("Subject: {i}\r\n\r\nbody\r\n"));
+        assert_eq!(reply.code, 250);
+        c.expect("QUIT", 221);
+    }
+    server.wait_for_queue();
+    let second = scrape(port);
+    let moved = |name: &str, labels: &[(&str, &str)]| value(&second, name, labels) - value(&first, name, labels);
+    assert_eq!(moved("wasmail_plugin_calls_total", &[("plugin", "xusr"), ("hook", "command")]), 3.0);
+    assert_eq!(moved("wasmail_plugin_call_seconds_count", &[("plugin", "xusr"), ("hook", "command")]), 3.0);
+    assert_eq!(moved("wasmail_plugin_call_seconds_bucket", &[("plugin", "xusr"), ("hook", "command"), ("le", "+Inf")]), 3.0);
+    assert_eq!(moved("wasmail_plugin_calls_total", &[("plugin", "panic"), ("hook", "mail-from")]), 3.0);
+    assert_eq!(moved("wasmail_plugin_failures_total", &[("plugin", "panic"), ("hook", "mail-from"), ("kind", "trap")]), 3.0);
+    assert_eq!(moved("wasmail_connections_total", &[("protocol", "smtp")]), 3.0);
+    assert_eq!(moved("wasmail_smtp_transactions_total", &[("result", "accepted"), ("class", "2xx")]), 3.0);
+    assert!(moved("wasmail_smtp_received_bytes_total", &[]) > 0.0);
+    assert_eq!(moved("wasmail_deliveries_total", &[("result", "delivered"), ("transport", "local")]), 3.0);
+    assert_eq!(value(&second, "wasmail_queue_messages", &[]), 0.0);
+    assert_eq!(value(&second, "wasmail_plugins_loaded", &[]), 2.0);
+    // A POP3 login counts too.
+    let mut pop3 = Client::connect(server.pop3.unwrap());
+    assert!(pop3.read_line().unwrap().starts_with("+OK"));
+    pop3.send("USER tyler\r\nPASS secret\r\nQUIT\r\n");
+    let session = pop3.read_to_close(Duration::from_secs(10));
+    assert_eq!(session.matches("+OK").count(), 3, "{session}");
+    let third = scrape(port);
+    assert_eq!(value(&third, "wasmail_logins_total", &[("protocol", "pop3"), ("result", "success")]), 1.0);
+}
+
+/// The samples of `/metrics` as prometheus_client's parser reads them: name, labels, value.
+type Samples = Vec<(String, HashMap<String, String>, f64)>;
+
+fn scrape(port: u16) -> Samples {
+    let out = python("metrics_parse.py", &[format!("http://127.0.0.1:{port}/metrics").into()]);
+    let samples: Vec<serde_json::Value> = serde_json::from_slice(&out).expect("JSON from metrics_parse.py");
+    samples
+        .into_iter()
+        .map(|s| {
+            let labels = s["labels"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+            (s["name"].as_str().unwrap().to_string(), labels, s["value"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+/// The value of the sample `name` whose labels include `labels` (0 if there is none).
+fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples.iter().filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))).map(|(_, _, v)| *v).sum()
+}
