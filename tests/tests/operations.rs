@@ -239,6 +239,20 @@ fn metrics_parse_with_prometheus_client_and_plugin_counters_move() {
     assert_eq!(session.matches("+OK").count(), 3, "{session}");
     let third = scrape(port);
     assert_eq!(value(&third, "wasmail_logins_total", &[("protocol", "pop3"), ("result", "success")]), 1.0);
+
+    // A plugin dropped into the running server's directory, then `wasmail reload`: its
+    // keyword is in the next EHLO and its calls show in /metrics.
+    install(&server, "onex");
+    assert!(reload(&server));
+    assert!(ehlo_keywords(&server).contains(&"ONEX".to_string()));
+    let mut c = server.connect();
+    c.greet();
+    c.expect("ONEX", 250);
+    c.expect("QUIT", 221);
+    let fourth = scrape(port);
+    assert_eq!(value(&fourth, "wasmail_plugin_calls_total", &[("plugin", "onex"), ("hook", "command")]), 1.0);
+    assert_eq!(value(&fourth, "wasmail_plugins_loaded", &[]), 3.0);
+    assert_eq!(value(&fourth, "wasmail_reloads_total", &[("result", "success")]), 1.0);
 }
 
 /// The samples of `/metrics` as prometheus_client's parser reads them: name, labels, value.
@@ -259,4 +273,88 @@ fn scrape(port: u16) -> Samples {
 /// The value of the sample `name` whose labels include `labels` (0 if there is none).
 fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
     samples.iter().filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))).map(|(_, _, v)| *v).sum()
+}
+
+#[test]
+fn every_line_of_a_session_carries_its_id_and_plugin_lines_the_plugin() {
+    let setup = Setup { plugins: vec![(plugin_path("panic"), "panic".into(), Some("fail = \"open\"\n".into()))], ..Setup::default() };
+    let server = Server::start_with(setup);
+    let mut c = server.connect();
+    c.greet();
+    // A transaction logs a line; the panic plugin's stderr and its failure log inside the call.
+    assert_eq!(c.send_mail("a@client.test", &["hunt@localhost"], "Subject: x\r\n\r\nx\r\n").code, 250);
+    c.expect("QUIT", 221);
+    assert!(server.logged(|l| l.contains("\"stderr: the panic plugin panics")));
+    let lines: Vec<serde_json::Value> = server.log().iter().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
+    let stderr = lines.iter().find(|l| l["message"].as_str().unwrap_or("").starts_with("stderr: the panic plugin")).unwrap();
+    let session = stderr["session"].as_str().expect("a plugin's line carries the session").to_string();
+    assert_eq!(stderr["plugin"], "panic");
+    let of_session: Vec<&serde_json::Value> = lines.iter().filter(|l| l["session"] == session.as_str()).collect();
+    let failed = of_session.iter().find(|l| l["message"].as_str().unwrap_or("").contains("plugin failed")).expect("the failure, in the session");
+    assert!(failed["plugin"] == "panic" && failed["hook"] == "mail-from", "{failed}");
+    assert!(of_session.iter().any(|l| l["queue_id"].is_string()), "the transaction's line is in the session: {of_session:#?}");
+    assert!(
+        of_session
+            .iter()
+            .filter(|l| !l["message"].as_str().unwrap_or("").starts_with("stderr: "))
+            .all(|l| l["protocol"] == "smtp" && l["timestamp"].is_string()),
+        "{of_session:#?}"
+    );
+
+    // `--log-format text` overrides the file: human-readable lines.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(wasmail_bin())
+        .args(["serve", "--log-format", "text", "--smtp-listen", "127.0.0.1:0", "--pop3-listen", "127.0.0.1:0", "--imap-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rustix::process::Pid::from_raw(out.id() as i32).unwrap();
+    let started = Instant::now();
+    while !std::fs::exists(dir.path().join("data/wasmail.pid")).unwrap() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the text-logging server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rustix::process::kill_process(pid, Signal::TERM).unwrap();
+    let out = out.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    let started_line = text.lines().find(|l| l.contains("wasmail started")).expect("a start line");
+    assert!(!started_line.starts_with('{') && started_line.contains("INFO"), "{started_line}");
+}
+
+#[test]
+fn check_config_loads_everything_serve_would_and_names_what_is_wrong() {
+    let setup = Setup { plugins: vec![(plugin_path("xusr"), "xusr".into(), None)], users: vec!["tyler".into()], ..Setup::default() };
+    let server = Server::start_with(setup);
+    let check = || Command::new(wasmail_bin()).args(["check-config", "--config"]).arg(server.config_path()).output().unwrap();
+    let kv_before = inode(&server.data_dir().join("plugins/xusr/kv.log"));
+    let out = check();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("users:    1 in") && text.contains("plugins:  1 from") && text.contains("EHLO XUSR"), "{text}");
+    // It does not touch the running server's plugin state (a store opened anew is rewritten).
+    assert_eq!(inode(&server.data_dir().join("plugins/xusr/kv.log")), kv_before);
+
+    install(&server, "onex");
+    std::fs::copy(plugin_path("onex"), server.plugins_dir().join("onex-again.wasm")).unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("both claim the EHLO keyword ONEX"), "{out:?}");
+    std::fs::remove_file(server.plugins_dir().join("onex-again.wasm")).unwrap();
+
+    std::fs::write(server.plugins_dir().join("onex.toml"), "order = \"first\"\n").unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("onex.toml:1") && error.contains("order"), "{error}");
+    std::fs::remove_file(server.plugins_dir().join("onex.toml")).unwrap();
+
+    assert!(check().status.success());
+}
+
+fn inode(path: &std::path::Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }

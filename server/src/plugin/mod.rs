@@ -295,7 +295,7 @@ fn make_linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
 /// A store for one instance of a plugin: WASI with no directories, network or environment,
 /// stderr into the log, the plugin's memory limit.
 fn new_store(engine: &Engine, plugin: &Arc<Shared>, session: Arc<str>, hostname: Arc<str>) -> Store<State> {
-    let wasi = wasmtime_wasi::WasiCtx::builder().stderr(StderrToLog { plugin: plugin.name.as_str().into() }).build();
+    let wasi = wasmtime_wasi::WasiCtx::builder().stderr(StderrToLog { plugin: plugin.name.as_str().into(), session: Arc::clone(&session) }).build();
     let state = State {
         deadline: None,
         timed_out: false,

@@ -104,6 +104,9 @@ impl host::Host for State {
 pub struct StderrToLog {
     /// The plugin's name, for the log lines.
     pub plugin: Arc<str>,
+    /// The session id: WASI writes the stream from a task of its own, outside the session's
+    /// log span, so the line names it itself.
+    pub session: Arc<str>,
 }
 
 impl wasmtime_wasi::cli::IsTerminal for StderrToLog {
@@ -114,13 +117,14 @@ impl wasmtime_wasi::cli::IsTerminal for StderrToLog {
 
 impl wasmtime_wasi::cli::StdoutStream for StderrToLog {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(LineLogger { plugin: Arc::clone(&self.plugin), partial: Vec::new() })
+        Box::new(LineLogger { plugin: Arc::clone(&self.plugin), session: Arc::clone(&self.session), partial: Vec::new() })
     }
 }
 
 /// Splits what the guest writes into lines and logs each one.
 struct LineLogger {
     plugin: Arc<str>,
+    session: Arc<str>,
     /// The start of a line whose end has not been written yet (at most 4 KiB kept).
     partial: Vec<u8>,
 }
@@ -131,7 +135,7 @@ impl tokio::io::AsyncWrite for LineLogger {
             if b == b'\n' {
                 if !self.partial.is_empty() {
                     let line = String::from_utf8_lossy(&self.partial).into_owned();
-                    tracing::info!(plugin = &*self.plugin, "stderr: {line}");
+                    tracing::info!(plugin = &*self.plugin, session = &*self.session, "stderr: {line}");
                 }
                 self.partial.clear();
             } else if self.partial.len() < 4096 {
