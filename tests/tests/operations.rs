@@ -358,3 +358,30 @@ fn check_config_loads_everything_serve_would_and_names_what_is_wrong() {
 fn inode(path: &std::path::Path) -> u64 {
     std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
+
+#[test]
+fn the_systemd_unit_verifies_and_its_commands_parse() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../contrib/wasmail.service")).unwrap();
+    for setting in [
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "ReadWritePaths=/var/lib/wasmail",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+    ] {
+        assert!(unit.lines().any(|l| l == setting), "{setting}");
+    }
+    // systemd's own checker, on the unit with the binary where this build put it.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = wasmail_bin();
+    std::fs::write(dir.path().join("wasmail.service"), unit.replace("/usr/local/bin/wasmail", bin.to_str().unwrap())).unwrap();
+    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(dir.path().join("wasmail.service")).output().expect("systemd-analyze");
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Each wasmail command line of the unit is one the CLI accepts.
+    for line in unit.lines().filter(|l| l.starts_with("Exec") && l.contains("/usr/local/bin/wasmail ")) {
+        let args: Vec<&str> = line.split_once("/usr/local/bin/wasmail ").unwrap().1.split_whitespace().collect();
+        let out = Command::new(&bin).args(&args).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
