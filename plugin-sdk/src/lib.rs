@@ -372,3 +372,9 @@ macro_rules! export_plugin {
         };
     };
 }
+
+/// The plugin author's guide (`docs/plugin-guide.md`), included here so that its worked
+/// examples are compiled as this crate's doctests and cannot drift from the SDK.
+#[doc = include_str!("../../docs/plugin-guide.md")]
+#[cfg(doctest)]
+pub struct PluginGuide;

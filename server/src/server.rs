@@ -343,7 +343,14 @@ pub async fn run(ctx: Arc<Context>, source: ConfigSource, plugins_required: bool
         }
     }
     drop(ctx);
-    shut_down(&live.current(), tasks).await;
+    // A second SIGTERM or SIGINT during the grace period cuts it short.
+    let again = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    };
+    shut_down(&live.current(), tasks, again).await;
     Ok(())
 }
 
@@ -353,14 +360,20 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> tokio::signal::unix::Signal 
 
 /// The stages of [`crate::lifecycle`]: stop accepting, give sessions their grace, tell the
 /// rest to close, let deliveries in flight finish.
-async fn shut_down(ctx: &Context, mut listeners: tokio::task::JoinSet<()>) {
+async fn shut_down(ctx: &Context, mut listeners: tokio::task::JoinSet<()>, again: impl std::future::Future<Output = ()>) {
     let shutdown = &ctx.shutdown;
     let grace = ctx.config.server.shutdown_grace.0;
     tracing::info!(sessions = shutdown.sessions(), grace_seconds = grace.as_secs_f64(), "shutting down: closing the listeners");
     shutdown.enter(Stage::Draining);
     while listeners.join_next().await.is_some() {}
-    if tokio::time::timeout(grace, shutdown.all_sessions_ended()).await.is_err() {
-        tracing::info!(sessions = shutdown.sessions(), "grace period over: telling the sessions left to close");
+    tokio::select! {
+        _ = shutdown.all_sessions_ended() => {}
+        _ = tokio::time::sleep(grace) => {
+            tracing::info!(sessions = shutdown.sessions(), "grace period over: telling the sessions left to close");
+        }
+        _ = again => {
+            tracing::info!(sessions = shutdown.sessions(), "signalled again: telling the sessions left to close now");
+        }
     }
     shutdown.enter(Stage::Closing);
     // A session ends at its next read; one in the middle of a command (a message being

@@ -385,3 +385,18 @@ fn the_systemd_unit_verifies_and_its_commands_parse() {
         assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn a_second_signal_cuts_the_grace_period_short() {
+    let mut server = Server::start_with(Setup { top: "[server]\nshutdown_grace = \"1h\"\n".into(), ..Setup::default() });
+    let mut c = server.connect();
+    c.greet();
+    server.signal(Signal::INT);
+    assert!(server.logged(|l| l.contains("shutting down: closing the listeners")));
+    let signalled = Instant::now();
+    server.signal(Signal::INT);
+    let closing = c.reply();
+    assert_eq!(closing.code, 421, "{closing:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+    assert!(server.wait_exit(Duration::from_secs(20)).expect("exited").success());
+}
