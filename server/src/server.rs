@@ -63,12 +63,13 @@ impl Live {
             shutdown: Arc::clone(&old.shutdown),
             config,
         };
-        let names: Vec<&str> = ctx.plugins.names().collect();
-        tracing::info!(plugins = names.join(" "), users = ctx.directory.user_count(), "reloaded: new sessions use the new set");
+        let (plugins, users) = (ctx.plugins.names().collect::<Vec<_>>().join(" "), ctx.directory.user_count());
+        // Swapped before it is logged: whoever reads the line gets the new set.
+        *self.current.write().expect("live context") = Arc::new(ctx);
         if !restart.is_empty() {
             tracing::warn!(keys = restart.join(" "), "changed in the config but only a restart applies them; running on the old values");
         }
-        *self.current.write().expect("live context") = Arc::new(ctx);
+        tracing::info!(plugins, users, "reloaded: new sessions use the new set");
         Ok(())
     }
 }
