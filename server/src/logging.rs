@@ -2,8 +2,10 @@
 //!
 //! A JSON line is flat: `timestamp`, `level`, `message`, then the fields of every span the
 //! event is in (outermost first) and the event's own fields, so that a session's lines carry
-//! `session` (and `protocol`, `peer`) and a line logged inside a plugin call carries `plugin`
-//! and `hook`, at the top level where `jq 'select(.session == "S...")'` finds them.
+//! `session` (and `protocol`, `peer`) at the top level, where
+//! `jq 'select(.session == "S...")'` finds them. The lines a plugin makes the server write
+//! (its `host.log`, its stderr, its failures) name `plugin` themselves, and `hook` where the
+//! call is known (see `plugin::session`).
 
 use std::fmt;
 

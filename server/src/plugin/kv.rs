@@ -21,6 +21,8 @@ const OP_DELETE: u8 = 2;
 
 pub struct KvStore {
     path: PathBuf,
+    /// The plugin's name (the store's folder), for log lines.
+    plugin: String,
     inner: Mutex<Inner>,
 }
 
@@ -45,7 +47,8 @@ impl KvStore {
         // Start from a compact log: the replayed map, written anew.
         let log = write_compact(&path, &map)?;
         let log_size = log.metadata()?.len();
-        Ok(KvStore { path, inner: Mutex::new(Inner { map, log, log_size }) })
+        let plugin = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(KvStore { path, plugin, inner: Mutex::new(Inner { map, log, log_size }) })
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
@@ -76,7 +79,7 @@ impl KvStore {
         if inner.map.remove(key).is_some() {
             let record = encode(OP_DELETE, key, &[]);
             if let Err(e) = inner.log.write_all(&record) {
-                tracing::warn!(file = %self.path.display(), error = %e, "plugin store: cannot write");
+                tracing::warn!(plugin = self.plugin, file = %self.path.display(), error = %e, "plugin store: cannot write");
             }
             inner.log_size += record.len() as u64;
         }
@@ -91,7 +94,7 @@ impl KvStore {
                     inner.log = log;
                 }
                 Err(e) => {
-                    tracing::warn!(file = %self.path.display(), error = %e, "plugin store: compaction failed")
+                    tracing::warn!(plugin = self.plugin, file = %self.path.display(), error = %e, "plugin store: compaction failed")
                 }
             }
         }

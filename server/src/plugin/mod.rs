@@ -304,6 +304,7 @@ fn new_store(engine: &Engine, plugin: &Arc<Shared>, session: Arc<str>, hostname:
         limiter: Limiter { memory: plugin.settings.memory_limit.0 as usize, hit: false },
         plugin: Arc::clone(plugin),
         session,
+        hook: "instantiate",
         hostname,
     };
     let mut store = Store::new(engine, state);

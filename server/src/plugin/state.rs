@@ -50,6 +50,8 @@ pub struct State {
     pub plugin: Arc<Shared>,
     /// The session id, for log lines.
     pub session: Arc<str>,
+    /// The hook being called, for log lines ("instantiate" while the instance is made).
+    pub hook: &'static str,
     /// The server's host name, for `host.hostname`.
     pub hostname: Arc<str>,
 }
@@ -64,14 +66,13 @@ impl types::Host for State {}
 
 impl host::Host for State {
     fn log(&mut self, level: host::Level, message: String) {
-        let plugin = self.plugin.name.as_str();
-        let session = &*self.session;
+        let (plugin, session, hook) = (self.plugin.name.as_str(), &*self.session, self.hook);
         match level {
-            host::Level::Trace => tracing::trace!(plugin, session, "{message}"),
-            host::Level::Debug => tracing::debug!(plugin, session, "{message}"),
-            host::Level::Info => tracing::info!(plugin, session, "{message}"),
-            host::Level::Warn => tracing::warn!(plugin, session, "{message}"),
-            host::Level::Error => tracing::error!(plugin, session, "{message}"),
+            host::Level::Trace => tracing::trace!(plugin, hook, session, "{message}"),
+            host::Level::Debug => tracing::debug!(plugin, hook, session, "{message}"),
+            host::Level::Info => tracing::info!(plugin, hook, session, "{message}"),
+            host::Level::Warn => tracing::warn!(plugin, hook, session, "{message}"),
+            host::Level::Error => tracing::error!(plugin, hook, session, "{message}"),
         }
     }
 
