@@ -400,3 +400,27 @@ fn a_second_signal_cuts_the_grace_period_short() {
     assert!(signalled.elapsed() < Duration::from_secs(10));
     assert!(server.wait_exit(Duration::from_secs(20)).expect("exited").success());
 }
+
+#[test]
+fn a_renewed_certificate_is_served_after_a_reload() {
+    let server = Server::start_with(Setup { tls: true, ..Setup::default() });
+    let port = server.port("imaps").to_string();
+    let fingerprints = |cert: &std::path::Path| -> (String, String) {
+        let out: serde_json::Value = serde_json::from_slice(&python("peer_cert.py", &[port.clone().into(), cert.to_path_buf()])).unwrap();
+        (out["served"].as_str().unwrap().to_string(), out["file"].as_str().unwrap().to_string())
+    };
+    let (served, file) = fingerprints(&server.cert());
+    assert_eq!(served, file, "the configured certificate is served");
+
+    // Renewed: a new pair written beside, then moved over the old files, as certbot does.
+    let renewed = server.dir.path().join("renewed");
+    let made = Command::new(wasmail_bin()).args(["cert", "self-signed", "--name", "renewed.test", "--out"]).arg(&renewed).output().unwrap();
+    assert!(made.status.success(), "{made:?}");
+    std::fs::rename(renewed.join("cert.pem"), server.cert()).unwrap();
+    std::fs::rename(renewed.join("key.pem"), server.dir.path().join("key.pem")).unwrap();
+    assert_eq!(fingerprints(&server.cert()).0, served, "not before the reload");
+    assert!(reload(&server));
+    let (now_served, now_file) = fingerprints(&server.cert());
+    assert_eq!(now_served, now_file, "the renewed certificate is served");
+    assert_ne!(now_served, served);
+}
