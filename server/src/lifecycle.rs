@@ -147,13 +147,49 @@ pub fn running_pid(path: &Path) -> anyhow::Result<Option<i32>> {
     Ok((alive && wasmail).then_some(pid))
 }
 
-/// `wasmail reload`: sends SIGHUP to the server whose pid file is in `data_dir`.
-pub fn signal_reload(data_dir: &Path) -> anyhow::Result<i32> {
+/// `DATA_DIR/wasmail.reload`: the outcome of the last reload, for `wasmail reload` to read.
+fn reload_status_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("wasmail.reload")
+}
+
+/// Records a reload's outcome: `ok MILLIS` or `failed MILLIS: ERROR` (one line, replaced
+/// atomically). Logged, not fatal, if it cannot be written.
+pub fn write_reload_status(data_dir: &Path, outcome: &anyhow::Result<()>) {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let line = match outcome {
+        Ok(()) => format!("ok {millis}\n"),
+        Err(e) => format!("failed {millis}: {}\n", format!("{e:#}").replace('\n', " ")),
+    };
+    let (path, tmp) = (reload_status_path(data_dir), data_dir.join("wasmail.reload.tmp"));
+    if let Err(e) = std::fs::write(&tmp, line).and_then(|()| std::fs::rename(&tmp, &path)) {
+        tracing::warn!(file = %path.display(), error = %e, "cannot record the reload's outcome");
+    }
+}
+
+/// `wasmail reload`: sends SIGHUP to the server whose pid file is in `data_dir` and waits (up
+/// to `wait`) for it to record the outcome. Ok with the pid when the new set was taken; an
+/// error with the server's own message when it was not.
+pub fn reload(data_dir: &Path, wait: std::time::Duration) -> anyhow::Result<i32> {
     let path = pid_path(data_dir);
     let Some(pid) = running_pid(&path)? else {
         anyhow::bail!("no running server: {} is missing or names a process that has ended", path.display());
     };
+    let status_path = reload_status_path(data_dir);
+    let before = std::fs::read_to_string(&status_path).unwrap_or_default();
     let process = rustix::process::Pid::from_raw(pid).expect("checked by running_pid");
     rustix::process::kill_process(process, rustix::process::Signal::HUP).map_err(|e| anyhow::anyhow!("cannot signal pid {pid}: {e}"))?;
-    Ok(pid)
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let now = std::fs::read_to_string(&status_path).unwrap_or_default();
+        if now != before && now.ends_with('\n') {
+            return match now.strip_prefix("failed ").and_then(|rest| rest.split_once(": ")) {
+                Some((_, error)) => Err(anyhow::anyhow!("the reload failed, the server runs on its previous set: {}", error.trim_end())),
+                None => Ok(pid),
+            };
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("pid {pid} was signalled but recorded no outcome within {} s; see its log", wait.as_secs());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -34,7 +34,8 @@ enum Commands {
         options: ServeOptions,
     },
     /// Ask the running server to load its configuration, users, aliases, certificate and
-    /// plugins again (SIGHUP to the pid in DATA_DIR/wasmail.pid).
+    /// plugins again (SIGHUP to the pid in DATA_DIR/wasmail.pid), and wait for the outcome:
+    /// exit 0 if the new set was taken, 1 with the server's error if it kept the old one.
     Reload {
         /// TOML configuration file (for `data_dir`).
         #[arg(long)]
@@ -269,9 +270,9 @@ fn main() -> ExitCode {
             if let Some(dir) = data_dir {
                 config.data_dir = dir;
             }
-            match wasmail::lifecycle::signal_reload(&config.data_dir) {
+            match wasmail::lifecycle::reload(&config.data_dir, std::time::Duration::from_secs(120)) {
                 Ok(pid) => {
-                    println!("asked wasmail (pid {pid}) to reload; its log says whether the new set loaded");
+                    println!("wasmail (pid {pid}) reloaded: new sessions use the new set");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -331,13 +331,12 @@ pub async fn run(ctx: Arc<Context>, source: ConfigSource, plugins_required: bool
         tokio::select! {
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading");
-                match live.reload().await {
-                    Ok(()) => crate::metrics::get().reload(true),
-                    Err(e) => {
-                        crate::metrics::get().reload(false);
-                        tracing::error!(error = format!("{e:#}"), "reload failed; still running on the previous set");
-                    }
+                let outcome = live.reload().await;
+                crate::metrics::get().reload(outcome.is_ok());
+                if let Err(e) = &outcome {
+                    tracing::error!(error = format!("{e:#}"), "reload failed; still running on the previous set");
                 }
+                crate::lifecycle::write_reload_status(&ctx.config.data_dir, &outcome);
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,

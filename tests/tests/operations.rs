@@ -10,13 +10,22 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use wasmail_tests::{plugin_path, python, wasmail_bin, Client, Server, Setup};
 
-/// `wasmail reload --config` for `server`, then waits for the server to log the outcome.
-/// Returns whether the reload took.
+/// `wasmail reload --config` for `server`, which waits for the server's answer. Returns
+/// whether the reload took; the command's exit code, its message and the log agree.
 fn reload(server: &Server) -> bool {
-    reload_with(server, || {
-        let out = Command::new(wasmail_bin()).args(["reload", "--config"]).arg(server.config_path()).output().expect("wasmail reload");
-        assert!(out.status.success(), "wasmail reload: {}", String::from_utf8_lossy(&out.stderr));
-    })
+    let (done, failed) = (server.log_count("reloaded: new sessions"), server.log_count("reload failed"));
+    let out = Command::new(wasmail_bin()).args(["reload", "--config"]).arg(server.config_path()).output().expect("wasmail reload");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        assert!(stdout.contains("reloaded: new sessions use the new set"), "{stdout}");
+        assert_eq!(server.log_count("reloaded: new sessions"), done + 1, "the server logged it before answering");
+        true
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("the reload failed, the server runs on its previous set: "), "{stderr}");
+        assert_eq!(server.log_count("reload failed"), failed + 1, "the server logged it before answering");
+        false
+    }
 }
 
 /// Runs `ask` (which asks for a reload) and waits for the outcome.
@@ -111,11 +120,14 @@ fn a_broken_set_on_reload_keeps_the_old_one() {
     let server = Server::start_with(setup);
     assert!(ehlo_keywords(&server).contains(&"XUSR".to_string()));
 
-    // Not a component: the reload fails, naming the file; the old set stays.
+    // Not a component: the reload fails, naming the file (in the log and in what
+    // `wasmail reload` says); the old set stays.
     std::fs::write(server.plugins_dir().join("broken.wasm"), b"\0asm but not really").unwrap();
     install(&server, "onex");
     assert!(!reload(&server));
     assert!(server.logged(|l| l.contains("reload failed") && l.contains("broken.wasm")));
+    let out = Command::new(wasmail_bin()).args(["reload", "--config"]).arg(server.config_path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.wasm"), "{out:?}");
     let keywords = ehlo_keywords(&server);
     assert!(keywords.contains(&"XUSR".to_string()) && !keywords.contains(&"ONEX".to_string()), "not half-reloaded: {keywords:?}");
     std::fs::remove_file(server.plugins_dir().join("broken.wasm")).unwrap();
@@ -166,6 +178,11 @@ fn sigterm_during_data_answers_421_and_loses_no_acknowledged_message() {
     let mut imap = Client::connect(server.imap.unwrap());
     assert!(pop3.read_line().unwrap().starts_with("+OK"));
     assert!(imap.read_line().unwrap().starts_with("* OK"));
+    // One POP3 client in the middle of AUTH, waiting at the continuation.
+    let mut pop3_auth = Client::connect(server.pop3.unwrap());
+    assert!(pop3_auth.read_line().unwrap().starts_with("+OK"));
+    pop3_auth.send("AUTH PLAIN\r\n");
+    assert!(pop3_auth.read_line().unwrap().starts_with("+ "));
 
     let signalled = Instant::now();
     server.signal(Signal::TERM);
@@ -180,6 +197,8 @@ fn sigterm_during_data_answers_421_and_loses_no_acknowledged_message() {
     assert!(c.is_closed(Duration::from_secs(5)));
     let pop3_text = pop3.read_to_close(Duration::from_secs(10));
     assert!(pop3_text.contains("-ERR [SYS/TEMP] server shutting down"), "{pop3_text:?}");
+    let pop3_auth_text = pop3_auth.read_to_close(Duration::from_secs(10));
+    assert!(pop3_auth_text.contains("-ERR [SYS/TEMP] server shutting down"), "{pop3_auth_text:?}");
     let imap_text = imap.read_to_close(Duration::from_secs(10));
     assert!(imap_text.contains("* BYE Server shutting down"), "{imap_text:?}");
     let status = server.wait_exit(Duration::from_secs(20)).expect("wasmail exited");

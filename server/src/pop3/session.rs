@@ -374,9 +374,14 @@ impl Session {
                         break text;
                     }
                     let mut chunk = vec![0u8; 1024];
-                    let n = tokio::time::timeout(self.ctx.config.pop3.idle_timeout.0, self.io.read(&mut chunk))
-                        .await
-                        .map_err(|_| std::io::ErrorKind::TimedOut)??;
+                    let read = tokio::select! {
+                        read = tokio::time::timeout(self.ctx.config.pop3.idle_timeout.0, self.io.read(&mut chunk)) => read,
+                        _ = reached(&mut self.stage, Stage::Closing) => {
+                            self.err("[SYS/TEMP] server shutting down, closing");
+                            return Ok(Flow::Close);
+                        }
+                    };
+                    let n = read.map_err(|_| std::io::ErrorKind::TimedOut)??;
                     if n == 0 {
                         return Ok(Flow::Close);
                     }
