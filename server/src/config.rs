@@ -88,8 +88,19 @@ pub struct QueueConfig {
     pub max_age: Duration,
     /// After this long undelivered, senders who asked (NOTIFY=DELAY) are told.
     pub delay_warning: Duration,
-    /// Deliveries in progress at once.
+    /// Local deliveries (into mailboxes) in progress at once.
     pub workers: usize,
+    /// Relay sessions to other servers in progress at once: their own slots, so that slow
+    /// remote hosts (which any sender can name) never hold the ones local delivery needs.
+    pub relay_workers: usize,
+    /// The relay client's wait for the greeting and for each reply to EHLO, MAIL, RCPT and
+    /// RSET, as a whole reply (RFC 5321 4.5.3.2: 5 minutes); DATA's 354 waits at most 2
+    /// minutes within it.
+    pub relay_command_timeout: Duration,
+    /// The relay client's wait for the reply to the end of data (RFC 5321 4.5.3.2.6: 10
+    /// minutes), and for each 64 KiB block of the message to be taken (3 minutes in the RFC,
+    /// never more than this).
+    pub relay_data_timeout: Duration,
     /// DNS servers for MX lookups (`"127.0.0.1:53"`); empty: the system's (resolv.conf).
     pub nameservers: Vec<SocketAddr>,
     /// The port mail exchangers found through MX records listen on.
@@ -104,6 +115,9 @@ impl Default for QueueConfig {
             max_age: Duration(StdDuration::from_secs(5 * 86400)),
             delay_warning: Duration(StdDuration::from_secs(4 * 3600)),
             workers: 16,
+            relay_workers: 16,
+            relay_command_timeout: minutes(5),
+            relay_data_timeout: minutes(10),
             nameservers: Vec::new(),
             mx_port: 25,
         }
@@ -163,7 +177,8 @@ pub struct AuthConfig {
     /// "never" or "always". Where it is not allowed, SMTP does not offer AUTH, POP3 offers
     /// neither USER nor SASL PLAIN, and IMAP says LOGINDISABLED, until TLS is on.
     pub plaintext: Plaintext,
-    /// On the submission ports, MAIL FROM must be an address of the authenticated user.
+    /// Once a client has authenticated (on any port; on the submission ports it always has),
+    /// MAIL FROM must be an address of that user.
     pub submission_sender_check: bool,
     /// The wait before answering a failed login; it doubles with each further failure from
     /// the same address, up to `failure_delay_max`.
@@ -230,6 +245,10 @@ pub struct ImapConfig {
     pub max_literal: ByteSize,
     /// Command text (literals not counted) above this is refused, the rest discarded.
     pub max_line: ByteSize,
+    /// One command before login, text and literals together: LOGIN and AUTHENTICATE need
+    /// little, and a client that has not logged in may not make the server hold more. After
+    /// login a command may hold `max_line` of text and `max_literal` of literals.
+    pub max_command_before_login: ByteSize,
     /// Idle time before the session is closed (RFC 3501 5.4: at least 30 minutes); IDLE
     /// restarts it, as clients re-issue IDLE within it.
     pub idle_timeout: Duration,
@@ -247,6 +266,7 @@ impl Default for ImapConfig {
             tls_listen: Vec::new(),
             max_literal: ByteSize(25 * 1024 * 1024),
             max_line: ByteSize(64 * 1024),
+            max_command_before_login: ByteSize(16 * 1024),
             idle_timeout: Duration(StdDuration::from_secs(30 * 60)),
             max_connections: 500,
             max_connections_per_address: 50,
@@ -549,6 +569,9 @@ impl Config {
         }
         if self.auth.max_failures == 0 {
             return Err(fail("auth.max_failures", "must be at least 1".into()));
+        }
+        if self.imap.max_command_before_login.0 < 1024 {
+            return Err(fail("imap.max_command_before_login", "must be at least 1024".into()));
         }
         if self.imap.max_line.0 < 1024 {
             return Err(fail("imap.max_line", "must be at least 1024".into()));

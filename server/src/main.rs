@@ -410,16 +410,19 @@ fn queue_command(config: &Config, command: QueueCommands) -> ExitCode {
         }
     };
     let result = match command {
-        QueueCommands::List => admin::list(&spool).map(|text| print!("{text}")),
-        QueueCommands::Flush { domain } => admin::request_flush(&spool, domain.as_deref()).map(|()| {
-            println!("flush requested{}; a running server acts on it within a second", domain.map(|d| format!(" for {d}")).unwrap_or_default())
+        QueueCommands::List => admin::list(&spool).and_then(|text| print_quietly(&text)),
+        QueueCommands::Flush { domain } => admin::request_flush(&spool, domain.as_deref()).and_then(|()| {
+            print_quietly(&format!(
+                "flush requested{}; a running server acts on it within a second\n",
+                domain.map(|d| format!(" for {d}")).unwrap_or_default()
+            ))
         }),
-        QueueCommands::Remove { id } => match admin::remove(&spool, &id) {
-            Ok(true) => {
-                println!("{id}: removed");
-                Ok(())
+        QueueCommands::Remove { id } => match admin::remove(&spool, &id, std::time::Duration::from_secs(30)) {
+            Ok(admin::Removal::Removed) => print_quietly(&format!("{id}: removed\n")),
+            Ok(admin::Removal::Pending) => {
+                print_quietly(&format!("{id}: removal requested; the server removes it when its current delivery attempt ends\n"))
             }
-            Ok(false) => {
+            Ok(admin::Removal::Missing) => {
                 eprintln!("wasmail: {id}: no such queue entry");
                 return ExitCode::FAILURE;
             }
@@ -432,6 +435,17 @@ fn queue_command(config: &Config, command: QueueCommands) -> ExitCode {
             eprintln!("wasmail: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes to standard output; a reader that went away (`wasmail queue list | head -1`) ends
+/// the output quietly, as `ls | head` does, instead of a panic.
+fn print_quietly(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 

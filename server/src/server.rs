@@ -301,7 +301,7 @@ pub async fn run(ctx: Arc<Context>, source: ConfigSource, plugins_required: bool
     if recovered > 0 {
         tracing::info!(entries = recovered, "delivering what the queue held from before");
     }
-    tokio::spawn(Arc::clone(&ctx.queue).watch_flush_requests());
+    tokio::spawn(Arc::clone(&ctx.queue).watch_requests());
     let live = Arc::new(Live { current: RwLock::new(Arc::clone(&ctx)), source, plugins_required, reloading: tokio::sync::Mutex::new(()) });
     if let Some(listener) = metrics_listener {
         let live = Arc::clone(&live);

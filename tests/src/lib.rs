@@ -77,6 +77,10 @@ pub struct Setup {
     /// A self-signed certificate (`wasmail cert self-signed`) and a listener of each TLS
     /// kind: submission, submissions, pop3s, imaps.
     pub tls: bool,
+    /// Runs the server with this limit on the size of any file it writes, in KiB (`ulimit
+    /// -f`, with SIGXFSZ ignored so that a write past it fails with EFBIG): a way to make
+    /// one write fail — a large one — while small ones succeed.
+    pub file_size_limit_kib: Option<u64>,
 }
 
 /// Runs `tests/clients/SCRIPT` with python3 on `files` and returns what it printed (the
@@ -188,7 +192,16 @@ impl Server {
         for user in &setup.users {
             assert!(user_add(&config, user, "secret"), "wasmail user add {user}");
         }
-        Server::spawn(dir, &["serve", "--config", config.to_str().unwrap()])
+        let args = ["serve", "--config", config.to_str().unwrap()];
+        match setup.file_size_limit_kib {
+            None => Server::spawn(dir, &args),
+            Some(kib) => {
+                // An ignored signal stays ignored across exec.
+                let mut command = Command::new("bash");
+                command.arg("-c").arg(format!("trap '' XFSZ; ulimit -f {kib}; exec \"$0\" \"$@\"")).arg(wasmail_bin()).args(args);
+                Server::spawn_command(dir, command)
+            }
+        }
     }
 
     /// Spawns `wasmail ARGS` in `dir` and waits until it has started.
@@ -197,10 +210,16 @@ impl Server {
     /// wrote before it answered a client is in the file when the test reads the answer, so a
     /// test can check the log right after a reply without racing a reader thread.
     pub fn spawn(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let mut command = Command::new(wasmail_bin());
+        command.args(args);
+        Server::spawn_command(dir, command)
+    }
+
+    /// Like [`Server::spawn`], with the command line given whole.
+    pub fn spawn_command(dir: tempfile::TempDir, mut command: Command) -> Server {
         let log_path = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log_path).expect("create server.log");
-        let mut child = Command::new(wasmail_bin())
-            .args(args)
+        let mut child = command
             .current_dir(dir.path())
             .env("WASMAIL_LOG", "info")
             .stdin(Stdio::null())
@@ -340,6 +359,19 @@ impl Server {
     /// The number of log lines that contain `text`.
     pub fn log_count(&self, text: &str) -> usize {
         self.log().iter().filter(|l| l.contains(text)).count()
+    }
+
+    /// Runs `wasmail queue ARGS --config` on this server's config: (success, stdout, stderr).
+    pub fn queue_command(&self, args: &[&str]) -> (bool, String, String) {
+        let output = Command::new(wasmail_bin()).arg("queue").args(args).arg("--config").arg(self.config_path()).output().expect("wasmail queue");
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+
+    /// The server's resident memory now, in KiB (`VmRSS` in `/proc/PID/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc/PID/status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+        line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmRSS in kB")
     }
 
     /// SIGKILL, as a crash would.

@@ -1,10 +1,9 @@
 //! The delivery queue from the operator's side: `wasmail queue list`, `flush` and `remove`
 //! against a running server whose queue holds a message it cannot deliver yet.
 
-use std::process::Command;
 use std::time::Duration;
 
-use wasmail_tests::{wasmail_bin, Server, Setup};
+use wasmail_tests::{Server, Setup};
 
 /// A server whose retries are an hour apart, with a message to tyler (delivered) and hunt
 /// (whose mailbox cannot be created: a file stands in its place) in the queue.
@@ -23,9 +22,7 @@ fn server_with_a_stuck_message() -> (Server, String) {
 }
 
 fn queue(server: &Server, args: &[&str]) -> (bool, String, String) {
-    let config = server.dir.path().join("wasmail.toml");
-    let output = Command::new(wasmail_bin()).arg("queue").args(args).arg("--config").arg(&config).output().unwrap();
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    server.queue_command(args)
 }
 
 #[test]

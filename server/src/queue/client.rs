@@ -7,9 +7,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
 use tokio::net::TcpStream;
 
 use super::spool::Envelope;
+use crate::smtp::proto::params::encode_xtext;
 
 /// A reply from the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,56 +54,133 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct SessionError(pub String);
 
-const TIMEOUT: Duration = Duration::from_secs(300);
+/// The TCP connection's own deadline.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// RFC 5321 4.5.3.2.2: the wait for DATA's 354.
+const DATA_INIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// RFC 5321 4.5.3.2.5: the wait for one block of the message to be taken.
+const DATA_BLOCK_TIMEOUT: Duration = Duration::from_secs(180);
+/// One reply line, CRLF included. RFC 5321 4.5.3.1.5 allows 512 octets; peers that write
+/// longer ones exist, so a little more is taken before the reply counts as broken.
+pub const MAX_REPLY_LINE: usize = 2048;
+/// A whole (multiline) reply: an EHLO reply is the longest a real server sends, a few
+/// hundred octets.
+pub const MAX_REPLY: usize = 64 * 1024;
+/// The message is written in blocks of this size, each within its own deadline.
+const BLOCK: usize = 64 * 1024;
+
+/// How long each stage of a session may take: `[queue] relay_command_timeout` and
+/// `relay_data_timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub command: Duration,
+    pub data: Duration,
+}
 
 struct Conn {
     reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     writer: tokio::net::tcp::OwnedWriteHalf,
+    timeouts: Timeouts,
 }
 
 impl Conn {
+    /// A reply to a command (or the greeting), within the command timeout.
     async fn read_reply(&mut self) -> Result<PeerReply, SessionError> {
+        self.read_reply_within(self.timeouts.command).await
+    }
+
+    /// A whole reply within `limit`: the deadline is for the reply, not for each line, so a
+    /// peer that drips a byte at a time cannot hold the session for longer. Lines and the
+    /// whole reply are bounded as the bytes arrive.
+    async fn read_reply_within(&mut self, limit: Duration) -> Result<PeerReply, SessionError> {
+        tokio::time::timeout(limit, self.read_reply_unbounded_in_time())
+            .await
+            .map_err(|_| SessionError(format!("no whole reply within {} s", limit.as_secs())))?
+    }
+
+    async fn read_reply_unbounded_in_time(&mut self) -> Result<PeerReply, SessionError> {
         let mut lines = Vec::new();
+        let mut total = 0;
         loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(TIMEOUT, self.reader.read_line(&mut line))
-                .await
-                .map_err(|_| SessionError("timeout waiting for a reply".into()))?
-                .map_err(|e| SessionError(format!("reading a reply: {e}")))?;
-            if n == 0 {
-                return Err(SessionError("the connection closed".into()));
+            let line = self.read_line().await?;
+            total += line.len();
+            if total > MAX_REPLY {
+                return Err(SessionError(format!("reply longer than {MAX_REPLY} octets")));
             }
+            let line = String::from_utf8_lossy(&line);
             let line = line.trim_end_matches(['\r', '\n']);
             let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| SessionError(format!("not a reply: {line:?}")))?;
             let more = line.as_bytes().get(3) == Some(&b'-');
-            lines.push(line.get(4..).unwrap_or("").to_string());
+            // No control characters go on into logs, notices or the queue listing.
+            lines.push(line.get(4..).unwrap_or("").chars().map(|c| if c.is_control() { ' ' } else { c }).collect());
             if !more {
                 return Ok(PeerReply { code, lines });
-            }
-            if lines.len() > 1000 {
-                return Err(SessionError("reply too long".into()));
             }
         }
     }
 
+    /// One line, at most [`MAX_REPLY_LINE`] octets: checked on what the buffer holds before
+    /// anything is copied.
+    async fn read_line(&mut self) -> Result<Vec<u8>, SessionError> {
+        let mut line = Vec::new();
+        loop {
+            let available = self.reader.fill_buf().await.map_err(|e| SessionError(format!("reading a reply: {e}")))?;
+            if available.is_empty() {
+                return Err(SessionError("the connection closed".into()));
+            }
+            let (take, complete) = match memchr::memchr(b'\n', available) {
+                Some(i) => (i + 1, true),
+                None => (available.len(), false),
+            };
+            if line.len() + take > MAX_REPLY_LINE {
+                return Err(SessionError(format!("reply line longer than {MAX_REPLY_LINE} octets")));
+            }
+            line.extend_from_slice(&available[..take]);
+            self.reader.consume(take);
+            if complete {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// A command, within the command timeout.
     async fn send(&mut self, data: &[u8]) -> Result<(), SessionError> {
-        tokio::time::timeout(TIMEOUT, self.writer.write_all(data))
+        tokio::time::timeout(self.timeouts.command, self.writer.write_all(data))
             .await
             .map_err(|_| SessionError("timeout sending".into()))?
             .map_err(|e| SessionError(format!("sending: {e}")))
+    }
+
+    /// The message, block by block, each within RFC 5321's 3 minutes (or the data timeout
+    /// if shorter).
+    async fn send_data(&mut self, data: &[u8]) -> Result<(), SessionError> {
+        let limit = DATA_BLOCK_TIMEOUT.min(self.timeouts.data);
+        for block in data.chunks(BLOCK) {
+            tokio::time::timeout(limit, self.writer.write_all(block))
+                .await
+                .map_err(|_| SessionError(format!("the peer took no data for {} s", limit.as_secs())))?
+                .map_err(|e| SessionError(format!("sending: {e}")))?;
+        }
+        Ok(())
     }
 }
 
 /// Relays `content` for the recipients `targets` (indexes into `envelope.recipients`) over
 /// one SMTP session with `addr`. Returns one outcome per target, in order.
-pub async fn relay(addr: SocketAddr, helo: &str, envelope: &Envelope, targets: &[usize], content: &[u8]) -> Result<Vec<Outcome>, SessionError> {
+pub async fn relay(
+    addr: SocketAddr,
+    helo: &str,
+    timeouts: Timeouts,
+    envelope: &Envelope,
+    targets: &[usize],
+    content: &[u8],
+) -> Result<Vec<Outcome>, SessionError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| SessionError(format!("connecting to {addr}: timeout")))?
         .map_err(|e| SessionError(format!("connecting to {addr}: {e}")))?;
     let (read, writer) = stream.into_split();
-    let mut c = Conn { reader: BufReader::new(read), writer };
+    let mut c = Conn { reader: BufReader::new(read), writer, timeouts };
     let greeting = c.read_reply().await?;
     if greeting.code / 100 != 2 {
         return Err(SessionError(format!("greeting: {}", greeting.text())));
@@ -153,7 +232,8 @@ pub async fn relay(addr: SocketAddr, helo: &str, envelope: &Envelope, targets: &
             mail.push_str(&format!(" RET={ret}"));
         }
         if let Some(envid) = &envelope.envid {
-            mail.push_str(&format!(" ENVID={envid}"));
+            // Re-encoded: the value is kept decoded (RFC 3461 4.4).
+            mail.push_str(&format!(" ENVID={}", encode_xtext(envid)));
         }
     }
     mail.push_str("\r\n");
@@ -167,7 +247,7 @@ pub async fn relay(addr: SocketAddr, helo: &str, envelope: &Envelope, targets: &
                     line.push_str(&format!(" NOTIFY={}", notify.join(",")));
                 }
                 if let Some(orcpt) = &r.orcpt {
-                    line.push_str(&format!(" ORCPT={}", xtext(orcpt)));
+                    line.push_str(&format!(" ORCPT={}", encode_xtext(orcpt)));
                 }
             }
             line.push_str("\r\n");
@@ -206,11 +286,12 @@ pub async fn relay(addr: SocketAddr, helo: &str, envelope: &Envelope, targets: &
         return Ok(targets.iter().map(|_| refusal(&mail_reply)).collect());
     }
     let accepted: Vec<bool> = rcpt_replies.iter().map(|r| r.code / 100 == 2).collect();
+    let data_init = DATA_INIT_TIMEOUT.min(timeouts.command);
     let data_reply = if pipelining {
-        Some(c.read_reply().await?)
+        Some(c.read_reply_within(data_init).await?)
     } else if accepted.iter().any(|&a| a) {
         c.send(b"DATA\r\n").await?;
-        Some(c.read_reply().await?)
+        Some(c.read_reply_within(data_init).await?)
     } else {
         None
     };
@@ -219,8 +300,8 @@ pub async fn relay(addr: SocketAddr, helo: &str, envelope: &Envelope, targets: &
         rcpt_replies.iter().map(|r| if r.code / 100 == 2 { Outcome::Deferred("no reply to the end of data".into()) } else { refusal(r) }).collect();
     match data_reply {
         Some(reply) if reply.code == 354 && accepted.iter().any(|&a| a) => {
-            c.send(&dot_stuff(&body)).await?;
-            let final_reply = c.read_reply().await?;
+            c.send_data(&dot_stuff(&body)).await?;
+            let final_reply = c.read_reply_within(timeouts.data).await?;
             for (i, ok) in accepted.iter().enumerate() {
                 if *ok {
                     outcomes[i] = match final_reply.code / 100 {
@@ -256,19 +337,6 @@ fn refusal(reply: &PeerReply) -> Outcome {
     }
 }
 
-/// RFC 3461 4: xtext for ORCPT (`+`, `=`, controls and non-ASCII as `+XX`).
-fn xtext(value: &str) -> String {
-    let mut out = String::new();
-    for b in value.bytes() {
-        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
-
 fn strip_return_path(content: &[u8]) -> &[u8] {
     if content.len() >= 12 && content[..12].eq_ignore_ascii_case(b"Return-Path:") {
         if let Some(end) = content.windows(2).position(|w| w == b"\r\n") {
@@ -301,6 +369,6 @@ mod tests {
     fn content_is_dot_stuffed_and_stripped_of_return_path() {
         assert_eq!(dot_stuff(b".a\r\nb\r\n..c"), b"..a\r\nb\r\n...c\r\n.\r\n");
         assert_eq!(strip_return_path(b"Return-Path: <a@b>\r\nReceived: x\r\n"), b"Received: x\r\n");
-        assert_eq!(xtext("rfc822;a+b=c@d"), "rfc822;a+2Bb+3Dc@d");
+        assert_eq!(encode_xtext("rfc822;a+b=c@d"), "rfc822;a+2Bb+3Dc@d");
     }
 }

@@ -6,9 +6,11 @@
 use std::fmt::Write as _;
 
 use super::spool::{Envelope, Recipient};
+use crate::smtp::proto::params::encode_xtext;
 
 /// What a notice reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     Failed,
     Delayed,
@@ -94,13 +96,15 @@ pub fn build(hostname: &str, id: &str, envelope: &Envelope, recipients: &[&Recip
         envelope.id
     );
     if let Some(envid) = &envelope.envid {
-        let _ = write!(m, "Original-Envelope-Id: {envid}\r\n");
+        // xtext (RFC 3464 2.2.1): whatever an entry holds, no CR or LF reaches the notice.
+        let _ = write!(m, "Original-Envelope-Id: {}\r\n", encode_xtext(envid));
     }
     let _ = write!(m, "Arrival-Date: {arrival}\r\n");
     for r in recipients {
         let _ = write!(m, "\r\nFinal-Recipient: rfc822; {}\r\n", r.address);
         if let Some(orcpt) = &r.orcpt {
-            let _ = write!(m, "Original-Recipient: {}\r\n", orcpt.replacen(';', "; ", 1));
+            let (kind, address) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
+            let _ = write!(m, "Original-Recipient: {}; {}\r\n", encode_xtext(kind), encode_xtext(address));
         }
         let status = r.status.clone().unwrap_or_else(|| default_status(action).to_string());
         let _ = write!(m, "Action: {}\r\nStatus: {status}\r\n", action.as_str());

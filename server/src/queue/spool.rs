@@ -4,12 +4,21 @@
 //! temporary name, fsync'd and renamed into place, and the folder fsync'd — all before the
 //! `250`. Updates replace the envelope the same way. An entry is removed envelope first, so a
 //! crash never leaves an envelope without its message.
+//!
+//! Who may change the folder: only the running server, which holds `queue/lock` (an
+//! exclusive `flock`) for its whole life, or — when no server runs — an admin command that
+//! takes the same lock. Reading ([`Spool::scan`]) changes nothing, so `wasmail queue list` and
+//! ETRN can run at any time. The leftovers of writes a crash interrupted are removed once, at
+//! start, by the lock's holder ([`Spool::clean_leftovers`]), before any session can write: a
+//! `.msg` without its `.env` seen while sessions run is a message being written, not debris.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::dsn;
 
 /// What becomes of one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +29,26 @@ pub enum State {
     Delivered,
     /// Failed for good; the sender is told (unless the reverse path is `<>`).
     Failed,
+}
+
+impl State {
+    /// The word for logs, `queue list`, metrics and the delivery-result hook.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Delivered => "delivered",
+            State::Failed => "failed",
+        }
+    }
+
+    /// What an attempt did to a recipient, for metrics and the delivery-result hook: a
+    /// recipient still pending after it was deferred.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            State::Pending => "deferred",
+            other => other.as_str(),
+        }
+    }
 }
 
 /// A recipient as the client gave it, with its DSN parameters and where it goes.
@@ -59,6 +88,10 @@ pub struct Recipient {
     /// the peer has DSN, it sends the notices from there on, and this one sends none.
     #[serde(default)]
     pub relayed: Option<RelayedTo>,
+    /// A notice about this recipient is owed to the sender and not queued yet. The entry
+    /// stays in the spool until it is (a failed bounce is retried, never dropped).
+    #[serde(default)]
+    pub notice_due: Option<dsn::Action>,
 }
 
 /// How a remote recipient left this server.
@@ -88,6 +121,7 @@ impl Recipient {
             route: None,
             discarded: false,
             relayed: None,
+            notice_due: None,
         }
     }
 }
@@ -134,9 +168,9 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// Whether every recipient is final.
+    /// Whether every recipient is final and every notice about them queued.
     pub fn done(&self) -> bool {
-        self.recipients.iter().all(|r| r.state != State::Pending)
+        self.recipients.iter().all(|r| r.state != State::Pending && r.notice_due.is_none())
     }
 }
 
@@ -166,8 +200,9 @@ impl Spool {
     pub fn enqueue(&self, envelope: &Envelope, pieces: &[&[u8]]) -> io::Result<()> {
         check_id(&envelope.id)?;
         let msg = self.path(&envelope.id, "msg");
+        // create_new: an id is used once; a clash leaves the other entry's file alone.
+        let mut file = File::options().write(true).create_new(true).open(&msg)?;
         let result = (|| {
-            let mut file = File::options().write(true).create_new(true).open(&msg)?;
             let mut writer = io::BufWriter::with_capacity(64 * 1024, &mut file);
             for piece in pieces {
                 writer.write_all(piece)?;
@@ -209,25 +244,60 @@ impl Spool {
         serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
     }
 
-    /// Every entry, oldest first. Unreadable envelopes are reported, not fatal; leftovers of
-    /// interrupted writes (a `.msg` without `.env`, a `.env.tmp`) are removed.
-    pub fn load_all(&self) -> io::Result<Vec<Envelope>> {
-        let mut ids = Vec::new();
-        let mut messages = Vec::new();
+    /// Takes the spool's lock: Some while nobody else holds it (keep the guard for as long as
+    /// the folder is changed), None if a running server has it.
+    pub fn lock(&self) -> io::Result<Option<SpoolLock>> {
+        let file = File::options().create(true).truncate(false).write(true).open(self.dir.join("lock"))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(SpoolLock(file))),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes what writes interrupted by a crash left: a `.msg` whose `.env` was never
+    /// renamed into place (never acknowledged: the `250` comes after the rename) and
+    /// `.env.tmp` files. Only at start, with the lock held and before any session runs.
+    /// Returns how many files went.
+    pub fn clean_leftovers(&self, _lock: &SpoolLock) -> io::Result<usize> {
+        let (ids, messages, temporary) = self.names()?;
+        let mut removed = 0;
+        for orphan in messages.iter().filter(|m| !ids.contains(m.as_str())) {
+            fs::remove_file(self.path(orphan, "msg"))?;
+            tracing::info!(queue_id = orphan, "removed a message a crash left without its envelope (it was never acknowledged)");
+            removed += 1;
+        }
+        for name in temporary {
+            fs::remove_file(self.dir.join(&name))?;
+            removed += 1;
+        }
+        if removed > 0 {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(removed)
+    }
+
+    /// The entries' ids (`.env`), the messages' ids (`.msg`) and the temporary envelopes.
+    fn names(&self) -> io::Result<(std::collections::HashSet<String>, Vec<String>, Vec<String>)> {
+        let mut ids = std::collections::HashSet::new();
+        let (mut messages, mut temporary) = (Vec::new(), Vec::new());
         for entry in fs::read_dir(&self.dir)? {
             let name = entry?.file_name().to_string_lossy().into_owned();
             if let Some(id) = name.strip_suffix(".env") {
-                ids.push(id.to_string());
+                ids.insert(id.to_string());
             } else if let Some(id) = name.strip_suffix(".msg") {
                 messages.push(id.to_string());
             } else if name.ends_with(".env.tmp") {
-                let _ = fs::remove_file(self.dir.join(&name));
+                temporary.push(name);
             }
         }
-        for orphan in messages.iter().filter(|m| !ids.contains(m)) {
-            // Written before a crash that came before its envelope: never acknowledged.
-            let _ = fs::remove_file(self.path(orphan, "msg"));
-        }
+        Ok((ids, messages, temporary))
+    }
+
+    /// Every entry, oldest first; reads only. Unreadable envelopes are reported and left in
+    /// place; files being written by a session are not entries yet and are ignored.
+    pub fn scan(&self) -> io::Result<Vec<Envelope>> {
+        let (ids, _, _) = self.names()?;
         let mut out = Vec::new();
         for id in ids {
             match self.envelope(&id) {
@@ -256,6 +326,11 @@ impl Spool {
         Ok(existed)
     }
 }
+
+/// Holds the spool's `flock`; released when dropped (or when the process dies, kill -9
+/// included).
+#[derive(Debug)]
+pub struct SpoolLock(#[allow(dead_code)] File);
 
 /// Queue ids are letters and digits; anything else would build another path.
 fn check_id(id: &str) -> io::Result<()> {
@@ -292,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn entries_round_trip_and_leftovers_are_cleaned() {
+    fn entries_round_trip_and_leftovers_are_cleaned_only_by_the_lock_holder() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         let mut e = envelope("Q1");
@@ -300,16 +375,25 @@ mod tests {
         assert_eq!(spool.message("Q1").unwrap(), b"Received: x\r\nSubject: hi\r\n\r\nbody\r\n");
         e.recipients[0].state = State::Delivered;
         spool.write_envelope(&e).unwrap();
-        assert_eq!(spool.load_all().unwrap(), [e.clone()]);
+        assert_eq!(spool.scan().unwrap(), [e.clone()]);
         assert!(spool.enqueue(&e, &[b"x"]).is_err(), "an id is used once");
-        // A message whose envelope never got written, and a half-written envelope.
+        // A message whose envelope is not written yet (or never was), and a half-written
+        // envelope: a scan leaves them alone, as a session may be writing them right now.
         fs::write(spool.dir().join("Q2.msg"), b"x").unwrap();
         fs::write(spool.dir().join("Q3.env.tmp"), b"{").unwrap();
-        assert_eq!(spool.load_all().unwrap().len(), 1);
+        assert_eq!(spool.scan().unwrap().len(), 1);
+        assert!(spool.dir().join("Q2.msg").exists() && spool.dir().join("Q3.env.tmp").exists());
+        // The lock is exclusive; its holder cleans at start.
+        let lock = spool.lock().unwrap().expect("nobody holds the lock");
+        assert!(Spool::open(dir.path()).unwrap().lock().unwrap().is_none(), "a second holder is refused");
+        assert_eq!(spool.clean_leftovers(&lock).unwrap(), 2);
         assert!(!spool.dir().join("Q2.msg").exists() && !spool.dir().join("Q3.env.tmp").exists());
+        assert!(spool.dir().join("Q1.msg").exists());
+        drop(lock);
+        assert!(spool.lock().unwrap().is_some(), "released when dropped");
         assert!(spool.remove("Q1").unwrap());
         assert!(!spool.remove("Q1").unwrap());
-        assert!(spool.load_all().unwrap().is_empty());
+        assert!(spool.scan().unwrap().is_empty());
         assert!(spool.message("../x").is_err());
     }
 }

@@ -207,7 +207,11 @@ pub fn parse_rcpt_params(input: &str) -> Result<RcptParams, ParamError> {
 }
 
 /// Decodes RFC 3461 4 xtext: `+HH` for the excluded characters. Non-ASCII characters pass
-/// through, as RFC 6533's unitext allows with SMTPUTF8.
+/// through, as RFC 6533's unitext allows with SMTPUTF8. A value that decodes to a control
+/// character (CR, LF, NUL, ...) is refused: RFC 3461 4 allows printable characters only, and
+/// the decoded value goes into the MAIL command relayed to the next hop and into the
+/// notices this server writes, where a CR LF would start a command or a header field of the
+/// client's choosing.
 pub fn decode_xtext(input: &str) -> Result<String, ParamError> {
     let bytes = input.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -226,6 +230,9 @@ pub fn decode_xtext(input: &str) -> Result<String, ParamError> {
                 i += 1;
             }
         }
+    }
+    if out.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(ParamError("xtext decodes to a control character".into()));
     }
     String::from_utf8(out).map_err(|_| ParamError("xtext is not UTF-8".into()))
 }
@@ -263,7 +270,19 @@ mod tests {
         assert_eq!(p.extra.len(), 2);
         assert_eq!(p.extra[0].keyword, "XFOO");
 
-        for bad in [" SIZE=abc", " SIZE", " BODY=9BIT", " RET=ALL", " SIZE=1 SIZE=2", " SMTPUTF8=yes", " ENVID=a+zz", " =x"] {
+        for bad in [
+            " SIZE=abc",
+            " SIZE",
+            " BODY=9BIT",
+            " RET=ALL",
+            " SIZE=1 SIZE=2",
+            " SMTPUTF8=yes",
+            " ENVID=a+zz",
+            " =x",
+            " ENVID=abc+0D+0ARSET+0D+0A",
+            " ENVID=a+00",
+            " ENVID=a+7F",
+        ] {
             assert!(parse_mail_params(bad).is_err(), "{bad:?} should fail");
         }
     }
@@ -276,7 +295,14 @@ mod tests {
         let orcpt = p.orcpt.unwrap();
         assert_eq!(orcpt.addr_type, "rfc822");
         assert_eq!(orcpt.address, "tyler+x@localhost");
-        for bad in [" NOTIFY=NEVER,SUCCESS", " NOTIFY=SOMETIMES", " NOTIFY=DELAY,DELAY", " ORCPT=tyler", " ORCPT=rfc822;not-an-address"] {
+        for bad in [
+            " NOTIFY=NEVER,SUCCESS",
+            " NOTIFY=SOMETIMES",
+            " NOTIFY=DELAY,DELAY",
+            " ORCPT=tyler",
+            " ORCPT=rfc822;not-an-address",
+            " ORCPT=x-made-up;a+0D+0ABcc:+20victim@example.org",
+        ] {
             assert!(parse_rcpt_params(bad).is_err(), "{bad:?} should fail");
         }
     }

@@ -1,0 +1,271 @@
+//! One delivery attempt of a queue entry: the message is read, the delivery hooks route the
+//! recipients, local mailboxes are written, remote recipients are relayed, and the outcomes
+//! are recorded on the envelope.
+
+use std::sync::Arc;
+
+use super::spool::{self, Envelope, Recipient, State};
+use super::{client, notices, route, Queue};
+use crate::plugin::delivery::MessageInfo;
+use crate::plugin::{Hook, SessionPlugins};
+use crate::store::DeliveryKey;
+
+impl Queue {
+    /// One delivery attempt: the message is read, the delivery hooks route the recipients
+    /// not routed yet, local mailboxes are written on the blocking pool, remote recipients go
+    /// through the relay client, the hooks hear the results, and the entry is updated.
+    /// Returns the envelope if the entry stays queued.
+    pub(super) async fn attempt(self: Arc<Self>, mut envelope: Envelope, check: bool) -> Option<Envelope> {
+        let before: Vec<State> = envelope.recipients.iter().map(|r| r.state).collect();
+        // Slots before the message is read, so that entries waiting for one hold no message
+        // in memory. Relay slots first and local ones second; a local slot is never held
+        // while waiting for a relay slot, so the two cannot wait for each other.
+        let mut relay_slot = match has_remote_work(&envelope) {
+            true => Some(Arc::clone(&self.relay_slots).acquire_owned().await.ok()?),
+            false => None,
+        };
+        let local_slot = Arc::clone(&self.slots).acquire_owned().await.ok()?;
+        let queue = Arc::clone(&self);
+        let id = envelope.id.clone();
+        let content = match tokio::task::spawn_blocking(move || queue.spool.message(&id)).await.ok()? {
+            Ok(content) => Arc::new(content),
+            Err(e) => {
+                // Never a reason to drop the entry: an operator removes entries through the
+                // server, so a missing message file is damage to report, and the envelope is
+                // kept for whoever repairs it.
+                tracing::error!(queue_id = envelope.id, error = %e, "cannot read the queued message; the entry is kept and retried");
+                let queue = Arc::clone(&self);
+                let error = format!("cannot read the queued message: {e}");
+                return tokio::task::spawn_blocking(move || queue.hold(envelope, &error)).await.ok()?;
+            }
+        };
+        let settings = self.settings();
+        let hooks = settings.plugins.plugins_with(Hook::Route) || settings.plugins.plugins_with(Hook::DeliveryResult);
+        let mut plugins = hooks.then(|| SessionPlugins::new(Arc::clone(&settings.plugins), &envelope.id));
+        let message = message_info(&envelope, &content);
+        match plugins.as_mut() {
+            Some(p) if p.wants_delivery(Hook::Route) => self.route_recipients(p, &mut envelope, &message).await,
+            _ => envelope.recipients.iter_mut().for_each(|r| r.routed = true),
+        }
+        let held = settle_mailboxes(&mut envelope);
+        let queue = Arc::clone(&self);
+        let local_content = Arc::clone(&content);
+        let (mut envelope, mut errors) =
+            tokio::task::spawn_blocking(move || queue.deliver_local(envelope, check, &local_content, &held)).await.ok()?;
+        drop(local_slot);
+        if has_remote_work(&envelope) {
+            // A delivery hook may have sent a local recipient to a relay.
+            if relay_slot.is_none() {
+                relay_slot = Some(Arc::clone(&self.relay_slots).acquire_owned().await.ok()?);
+            }
+            errors.extend(self.relay_remote(&mut envelope, &content[..]).await);
+        }
+        drop(relay_slot);
+        envelope.attempts += 1;
+        for (i, r) in envelope.recipients.iter().enumerate() {
+            // Recipients this attempt tried (a route hook may have added some: pending before).
+            if before.get(i).is_none_or(|s| *s == State::Pending) && r.routed && !r.discarded {
+                crate::metrics::get().delivery(r.state.outcome(), if r.remote { "relay" } else { "local" });
+            }
+        }
+        if let Some(p) = plugins.as_mut().filter(|p| p.wants_delivery(Hook::DeliveryResult)) {
+            for (i, r) in envelope.recipients.iter().enumerate() {
+                let was_pending = before.get(i).is_none_or(|s| *s == State::Pending);
+                if !was_pending || r.discarded || !r.routed {
+                    continue;
+                }
+                p.on_delivery_result(&message, &r.address, r.state.outcome(), r.detail.as_deref().unwrap_or("")).await;
+            }
+        }
+        drop(plugins);
+        let queue = Arc::clone(&self);
+        tokio::task::spawn_blocking(move || {
+            notices::mark_due(&mut envelope, &before);
+            // On an error the notice stays owed and the entry stays queued (reschedule).
+            let _ = queue.send_due_notices(&mut envelope, &content[..]);
+            if envelope.done() {
+                return queue.finish(envelope);
+            }
+            let last = errors.first().cloned().unwrap_or_default();
+            queue.reschedule(envelope, &last, &content[..])
+        })
+        .await
+        .ok()?
+    }
+
+    /// Stores the message in every local mailbox not done yet and not `held` (blocking), and
+    /// settles the local recipients. Returns the errors.
+    pub(super) fn deliver_local(&self, mut envelope: Envelope, check: bool, content: &[u8], held: &[usize]) -> (Envelope, Vec<String>) {
+        let id = envelope.id.clone();
+        let mut errors: Vec<(usize, String)> = Vec::new();
+        for (index, mailbox) in envelope.mailboxes.iter_mut().enumerate().filter(|(i, m)| !m.delivered && !held.contains(i)) {
+            let key = DeliveryKey { key: format!("{id}-{index}"), time: envelope.arrived };
+            match self.store.deliver(&mailbox.user, mailbox.folder.as_deref(), &key, &[content], check) {
+                Ok(stored) => {
+                    mailbox.delivered = true;
+                    tracing::info!(
+                        queue_id = id,
+                        user = mailbox.user,
+                        folder = mailbox.folder.as_deref().unwrap_or(""),
+                        file = stored.id,
+                        "delivered"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(queue_id = id, user = mailbox.user, error = %e, "delivery failed; will retry");
+                    errors.push((index, e.to_string()));
+                }
+            }
+        }
+        for recipient in envelope.recipients.iter_mut().filter(|r| r.state == State::Pending && !r.remote && r.routed) {
+            if recipient.mailboxes.is_empty() {
+                recipient.state = State::Failed;
+                recipient.detail = Some("no route to this recipient".into());
+                recipient.status = Some("5.4.4".into());
+            } else if recipient.mailboxes.iter().all(|&i| envelope.mailboxes.get(i).is_some_and(|m| m.delivered)) {
+                recipient.state = State::Delivered;
+                recipient.detail = Some("delivered to the mailbox".into());
+                recipient.status = Some("2.0.0".into());
+            } else if let Some((_, error)) = errors.iter().find(|(i, _)| recipient.mailboxes.contains(i)) {
+                recipient.detail = Some(error.clone());
+                recipient.status = Some("4.2.0".into());
+            }
+        }
+        (envelope, errors.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// Relays the pending remote recipients, domain by domain, trying each next hop in turn
+    /// until one takes a session. Returns the temporary errors.
+    pub(super) async fn relay_remote(&self, envelope: &mut Envelope, content: &[u8]) -> Vec<String> {
+        // Recipients go out in groups: one per domain, or per next hop a delivery hook chose.
+        let group_of = |r: &Recipient| match &r.route {
+            Some(hop) => (String::new(), Some(hop.clone())),
+            None => (r.address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default(), None),
+        };
+        let mut groups: Vec<(String, Option<String>)> = Vec::new();
+        for r in envelope.recipients.iter().filter(|r| r.state == State::Pending && r.remote && r.routed) {
+            let group = group_of(r);
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        let mut errors = Vec::new();
+        let settings = self.settings();
+        let timeouts = client::Timeouts { command: settings.config.relay_command_timeout.0, data: settings.config.relay_data_timeout.0 };
+        for group in groups {
+            let targets: Vec<usize> = (0..envelope.recipients.len())
+                .filter(|&i| {
+                    let r = &envelope.recipients[i];
+                    r.state == State::Pending && r.remote && r.routed && group_of(r) == group
+                })
+                .collect();
+            let (domain, via) = group;
+            let found = match &via {
+                Some(hop) => settings.hops.via(hop).await,
+                None => settings.hops.hops(&domain).await,
+            };
+            let hops = match found {
+                Ok(hops) => hops,
+                Err(route::NoRoute::Permanent { status, text }) => {
+                    for &i in &targets {
+                        let r = &mut envelope.recipients[i];
+                        r.state = State::Failed;
+                        r.status = Some(status.to_string());
+                        r.detail = Some(text.clone());
+                    }
+                    continue;
+                }
+                Err(route::NoRoute::Temporary(text)) => {
+                    for &i in &targets {
+                        let r = &mut envelope.recipients[i];
+                        r.status = Some("4.4.3".into());
+                        r.detail = Some(text.clone());
+                    }
+                    errors.push(text);
+                    continue;
+                }
+            };
+            let mut last_error = format!("no address for {domain}");
+            let mut done = false;
+            'hops: for hop in &hops {
+                for addr in &hop.addrs {
+                    match client::relay(*addr, &self.hostname, timeouts, envelope, &targets, content).await {
+                        Ok(outcomes) => {
+                            for (&i, outcome) in targets.iter().zip(outcomes) {
+                                apply_outcome(&envelope.id, &mut envelope.recipients[i], &hop.name, outcome, &mut errors);
+                            }
+                            done = true;
+                            break 'hops;
+                        }
+                        Err(client::SessionError(e)) => {
+                            tracing::info!(queue_id = envelope.id, hop = hop.name, %addr, error = e, "relay attempt failed");
+                            last_error = format!("{} ({addr}): {e}", hop.name);
+                        }
+                    }
+                }
+            }
+            if !done {
+                for &i in &targets {
+                    let r = &mut envelope.recipients[i];
+                    r.status = Some("4.4.1".into());
+                    r.detail = Some(last_error.clone());
+                }
+                errors.push(last_error);
+            }
+        }
+        errors
+    }
+}
+
+/// Whether a recipient waits for the relay.
+fn has_remote_work(envelope: &Envelope) -> bool {
+    envelope.recipients.iter().any(|r| r.state == State::Pending && r.remote && r.routed)
+}
+
+/// After routing: mailboxes that no pending recipient needs any more (a hook moved the copy
+/// into a folder, redirected or discarded it) are settled without a copy; the mailboxes of
+/// recipients whose route is not decided yet are held for a later attempt (returned).
+fn settle_mailboxes(envelope: &mut Envelope) -> Vec<usize> {
+    let pending: Vec<&Recipient> = envelope.recipients.iter().filter(|r| r.state == State::Pending).collect();
+    let needed: Vec<usize> = pending.iter().filter(|r| r.routed).flat_map(|r| r.mailboxes.clone()).collect();
+    let waiting: Vec<usize> = pending.iter().filter(|r| !r.routed).flat_map(|r| r.mailboxes.clone()).filter(|m| !needed.contains(m)).collect();
+    for (i, mailbox) in envelope.mailboxes.iter_mut().enumerate() {
+        if !mailbox.delivered && !needed.contains(&i) && !waiting.contains(&i) {
+            mailbox.delivered = true;
+        }
+    }
+    waiting
+}
+
+/// The message as the delivery hooks see it.
+fn message_info(envelope: &Envelope, content: &[u8]) -> MessageInfo {
+    let (fields, _) = crate::mime::header::fields(content);
+    let headers =
+        fields.iter().map(|f| crate::plugin::Header { name: f.name.clone(), value: crate::mime::header::unfolded_value(content, f) }).collect();
+    MessageInfo { queue_id: envelope.id.clone(), sender: envelope.sender.clone(), headers, size: content.len() as u64 }
+}
+
+/// Records what the next hop said about one recipient.
+fn apply_outcome(id: &str, r: &mut Recipient, hop: &str, outcome: client::Outcome, errors: &mut Vec<String>) {
+    match outcome {
+        client::Outcome::Accepted { reply, dsn } => {
+            r.state = State::Delivered;
+            r.relayed = Some(if dsn { spool::RelayedTo::Dsn } else { spool::RelayedTo::Plain });
+            r.status = Some(reply.status());
+            r.detail = Some(format!("relayed to {hop}: {}", reply.text()));
+            tracing::info!(queue_id = id, to = r.address, hop, reply = reply.text(), "relayed");
+        }
+        client::Outcome::Rejected(reply) => {
+            r.state = State::Failed;
+            r.status = Some(reply.status());
+            r.diagnostic = Some(format!("smtp; {}", reply.text()));
+            r.detail = Some(format!("{hop} said: {}", reply.text()));
+            tracing::info!(queue_id = id, to = r.address, hop, reply = reply.text(), "relay refused");
+        }
+        client::Outcome::Deferred(text) => {
+            r.status = Some("4.0.0".into());
+            r.detail = Some(format!("{hop} said: {text}"));
+            errors.push(text);
+        }
+    }
+}
