@@ -41,6 +41,8 @@ impl Session {
             return Outcome::no_code("UNAVAILABLE", "Cannot open the mailbox; try again later");
         }
         self.user = Some(user);
+        let imap = &self.ctx.config.imap;
+        self.receiver.set_limits(imap.max_literal.0, imap.max_literal.0 + imap.max_line.0);
         Outcome::ok_code(format!("CAPABILITY {}", self.capabilities()), "LOGIN completed")
     }
 

@@ -1,7 +1,9 @@
 //! FETCH and UID FETCH (RFC 3501 6.4.5, 7.4.2). Messages are read and rendered on the blocking
-//! pool in batches, and the output goes out between batches, so that `FETCH 1:* BODY[]` on a
-//! large mailbox neither holds it all in memory nor stalls other sessions. A body fetched
-//! without .PEEK sets \Seen first, and the new flags follow the data.
+//! pool a piece at a time — a trip ends once its output passes [`PIECE`], between messages or
+//! between two items of one message — and each piece is written out before the next is
+//! rendered, so that neither `FETCH 1:* BODY[]` on a large mailbox nor `FETCH 1 (BODY[]
+//! BODY[] ...)` holds more than a piece and one item in memory. A body fetched without .PEEK
+//! sets \Seen first, and the new flags follow the data.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -13,8 +15,15 @@ use super::session::{blocking, flags_text, Outcome, Session};
 use super::structure::Parsed;
 use crate::store::{Flags, MailStore, MessageInfo};
 
-/// Messages rendered per trip to the blocking pool.
-const BATCH: usize = 50;
+/// Output rendered per trip to the blocking pool, before it is written out.
+const PIECE: usize = 256 * 1024;
+
+/// Where the next trip starts: a message of the targets, and an item of it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Resume {
+    target: usize,
+    item: usize,
+}
 
 /// What one message's response needs.
 struct Target {
@@ -74,14 +83,16 @@ impl Session {
             .iter()
             .map(|&i| Target { seq: i + 1, message: selected.messages[i].clone(), recent: selected.recent.contains(&selected.messages[i].uid) })
             .collect();
-        let items = Arc::new(items);
+        let (items, targets) = (Arc::new(items), Arc::new(targets));
         let mut failed = 0;
-        for batch in targets.chunks(BATCH) {
-            let batch: Vec<Target> = batch.iter().map(|t| Target { seq: t.seq, message: t.message.clone(), recent: t.recent }).collect();
-            let (store, cache, user, name, items) =
-                (Arc::clone(&self.ctx.store), Arc::clone(&self.cache), user.clone(), name.clone(), Arc::clone(&items));
-            let (bytes, missing) = blocking(move || Ok(render_batch(store.as_ref(), &cache, &user, &name, &batch, &items))).await?;
+        let mut next = Some(Resume::default());
+        while let Some(resume) = next {
+            let (store, cache, user, name, items, targets) =
+                (Arc::clone(&self.ctx.store), Arc::clone(&self.cache), user.clone(), name.clone(), Arc::clone(&items), Arc::clone(&targets));
+            let (bytes, missing, resume) =
+                blocking(move || Ok(render_piece(store.as_ref(), &cache, &user, &name, &targets, resume, &items))).await?;
             failed += missing;
+            next = resume;
             self.out.extend_from_slice(&bytes);
             self.flush_if_large().await?;
         }
@@ -107,10 +118,19 @@ impl Session {
     }
 }
 
-/// Renders `* n FETCH (...)` for each message; returns the bytes and how many messages could
-/// not be read (removed meanwhile). ENVELOPE, BODY and BODYSTRUCTURE come from the cache when
-/// it has them; the message is read (and parsed) only for what is left.
-fn render_batch(store: &dyn MailStore, cache: &StructureCache, user: &str, mailbox: &str, batch: &[Target], items: &[FetchAttr]) -> (Vec<u8>, usize) {
+/// Renders `* n FETCH (...)` for the targets from `resume` on, until the output passes
+/// [`PIECE`]; returns the bytes, how many messages could not be read (removed meanwhile), and
+/// where the next piece starts (None: done). ENVELOPE, BODY and BODYSTRUCTURE come from the
+/// cache when it has them; the message is read (and parsed) only for what is left.
+fn render_piece(
+    store: &dyn MailStore,
+    cache: &StructureCache,
+    user: &str,
+    mailbox: &str,
+    targets: &[Target],
+    resume: Resume,
+    items: &[FetchAttr],
+) -> (Vec<u8>, usize, Option<Resume>) {
     let wants_structure = items.iter().any(|i| matches!(i, FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure));
     let others_need_content =
         items.iter().any(|i| matches!(i, FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text | FetchAttr::Section { .. }));
@@ -122,7 +142,8 @@ fn render_batch(store: &dyn MailStore, cache: &StructureCache, user: &str, mailb
     });
     let mut out = Vec::new();
     let mut missing = 0;
-    for target in batch {
+    for (index, target) in targets.iter().enumerate().skip(resume.target) {
+        let first_item = if index == resume.target { resume.item } else { 0 };
         let cached = if wants_structure { cache.get(user, mailbox, &target.message.id) } else { None };
         let must_parse = others_need_parse || (wants_structure && cached.is_none());
         let content = if others_need_content || must_parse {
@@ -131,6 +152,10 @@ fn render_batch(store: &dyn MailStore, cache: &StructureCache, user: &str, mailb
                 Err(e) => {
                     if e.kind() != std::io::ErrorKind::NotFound {
                         tracing::warn!(uid = target.message.uid, error = %e, "cannot read a message");
+                    }
+                    if first_item > 0 {
+                        // Gone between two pieces: its response, begun, is closed.
+                        out.extend_from_slice(b")\r\n");
                     }
                     missing += 1;
                     continue;
@@ -154,17 +179,26 @@ fn render_batch(store: &dyn MailStore, cache: &StructureCache, user: &str, mailb
                 Some(rendered)
             }
         };
-        out.extend_from_slice(format!("* {} FETCH (", target.seq).as_bytes());
-        for (n, item) in items.iter().enumerate() {
+        if first_item == 0 {
+            out.extend_from_slice(format!("* {} FETCH (", target.seq).as_bytes());
+        }
+        for (n, item) in items.iter().enumerate().skip(first_item) {
             if n > 0 {
                 out.push(b' ');
             }
             let parts = Parts { content: content.as_deref(), parsed: parsed.as_ref(), rendered: rendered.as_deref() };
             render_item(&mut out, target, &parts, item);
+            if out.len() >= PIECE && n + 1 < items.len() {
+                // The rest of this message's items in the next piece (the message is read again).
+                return (out, missing, Some(Resume { target: index, item: n + 1 }));
+            }
         }
         out.extend_from_slice(b")\r\n");
+        if out.len() >= PIECE && index + 1 < targets.len() {
+            return (out, missing, Some(Resume { target: index + 1, item: 0 }));
+        }
     }
-    (out, missing)
+    (out, missing, None)
 }
 
 /// What a message's items are rendered from; each is there when an item needs it.

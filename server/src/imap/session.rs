@@ -160,7 +160,8 @@ pub struct Session {
     pub(super) peer: SocketAddr,
     /// Rendered message structures, shared by every session.
     pub(super) cache: Arc<super::cache::StructureCache>,
-    receiver: Receiver,
+    /// Frames the client's commands; its limits grow at login.
+    pub(super) receiver: Receiver,
     frames: VecDeque<Framed>,
     /// Bytes for the client, written at the end of each batch of commands (or sooner when large).
     pub(super) out: Vec<u8>,
@@ -181,7 +182,9 @@ pub struct Session {
 
 impl Session {
     pub fn new(io: Stream, ctx: Arc<Context>, cache: Arc<super::cache::StructureCache>, peer: SocketAddr) -> Session {
-        let receiver = Receiver::new(ctx.config.imap.max_line.0 as usize, ctx.config.imap.max_literal.0);
+        let imap = &ctx.config.imap;
+        let before_login = imap.max_command_before_login.0;
+        let receiver = Receiver::new(imap.max_line.0 as usize, imap.max_literal.0.min(before_login), before_login);
         let stage = ctx.shutdown.watch();
         Session {
             stage,
@@ -331,10 +334,14 @@ impl Session {
             }
             Framed::LiteralTooBig { tag, size } => {
                 self.errors += 1;
-                tracing::info!(peer = %self.peer, size, "literal over imap.max_literal refused");
+                let imap = &self.ctx.config.imap;
+                let (limit, key) = match self.user {
+                    Some(_) => (imap.max_literal.0, "imap.max_literal"),
+                    None => (imap.max_command_before_login.0, "imap.max_command_before_login"),
+                };
+                tracing::info!(peer = %self.peer, size, limit = key, "literal over the limit refused");
                 let tag = tag.unwrap_or_else(|| "*".into());
-                let limit = self.ctx.config.imap.max_literal.0;
-                self.tagged(&tag, &Outcome::no_code("TOOBIG", format!("Literal of {size} octets is over the limit of {limit}")));
+                self.tagged(&tag, &Outcome::no_code("TOOBIG", format!("Literal of {size} octets is over the limit of {limit} for this command")));
                 self.too_many_errors();
             }
             Framed::Command(bytes) => match proto::parse(&bytes) {

@@ -12,12 +12,16 @@ use tokio::sync::watch;
 use super::proto::{self, Command, CommandReceiver, Line};
 use super::Locks;
 use crate::lifecycle::{reached, Stage};
-use crate::smtp::proto::dot_stuff_into;
+use crate::smtp::proto::DotStuffer;
 use crate::store::Listed;
 use crate::tls::Stream;
 use crate::Context;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Replies are written out once this much is waiting: pipelined RETRs cannot pile up
+/// messages in memory, and a client that does not read stops the session (its writes wait)
+/// rather than making it grow.
+const FLUSH_AT: usize = 256 * 1024;
 /// Wrong passwords tolerated before the connection is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
 /// Bad commands tolerated before the connection is closed.
@@ -117,6 +121,9 @@ impl Session {
                         self.flush().await?;
                         return Ok(());
                     }
+                    if self.output.len() >= FLUSH_AT {
+                        self.flush().await?;
+                    }
                 }
             }
             self.flush().await?;
@@ -214,7 +221,7 @@ impl Session {
             (State::Transaction(drop), command) => {
                 let user = drop.user.clone();
                 if let Some(read) = transaction(drop, command, &mut self.output) {
-                    self.send_message(&user, read).await;
+                    self.send_message(&user, read).await?;
                 }
                 Flow::Continue
             }
@@ -229,7 +236,7 @@ impl Session {
     }
 
     /// RETR and TOP: reads the message on the blocking pool and sends it.
-    async fn send_message(&mut self, user: &str, read: Read) {
+    async fn send_message(&mut self, user: &str, read: Read) -> std::io::Result<()> {
         let store = Arc::clone(&self.ctx.store);
         let (name, listed) = (user.to_string(), read.message.clone());
         match tokio::task::spawn_blocking(move || store.read(&name, &listed)).await {
@@ -240,7 +247,16 @@ impl Session {
                 };
                 let octets = if read.lines.is_none() { read.message.size } else { body.len() as u64 };
                 self.ok(&format!("{octets} octets"));
-                dot_stuff_into(&mut self.output, body);
+                // Stuffed and written a block at a time: the output never holds more than
+                // FLUSH_AT and a block.
+                let mut stuffer = DotStuffer::default();
+                for block in body.chunks(64 * 1024) {
+                    stuffer.push(&mut self.output, block);
+                    if self.output.len() >= FLUSH_AT {
+                        self.flush().await?;
+                    }
+                }
+                stuffer.finish(&mut self.output);
             }
             result => {
                 let error = match result {
@@ -252,6 +268,7 @@ impl Session {
                 self.err("[SYS/TEMP] cannot read the message");
             }
         }
+        Ok(())
     }
 
     fn too_many_errors(&mut self) -> Flow {
@@ -559,9 +576,19 @@ mod tests {
         assert_eq!(top(msg, 0), b"Subject: a\r\n\r\n");
         assert_eq!(top(msg, 2), b"Subject: a\r\n\r\none\r\n.two\r\n");
         assert_eq!(top(msg, 10), msg);
+        // Stuffed in pieces of every size: the same as whole, CRLF added when missing.
+        for size in 1..=msg.len() {
+            let mut out = Vec::new();
+            let mut stuffer = DotStuffer::default();
+            msg.chunks(size).for_each(|piece| stuffer.push(&mut out, piece));
+            stuffer.finish(&mut out);
+            assert_eq!(out, b"Subject: a\r\n\r\none\r\n..two\r\nthree\r\n.\r\n", "pieces of {size}");
+        }
         let mut out = Vec::new();
-        dot_stuff_into(&mut out, msg);
-        assert_eq!(out, b"Subject: a\r\n\r\none\r\n..two\r\nthree\r\n.\r\n");
+        let mut stuffer = DotStuffer::default();
+        stuffer.push(&mut out, b".x");
+        stuffer.finish(&mut out);
+        assert_eq!(out, b"..x\r\n.\r\n");
         assert_eq!(uidl("1800000000.Q1-0.mx,S=10,W=12"), "1800000000.Q1-0.mx,S=10,W=12");
         assert_eq!(uidl(&"x".repeat(80)).len(), 16);
     }

@@ -70,6 +70,11 @@ impl Section {
     }
 }
 
+/// The most items one FETCH may name (BAD beyond): far more than any client sends (mbsync,
+/// Thunderbird and mutt name under a dozen), few enough that one command cannot ask for the
+/// same large body over and over.
+pub const MAX_FETCH_ITEMS: usize = 64;
+
 /// fetch-att list after the sequence set: one item, a macro, or a parenthesized list.
 pub fn parse_items(p: &mut Parser<'_>) -> Result<Vec<FetchAttr>, Error> {
     if p.keyword("ALL") {
@@ -87,6 +92,9 @@ pub fn parse_items(p: &mut Parser<'_>) -> Result<Vec<FetchAttr>, Error> {
     p.open()?;
     let mut items = vec![item(p)?];
     while p.eat(b' ') {
+        if items.len() == MAX_FETCH_ITEMS {
+            return Err(Error::Syntax(format!("more than {MAX_FETCH_ITEMS} FETCH items")));
+        }
         items.push(item(p)?);
     }
     p.close()?;
@@ -225,5 +233,8 @@ mod tests {
             let mut p = Parser::new(bad.as_bytes());
             assert!(parse_items(&mut p).and_then(|_| p.end()).is_err(), "{bad}");
         }
+        let list = |n: usize| format!("({})", vec!["BODY.PEEK[]"; n].join(" "));
+        assert_eq!(parse_items(&mut Parser::new(list(MAX_FETCH_ITEMS).as_bytes())).unwrap().len(), MAX_FETCH_ITEMS);
+        assert!(parse_items(&mut Parser::new(list(MAX_FETCH_ITEMS + 1).as_bytes())).is_err());
     }
 }

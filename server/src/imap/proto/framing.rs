@@ -3,7 +3,9 @@
 //! octets with another line. The receiver takes input in any chunk sizes and checks both
 //! limits — the command text and each literal — before it buffers anything beyond them: an
 //! over-long line is discarded as it arrives, and a literal over the limit is refused before
-//! the client sends it (synchronizing) or skipped unbuffered (non-synchronizing).
+//! the client sends it (synchronizing) or skipped unbuffered (non-synchronizing). A third
+//! limit bounds the whole command, text and literals together, so that many literals in one
+//! unfinished command cannot add up (the session sets it far lower before login).
 
 /// What the receiver found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +32,13 @@ enum State {
     Literal(u64),
     /// Skipping this many more octets of a refused non-synchronizing literal.
     Skip(u64),
-    /// Discarding up to the next line end.
+    /// Discarding up to the next line end; a line that ends in a non-synchronizing literal
+    /// announcement goes on discarding after its octets (the command is not over).
     DiscardLine,
 }
+
+/// The longest literal announcement, ` {4294967295+}\r\n`, that ends a discarded line.
+const ANNOUNCEMENT_TAIL: usize = 16;
 
 /// The command assembler, one per connection.
 #[derive(Debug)]
@@ -41,18 +47,31 @@ pub struct Receiver {
     max_line: usize,
     /// The largest literal.
     max_literal: u64,
+    /// The largest command, text and literals together.
+    max_command: u64,
     /// The command so far.
     command: Vec<u8>,
     /// Text octets in `command` (literals not counted), for the line limit.
     text: usize,
     /// Where the text after the last literal starts in `command`: where an announcement is looked for.
     line_start: usize,
+    /// The last octets of a line being discarded, to see whether a literal follows it.
+    discarded_tail: Vec<u8>,
     state: State,
 }
 
 impl Receiver {
-    pub fn new(max_line: usize, max_literal: u64) -> Receiver {
-        Receiver { max_line, max_literal, command: Vec::new(), text: 0, line_start: 0, state: State::Line }
+    /// A receiver whose commands hold at most `max_line` octets of text, literals of at most
+    /// `max_literal` octets, and at most `max_command` octets in all.
+    pub fn new(max_line: usize, max_literal: u64, max_command: u64) -> Receiver {
+        Receiver { max_line, max_literal, max_command, command: Vec::new(), text: 0, line_start: 0, discarded_tail: Vec::new(), state: State::Line }
+    }
+
+    /// Changes the literal and command limits (at login); the command being read keeps what
+    /// it has.
+    pub fn set_limits(&mut self, max_literal: u64, max_command: u64) {
+        self.max_literal = max_literal;
+        self.max_command = max_command;
     }
 
     /// Whether the receiver is between commands (nothing of a next one buffered).
@@ -66,6 +85,7 @@ impl Receiver {
         self.text = 0;
         self.line_start = 0;
         self.state = State::Line;
+        self.discarded_tail.clear();
     }
 
     /// Takes all of `input` and appends what it completes to `out`.
@@ -88,20 +108,32 @@ impl Receiver {
                     input = &input[take..];
                     self.state = if left == take as u64 { State::DiscardLine } else { State::Skip(left - take as u64) };
                 }
-                State::DiscardLine => match memchr::memchr(b'\n', input) {
-                    Some(i) => {
-                        input = &input[i + 1..];
-                        self.state = State::Line;
+                State::DiscardLine => {
+                    let (piece, complete) = match memchr::memchr(b'\n', input) {
+                        Some(i) => (&input[..=i], true),
+                        None => (input, false),
+                    };
+                    input = &input[piece.len()..];
+                    self.discarded_tail.extend_from_slice(&piece[piece.len().saturating_sub(ANNOUNCEMENT_TAIL)..]);
+                    let excess = self.discarded_tail.len().saturating_sub(ANNOUNCEMENT_TAIL);
+                    self.discarded_tail.drain(..excess);
+                    if complete {
+                        let line = self.discarded_tail.strip_suffix(b"\n").unwrap_or(&self.discarded_tail);
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        self.state = match literal_announcement(line) {
+                            Some((size, false)) if size > 0 => State::Skip(size),
+                            _ => State::Line,
+                        };
+                        self.discarded_tail.clear();
                     }
-                    None => input = &[],
-                },
+                }
                 State::Line => {
                     let (piece, rest, complete) = match memchr::memchr(b'\n', input) {
                         Some(i) => (&input[..=i], &input[i + 1..], true),
                         None => (input, &[][..], false),
                     };
                     input = rest;
-                    if self.text + piece.len() > self.max_line {
+                    if self.text + piece.len() > self.max_line || (self.command.len() + piece.len()) as u64 > self.max_command {
                         out.push(Framed::TooLong { tag: self.tag_with(piece) });
                         self.command.clear();
                         self.text = 0;
@@ -134,7 +166,8 @@ impl Receiver {
             out.push(Framed::Command(command));
             return;
         };
-        if size > self.max_literal {
+        // Both checked on the announcement, before a single octet of the literal is taken.
+        if size > self.max_literal || self.command.len() as u64 + size > self.max_command {
             let tag = self.tag_with(b"");
             self.command.clear();
             self.text = 0;
@@ -185,9 +218,9 @@ mod tests {
     /// Feeds `input` in chunks of every size from 1 to 64 and checks each gives `expected`.
     fn frames_in_any_chunks(input: &[u8], max_line: usize, max_literal: u64) -> Vec<Framed> {
         let mut whole = Vec::new();
-        Receiver::new(max_line, max_literal).push(input, &mut whole);
+        Receiver::new(max_line, max_literal, u64::MAX).push(input, &mut whole);
         for size in 1..=64 {
-            let mut receiver = Receiver::new(max_line, max_literal);
+            let mut receiver = Receiver::new(max_line, max_literal, u64::MAX);
             let mut out = Vec::new();
             for chunk in input.chunks(size) {
                 receiver.push(chunk, &mut out);
@@ -239,10 +272,42 @@ mod tests {
         input.extend_from_slice(b" rest of it\r\nA2 NOOP\r\n");
         let out = frames_in_any_chunks(&input, 1000, 1000);
         assert_eq!(out, vec![Framed::LiteralTooBig { tag: Some("A1".into()), size: 2000 }, Framed::Command(b"A2 NOOP\r\n".to_vec())]);
-        let mut receiver = Receiver::new(1000, 1000);
+        let mut receiver = Receiver::new(1000, 1000, u64::MAX);
         let mut out = Vec::new();
         receiver.push(&input[..1500], &mut out);
         assert!(receiver.command.capacity() < 1000, "nothing of the literal is buffered");
+    }
+
+    #[test]
+    fn literals_add_up_to_the_command_limit() {
+        // Before login: many small LITERAL+ literals in one unfinished command, each under
+        // the literal limit, are refused once they add up past the command limit.
+        let mut input = Vec::new();
+        input.extend_from_slice(b"A1 LOGIN {600+}\r\n");
+        input.extend(std::iter::repeat_n(b'u', 600));
+        for _ in 0..100 {
+            input.extend_from_slice(b" {600+}\r\n");
+            input.extend(std::iter::repeat_n(b'p', 600));
+        }
+        input.extend_from_slice(b"\r\nA2 NOOP\r\n");
+        let mut whole = Vec::new();
+        let mut receiver = Receiver::new(1000, 1000, 2048);
+        for chunk in input.chunks(7) {
+            receiver.push(chunk, &mut whole);
+            assert!(receiver.command.len() <= 2048, "the command never holds more than its limit");
+        }
+        assert_eq!(whole, vec![Framed::LiteralTooBig { tag: Some("A1".into()), size: 600 }, Framed::Command(b"A2 NOOP\r\n".to_vec())]);
+        // Text counts too: a line that alone fits max_line but not max_command.
+        let mut out = Vec::new();
+        Receiver::new(1000, 1000, 100).push(&[b"A3 NOOP ".as_slice(), &[b'x'; 200], b"\r\n"].concat(), &mut out);
+        assert_eq!(out, vec![Framed::TooLong { tag: Some("A3".into()) }]);
+        // After login the limits grow.
+        let mut receiver = Receiver::new(1000, 1000, 2048);
+        receiver.set_limits(100_000, 200_000);
+        let mut out = Vec::new();
+        receiver.push(&input, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(matches!(&out[0], Framed::Command(c) if c.len() > 60_000));
     }
 
     #[test]

@@ -15,6 +15,6 @@ pub mod reply;
 
 pub use address::Address;
 pub use command::{Command, CommandReceiver, Error, ForwardPath};
-pub use data::{dot_stuff_into, ContentReceiver, ContentReport};
+pub use data::{dot_stuff_into, ContentReceiver, ContentReport, DotStuffer};
 pub use params::{Body, MailParams, RcptParams, Ret};
 pub use reply::{codes, EnhancedCode, Reply};

@@ -1,0 +1,147 @@
+//! Memory bounded per connection: each test makes one connection do what used to make the
+//! server's memory grow with the bytes a client sent or asked for, and reads the server's
+//! resident size from /proc while the client does not read.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use wasmail_tests::{Server, Setup};
+
+/// The most a hostile connection may add to the server's resident size here. The server's
+/// own baseline (wasmtime, caches) is measured before the test's connection starts.
+const BOUND_KIB: u64 = 64 * 1024;
+
+/// The largest resident size seen over `period` (sampled), minus `baseline`.
+fn growth_over(server: &Server, baseline: u64, period: Duration) -> u64 {
+    let deadline = Instant::now() + period;
+    let mut peak = server.rss_kib();
+    while Instant::now() < deadline {
+        peak = peak.max(server.rss_kib());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    peak.saturating_sub(baseline)
+}
+
+/// A 5 MB message (lines of 100 octets) in tyler's mailbox, delivered over SMTP.
+fn server_with_a_large_message() -> Server {
+    let server = Server::start_with(Setup { users: vec!["tyler".into()], ..Setup::default() });
+    let body: String = (0..50_000).map(|i| format!("{i:07} {}\r\n", "m".repeat(90))).collect();
+    let mut c = server.connect();
+    c.greet();
+    assert_eq!(c.send_mail("daniel@client.example", &["tyler@localhost"], &format!("Subject: big\r\n\r\n{body}")).code, 250);
+    assert_eq!(server.mailbox("tyler").len(), 1);
+    server
+}
+
+fn read_line(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    line
+}
+
+/// Before login, LITERAL+ literals in one unfinished command (each under max_literal) used to
+/// be buffered without bound. Now the whole command is bounded by
+/// `[imap] max_command_before_login` (16 KiB) as it arrives: the literals are refused and
+/// skipped unread, and the session goes on.
+#[test]
+fn imap_literals_before_login_do_not_add_up() {
+    let server = Server::start();
+    let stream = TcpStream::connect(server.imap.unwrap()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    assert!(read_line(&mut reader).starts_with("* OK"));
+    let baseline = server.rss_kib();
+    let megabyte = vec![b'u'; 1 << 20];
+    writer.write_all(b"a LOGIN {1048576+}\r\n").unwrap();
+    for _ in 0..200 {
+        writer.write_all(&megabyte).unwrap();
+        writer.write_all(b" {1048576+}\r\n").unwrap();
+    }
+    writer.write_all(&megabyte).unwrap();
+    writer.write_all(b"\r\nb NOOP\r\n").unwrap();
+    let growth = growth_over(&server, baseline, Duration::from_millis(500));
+    let first = read_line(&mut reader);
+    assert!(first.starts_with("a NO [TOOBIG]"), "{first}");
+    let second = read_line(&mut reader);
+    assert!(second.starts_with("b OK"), "the session goes on after the skipped literals: {second}");
+    let growth = growth.max(server.rss_kib().saturating_sub(baseline));
+    assert!(growth < BOUND_KIB, "200 MiB of literals before login grew the server by {growth} KiB");
+}
+
+/// 200 pipelined `RETR 1` of a 5 MB message, never read: the replies go out as they are made
+/// and the session waits for the client, instead of piling up a gigabyte of output.
+#[test]
+fn pop3_pipelined_retrs_wait_for_the_client() {
+    let server = server_with_a_large_message();
+    let stream = TcpStream::connect(server.pop3.unwrap()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    assert!(read_line(&mut reader).starts_with("+OK"));
+    writer.write_all(b"USER tyler\r\nPASS secret\r\n").unwrap();
+    assert!(read_line(&mut reader).starts_with("+OK"));
+    assert!(read_line(&mut reader).starts_with("+OK"), "login");
+    let baseline = server.rss_kib();
+    writer.write_all("RETR 1\r\n".repeat(200).as_bytes()).unwrap();
+    let growth = growth_over(&server, baseline, Duration::from_secs(3));
+    assert!(growth < BOUND_KIB, "200 pipelined RETRs of 5 MB grew the server by {growth} KiB");
+    // The client reads now: every reply comes, whole.
+    let mut first = Vec::new();
+    let mut total = 0u64;
+    let mut buffer = vec![0u8; 1 << 20];
+    let expected = 200 * 5_000_000u64;
+    while total < expected {
+        let n = reader.read(&mut buffer).unwrap();
+        assert!(n > 0, "the connection closed after {total} octets");
+        if first.len() < 64 {
+            first.extend_from_slice(&buffer[..n.min(64)]);
+        }
+        total += n as u64;
+    }
+    assert!(first.starts_with(b"+OK 5"), "{}", String::from_utf8_lossy(&first));
+}
+
+/// `FETCH 1 (BODY.PEEK[] x 60)` of a 5 MB message, never read: rendered and written a piece
+/// at a time, not 300 MB at once; 65 items are refused.
+#[test]
+fn imap_fetch_of_many_bodies_is_written_a_piece_at_a_time() {
+    let server = server_with_a_large_message();
+    let stream = TcpStream::connect(server.imap.unwrap()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    assert!(read_line(&mut reader).starts_with("* OK"));
+    writer.write_all(b"a LOGIN tyler secret\r\nb SELECT INBOX\r\n").unwrap();
+    loop {
+        let line = read_line(&mut reader);
+        assert!(!line.is_empty() && !line.starts_with("b NO") && !line.starts_with("b BAD"), "{line}");
+        if line.starts_with("b OK") {
+            break;
+        }
+    }
+    writer.write_all(format!("c FETCH 1 ({})\r\n", vec!["BODY.PEEK[]"; 65].join(" ")).as_bytes()).unwrap();
+    let refused = read_line(&mut reader);
+    assert!(refused.starts_with("c BAD") && refused.contains("FETCH items"), "{refused}");
+    let baseline = server.rss_kib();
+    writer.write_all(format!("d FETCH 1 ({})\r\n", vec!["BODY.PEEK[]"; 60].join(" ")).as_bytes()).unwrap();
+    let growth = growth_over(&server, baseline, Duration::from_secs(3));
+    assert!(growth < BOUND_KIB, "FETCH of 60 bodies of 5 MB grew the server by {growth} KiB");
+    // Read it all: one response with 60 literals of the message's size, then the tagged OK.
+    let mut literals = 0;
+    let mut line = read_line(&mut reader);
+    while !line.starts_with("d ") {
+        assert!(!line.is_empty(), "the connection closed");
+        let announced = line.trim_end().strip_suffix('}').and_then(|l| l.rsplit_once('{')).map(|(_, size)| size.parse::<usize>().unwrap());
+        if let Some(size) = announced {
+            let mut literal = vec![0u8; size];
+            reader.read_exact(&mut literal).unwrap();
+            assert!(literal.starts_with(b"Return-Path:") || literal.starts_with(b"Received:"), "a literal is the message");
+            literals += 1;
+        }
+        line = read_line(&mut reader);
+    }
+    assert!(line.starts_with("d OK"), "{line}");
+    assert_eq!(literals, 60);
+}
