@@ -116,7 +116,8 @@ fn submission_needs_auth_and_the_users_own_sender() {
     assert!(replies[5].starts_with("553 5.7.1 "), "hunt's address is not tyler's: {}", replies[5]);
     assert!(replies[6].starts_with("250 "), "{}", replies[6]);
     assert!(replies[7].starts_with("250 "), "an authenticated user may relay: {}", replies[7]);
-    // AUTH LOGIN, with its two prompts; on port 25 an authenticated client may relay too.
+    // AUTH LOGIN, with its two prompts; on port 25 an authenticated client may relay too,
+    // as itself.
     let replies = smtp_codes(
         &server,
         server.smtp.port(),
@@ -126,7 +127,7 @@ fn submission_needs_auth_and_the_users_own_sender() {
             "AUTH LOGIN",
             "dHlsZXI=",
             "c2VjcmV0",
-            "MAIL FROM:<x@y.example>",
+            "MAIL FROM:<tyler@localhost>",
             "RCPT TO:<a@elsewhere.example>",
         ],
     );
@@ -244,4 +245,24 @@ fn the_open_relay_battery_is_refused_for_unauthenticated_clients() {
         assert!(reply.starts_with('5'), "{trick} was not refused: {reply}");
     }
     assert!(server.queued().is_empty());
+}
+
+/// Once a client has authenticated, it sends as its own user on port 25 too: the sender
+/// check is not only for the submission ports (a user of this server used to be able to
+/// forge another user's address on the MX port and have it relayed).
+#[test]
+fn an_authenticated_client_on_port_25_sends_only_as_itself() {
+    let server = Server::start_with(Setup { users: vec!["tyler".into(), "hunt".into()], ..Setup::default() });
+    // AUTH PLAIN tyler/secret over loopback (plaintext allowed there by default).
+    let replies = smtp_codes(
+        &server,
+        server.smtp.port(),
+        &["EHLO c", "AUTH PLAIN AHR5bGVyAHNlY3JldA==", "MAIL FROM:<hunt@localhost>", "MAIL FROM:<tyler+lists@localhost>"],
+    );
+    assert!(replies[1].starts_with("235 "), "{replies:?}");
+    assert!(replies[2].starts_with("553 5.7.1 "), "another user's address: {replies:?}");
+    assert!(replies[3].starts_with("250 "), "the user's own +tag: {replies:?}");
+    // Without AUTH, port 25 is for other servers' mail: their senders are not checked.
+    let replies = smtp_codes(&server, server.smtp.port(), &["EHLO c", "MAIL FROM:<hunt@localhost>"]);
+    assert!(replies[1].starts_with("250 "), "{replies:?}");
 }

@@ -31,7 +31,11 @@ impl Session {
             self.reply(reply);
             return self.bad_command();
         }
-        if self.port != Port::Mx && self.ctx.config.auth.submission_sender_check && !self.owns(&reverse_path) {
+        // `[auth] submission_sender_check`: whoever authenticated sends as themselves, on any
+        // port — on 25 as on 587 and 465 (where AUTH comes first anyway). An unauthenticated
+        // client on 25 is a peer MTA: its senders are not ours to check.
+        let authenticated_or_submission = self.user.is_some() || self.port != Port::Mx;
+        if authenticated_or_submission && self.ctx.config.auth.submission_sender_check && !self.owns(&reverse_path) {
             let user = self.user.clone().unwrap_or_default();
             tracing::info!(user, from = %display_path(&reverse_path), "sender address not owned by the authenticated user");
             self.reply(Reply::new(553, codes::POLICY, format!("<{}>: Sender address not owned by user {user}", display_path(&reverse_path))));
