@@ -184,8 +184,9 @@ pub struct AuthConfig {
     /// the same address, up to `failure_delay_max`.
     pub failure_delay: Duration,
     pub failure_delay_max: Duration,
-    /// Failures from one address, or for one user name, after which logins are refused
-    /// without a password check until `failure_window` has passed without a failure.
+    /// Failures from one address, or for one user name from one address, after which
+    /// logins from there are refused without a password check until `failure_window` has
+    /// passed without a failure.
     pub max_failures: u32,
     pub failure_window: Duration,
     /// Argon2id cost of new password hashes (`wasmail user add` and `passwd`).

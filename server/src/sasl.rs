@@ -2,8 +2,12 @@
 //! password check (on the blocking pool, because argon2 is slow on purpose), and the penalty
 //! for failures: like Dovecot's auth penalty, each failure from an address delays that
 //! address's next answers (starting at `[auth] failure_delay`, doubling up to
-//! `failure_delay_max`), and past `max_failures` failures an address — or a user name, from
-//! wherever it is tried — is refused outright until `failure_window` has passed without one.
+//! `failure_delay_max`), and past `max_failures` failures an address — or one user name from
+//! one address — is refused outright until `failure_window` has passed without one.
+//!
+//! There is no lock per user name alone: it would let anyone lock any account out by
+//! failing ten times with its name. Guesses at one name from many addresses are slowed by
+//! each address's own delay and limit; that is Dovecot's rule too.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -30,7 +34,8 @@ pub struct Penalty {
 #[derive(Default)]
 struct Records {
     by_address: Mutex<HashMap<IpAddr, Failures>>,
-    by_user: Mutex<HashMap<String, Failures>>,
+    /// Per (address, lower-case user name).
+    by_user: Mutex<HashMap<(IpAddr, String), Failures>>,
 }
 
 /// Whether an attempt may go ahead.
@@ -59,11 +64,12 @@ impl Penalty {
         }
     }
 
-    /// Before checking a password: blocked past the limit (per address or per user).
+    /// Before checking a password: blocked past the limit (per address, or per user name
+    /// from this address).
     pub fn check(&self, peer: IpAddr, user: &str) -> Verdict {
         let max = self.config.max_failures;
         let address = self.recent(self.records.by_address.lock().expect("penalty lock").get(&peer));
-        let user = self.recent(self.records.by_user.lock().expect("penalty lock").get(&user.to_ascii_lowercase()));
+        let user = self.recent(self.records.by_user.lock().expect("penalty lock").get(&(peer, user.to_ascii_lowercase())));
         if address >= max || user >= max {
             Verdict::Blocked
         } else {
@@ -87,9 +93,9 @@ impl Penalty {
         };
         {
             let mut map = self.records.by_user.lock().expect("penalty lock");
-            let user = user.to_ascii_lowercase();
-            let user_count = self.recent(map.get(&user)) + 1;
-            map.insert(user, Failures { count: user_count, last: now });
+            let key = (peer, user.to_ascii_lowercase());
+            let user_count = self.recent(map.get(&key)) + 1;
+            map.insert(key, Failures { count: user_count, last: now });
             if map.len() > 10_000 {
                 let window = self.config.failure_window.0;
                 map.retain(|_, f| f.last.elapsed() < window);
@@ -214,9 +220,15 @@ mod tests {
         assert_eq!(penalty.check(a, "tyler"), Verdict::Blocked, "six failures from one address");
         assert_eq!(penalty.check(b, "tyler"), Verdict::Go);
         assert_eq!(penalty.failed(b, "hunt").as_secs(), 2, "another address starts afresh");
-        assert_eq!(penalty.check(b, "hunt"), Verdict::Blocked, "six failures for one user, from anywhere");
+        assert_eq!(penalty.check(b, "hunt"), Verdict::Go, "failures from elsewhere do not lock a user out here");
+        // A guesser who knows one password cannot reset the count for another user: the
+        // success clears the address's record, not (address, user)'s.
+        for _ in 0..5 {
+            penalty.failed(b, "hunt");
+        }
         penalty.succeeded(b);
         assert_eq!(penalty.check(b, "tyler"), Verdict::Go);
+        assert_eq!(penalty.check(b, "hunt"), Verdict::Blocked, "six failures for hunt from this address");
     }
 
     #[test]

@@ -99,11 +99,20 @@ impl Users {
     }
 
     /// Whether `password` is the user's; false for unknown users. POP3 logins check it.
+    ///
+    /// An unknown name costs the same as a known one: the password is checked against
+    /// another user's hash (same parameters as real users' hashes) and the answer thrown
+    /// away, so that the time of a failure does not tell which names exist.
     pub fn verify(&self, name: &str, password: &str) -> bool {
-        let Some(hash) = self.hashes.get(&name.to_ascii_lowercase()) else {
-            return false;
+        let (hash, known) = match self.hashes.get(&name.to_ascii_lowercase()) {
+            Some(hash) => (hash, true),
+            None => match self.hashes.values().next() {
+                Some(stand_in) => (stand_in, false),
+                None => return false,
+            },
         };
-        PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        let matches = PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
+        known && matches
     }
 }
 

@@ -266,3 +266,62 @@ fn an_authenticated_client_on_port_25_sends_only_as_itself() {
     let replies = smtp_codes(&server, server.smtp.port(), &["EHLO c", "MAIL FROM:<hunt@localhost>"]);
     assert!(replies[1].starts_with("250 "), "{replies:?}");
 }
+
+/// One AUTH PLAIN exchange from `source` (a loopback address of the test's choosing, bound
+/// before the connection): the reply to AUTH and how long it took.
+fn auth_from(server: &Server, source: std::net::Ipv4Addr, plain: &str) -> (String, Duration) {
+    use rustix::net::{AddressFamily, SocketType};
+    let socket = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&socket, &std::net::SocketAddrV4::new(source, 0)).unwrap();
+    rustix::net::connect(&socket, &server.smtp).unwrap();
+    let stream = TcpStream::from(socket);
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    writer.write_all(b"EHLO c\r\n").unwrap();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line.as_bytes().get(3) != Some(&b'-') {
+            break;
+        }
+    }
+    let start = std::time::Instant::now();
+    writer.write_all(format!("AUTH PLAIN {plain}\r\n").as_bytes()).unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    (line, start.elapsed())
+}
+
+/// Failures for one user name from one address do not lock that user out from another
+/// (anyone could lock any account out), and a wrong password costs the same whether the
+/// user exists or not (the time told which names exist: ~30 ms of argon2 against ~2 ms).
+#[test]
+fn lockouts_are_per_address_and_unknown_users_cost_a_password_check() {
+    let server = Server::start_with(Setup {
+        users: vec!["hunt".into()],
+        auth: "failure_delay = \"1ms\"\nfailure_delay_max = \"1ms\"\nmax_failures = 3\n".into(),
+        ..Setup::default()
+    });
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    for _ in 0..3 {
+        // hunt / wrong
+        assert!(auth_from(&server, attacker, "AGh1bnQAd3Jvbmc=").0.starts_with("535 "));
+    }
+    let (blocked, _) = auth_from(&server, attacker, "AGh1bnQAc2VjcmV0");
+    assert!(blocked.starts_with("421 "), "the attacker's address is blocked: {blocked}");
+    let (owner, _) = auth_from(&server, std::net::Ipv4Addr::LOCALHOST, "AGh1bnQAc2VjcmV0");
+    assert!(owner.starts_with("235 "), "hunt still logs in from elsewhere: {owner}");
+    // Timing: the median of wrong passwords for hunt and for a name that does not exist,
+    // each from an address of its own (so that neither is blocked).
+    let median = |source: std::net::Ipv4Addr, plain: &str| {
+        let mut times: Vec<Duration> = (0..3).map(|_| auth_from(&server, source, plain).1).collect();
+        times.sort();
+        times[1]
+    };
+    let known = median(std::net::Ipv4Addr::new(127, 0, 0, 3), "AGh1bnQAd3Jvbmc=");
+    let unknown = median(std::net::Ipv4Addr::new(127, 0, 0, 4), "AG5vYm9keQB3cm9uZw==");
+    assert!(unknown * 2 > known, "an unknown user is answered in {unknown:?}, a known one in {known:?}");
+}

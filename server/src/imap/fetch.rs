@@ -89,8 +89,7 @@ impl Session {
         while let Some(resume) = next {
             let (store, cache, user, name, items, targets) =
                 (Arc::clone(&self.ctx.store), Arc::clone(&self.cache), user.clone(), name.clone(), Arc::clone(&items), Arc::clone(&targets));
-            let (bytes, missing, resume) =
-                blocking(move || Ok(render_piece(store.as_ref(), &cache, &user, &name, &targets, resume, &items))).await?;
+            let (bytes, missing, resume) = blocking(move || Ok(render_piece(store.as_ref(), &cache, &user, &name, &targets, resume, &items))).await?;
             failed += missing;
             next = resume;
             self.out.extend_from_slice(&bytes);
