@@ -164,9 +164,10 @@ impl Mutt {
         String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "mutt"]).stdout).into_owned()
     }
 
-    /// Waits (up to ten seconds) until the screen shows `text`, and returns the screen.
+    /// Waits (up to a minute: mutt draws slowly on a busy machine) until the screen shows
+    /// `text`, and returns the screen.
     fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let screen = self.screen();
             if screen.contains(text) || Instant::now() > deadline {

@@ -280,10 +280,14 @@ fn a_failing_mime_handler_under_closed_defers_the_message() {
 fn mutt_screen(maildir: &Path, until: &str) -> String {
     let socket = format!("wasmail-mutt-{}", std::process::id());
     let tmux = |args: &[&str]| Command::new("tmux").arg("-L").arg(&socket).args(args).output().expect("tmux is needed for this test");
-    let mutt = format!("mutt -n -F /dev/null -R -f '{}' -e 'set pager_stop=yes'", maildir.display());
+    // `folder` set to the Maildir: left at ~/Mail, mutt stops to ask whether to create it
+    // on a machine that has none (a fresh one), and the screen never shows the message.
+    let mutt = format!("mutt -n -F /dev/null -R -e 'set folder=\"{0}\"' -f '{0}' -e 'set pager_stop=yes'", maildir.display());
     assert!(tmux(&["new-session", "-d", "-x", "160", "-y", "80", "-s", "mutt", &mutt]).status.success());
     let mut screen = String::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Generous: on a busy machine mutt can take seconds to draw; the loop ends as soon as
+    // the screen shows what the test waits for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut opened = false;
     while std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -304,6 +308,8 @@ fn mutt_screen(maildir: &Path, until: &str) -> String {
 fn mutt_reads_the_rewritten_message() {
     let server = all_three();
     assert_eq!(send(&server, "mixed-exe.eml").0, 250);
+    // Delivery runs after the 250: mutt must find the message in the folder when it starts.
+    assert_eq!(server.mailbox("tyler").len(), 1);
     let screen = mutt_screen(&server.data_dir().join("mail/tyler"), "are not accepted");
     assert!(screen.contains("Subject: Invoice 2026-11"), "{screen}");
     assert!(screen.contains("Please find the invoice attached."), "{screen}");

@@ -30,25 +30,32 @@ fn send(server: &Server, from: &str, to: &str, subject: &str) {
     assert_eq!(reply.code, 250, "{reply:?}");
 }
 
+/// A next hop on a free port that runs `serve` on each connection, in a thread of its own.
+fn peer(serve: impl Fn(TcpStream) + Clone + Send + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let serve = serve.clone();
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    port
+}
+
 /// A next hop that greets with a line that never ends: the client gives up at 2 KiB instead
 /// of reading it into memory, and the entry is deferred.
 #[test]
 fn an_endless_reply_line_is_cut_off() {
-    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = peer.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in peer.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let _ = stream.write_all(b"220-");
-                let chunk = vec![b'a'; 64 * 1024];
-                // 256 MiB, or until the client hangs up.
-                for _ in 0..4096 {
-                    if stream.write_all(&chunk).is_err() {
-                        return;
-                    }
-                }
-            });
+    let port = peer(|mut stream| {
+        let _ = stream.write_all(b"220-");
+        let chunk = vec![b'a'; 64 * 1024];
+        // 256 MiB, or until the client hangs up.
+        for _ in 0..4096 {
+            if stream.write_all(&chunk).is_err() {
+                return;
+            }
         }
     });
     let server = relay(port, "5m");
@@ -65,17 +72,10 @@ fn an_endless_reply_line_is_cut_off() {
 /// local message is delivered at once: the relay has slots of its own.
 #[test]
 fn a_dripping_peer_is_given_up_on_and_does_not_hold_local_delivery() {
-    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = peer.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in peer.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let _ = stream.write_all(b"220-");
-                while stream.write_all(b"a").is_ok() {
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            });
+    let port = peer(|mut stream| {
+        let _ = stream.write_all(b"220-");
+        while stream.write_all(b"a").is_ok() {
+            std::thread::sleep(Duration::from_millis(500));
         }
     });
     let server = relay(port, "2s");
@@ -96,17 +96,8 @@ fn a_dripping_peer_is_given_up_on_and_does_not_hold_local_delivery() {
 
 /// A next hop with DSN that records the MAIL and RCPT lines it gets.
 fn recording_peer() -> (u16, mpsc::Receiver<String>) {
-    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = peer.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in peer.incoming() {
-            let Ok(stream) = stream else { return };
-            let tx = tx.clone();
-            std::thread::spawn(move || serve_recording(stream, tx));
-        }
-    });
-    (port, rx)
+    (peer(move |stream| serve_recording(stream, tx.clone())), rx)
 }
 
 fn serve_recording(stream: TcpStream, tx: mpsc::Sender<String>) {
