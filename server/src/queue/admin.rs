@@ -67,9 +67,7 @@ pub enum Removal {
 /// Removes an entry: through the running server if there is one (waiting up to `wait` for
 /// its answer), else directly under the spool's lock.
 pub fn remove(spool: &Spool, id: &str, wait: Duration) -> io::Result<Removal> {
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad queue id {id:?}")));
-    }
+    super::spool::check_id(id)?;
     if let Some(_lock) = spool.lock()? {
         return Ok(if spool.remove(id)? { Removal::Removed } else { Removal::Missing });
     }
@@ -148,7 +146,7 @@ pub fn take_requests(spool: &Spool) -> Vec<Request> {
         let _ = std::fs::remove_file(&path);
         match text.trim().split_once(' ').unwrap_or((text.trim(), "")) {
             ("flush", domain) => out.push(Request::Flush((!domain.is_empty()).then(|| domain.to_string()))),
-            ("remove", id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            ("remove", id) if super::spool::check_id(id).is_ok() => {
                 out.push(Request::Remove { id: id.to_string(), answer: dir.join(format!(".{name}.answer")) })
             }
             _ => tracing::warn!(file = %path.display(), "a queue request that is not understood; dropped"),

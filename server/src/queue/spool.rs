@@ -333,7 +333,7 @@ impl Spool {
 pub struct SpoolLock(#[allow(dead_code)] File);
 
 /// Queue ids are letters and digits; anything else would build another path.
-fn check_id(id: &str) -> io::Result<()> {
+pub(super) fn check_id(id: &str) -> io::Result<()> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad queue id {id:?}")));
     }
