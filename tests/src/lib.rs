@@ -219,6 +219,14 @@ impl Server {
     pub fn spawn_command(dir: tempfile::TempDir, mut command: Command) -> Server {
         let log_path = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log_path).expect("create server.log");
+        // A test that panics while another thread still holds the server never drops it:
+        // the kernel kills the server when the thread that started it ends, so no server
+        // outlives its test. (A `Server` is made and used on its test's thread.)
+        // SAFETY: the closure only makes one prctl call, which is async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt as _;
+            command.pre_exec(|| rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)).map_err(std::io::Error::from));
+        }
         let mut child = command
             .current_dir(dir.path())
             .env("WASMAIL_LOG", "info")
@@ -497,6 +505,7 @@ impl Client {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => panic!("read: {e}"),
             }
         }

@@ -54,6 +54,9 @@ pub trait Router: Send + Sync {
     fn is_local(&self, domain: &str) -> bool;
 }
 
+/// How long a flush of one domain stands for the next identical one (see `Queue::last_flush`).
+const FLUSH_COALESCE: Duration = Duration::from_secs(1);
+
 pub struct Queue {
     /// The files.
     spool: Spool,
@@ -73,6 +76,10 @@ pub struct Queue {
     in_flight: tokio::sync::watch::Sender<usize>,
     /// Flush requests: every waiting entry whose recipients match (None: all) tries now.
     flush: broadcast::Sender<Option<String>>,
+    /// The last flush and when it was sent: the same flush again within
+    /// [`FLUSH_COALESCE`] is already under way, so a client looping on ETRN costs no
+    /// wake-ups of every entry and no log line per command.
+    last_flush: Mutex<Option<(Option<String>, std::time::Instant)>>,
     /// Once the server drains, no new attempt starts.
     shutdown: Arc<Shutdown>,
     /// Every entry of the spool this server knows, from the moment its files are written to
@@ -162,6 +169,7 @@ impl Queue {
             relay_slots,
             in_flight: tokio::sync::watch::Sender::new(0),
             flush,
+            last_flush: Mutex::default(),
             shutdown,
             entries: Mutex::default(),
         })
@@ -232,6 +240,14 @@ impl Queue {
 
     /// Asks every waiting entry with a recipient in `domain` (all, for None) to try now.
     pub fn flush(&self, domain: Option<String>) {
+        {
+            let mut last = self.last_flush.lock().expect("last flush");
+            let now = std::time::Instant::now();
+            if matches!(&*last, Some((previous, at)) if *previous == domain && now.duration_since(*at) < FLUSH_COALESCE) {
+                return;
+            }
+            *last = Some((domain.clone(), now));
+        }
         tracing::info!(domain = domain.as_deref().unwrap_or("(all)"), "queue flush");
         let _ = self.flush.send(domain);
     }
