@@ -2,7 +2,7 @@
 //! data directory, and speaks raw SMTP to it. Real clients (lettre, Python's smtplib, swaks)
 //! are driven from the tests themselves.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -409,6 +409,13 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// One line from a raw connection, line end included; empty once the server closed it.
+pub fn read_line(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    line
 }
 
 /// The lines of a file written so far (an unfinished last line included).

@@ -2,11 +2,11 @@
 //! server's memory grow with the bytes a client sent or asked for, and reads the server's
 //! resident size from /proc while the client does not read.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use wasmail_tests::{Server, Setup};
+use wasmail_tests::{read_line, Server, Setup};
 
 /// The most a hostile connection may add to the server's resident size here. The server's
 /// own baseline (wasmtime, caches) is measured before the test's connection starts.
@@ -32,12 +32,6 @@ fn server_with_a_large_message() -> Server {
     assert_eq!(c.send_mail("daniel@client.example", &["tyler@localhost"], &format!("Subject: big\r\n\r\n{body}")).code, 250);
     assert_eq!(server.mailbox("tyler").len(), 1);
     server
-}
-
-fn read_line(reader: &mut BufReader<TcpStream>) -> String {
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    line
 }
 
 /// Before login, LITERAL+ literals in one unfinished command (each under max_literal) used to
@@ -144,4 +138,43 @@ fn imap_fetch_of_many_bodies_is_written_a_piece_at_a_time() {
     }
     assert!(line.starts_with("d OK"), "{line}");
     assert_eq!(literals, 60);
+}
+
+/// 100,000 SELECTs of mailboxes that do not exist, pipelined: each used to leave a change
+/// counter behind for its name, for the life of the server. Now only folders a session has
+/// selected keep one.
+#[test]
+fn selects_of_missing_mailboxes_leave_nothing_behind() {
+    let server = Server::start_with(Setup { users: vec!["tyler".into()], ..Setup::default() });
+    let stream = TcpStream::connect(server.imap.unwrap()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    assert!(read_line(&mut reader).starts_with("* OK"));
+    writer.write_all(b"a LOGIN tyler secret\r\n").unwrap();
+    assert!(read_line(&mut reader).starts_with("a OK"));
+    let baseline = server.rss_kib();
+    let count = 100_000;
+    let reader_thread = std::thread::spawn(move || {
+        let mut refused = 0;
+        while refused < count {
+            let line = read_line(&mut reader);
+            assert!(!line.is_empty(), "the connection closed after {refused} SELECTs");
+            if line.starts_with("s") && line.contains(" NO ") {
+                refused += 1;
+            }
+        }
+    });
+    let mut batch = String::new();
+    for n in 0..count {
+        batch.push_str(&format!("s{n} SELECT \"nothing/here/under/this/long/name/{n:08}\"\r\n"));
+        if batch.len() > 64 * 1024 {
+            writer.write_all(batch.as_bytes()).unwrap();
+            batch.clear();
+        }
+    }
+    writer.write_all(batch.as_bytes()).unwrap();
+    reader_thread.join().unwrap();
+    let growth = server.rss_kib().saturating_sub(baseline);
+    assert!(growth < 16 * 1024, "{count} SELECTs of missing mailboxes grew the server by {growth} KiB");
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::folder::{sync_dir, Folder};
-use super::maildir::{create_dir_durably, crlf_to_lf, lf_to_crlf, Maildir};
+use super::maildir::{create_dir_durably, bare_lf_count, crlf_to_lf, lf_to_crlf, Maildir};
 use super::names::{dir_name, from_dir_name, valid_mailbox_name, SPECIAL_USE};
 use super::{Flags, MessageInfo, Synced};
 
@@ -283,8 +283,8 @@ impl Maildir {
         for run in crlf_to_lf(message) {
             lf.extend_from_slice(run);
         }
-        let lines = lf.iter().filter(|&&b| b == b'\n').count();
-        let base = format!("{},S={},W={}", self.unique_base(), lf.len(), lf.len() + lines);
+        let lines = bare_lf_count(&lf, 0);
+        let base = format!("{},S={},W={}", self.unique_base(), lf.len(), lf.len() as u64 + lines);
         let tmp = dir.join("tmp").join(&base);
         let written = (|| {
             let mut file = File::create(&tmp)?;
@@ -383,7 +383,22 @@ impl Maildir {
     pub(super) fn imap_changes(&self, user: &str, mailbox: &str) -> tokio::sync::watch::Receiver<u64> {
         let dir = self.mailbox_dir(user, mailbox).unwrap_or_default();
         let mut watchers = self.folders.watchers.lock().expect("watchers lock");
-        watchers.entry(dir).or_insert_with(|| tokio::sync::watch::channel(0).0).subscribe()
+        if let Some(sender) = watchers.get(&dir) {
+            return sender.subscribe();
+        }
+        // A folder nobody watches any more (its sessions closed, or the SELECT that asked
+        // failed: the name may not even exist) is forgotten, so the map holds at most one
+        // entry per folder some session has selected now, whatever names clients try.
+        watchers.retain(|_, sender| sender.receiver_count() > 0);
+        let (sender, receiver) = tokio::sync::watch::channel(0);
+        watchers.insert(dir, sender);
+        receiver
+    }
+
+    /// How many folders have a change counter (for tests of its bound).
+    #[cfg(test)]
+    pub(super) fn watched_folders(&self) -> usize {
+        self.folders.watchers.lock().expect("watchers lock").len()
     }
 
     /// A new unique Maildir base name (before its `,S=,W=` sizes), for append and copy.

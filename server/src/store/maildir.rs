@@ -110,10 +110,9 @@ impl Maildir {
         }
         Ok(None)
     }
-}
 
-impl MailStore for Maildir {
-    fn deliver(&self, user: &str, folder: Option<&str>, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> io::Result<Delivered> {
+    /// One try of [`MailStore::deliver`].
+    fn deliver_once(&self, user: &str, folder: Option<&str>, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> io::Result<Delivered> {
         if key.key.is_empty() || !key.key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad delivery key {:?}", key.key)));
         }
@@ -132,12 +131,13 @@ impl MailStore for Maildir {
             // A file left in tmp/ by an attempt that crashed is ours to overwrite.
             let mut file = File::options().write(true).create(true).truncate(true).open(&tmp)?;
             let mut writer = io::BufWriter::with_capacity(64 * 1024, &mut file);
-            let (mut size, mut lines) = (0u64, 0u64);
+            let (mut size, mut lines, mut last) = (0u64, 0u64, 0u8);
             for piece in pieces {
                 for chunk in crlf_to_lf(piece) {
                     writer.write_all(chunk)?;
                     size += chunk.len() as u64;
-                    lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+                    lines += bare_lf_count(chunk, last);
+                    last = chunk.last().copied().unwrap_or(last);
                 }
             }
             writer.flush()?;
@@ -153,6 +153,20 @@ impl MailStore for Maildir {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+}
+
+impl MailStore for Maildir {
+    fn deliver(&self, user: &str, folder: Option<&str>, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> io::Result<Delivered> {
+        match self.deliver_once(user, folder, key, pieces, check) {
+            // An operator removed the mailbox (or its tmp/new/cur) since this process made
+            // it: make it again, durably, rather than fail every delivery until a restart.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.ready.lock().expect("maildir lock").remove(user) => {
+                tracing::warn!(user, "the mailbox folder was gone; making it again");
+                self.deliver_once(user, folder, key, pieces, check)
+            }
+            result => result,
+        }
     }
 
     fn list(&self, user: &str) -> io::Result<Vec<Listed>> {
@@ -288,6 +302,13 @@ pub(crate) fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The LFs in `data` that [`lf_to_crlf`] will give a CR when the file is read back (those
+/// not already after one; `before` is the byte before `data`), so that a file's `W=` is the
+/// size readers see. (`\r\r\n` is stored as `\r\n`, which reads back as itself.)
+pub(super) fn bare_lf_count(data: &[u8], before: u8) -> u64 {
+    memchr::memchr_iter(b'\n', data).filter(|&i| if i == 0 { before != b'\r' } else { data[i - 1] != b'\r' }).count() as u64
+}
+
 /// Splits `data` into runs with every CRLF turned into LF (bare CRs are left alone).
 pub(super) fn crlf_to_lf(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = data;
@@ -346,6 +367,46 @@ mod tests {
         assert_eq!(lf_to_crlf(b"\n\n"), b"\r\n\r\n");
         assert_eq!(lf_to_crlf(b""), b"");
         assert_eq!(lf_to_crlf(b"no line end"), b"no line end");
+    }
+
+    #[test]
+    fn a_removed_mailbox_is_made_again_at_the_next_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Maildir::new(dir.path(), "mx").unwrap();
+        store.deliver("tyler", None, &DeliveryKey { key: "Q1-0".into(), time: 1 }, &[b"first\r\n"], false).unwrap();
+        fs::remove_dir_all(dir.path().join("mail/tyler")).unwrap();
+        let d = store.deliver("tyler", None, &DeliveryKey { key: "Q2-0".into(), time: 1 }, &[b"second\r\n"], true).unwrap();
+        assert!(dir.path().join("mail/tyler/new").join(&d.id).is_file());
+        for sub in ["tmp", "cur"] {
+            assert!(dir.path().join("mail/tyler").join(sub).is_dir(), "{sub}");
+        }
+    }
+
+    #[test]
+    fn change_counters_are_kept_only_while_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Maildir::new(dir.path(), "mx").unwrap();
+        let inbox = store.imap_changes("tyler", "INBOX");
+        // SELECTs of names that do not exist: each asks for a counter, then drops it.
+        for n in 0..1000 {
+            drop(store.imap_changes("tyler", &format!("missing-{n}")));
+        }
+        assert!(store.watched_folders() <= 2, "{} counters kept", store.watched_folders());
+        // The watched one is still the one deliveries wake.
+        let again = store.imap_changes("tyler", "INBOX");
+        assert!(inbox.same_channel(&again));
+    }
+
+    #[test]
+    fn w_is_the_size_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Maildir::new(dir.path(), "mx").unwrap();
+        let key = DeliveryKey { key: "Q1-0".into(), time: 1 };
+        // Split so that a CR ends one piece and its LF starts the next.
+        let d = store.deliver("tyler", None, &key, &[b"a: b\r\r\n\r", b"\nbody\r\r\nend\r\n"], false).unwrap();
+        let stored = fs::read(dir.path().join("mail/tyler/new").join(&d.id)).unwrap();
+        let read_back = lf_to_crlf(&stored);
+        assert!(d.id.ends_with(&format!(",S={},W={}", stored.len(), read_back.len())), "{} for {:?}", d.id, read_back);
     }
 
     #[test]
