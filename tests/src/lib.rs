@@ -411,6 +411,13 @@ impl Drop for Server {
     }
 }
 
+/// A raw connection to `addr` whose reads wait at most `timeout`: its reader and its writer.
+pub fn raw_connection(addr: SocketAddr, timeout: Duration) -> (BufReader<TcpStream>, TcpStream) {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    (BufReader::new(stream.try_clone().unwrap()), stream)
+}
+
 /// One line from a raw connection, line end included; empty once the server closed it.
 pub fn read_line(reader: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();

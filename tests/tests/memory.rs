@@ -2,11 +2,10 @@
 //! server's memory grow with the bytes a client sent or asked for, and reads the server's
 //! resident size from /proc while the client does not read.
 
-use std::io::{BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use wasmail_tests::{read_line, Server, Setup};
+use wasmail_tests::{raw_connection, read_line, Server, Setup};
 
 /// The most a hostile connection may add to the server's resident size here. The server's
 /// own baseline (wasmtime, caches) is measured before the test's connection starts.
@@ -41,10 +40,7 @@ fn server_with_a_large_message() -> Server {
 #[test]
 fn imap_literals_before_login_do_not_add_up() {
     let server = Server::start();
-    let stream = TcpStream::connect(server.imap.unwrap()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
+    let (mut reader, mut writer) = raw_connection(server.imap.unwrap(), Duration::from_secs(30));
     assert!(read_line(&mut reader).starts_with("* OK"));
     let baseline = server.rss_kib();
     let megabyte = vec![b'u'; 1 << 20];
@@ -69,10 +65,7 @@ fn imap_literals_before_login_do_not_add_up() {
 #[test]
 fn pop3_pipelined_retrs_wait_for_the_client() {
     let server = server_with_a_large_message();
-    let stream = TcpStream::connect(server.pop3.unwrap()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
+    let (mut reader, mut writer) = raw_connection(server.pop3.unwrap(), Duration::from_secs(30));
     assert!(read_line(&mut reader).starts_with("+OK"));
     writer.write_all(b"USER tyler\r\nPASS secret\r\n").unwrap();
     assert!(read_line(&mut reader).starts_with("+OK"));
@@ -102,10 +95,7 @@ fn pop3_pipelined_retrs_wait_for_the_client() {
 #[test]
 fn imap_fetch_of_many_bodies_is_written_a_piece_at_a_time() {
     let server = server_with_a_large_message();
-    let stream = TcpStream::connect(server.imap.unwrap()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
+    let (mut reader, mut writer) = raw_connection(server.imap.unwrap(), Duration::from_secs(30));
     assert!(read_line(&mut reader).starts_with("* OK"));
     writer.write_all(b"a LOGIN tyler secret\r\nb SELECT INBOX\r\n").unwrap();
     loop {
@@ -146,10 +136,7 @@ fn imap_fetch_of_many_bodies_is_written_a_piece_at_a_time() {
 #[test]
 fn selects_of_missing_mailboxes_leave_nothing_behind() {
     let server = Server::start_with(Setup { users: vec!["tyler".into()], ..Setup::default() });
-    let stream = TcpStream::connect(server.imap.unwrap()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
+    let (mut reader, mut writer) = raw_connection(server.imap.unwrap(), Duration::from_secs(120));
     assert!(read_line(&mut reader).starts_with("* OK"));
     writer.write_all(b"a LOGIN tyler secret\r\n").unwrap();
     assert!(read_line(&mut reader).starts_with("a OK"));

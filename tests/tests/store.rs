@@ -1,11 +1,10 @@
 //! The Maildir store as operators and readers meet it: a mailbox removed under the running
 //! server, and sizes in file names that match what POP3 and IMAP send.
 
-use std::io::{BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use wasmail_tests::{read_line, Server, Setup};
+use wasmail_tests::{raw_connection, read_line, Server, Setup};
 
 /// An operator removes a user's Maildir while the server runs: the next delivery makes it
 /// again (`tmp`, `new`, `cur`) instead of deferring with ENOENT until the message bounces.
@@ -40,10 +39,7 @@ fn a_maildir_removed_while_the_server_runs_is_made_again() {
 #[test]
 fn rfc822_size_is_the_size_fetch_sends() {
     let server = Server::start_with(Setup { users: vec!["tyler".into()], ..Setup::default() });
-    let stream = TcpStream::connect(server.imap.unwrap()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
+    let (mut reader, mut writer) = raw_connection(server.imap.unwrap(), Duration::from_secs(30));
     assert!(read_line(&mut reader).starts_with("* OK"));
     let message = b"Subject: cr\r\r\n\r\nbody\r\r\nend\r\n";
     writer.write_all(format!("a LOGIN tyler secret\r\nb APPEND INBOX {{{}+}}\r\n", message.len()).as_bytes()).unwrap();
