@@ -132,15 +132,21 @@ impl Receiver {
                         Some(i) => (&input[..=i], &input[i + 1..], true),
                         None => (input, &[][..], false),
                     };
-                    input = rest;
                     if self.text + piece.len() > self.max_line || (self.command.len() + piece.len()) as u64 > self.max_command {
                         out.push(Framed::TooLong { tag: self.tag_with(piece) });
-                        self.command.clear();
+                        // The line goes on being discarded from where it is, its buffered
+                        // part included, so that a literal announced at its end is seen
+                        // (and skipped) however the input was cut into chunks.
+                        let line = &self.command[self.line_start..];
+                        self.discarded_tail.clear();
+                        self.discarded_tail.extend_from_slice(&line[line.len().saturating_sub(ANNOUNCEMENT_TAIL)..]);
+                        self.command = Vec::new();
                         self.text = 0;
                         self.line_start = 0;
-                        self.state = if complete { State::Line } else { State::DiscardLine };
+                        self.state = State::DiscardLine;
                         continue;
                     }
+                    input = rest;
                     self.command.extend_from_slice(piece);
                     self.text += piece.len();
                     if complete {
@@ -183,12 +189,15 @@ impl Receiver {
         self.state = if size == 0 { State::Line } else { State::Literal(size) };
     }
 
-    /// The tag of the command being read, with `more` appended if the command is empty.
+    /// The tag of the command being read followed by `more`. Only the first octets within
+    /// both limits are looked at: that much is always at hand when a limit is passed, so the
+    /// answer does not depend on how the input was cut into chunks.
     fn tag_with(&self, more: &[u8]) -> Option<String> {
-        let start = if self.command.is_empty() { more } else { &self.command };
-        let end = start.iter().position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
-        let tag = &start[..end];
-        (!tag.is_empty() && tag.iter().all(|&b| super::parse::is_tag_char(b))).then(|| String::from_utf8_lossy(tag).into_owned())
+        let window = self.max_line.min(usize::try_from(self.max_command).unwrap_or(usize::MAX));
+        let start = || self.command.iter().chain(more).take(window).copied();
+        let end = start().position(|b| b == b' ' || b == b'\r' || b == b'\n')?;
+        let tag: Vec<u8> = start().take(end).collect();
+        (!tag.is_empty() && tag.iter().all(|&b| super::parse::is_tag_char(b))).then(|| String::from_utf8_lossy(&tag).into_owned())
     }
 }
 
@@ -308,6 +317,22 @@ mod tests {
         receiver.push(&input, &mut out);
         assert_eq!(out.len(), 2);
         assert!(matches!(&out[0], Framed::Command(c) if c.len() > 60_000));
+    }
+
+    #[test]
+    fn an_over_long_line_ending_in_a_literal_skips_the_literal_in_any_chunks() {
+        // Found by the fuzzer: the line that passes the limit ends in a non-synchronizing
+        // literal; its octets are skipped whether the line arrived whole or in pieces.
+        let mut input = b"B1 SEARCH ".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 200));
+        input.extend_from_slice(b" {12+}\r\nB9 LOGOUT\r\n\r\nB2 NOOP\r\n");
+        let out = frames_in_any_chunks(&input, 100, 100);
+        assert_eq!(out, vec![Framed::TooLong { tag: Some("B1".into()) }, Framed::Command(b"B2 NOOP\r\n".to_vec())]);
+        // A tag longer than the limit is not reported, in any chunks.
+        let mut input = std::iter::repeat_n(b'T', 150).collect::<Vec<u8>>();
+        input.extend_from_slice(b" NOOP\r\nB3 NOOP\r\n");
+        let out = frames_in_any_chunks(&input, 100, 100);
+        assert_eq!(out, vec![Framed::TooLong { tag: None }, Framed::Command(b"B3 NOOP\r\n".to_vec())]);
     }
 
     #[test]
