@@ -165,3 +165,75 @@ fn selects_of_missing_mailboxes_leave_nothing_behind() {
     let growth = server.rss_kib().saturating_sub(baseline);
     assert!(growth < 16 * 1024, "{count} SELECTs of missing mailboxes grew the server by {growth} KiB");
 }
+
+/// Runs `work` while another thread samples the server's resident size; returns what `work`
+/// returned and the largest growth seen over `baseline`.
+fn peak_growth_during<T>(server: &Server, baseline: u64, work: impl FnOnce() -> T) -> (T, u64) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = server.rss_kib();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(server.rss_kib());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak.max(server.rss_kib())
+        });
+        let result = work();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak = sampler.join().unwrap();
+        (result, peak.saturating_sub(baseline))
+    })
+}
+
+/// 24 MB of `a:` header fields with a data hook on (xusr, which adds a Message-ID): the host
+/// used to hand all six million fields to the plugin — a gigabyte of host memory — and the
+/// plugin, out of memory and fail-open, was skipped; with `on_limit = "pass"` the message was
+/// then stored. Now the `[mime]` header limits hold before any plugin sees the header: the
+/// message is refused, the server's memory stays near the message's own size, and a message
+/// within the limits still goes through the plugin.
+#[test]
+fn a_header_flood_never_makes_a_data_hook_be_skipped() {
+    let setup = Setup { users: vec!["tyler".into()], smtp: "[mime]\non_limit = \"pass\"\n".into(), ..Setup::default() };
+    let server = Server::start_with(setup.plugin("xusr", None));
+    let mut c = server.connect();
+    c.greet();
+    c.expect("XUSR", 250);
+    c.expect("MAIL FROM:<daniel@client.example>", 250);
+    c.expect("RCPT TO:<tyler@localhost>", 250);
+    c.expect("DATA", 354);
+    let baseline = server.rss_kib();
+    let (reply, growth) = peak_growth_during(&server, baseline, || {
+        let flood = b"a:\r\n".repeat(6_000_000);
+        c.send(&flood);
+        c.send(b"\r\nbody\r\n.\r\n");
+        c.reply()
+    });
+    assert_eq!((reply.code, reply.text().as_str()), (552, "5.3.4 Message refused: a header section with more than 1000 fields"));
+    // The content itself (24 MB, buffered as it must be to judge it) and no more.
+    assert!(growth < BOUND_KIB, "24 MB of header fields grew the server by {growth} KiB");
+    // Within the limits, the same plugin runs: it adds the missing Message-ID.
+    let fields: String = (0..900).map(|i| format!("X-Field-{i}: {}\r\n", "v".repeat(80))).collect();
+    assert_eq!(c.send_mail("daniel@client.example", &["tyler@localhost"], &format!("{fields}\r\nbody\r\n")).code, 250);
+    let stored = server.mailbox("tyler");
+    assert_eq!(stored.len(), 1, "only the message within the limits is stored");
+    assert!(stored[0].contains("\nMessage-ID: <"), "xusr ran on the message within the limits");
+
+    // Limits raised past what the plugin's memory takes: the header is measured against the
+    // plugin's memory (a quarter of memory_limit) before it is copied, and the message is
+    // refused rather than the plugin failing and being skipped.
+    let setup = Setup {
+        users: vec!["tyler".into()],
+        smtp: "[mime]\nmax_header_size = \"16MiB\"\nmax_header_fields = 100000\n".into(),
+        ..Setup::default()
+    };
+    let server = Server::start_with(setup.plugin("xusr", Some("memory_limit = \"16MiB\"\n")));
+    let mut c = server.connect();
+    c.greet();
+    c.expect("XUSR", 250);
+    let folded = vec!["v".repeat(100); 25].join("\r\n "); // 2.5 KB, in lines under 998 octets
+    let fields: String = (0..2000).map(|i| format!("X-Field-{i}: {folded}\r\n")).collect();
+    let reply = c.send_mail("daniel@client.example", &["tyler@localhost"], &format!("{fields}\r\nbody\r\n"));
+    assert_eq!((reply.code, reply.text().as_str()), (552, "5.3.4 Message header too large for the filter xusr"));
+    assert!(server.mailbox("tyler").is_empty());
+}

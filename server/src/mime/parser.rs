@@ -56,6 +56,21 @@ impl fmt::Display for LimitExceeded {
     }
 }
 
+/// The header section at the start of `range`, held to the header limits: no more than
+/// `max_header_fields` fields are collected (so a flood of fields costs nothing beyond the
+/// limit) and the section may not be longer than `max_header_size`.
+pub fn header_section(content: &[u8], range: Range<usize>, limits: &Limits) -> Result<header::Section, LimitExceeded> {
+    let start = range.start;
+    let section = header::section(content, range, limits.max_header_fields);
+    if section.truncated {
+        return Err(LimitExceeded::HeaderFields(limits.max_header_fields));
+    }
+    if section.end - start > limits.max_header_size {
+        return Err(LimitExceeded::HeaderSize(limits.max_header_size));
+    }
+    Ok(section)
+}
+
 /// One MIME entity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
@@ -186,13 +201,7 @@ impl Parser<'_> {
         if self.parts > self.limits.max_parts {
             return Err(LimitExceeded::Parts(self.limits.max_parts));
         }
-        let section = header::section(self.content, range.clone(), self.limits.max_header_fields);
-        if section.truncated {
-            return Err(LimitExceeded::HeaderFields(self.limits.max_header_fields));
-        }
-        if section.end - range.start > self.limits.max_header_size {
-            return Err(LimitExceeded::HeaderSize(self.limits.max_header_size));
-        }
+        let section = header_section(self.content, range.clone(), self.limits)?;
         let value_of =
             |name: &str| section.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| header::unfolded_value(self.content, f));
         let default = if in_digest { ContentType::message_rfc822() } else { ContentType::text_plain() };

@@ -99,7 +99,8 @@ impl SessionPlugins {
             if !patterns.iter().any(|p| leaf.part.content_type.matches(p)) {
                 continue;
             }
-            let info = part_info(message, leaf, limits.body);
+            // A body the plugin's memory could not take is left out, as one over the limit.
+            let info = part_info(message, leaf, limits.body.min(self.registry.plugins[index].argument_room()));
             let answer = self.call(index, &Call::Part(&info)).await.and_then(|output| {
                 let Output::Part(result) = output else { unreachable!("on-part returns a part result") };
                 check(result, limits.max_message).map_err(Failure::Invalid)

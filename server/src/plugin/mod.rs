@@ -73,6 +73,13 @@ impl Loaded {
         &self.shared.settings
     }
 
+    /// The most octets of arguments (header fields, a part's body) the host copies into this
+    /// plugin in one call: a quarter of its memory limit, checked before the copy, so that
+    /// what a client sent can never make the plugin run out of memory and be skipped.
+    pub fn argument_room(&self) -> usize {
+        usize::try_from(self.shared.settings.memory_limit.0 / 4).unwrap_or(usize::MAX)
+    }
+
     pub fn wants(&self, hook: Hook) -> bool {
         self.manifest.hooks.contains(&hook)
     }
@@ -220,6 +227,12 @@ impl Registry {
     /// never apply).
     pub fn plugins_with(&self, hook: Hook) -> bool {
         self.plugins.iter().any(|p| p.wants(hook) && !p.hooks_need_verb())
+    }
+
+    /// The smallest `argument_room` of the plugins with `hook`: what a value given to all of
+    /// them must fit in.
+    pub fn argument_room(&self, hook: Hook) -> usize {
+        self.plugins.iter().filter(|p| p.wants(hook)).map(|p| p.argument_room()).min().unwrap_or(usize::MAX)
     }
 
     pub fn ehlo_lines(&self) -> impl Iterator<Item = String> + '_ {

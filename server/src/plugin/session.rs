@@ -194,6 +194,15 @@ impl SessionPlugins {
             if !self.should_call(index, Hook::Data) {
                 continue;
             }
+            let plugin = &self.registry.plugins[index];
+            let size: usize = headers.iter().map(|h| h.name.len() + h.value.len() + HEADER_OVERHEAD).sum();
+            if size > plugin.argument_room() {
+                // Never skipped, whatever its failure policy: the message is refused instead.
+                tracing::info!(plugin = plugin.name(), size, room = plugin.argument_room(), "header too large for the plugin's memory");
+                self.ran.push(format!("{}: header too large", plugin.name()));
+                let text = format!("Message header too large for the filter {}", plugin.name());
+                return DataOutcome { decision: Decision::Refuse(Reply::new(552, codes::MAILBOX_FULL_SIZE, text)), header_changes: Vec::new() };
+            }
             let result = self.call(index, &Call::Data(envelope, headers)).await.and_then(|output| {
                 let Output::Data(r) = output else { unreachable!("on-data returns a data result") };
                 let decision = validate::verdict(&r.verdict).map_err(Failure::Invalid)?;
@@ -320,6 +329,10 @@ impl SessionPlugins {
 }
 
 /// A hook call and its arguments.
+/// What one header field costs in a guest beyond its text: the two string pointers and
+/// lengths of the canonical ABI.
+const HEADER_OVERHEAD: usize = 16;
+
 pub(super) enum Call<'a> {
     Connect(&'a wit::ConnectInfo),
     Helo(&'a wit::HeloInfo),

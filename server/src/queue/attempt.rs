@@ -42,7 +42,8 @@ impl Queue {
         let settings = self.settings();
         let hooks = settings.plugins.plugins_with(Hook::Route) || settings.plugins.plugins_with(Hook::DeliveryResult);
         let mut plugins = hooks.then(|| SessionPlugins::new(Arc::clone(&settings.plugins), &envelope.id));
-        let message = message_info(&envelope, &content);
+        let room = settings.plugins.argument_room(Hook::Route).min(settings.plugins.argument_room(Hook::DeliveryResult));
+        let message = message_info(&envelope, &content, &settings.header_limits, room);
         match plugins.as_mut() {
             Some(p) if p.wants_delivery(Hook::Route) => self.route_recipients(p, &mut envelope, &message).await,
             _ => envelope.recipients.iter_mut().for_each(|r| r.routed = true),
@@ -238,11 +239,29 @@ fn settle_mailboxes(envelope: &mut Envelope) -> Vec<usize> {
 }
 
 /// The message as the delivery hooks see it.
-fn message_info(envelope: &Envelope, content: &[u8]) -> MessageInfo {
-    let (fields, _) = crate::mime::header::fields(content);
-    let headers =
-        fields.iter().map(|f| crate::plugin::Header { name: f.name.clone(), value: crate::mime::header::unfolded_value(content, f) }).collect();
+fn message_info(envelope: &Envelope, content: &[u8], limits: &crate::mime::Limits, room: usize) -> MessageInfo {
+    let headers = header_view(content, limits, room);
     MessageInfo { queue_id: envelope.id.clone(), sender: envelope.sender.clone(), headers, size: content.len() as u64 }
+}
+
+/// The header fields the delivery hooks see: those within the `[mime]` header limits and
+/// within `room` octets (what the plugins' memory takes). A queued message is past refusing,
+/// so a longer header (one accepted with `on_limit = "pass"` and no data hook) is cut to its
+/// first fields rather than skipping the hooks: they always run, on at most
+/// `max_header_fields` fields and `max_header_size` octets.
+fn header_view(content: &[u8], limits: &crate::mime::Limits, room: usize) -> Vec<crate::plugin::Header> {
+    use crate::mime::header;
+    let section = header::section(content, 0..content.len(), limits.max_header_fields);
+    let mut used = 0;
+    section
+        .fields
+        .iter()
+        .take_while(|f| {
+            used += f.end - f.start + 16;
+            f.end <= limits.max_header_size && used <= room
+        })
+        .map(|f| crate::plugin::Header { name: f.name.clone(), value: header::unfolded_value(content, f) })
+        .collect()
 }
 
 /// Records what the next hop said about one recipient.
@@ -267,5 +286,22 @@ fn apply_outcome(id: &str, r: &mut Recipient, hop: &str, outcome: client::Outcom
             r.detail = Some(format!("{hop} said: {text}"));
             errors.push(text);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_hooks_see_the_header_within_the_limits() {
+        let content: String = (0..3000).map(|i| format!("X-{i:04}: {}\r\n", "v".repeat(40))).collect::<String>() + "\r\nbody\r\n";
+        let limits = crate::mime::Limits::default();
+        let all = header_view(content.as_bytes(), &limits, usize::MAX);
+        assert_eq!(all.len(), 1000, "max_header_fields");
+        assert_eq!((all[0].name.as_str(), all[999].name.as_str()), ("X-0000", "X-0999"));
+        let small = crate::mime::Limits { max_header_size: 5000, ..limits };
+        assert_eq!(header_view(content.as_bytes(), &small, usize::MAX).len(), 100, "max_header_size: 100 fields of 50 octets");
+        assert_eq!(header_view(content.as_bytes(), &limits, 660).len(), 10, "room: 10 fields of 50 + 16 octets");
     }
 }

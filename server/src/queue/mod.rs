@@ -124,6 +124,8 @@ pub struct Settings {
     pub plugins: Arc<Registry>,
     /// Retry schedule, expiry.
     pub config: QueueConfig,
+    /// How much of a message's header the delivery hooks see (`[mime]` header limits).
+    pub header_limits: crate::mime::Limits,
 }
 
 impl Settings {
@@ -133,7 +135,8 @@ impl Settings {
         config: QueueConfig,
         routes: &std::collections::BTreeMap<String, String>,
     ) -> Settings {
-        Settings { router, hops: route::Router::new(routes, &config.nameservers, config.mx_port), plugins, config }
+        let hops = route::Router::new(routes, &config.nameservers, config.mx_port);
+        Settings { router, hops, plugins, config, header_limits: crate::mime::Limits::default() }
     }
 }
 

@@ -176,12 +176,22 @@ impl Session {
         self.mime_handlers(transaction, content).await
     }
 
+    /// The data hooks see the message's header fields, held to the `[mime]` header limits
+    /// first: a header beyond them is refused (552 5.3.4) before any plugin sees it, whatever
+    /// `on_limit` says, so that a flood of fields can never make a filter fail and be skipped.
     async fn data_hooks(&mut self, transaction: &mut Transaction, content: Vec<u8>) -> Result<Vec<u8>, (Reply, Flow)> {
         if !self.plugins.wants(Hook::Data) {
             return Ok(content);
         }
-        let (fields, _) = header::fields(&content);
-        let headers: Vec<Header> = fields.iter().map(|f| Header { name: f.name.clone(), value: header::unfolded_value(&content, f) }).collect();
+        let section = match mime::parser::header_section(&content, 0..content.len(), &self.ctx.config.mime.limits()) {
+            Ok(section) => section,
+            Err(e) => {
+                tracing::info!(queue_id = transaction.queue_id, "message refused before the data hooks: {e}");
+                return Err((Reply::new(552, codes::MAILBOX_FULL_SIZE, format!("Message refused: {e}")), Flow::Continue));
+            }
+        };
+        let headers: Vec<Header> =
+            section.fields.iter().map(|f| Header { name: f.name.clone(), value: header::unfolded_value(&content, f) }).collect();
         let envelope = Envelope {
             sender: display_path(&transaction.reverse_path),
             recipients: transaction.recipients.iter().map(|r| r.address.clone()).collect(),
