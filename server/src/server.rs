@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::lifecycle::{PidFile, Shutdown, Stage};
-use crate::plugin::{LoadOptions, Registry};
+use crate::plugin::{LoadOptions, PoolOptions, Registry};
 use crate::queue::Queue;
 use crate::smtp::Port;
 use crate::store::Maildir;
@@ -122,8 +122,7 @@ impl Parts {
         let directory = Arc::new(Directory::load(config)?);
         let dir = &config.plugins.dir;
         let plugins = if dir.is_dir() {
-            let options =
-                LoadOptions { previous, dir, data_dir: &config.data_dir, hostname: &config.hostname, max_sessions: config.smtp.max_connections };
+            let options = LoadOptions { previous, dir, data_dir: &config.data_dir, hostname: &config.hostname, pool: pool_options(config) };
             Registry::load(options).await?
         } else if plugins_required {
             anyhow::bail!("plugin directory {} does not exist", dir.display());
@@ -140,6 +139,16 @@ impl Parts {
         let settings = crate::queue::Settings::new(router, Arc::clone(&self.plugins), config.queue.clone(), &config.routes);
         crate::queue::Settings { header_limits: config.mime.limits(), ..settings }
     }
+}
+
+/// The plugin instance pool: instances are held by SMTP sessions — up to `max_connections` on
+/// each SMTP listener (25, 587 and 465 alike) — and by queue deliveries (local and relay
+/// workers).
+fn pool_options(config: &Config) -> PoolOptions {
+    let smtp = &config.smtp;
+    let listeners = smtp.listen.len() + smtp.submission_listen.len() + smtp.submissions_listen.len();
+    let holders = listeners.max(1) * smtp.max_connections + config.queue.workers + config.queue.relay_workers;
+    PoolOptions { holders, max_instances: (config.plugins.max_instances > 0).then_some(config.plugins.max_instances), wait: config.plugins.pool_wait.0 }
 }
 
 /// `wasmail check-config`: loads what `serve` and a reload load — the configuration, users,
@@ -388,4 +397,22 @@ async fn shut_down(ctx: &Context, mut listeners: tokio::task::JoinSet<()>, again
         tracing::warn!("deliveries still in flight after 10 s; the queue keeps them for the next start");
     }
     tracing::info!("wasmail stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plugin_pool_counts_every_smtp_listener_and_the_queue() {
+        let mut config = Config::default();
+        let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        config.smtp.listen = vec![addr];
+        config.smtp.submission_listen = vec![addr];
+        config.smtp.submissions_listen = vec![addr];
+        config.smtp.max_connections = 40;
+        let pool = pool_options(&config);
+        assert_eq!(pool.holders, 3 * 40 + 16 + 16, "40 sessions on each of 25, 587 and 465, and the queue's workers");
+        assert_eq!(pool.wait, std::time::Duration::from_secs(10));
+    }
 }

@@ -350,3 +350,37 @@ fn a_plugin_session_costs_nothing_until_its_hook_runs() {
         c.expect("QUIT", 221);
     }
 }
+
+/// The instance pool is a shared resource: when it is full, a session waits up to
+/// `[plugins] pool_wait` for a slot and is then answered 451 4.3.2. It used to be skipped, as
+/// if the plugin had failed open: filling the SMTP listeners turned every filter off.
+#[test]
+fn a_full_plugin_pool_is_waited_for_and_never_skips_a_plugin() {
+    let setup = Setup { smtp: "[plugins]\nmax_instances = 2\npool_wait = \"3s\"\n".into(), ..Setup::default() };
+    // greylist with no delay: its MAIL hook makes an instance the session keeps.
+    let server = Server::start_with(setup.plugin("greylist", Some("[config]\ndelay = \"0\"\n")));
+    let mut holders: Vec<Client> = (0..2).map(|_| server.connect()).collect();
+    for c in &mut holders {
+        c.greet();
+        c.expect("MAIL FROM:<daniel@client.example>", 250);
+    }
+    let mut third = server.connect();
+    third.greet();
+    let started = Instant::now();
+    let reply = third.command("MAIL FROM:<daniel@client.example>");
+    assert_eq!((reply.code, reply.text().as_str()), (451, "4.3.2 Too busy to check this now, try again later"));
+    assert!(started.elapsed() >= Duration::from_secs(3), "it waited pool_wait first");
+    assert!(server.logged(|l| l.contains("plugin instance pool exhausted") && l.contains("greylist")));
+    assert!(!server.log().iter().any(|l| l.contains("plugin failed")), "not logged as a plugin failure");
+    // A session that ends gives its slot to the one waiting.
+    third.send("MAIL FROM:<daniel@client.example>\r\n");
+    let waits = || server.log().iter().filter(|l| l.contains("plugin instance pool full; waiting")).count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while waits() < 2 {
+        assert!(Instant::now() < deadline, "the second MAIL never waited for a slot");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    holders.remove(0).expect("QUIT", 221);
+    assert_eq!(third.reply().code, 250, "the waiting session got the slot");
+    third.expect("RCPT TO:<tyler@localhost>", 250);
+}

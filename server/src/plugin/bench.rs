@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::bindings::types as wit;
 use anyhow::Context as _;
 
-use super::{arm_deadline, new_store, Hook, LoadOptions, MimeLimits, MimeOutcome, Registry, SessionPlugins};
+use super::{arm_deadline, new_store, Hook, LoadOptions, MimeLimits, MimeOutcome, PoolOptions, Registry, SessionPlugins};
 
 /// Microsecond figures, averaged.
 pub struct Figures {
@@ -25,7 +25,7 @@ pub struct Figures {
 pub async fn measure(dir: &Path, rounds: u32) -> anyhow::Result<Figures> {
     let scratch = std::env::temp_dir().join(format!("wasmail-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let registry = Registry::load(LoadOptions { previous: None, dir, data_dir: &scratch, hostname: "bench", max_sessions: 100 }).await?;
+    let registry = Registry::load(LoadOptions { previous: None, dir, data_dir: &scratch, hostname: "bench", pool: PoolOptions::for_holders(100) }).await?;
     anyhow::ensure!(!registry.plugins.is_empty(), "no enabled plugins in {}", dir.display());
     let session: Arc<str> = "bench".into();
     let hostname: Arc<str> = "bench".into();
@@ -92,7 +92,7 @@ pub struct MimeFigures {
 pub async fn measure_mime(dir: &Path, files: &[std::path::PathBuf], rounds: u32) -> anyhow::Result<Vec<MimeFigures>> {
     let scratch = std::env::temp_dir().join(format!("wasmail-bench-mime-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let registry = Arc::new(Registry::load(LoadOptions { previous: None, dir, data_dir: &scratch, hostname: "bench", max_sessions: 100 }).await?);
+    let registry = Arc::new(Registry::load(LoadOptions { previous: None, dir, data_dir: &scratch, hostname: "bench", pool: PoolOptions::for_holders(100) }).await?);
     let limits = MimeLimits { parse: crate::mime::Limits::default(), body: 10 << 20, max_message: 25 << 20 };
     let mut out = Vec::new();
     for file in files {

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
@@ -96,6 +97,11 @@ pub struct Registry {
     engine: Engine,
     /// What the engine's pool was sized for: a reload keeps the engine while its plugins fit.
     pool: Option<PoolSize>,
+    /// Free instance slots of the pool: an instance takes one for its life, so that a session
+    /// waits for a slot instead of the pool refusing the instantiation.
+    pub(crate) slots: Arc<Semaphore>,
+    /// How long a session waits for a slot.
+    pub(crate) pool_wait: Duration,
     /// Sorted by `order`, then name.
     plugins: Vec<Arc<Loaded>>,
     /// Verb to the index of the plugin that answers it.
@@ -128,8 +134,35 @@ pub struct LoadOptions<'a> {
     pub data_dir: &'a Path,
     /// The server's host name, for `host.hostname`.
     pub hostname: &'a str,
-    /// Sessions that may run at once: the pool holds an instance of every plugin for each.
-    pub max_sessions: usize,
+    /// How the instance pool is sized.
+    pub pool: PoolOptions,
+}
+
+/// How the instance pool is sized and how long a session waits for a free instance.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// What can hold instances at once — SMTP sessions on every listener and queue
+    /// deliveries —: the pool holds an instance of every plugin for each.
+    pub holders: usize,
+    /// `[plugins] max_instances`: the operator's size instead of the computed one.
+    pub max_instances: Option<u32>,
+    /// `[plugins] pool_wait`.
+    pub wait: Duration,
+}
+
+impl PoolOptions {
+    /// For tools and benchmarks: room for `holders` sessions, the default wait.
+    pub fn for_holders(holders: usize) -> PoolOptions {
+        PoolOptions { holders, max_instances: None, wait: Duration::from_secs(10) }
+    }
+
+    /// Component instances in the pool for `plugins` plugins.
+    fn instances(&self, plugins: usize) -> u32 {
+        match self.max_instances {
+            Some(n) => n.max(1),
+            None => (self.holders.max(1).saturating_mul(plugins.max(1))).clamp(100, 50_000) as u32,
+        }
+    }
 }
 
 impl Registry {
@@ -138,6 +171,8 @@ impl Registry {
         Registry {
             engine: Engine::default(),
             pool: None,
+            slots: Arc::new(Semaphore::new(0)),
+            pool_wait: Duration::ZERO,
             plugins: Vec::new(),
             verbs: HashMap::new(),
             mail_params: HashMap::new(),
@@ -164,21 +199,27 @@ impl Registry {
         }
         found.sort_by(|a, b| (a.2.order, &a.0).cmp(&(b.2.order, &b.0)));
         let max_memory = found.iter().map(|f| f.2.memory_limit.0 as usize).max().unwrap_or(64 << 20);
-        let instances = (options.max_sessions.max(1) * found.len().max(1)).clamp(100, 10_000) as u32;
+        let instances = options.pool.instances(found.len());
         let wanted = PoolSize { max_memory, instances };
         let engine = match options.previous {
             Some(previous) if previous.pool.is_some_and(|p| p.max_memory >= max_memory && p.instances >= instances) => previous.engine.clone(),
             _ => make_engine(Some(&options.data_dir.join("plugin-cache")), max_memory, instances)?,
         };
         let linker = make_linker(&engine)?;
-        let pool = match options.previous {
-            Some(previous) if Engine::same(&previous.engine, &engine) => previous.pool,
-            _ => Some(wanted),
+        // A kept engine keeps its pool, and the count of its free slots with it.
+        let (pool, slots) = match options.previous {
+            Some(previous) if Engine::same(&previous.engine, &engine) => (previous.pool, Arc::clone(&previous.slots)),
+            _ => (Some(wanted), Arc::new(Semaphore::new(instances as usize))),
         };
+        if !found.is_empty() {
+            tracing::info!(instances = pool.map_or(0, |p| p.instances), holders = options.pool.holders, "plugin instance pool");
+        }
 
         let mut registry = Registry {
             engine,
             pool,
+            slots,
+            pool_wait: options.pool.wait,
             plugins: Vec::new(),
             verbs: HashMap::new(),
             mail_params: HashMap::new(),
@@ -463,4 +504,19 @@ pub fn describe(manifest: &Manifest, settings: &PluginSettings) -> String {
         settings.memory_limit.0,
         settings.call_timeout.0.as_millis(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_holds_an_instance_of_every_plugin_for_every_holder() {
+        let pool = PoolOptions::for_holders(532);
+        assert_eq!(pool.instances(10), 5320);
+        assert_eq!(pool.instances(0), 532, "sized for one plugin when there are none yet");
+        assert_eq!(PoolOptions::for_holders(3).instances(2), 100, "at least 100");
+        assert_eq!(PoolOptions::for_holders(100_000).instances(10), 50_000, "at most 50,000");
+        assert_eq!(PoolOptions { max_instances: Some(2), ..pool }.instances(10), 2, "the operator's size");
+    }
 }

@@ -11,9 +11,15 @@
 //! timeout, memory limit, invalid return — is logged with the plugin's name and kind, the
 //! instance is dropped (the next hook gets a fresh one), and the plugin's policy decides:
 //! `open` skips the hook, `closed` answers 451 4.3.0.
+//!
+//! An instance holds a slot of the engine's pool for its life. When none is free the session
+//! waits up to `[plugins] pool_wait` for one and is then answered 451 4.3.2 whatever the
+//! policy: a plugin that did not run did not fail, and is never skipped.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
 
 use super::bindings::{delivery_types, mime_types, types as wit, Plugin};
@@ -28,6 +34,8 @@ struct Instance {
     store: Store<State>,
     /// The typed exports.
     bindings: Plugin,
+    /// Its slot in the engine's instance pool, given back when the instance is dropped.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// How a call failed, for the log and the failure metric's `kind`.
@@ -37,6 +45,9 @@ pub enum Failure {
     Timeout,
     Memory,
     Invalid(String),
+    /// No instance could be made: every slot of the pool stayed in use for `pool_wait`. Not
+    /// the plugin's fault, and never a reason to skip it.
+    Pool,
 }
 
 impl Failure {
@@ -46,6 +57,7 @@ impl Failure {
             Failure::Timeout => "timeout",
             Failure::Memory => "memory",
             Failure::Invalid(_) => "invalid",
+            Failure::Pool => "pool",
         }
     }
 }
@@ -103,10 +115,16 @@ impl SessionPlugins {
         let plugin = Arc::clone(&self.registry.plugins[index]);
         let timeout = plugin.settings().call_timeout.0;
         if self.instances[index].is_none() {
+            let slot = pool_slot(Arc::clone(&self.registry.slots), self.registry.pool_wait, plugin.name()).await?;
             let mut store = new_store(&self.registry.engine, &plugin.shared, Arc::clone(&self.session), Arc::clone(&self.registry.hostname));
             arm_deadline(&mut store, timeout);
             match plugin.pre.instantiate_async(&mut store).await {
-                Ok(bindings) => self.instances[index] = Some(Instance { store, bindings }),
+                Ok(bindings) => self.instances[index] = Some(Instance { store, bindings, _slot: slot }),
+                // Another kind of slot (core instances, memories, tables) ran out first.
+                Err(e) if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() => {
+                    tracing::error!(plugin = plugin.name(), "plugin instance pool exhausted: {e:#}");
+                    return Err(Failure::Pool);
+                }
                 Err(e) => return Err(classify(&e, &store)),
             }
         }
@@ -124,7 +142,8 @@ impl SessionPlugins {
         }
     }
 
-    /// Logs a failure and returns the reply the policy gives (None for `open`).
+    /// Logs a failure and returns the reply the policy gives (None for `open`). A full pool
+    /// is answered 451 4.3.2 under either policy: the plugin did not fail, it did not run.
     pub(super) fn failed(&self, index: usize, hook: &str, failure: &Failure) -> Option<Reply> {
         let plugin = &self.registry.plugins[index];
         let policy = plugin.settings().fail;
@@ -132,6 +151,11 @@ impl SessionPlugins {
             Failure::Trap(d) | Failure::Invalid(d) => d.as_str(),
             Failure::Timeout => "call timeout exceeded",
             Failure::Memory => "memory limit reached",
+            Failure::Pool => {
+                // Logged where the wait ended.
+                crate::metrics::get().plugin_failure(plugin.name(), hook, failure.kind());
+                return Some(Reply::new(451, codes::TEMP_OVERLOAD, "Too busy to check this now, try again later"));
+            }
         };
         tracing::warn!(plugin = plugin.name(), hook, kind = failure.kind(), policy = ?policy, "plugin failed: {detail}");
         crate::metrics::get().plugin_failure(plugin.name(), hook, failure.kind());
@@ -441,6 +465,22 @@ fn to_wit(reply: &Reply) -> wit::Reply {
 }
 
 /// Names a failed call: the epoch deadline, the memory limiter, or any other trap.
+/// A slot of the instance pool: at once if one is free, else after waiting up to
+/// `[plugins] pool_wait` for a session to end.
+async fn pool_slot(slots: Arc<Semaphore>, wait: Duration, plugin: &str) -> Result<OwnedSemaphorePermit, Failure> {
+    if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
+        return Ok(slot);
+    }
+    tracing::warn!(plugin, "plugin instance pool full; waiting up to {wait:?} for a free slot");
+    match tokio::time::timeout(wait, slots.acquire_owned()).await {
+        Ok(Ok(slot)) => Ok(slot),
+        _ => {
+            tracing::error!(plugin, "plugin instance pool exhausted: no slot came free in {wait:?} ([plugins] max_instances)");
+            Err(Failure::Pool)
+        }
+    }
+}
+
 fn classify(error: &wasmtime::Error, store: &Store<State>) -> Failure {
     if store.data().limiter.hit {
         return Failure::Memory;
