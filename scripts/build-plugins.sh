@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 examples=(verb onex xusr greylist attachment-guard disclaimer calendar-summary subaddress list-sorter archive forward)
-tests=(loop memory-hog panic bad-reply missing-import policy mime-trouble route-trouble)
+tests=(loop memory-hog panic bad-reply missing-import policy mime-trouble route-trouble host-hog)
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -237,3 +237,64 @@ fn a_header_flood_never_makes_a_data_hook_be_skipped() {
     assert_eq!((reply.code, reply.text().as_str()), (552, "5.3.4 Message header too large for the filter xusr"));
     assert!(server.mailbox("tyler").is_empty());
 }
+
+fn host_hog(mode: &str, extra: &str) -> Server {
+    let toml = format!("call_timeout = \"5s\"\nmemory_limit = \"32MiB\"\n{extra}[config]\nmode = \"{mode}\"\n");
+    Server::start_with(Setup { users: vec!["tyler".into()], ..Setup::default() }.plugin("host-hog", Some(&toml)))
+}
+
+/// A plugin's key-value store used to take up to 100,000 values of 64 KiB (6.5 GB) of the
+/// server's memory. Now it holds at most the plugin's `kv_limit` (16 MiB by default): the
+/// plugin (host-hog in `kv` mode, which tries to store 2,000 values of 64 KiB and says how
+/// far it got) is told the store is full, in every session, and the server stays small.
+#[test]
+fn a_plugin_store_holds_at_most_its_limit() {
+    let server = host_hog("kv", "");
+    let baseline = server.rss_kib();
+    for _ in 0..3 {
+        let mut c = server.connect();
+        c.greet();
+        let reply = c.command("MAIL FROM:<daniel@client.example>");
+        assert_eq!(reply.code, 550);
+        assert!(reply.text().contains("stored 255: store full (16777216 octets, kv_limit)"), "{}", reply.text());
+    }
+    let growth = server.rss_kib().saturating_sub(baseline);
+    assert!(growth < BOUND_KIB, "a full plugin store grew the server by {growth} KiB");
+    // The operator's own limit.
+    let server = host_hog("kv", "kv_limit = \"1MiB\"\n");
+    let mut c = server.connect();
+    c.greet();
+    assert!(c.command("MAIL FROM:<daniel@client.example>").text().contains("stored 15: store full (1048576 octets, kv_limit)"));
+}
+
+/// A plugin that takes WASI streams without end used to fill wasmtime's resource table (a
+/// million entries) in host memory; now the 1,025th traps, and the trap is an ordinary
+/// plugin failure.
+#[test]
+fn a_plugin_holds_at_most_1024_resources() {
+    let server = host_hog("resources", "");
+    let baseline = server.rss_kib();
+    let mut c = server.connect();
+    c.greet();
+    // host-hog is fail-open: the trap skips it and MAIL goes on.
+    c.expect("MAIL FROM:<daniel@client.example>", 250);
+    assert!(server.logged(|l| l.contains("plugin failed") && l.contains("\"kind\":\"trap\"") && l.contains("resource table has no free keys")));
+    let growth = server.rss_kib().saturating_sub(baseline);
+    assert!(growth < BOUND_KIB, "WASI resources grew the server by {growth} KiB");
+}
+
+/// 400,000 header changes from `on-data`: refused as invalid (at most 100); what the runtime
+/// copied out of the plugin to find that out is bounded by the plugin's memory.
+#[test]
+fn header_changes_past_the_bound_are_an_invalid_answer() {
+    let server = host_hog("changes", "");
+    let baseline = server.rss_kib();
+    let mut c = server.connect();
+    c.greet();
+    assert_eq!(c.send_mail("daniel@client.example", &["tyler@localhost"], "Subject: hi\r\n\r\nbody\r\n").code, 250);
+    assert!(server.logged(|l| l.contains("plugin failed") && l.contains("more than 100 header changes (400000)")));
+    let growth = server.rss_kib().saturating_sub(baseline);
+    assert!(growth < BOUND_KIB, "400,000 header changes grew the server by {growth} KiB");
+    let stored = server.mailbox("tyler");
+    assert_eq!(stored.len(), 1, "fail-open: the message went on without the plugin's changes");
+}

@@ -41,6 +41,11 @@ pub use validate::Decision;
 use bindings::{Plugin, PluginPre};
 use state::{Limiter, State, StderrToLog};
 
+/// WASI resources (streams, pollables) one instance may hold at once: a plugin needs a
+/// handful; past this many the call that makes another traps (wasmtime's own default, a
+/// million, would let one instance hold a hundred megabytes of host memory).
+const MAX_RESOURCES: usize = 1024;
+
 /// The epoch ticks this often: a running guest yields, and its deadline is checked, at each
 /// tick.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -350,11 +355,13 @@ fn make_linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
 /// stderr into the log, the plugin's memory limit.
 fn new_store(engine: &Engine, plugin: &Arc<Shared>, session: Arc<str>, hostname: Arc<str>) -> Store<State> {
     let wasi = wasmtime_wasi::WasiCtx::builder().stderr(StderrToLog { plugin: plugin.name.as_str().into(), session: Arc::clone(&session) }).build();
+    let mut table = wasmtime::component::ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
     let state = State {
         deadline: None,
         timed_out: false,
         wasi,
-        table: wasmtime::component::ResourceTable::new(),
+        table,
         limiter: Limiter { memory: plugin.settings.memory_limit.0 as usize, hit: false },
         plugin: Arc::clone(plugin),
         session,

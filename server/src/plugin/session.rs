@@ -230,6 +230,9 @@ impl SessionPlugins {
             let result = self.call(index, &Call::Data(envelope, headers)).await.and_then(|output| {
                 let Output::Data(r) = output else { unreachable!("on-data returns a data result") };
                 let decision = validate::verdict(&r.verdict).map_err(Failure::Invalid)?;
+                if r.header_changes.len() > MAX_HEADER_CHANGES {
+                    return Err(Failure::Invalid(format!("more than {MAX_HEADER_CHANGES} header changes ({})", r.header_changes.len())));
+                }
                 for change in &r.header_changes {
                     check_change(change).map_err(Failure::Invalid)?;
                 }
@@ -353,6 +356,9 @@ impl SessionPlugins {
 }
 
 /// A hook call and its arguments.
+/// Header changes one `on-data` answer may make.
+const MAX_HEADER_CHANGES: usize = 100;
+
 /// What one header field costs in a guest beyond its text: the two string pointers and
 /// lengths of the canonical ABI.
 const HEADER_OVERHEAD: usize = 16;

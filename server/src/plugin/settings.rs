@@ -33,6 +33,8 @@ pub struct PluginSettings {
     pub memory_limit: ByteSize,
     /// CPU time per hook call, enforced by epoch interruption.
     pub call_timeout: Duration,
+    /// Octets the plugin's key-value store may hold: keys and values, and 64 per entry.
+    pub kv_limit: ByteSize,
     /// String values the plugin reads with `host.config`.
     pub config: BTreeMap<String, String>,
 }
@@ -45,6 +47,7 @@ impl Default for PluginSettings {
             fail: FailurePolicy::Open,
             memory_limit: ByteSize(64 << 20),
             call_timeout: Duration(std::time::Duration::from_millis(200)),
+            kv_limit: ByteSize(16 << 20),
             config: BTreeMap::new(),
         }
     }
@@ -66,6 +69,14 @@ impl PluginSettings {
                 line: crate::config::line_of_key(&text, "memory_limit"),
                 key: Some("memory_limit".into()),
                 message: "must be between 1MiB and 4GiB".into(),
+            });
+        }
+        if settings.kv_limit.0 > 1 << 30 {
+            return Err(crate::config::ConfigError {
+                file: path.into(),
+                line: crate::config::line_of_key(&text, "kv_limit"),
+                key: Some("kv_limit".into()),
+                message: "must be at most 1GiB (the store is held in memory)".into(),
             });
         }
         if settings.call_timeout.0 < std::time::Duration::from_millis(1) {
@@ -115,5 +126,8 @@ mod tests {
         std::fs::write(&path, "memory_limit = \"1KiB\"\n").unwrap();
         let e = PluginSettings::load(&path).unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("memory_limit")), "{e}");
+        std::fs::write(&path, "order = 1\nkv_limit = \"2GiB\"\n").unwrap();
+        let e = PluginSettings::load(&path).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("kv_limit")), "{e}");
     }
 }

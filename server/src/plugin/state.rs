@@ -93,7 +93,8 @@ impl host::Host for State {
     }
 
     fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
-        self.plugin.kv.set(&key, &value)
+        let limit = usize::try_from(self.plugin.settings.kv_limit.0).unwrap_or(usize::MAX);
+        self.plugin.kv.set(&key, &value, limit)
     }
 
     fn kv_delete(&mut self, key: String) {
