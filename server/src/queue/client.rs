@@ -10,34 +10,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use tokio::net::TcpStream;
 
+pub use super::reply::PeerReply;
+use super::reply::ReplyReader;
 use super::spool::Envelope;
 use crate::smtp::proto::params::encode_xtext;
-
-/// A reply from the peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerReply {
-    pub code: u16,
-    pub lines: Vec<String>,
-}
-
-impl PeerReply {
-    /// `550 5.1.1 text` on one line, for logs and Diagnostic-Code.
-    pub fn text(&self) -> String {
-        format!("{} {}", self.code, self.lines.join(" "))
-    }
-
-    /// The RFC 3463 code the reply carries, or one made from its class.
-    pub fn status(&self) -> String {
-        let first = self.lines.first().map(String::as_str).unwrap_or("");
-        let token = first.split_whitespace().next().unwrap_or("");
-        let parts: Vec<&str> = token.split('.').collect();
-        let class = (self.code / 100).to_string();
-        if parts.len() == 3 && parts[0] == class && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
-            return token.to_string();
-        }
-        format!("{class}.0.0")
-    }
-}
 
 /// What became of one recipient in a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,12 +36,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const DATA_INIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// RFC 5321 4.5.3.2.5: the wait for one block of the message to be taken.
 const DATA_BLOCK_TIMEOUT: Duration = Duration::from_secs(180);
-/// One reply line, CRLF included. RFC 5321 4.5.3.1.5 allows 512 octets; peers that write
-/// longer ones exist, so a little more is taken before the reply counts as broken.
-pub const MAX_REPLY_LINE: usize = 2048;
-/// A whole (multiline) reply: an EHLO reply is the longest a real server sends, a few
-/// hundred octets.
-pub const MAX_REPLY: usize = 64 * 1024;
 /// The message is written in blocks of this size, each within its own deadline.
 const BLOCK: usize = 64 * 1024;
 
@@ -98,47 +68,19 @@ impl Conn {
             .map_err(|_| SessionError(format!("no whole reply within {} s", limit.as_secs())))?
     }
 
-    async fn read_reply_unbounded_in_time(&mut self) -> Result<PeerReply, SessionError> {
-        let mut lines = Vec::new();
-        let mut total = 0;
-        loop {
-            let line = self.read_line().await?;
-            total += line.len();
-            if total > MAX_REPLY {
-                return Err(SessionError(format!("reply longer than {MAX_REPLY} octets")));
-            }
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\r', '\n']);
-            let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| SessionError(format!("not a reply: {line:?}")))?;
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            // No control characters go on into logs, notices or the queue listing.
-            lines.push(line.get(4..).unwrap_or("").chars().map(|c| if c.is_control() { ' ' } else { c }).collect());
-            if !more {
-                return Ok(PeerReply { code, lines });
-            }
-        }
-    }
-
-    /// One line, at most [`MAX_REPLY_LINE`] octets: checked on what the buffer holds before
+    /// The reply, the bounds of `ReplyReader` checked on what the buffer holds before
     /// anything is copied.
-    async fn read_line(&mut self) -> Result<Vec<u8>, SessionError> {
-        let mut line = Vec::new();
+    async fn read_reply_unbounded_in_time(&mut self) -> Result<PeerReply, SessionError> {
+        let mut reader = ReplyReader::default();
         loop {
             let available = self.reader.fill_buf().await.map_err(|e| SessionError(format!("reading a reply: {e}")))?;
             if available.is_empty() {
                 return Err(SessionError("the connection closed".into()));
             }
-            let (take, complete) = match memchr::memchr(b'\n', available) {
-                Some(i) => (i + 1, true),
-                None => (available.len(), false),
-            };
-            if line.len() + take > MAX_REPLY_LINE {
-                return Err(SessionError(format!("reply line longer than {MAX_REPLY_LINE} octets")));
-            }
-            line.extend_from_slice(&available[..take]);
-            self.reader.consume(take);
-            if complete {
-                return Ok(line);
+            let (used, reply) = reader.push(available).map_err(SessionError)?;
+            self.reader.consume(used);
+            if let Some(reply) = reply {
+                return Ok(reply);
             }
         }
     }

@@ -28,6 +28,7 @@ mod attempt;
 pub mod client;
 pub mod dsn;
 mod notices;
+pub mod reply;
 pub mod route;
 mod routing;
 pub mod spool;
