@@ -333,9 +333,9 @@ pub struct PluginsConfig {
     /// Folder of `*.wasm` plugins, each with an optional `NAME.toml`. A missing folder means
     /// no plugins, unless it was named on the command line.
     pub dir: PathBuf,
-    /// Plugin instances that may exist at once; 0 (the default) computes it: one of every
+    /// Plugin instances that may exist at once (at most 10,000); 0 (the default) computes it: one of every
     /// plugin for every SMTP session the listeners allow (`max_connections` on each) and
-    /// every queue delivery (`workers` + `relay_workers`), at least 100 and at most 50,000.
+    /// every queue delivery (`workers` + `relay_workers`), at least 100 and at most 10,000 (each slot costs mappings; beyond, sessions wait).
     pub max_instances: u32,
     /// How long a session waits for a free instance when they are all in use; then it is
     /// answered 451 4.3.2 (the plugin is never skipped).

@@ -143,6 +143,11 @@ pub struct LoadOptions<'a> {
     pub pool: PoolOptions,
 }
 
+/// The most instances a computed pool holds. Each slot maps a fiber stack with a guard page
+/// and reserves linear memory; 50,000 slots passed Linux's default limit of 65,530 mappings
+/// per process and the engine could not be made. Past this, sessions wait for a slot.
+const MAX_POOL: usize = 10_000;
+
 /// How the instance pool is sized and how long a session waits for a free instance.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolOptions {
@@ -164,8 +169,8 @@ impl PoolOptions {
     /// Component instances in the pool for `plugins` plugins.
     fn instances(&self, plugins: usize) -> u32 {
         match self.max_instances {
-            Some(n) => n.max(1),
-            None => (self.holders.max(1).saturating_mul(plugins.max(1))).clamp(100, 50_000) as u32,
+            Some(n) => n.clamp(1, MAX_POOL as u32),
+            None => (self.holders.max(1).saturating_mul(plugins.max(1))).clamp(100, MAX_POOL) as u32,
         }
     }
 }
@@ -523,7 +528,7 @@ mod tests {
         assert_eq!(pool.instances(10), 5320);
         assert_eq!(pool.instances(0), 532, "sized for one plugin when there are none yet");
         assert_eq!(PoolOptions::for_holders(3).instances(2), 100, "at least 100");
-        assert_eq!(PoolOptions::for_holders(100_000).instances(10), 50_000, "at most 50,000");
+        assert_eq!(PoolOptions::for_holders(100_000).instances(10), 10_000, "at most 10,000");
         assert_eq!(PoolOptions { max_instances: Some(2), ..pool }.instances(10), 2, "the operator's size");
     }
 }
