@@ -39,6 +39,8 @@ start() {
     local dir=$1
     mkdir -p "$dir/plugins"
     cp target/plugins/*.wasm "$dir/plugins/"
+    # greylist would defer the busy sessions' first message: let every triple pass.
+    printf '[config]\ndelay = "0"\n' >"$dir/plugins/greylist.toml"
     cat >"$dir/wasmail.toml" <<TOML
 data_dir = "data"
 users_file = "users"
