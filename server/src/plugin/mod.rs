@@ -41,6 +41,10 @@ pub use validate::Decision;
 use bindings::{Plugin, PluginPre};
 use state::{Limiter, State, StderrToLog};
 
+/// What one header field costs in a guest beyond its text (the two string pointers and
+/// lengths of the canonical ABI), when header fields are measured against `argument_room`.
+pub const HEADER_OVERHEAD: usize = 16;
+
 /// WASI resources (streams, pollables) one instance may hold at once: a plugin needs a
 /// handful; past this many the call that makes another traps (wasmtime's own default, a
 /// million, would let one instance hold a hundred megabytes of host memory).

@@ -25,7 +25,7 @@ use wasmtime::Store;
 use super::bindings::{delivery_types, mime_types, types as wit, Plugin};
 use super::state::State;
 use super::validate::{self, Decision};
-use super::{arm_deadline, new_store, FailurePolicy, Hook, Registry};
+use super::{arm_deadline, new_store, FailurePolicy, Hook, Registry, HEADER_OVERHEAD};
 use crate::smtp::proto::{codes, Reply};
 
 /// A plugin's instance in one session.
@@ -355,14 +355,10 @@ impl SessionPlugins {
     }
 }
 
-/// A hook call and its arguments.
 /// Header changes one `on-data` answer may make.
 const MAX_HEADER_CHANGES: usize = 100;
 
-/// What one header field costs in a guest beyond its text: the two string pointers and
-/// lengths of the canonical ABI.
-const HEADER_OVERHEAD: usize = 16;
-
+/// A hook call and its arguments.
 pub(super) enum Call<'a> {
     Connect(&'a wit::ConnectInfo),
     Helo(&'a wit::HeloInfo),
@@ -470,7 +466,6 @@ fn to_wit(reply: &Reply) -> wit::Reply {
     }
 }
 
-/// Names a failed call: the epoch deadline, the memory limiter, or any other trap.
 /// A slot of the instance pool: at once if one is free, else after waiting up to
 /// `[plugins] pool_wait` for a session to end.
 async fn pool_slot(slots: Arc<Semaphore>, wait: Duration, plugin: &str) -> Result<OwnedSemaphorePermit, Failure> {
@@ -487,6 +482,7 @@ async fn pool_slot(slots: Arc<Semaphore>, wait: Duration, plugin: &str) -> Resul
     }
 }
 
+/// Names a failed call: the epoch deadline, the memory limiter, or any other trap.
 fn classify(error: &wasmtime::Error, store: &Store<State>) -> Failure {
     if store.data().limiter.hit {
         return Failure::Memory;

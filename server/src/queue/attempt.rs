@@ -257,7 +257,7 @@ fn header_view(content: &[u8], limits: &crate::mime::Limits, room: usize) -> Vec
         .fields
         .iter()
         .take_while(|f| {
-            used += f.end - f.start + 16;
+            used += f.end - f.start + crate::plugin::HEADER_OVERHEAD;
             f.end <= limits.max_header_size && used <= room
         })
         .map(|f| crate::plugin::Header { name: f.name.clone(), value: header::unfolded_value(content, f) })
