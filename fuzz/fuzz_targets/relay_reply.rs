@@ -8,6 +8,15 @@
 #[path = "../../server/src/queue/reply.rs"]
 mod reply;
 
+#[allow(dead_code, unused_imports)]
+#[path = "../../server/src/smtp/proto/mod.rs"]
+pub mod smtp_proto;
+
+/// `crate::smtp::proto`, as reply.rs names it.
+mod smtp {
+    pub use super::smtp_proto as proto;
+}
+
 use libfuzzer_sys::fuzz_target;
 use reply::{PeerReply, ReplyReader, MAX_REPLY, MAX_REPLY_LINE};
 

@@ -148,7 +148,11 @@ fn pool_options(config: &Config) -> PoolOptions {
     let smtp = &config.smtp;
     let listeners = smtp.listen.len() + smtp.submission_listen.len() + smtp.submissions_listen.len();
     let holders = listeners.max(1) * smtp.max_connections + config.queue.workers + config.queue.relay_workers;
-    PoolOptions { holders, max_instances: (config.plugins.max_instances > 0).then_some(config.plugins.max_instances), wait: config.plugins.pool_wait.0 }
+    PoolOptions {
+        holders,
+        max_instances: (config.plugins.max_instances > 0).then_some(config.plugins.max_instances),
+        wait: config.plugins.pool_wait.0,
+    }
 }
 
 /// `wasmail check-config`: loads what `serve` and a reload load — the configuration, users,

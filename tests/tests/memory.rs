@@ -222,11 +222,8 @@ fn a_header_flood_never_makes_a_data_hook_be_skipped() {
     // Limits raised past what the plugin's memory takes: the header is measured against the
     // plugin's memory (a quarter of memory_limit) before it is copied, and the message is
     // refused rather than the plugin failing and being skipped.
-    let setup = Setup {
-        users: vec!["tyler".into()],
-        smtp: "[mime]\nmax_header_size = \"16MiB\"\nmax_header_fields = 100000\n".into(),
-        ..Setup::default()
-    };
+    let setup =
+        Setup { users: vec!["tyler".into()], smtp: "[mime]\nmax_header_size = \"16MiB\"\nmax_header_fields = 100000\n".into(), ..Setup::default() };
     let server = Server::start_with(setup.plugin("xusr", Some("memory_limit = \"16MiB\"\n")));
     let mut c = server.connect();
     c.greet();

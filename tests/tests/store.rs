@@ -53,7 +53,8 @@ fn rfc822_size_is_the_size_fetch_sends() {
         assert!(!line.contains(" NO ") && !line.contains(" BAD "), "{line}");
         if line.starts_with("* 1 FETCH") {
             size = line.split("RFC822.SIZE ").nth(1).and_then(|s| s.split([' ', ')']).next()).map(|s| s.parse::<usize>().unwrap());
-            let announced: usize = line.trim_end().strip_suffix('}').and_then(|l| l.rsplit_once('{')).map(|(_, n)| n.parse().unwrap()).expect("a literal");
+            let announced: usize =
+                line.trim_end().strip_suffix('}').and_then(|l| l.rsplit_once('{')).map(|(_, n)| n.parse().unwrap()).expect("a literal");
             let mut literal = vec![0u8; announced];
             reader.read_exact(&mut literal).unwrap();
             body = Some(literal);

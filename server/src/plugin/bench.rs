@@ -25,7 +25,8 @@ pub struct Figures {
 pub async fn measure(dir: &Path, rounds: u32) -> anyhow::Result<Figures> {
     let scratch = std::env::temp_dir().join(format!("wasmail-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let registry = Registry::load(LoadOptions { previous: None, dir, data_dir: &scratch, hostname: "bench", pool: PoolOptions::for_holders(100) }).await?;
+    let registry =
+        Registry::load(LoadOptions { previous: None, dir, data_dir: &scratch, hostname: "bench", pool: PoolOptions::for_holders(100) }).await?;
     anyhow::ensure!(!registry.plugins.is_empty(), "no enabled plugins in {}", dir.display());
     let session: Arc<str> = "bench".into();
     let hostname: Arc<str> = "bench".into();
@@ -92,7 +93,9 @@ pub struct MimeFigures {
 pub async fn measure_mime(dir: &Path, files: &[std::path::PathBuf], rounds: u32) -> anyhow::Result<Vec<MimeFigures>> {
     let scratch = std::env::temp_dir().join(format!("wasmail-bench-mime-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let registry = Arc::new(Registry::load(LoadOptions { previous: None, dir, data_dir: &scratch, hostname: "bench", pool: PoolOptions::for_holders(100) }).await?);
+    let registry = Arc::new(
+        Registry::load(LoadOptions { previous: None, dir, data_dir: &scratch, hostname: "bench", pool: PoolOptions::for_holders(100) }).await?,
+    );
     let limits = MimeLimits { parse: crate::mime::Limits::default(), body: 10 << 20, max_message: 25 << 20 };
     let mut out = Vec::new();
     for file in files {

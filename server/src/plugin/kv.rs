@@ -321,7 +321,8 @@ mod tests {
                     let mut value = value.clone();
                     value[0] = round;
                     while kv.set(&format!("k{key}"), &value, LIMIT).is_err() {
-                        std::thread::sleep(std::time::Duration::from_millis(1)); // the writer is behind
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        // the writer is behind
                     }
                 }
             }

@@ -8,6 +8,7 @@ use super::spool::{self, Envelope, Recipient, State};
 use super::{client, notices, route, Queue};
 use crate::plugin::delivery::MessageInfo;
 use crate::plugin::{Hook, SessionPlugins};
+use crate::smtp::proto::codes;
 use crate::store::DeliveryKey;
 
 impl Queue {
@@ -122,14 +123,14 @@ impl Queue {
             if recipient.mailboxes.is_empty() {
                 recipient.state = State::Failed;
                 recipient.detail = Some("no route to this recipient".into());
-                recipient.status = Some("5.4.4".into());
+                recipient.status = Some(codes::NO_ROUTE);
             } else if recipient.mailboxes.iter().all(|&i| envelope.mailboxes.get(i).is_some_and(|m| m.delivered)) {
                 recipient.state = State::Delivered;
                 recipient.detail = Some("delivered to the mailbox".into());
-                recipient.status = Some("2.0.0".into());
+                recipient.status = Some(codes::OK);
             } else if let Some((_, error)) = errors.iter().find(|(i, _)| recipient.mailboxes.contains(i)) {
                 recipient.detail = Some(error.clone());
-                recipient.status = Some("4.2.0".into());
+                recipient.status = Some(codes::TEMP_MAILBOX);
             }
         }
         (envelope, errors.into_iter().map(|(_, e)| e).collect())
@@ -171,7 +172,7 @@ impl Queue {
                     for &i in &targets {
                         let r = &mut envelope.recipients[i];
                         r.state = State::Failed;
-                        r.status = Some(status.to_string());
+                        r.status = Some(status);
                         r.detail = Some(text.clone());
                     }
                     continue;
@@ -179,7 +180,7 @@ impl Queue {
                 Err(route::NoRoute::Temporary(text)) => {
                     for &i in &targets {
                         let r = &mut envelope.recipients[i];
-                        r.status = Some("4.4.3".into());
+                        r.status = Some(codes::TEMP_ROUTING);
                         r.detail = Some(text.clone());
                     }
                     errors.push(text);
@@ -208,7 +209,7 @@ impl Queue {
             if !done {
                 for &i in &targets {
                     let r = &mut envelope.recipients[i];
-                    r.status = Some("4.4.1".into());
+                    r.status = Some(codes::TEMP_NO_ANSWER);
                     r.detail = Some(last_error.clone());
                 }
                 errors.push(last_error);
@@ -282,7 +283,7 @@ fn apply_outcome(id: &str, r: &mut Recipient, hop: &str, outcome: client::Outcom
             tracing::info!(queue_id = id, to = r.address, hop, reply = reply.text(), "relay refused");
         }
         client::Outcome::Deferred(text) => {
-            r.status = Some("4.0.0".into());
+            r.status = Some(codes::TEMP_OTHER);
             r.detail = Some(format!("{hop} said: {text}"));
             errors.push(text);
         }

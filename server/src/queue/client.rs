@@ -298,13 +298,14 @@ fn dot_stuff(content: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smtp::proto::codes;
 
     #[test]
     fn replies_carry_their_status() {
         let r = PeerReply { code: 550, lines: vec!["5.1.1 <x@y>: user unknown".into()] };
-        assert_eq!((r.status(), r.text()), ("5.1.1".to_string(), "550 5.1.1 <x@y>: user unknown".to_string()));
-        assert_eq!(PeerReply { code: 451, lines: vec!["try later".into()] }.status(), "4.0.0");
-        assert_eq!(PeerReply { code: 550, lines: vec!["4.1.1 mismatch".into()] }.status(), "5.0.0");
+        assert_eq!((r.status(), r.text()), (codes::BAD_DEST_MAILBOX, "550 5.1.1 <x@y>: user unknown".to_string()));
+        assert_eq!(PeerReply { code: 451, lines: vec!["try later".into()] }.status(), codes::TEMP_OTHER);
+        assert_eq!(PeerReply { code: 550, lines: vec!["4.1.1 mismatch".into()] }.status(), codes::OTHER);
     }
 
     #[test]

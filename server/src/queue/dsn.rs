@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use super::spool::{Envelope, Recipient};
 use crate::smtp::proto::params::encode_xtext;
+use crate::smtp::proto::{codes, EnhancedCode};
 
 /// What a notice reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -106,7 +107,7 @@ pub fn build(hostname: &str, id: &str, envelope: &Envelope, recipients: &[&Recip
             let (kind, address) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
             let _ = write!(m, "Original-Recipient: {}; {}\r\n", encode_xtext(kind), encode_xtext(address));
         }
-        let status = r.status.clone().unwrap_or_else(|| default_status(action).to_string());
+        let status = r.status.unwrap_or_else(|| default_status(action));
         let _ = write!(m, "Action: {}\r\nStatus: {status}\r\n", action.as_str());
         if let Some(diagnostic) = &r.diagnostic {
             let _ = write!(m, "Diagnostic-Code: {}\r\n", one_line(diagnostic));
@@ -136,11 +137,11 @@ pub fn build(hostname: &str, id: &str, envelope: &Envelope, recipients: &[&Recip
 }
 
 /// RFC 3463 codes when nothing more precise is known.
-fn default_status(action: Action) -> &'static str {
+fn default_status(action: Action) -> EnhancedCode {
     match action {
-        Action::Failed => "5.0.0",
-        Action::Delayed => "4.0.0",
-        Action::Delivered | Action::Relayed => "2.0.0",
+        Action::Failed => codes::OTHER,
+        Action::Delayed => codes::TEMP_OTHER,
+        Action::Delivered | Action::Relayed => codes::OK,
     }
 }
 
@@ -183,7 +184,7 @@ mod tests {
                 mailboxes: vec![0],
                 state: State::Failed,
                 detail: Some("gave up after 3 attempts: mailbox unavailable".into()),
-                status: Some("4.4.7".into()),
+                status: Some(codes::TEMP_EXPIRED),
                 routed: true,
                 ..Recipient::new("hunt@localhost")
             }],

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::spool::{self, Envelope, Mailbox, Recipient, State};
 use super::{dsn, now, Queue};
+use crate::smtp::proto::codes;
 
 impl Queue {
     /// Queues every notice owed (`notice_due`), one per action, and clears what was
@@ -76,7 +77,7 @@ impl Queue {
                 recipient.state = State::Failed;
                 recipient.detail = Some(format!("gave up after {} attempts: {error}", envelope.attempts));
                 // RFC 3463: delivery time expired.
-                recipient.status = Some("4.4.7".into());
+                recipient.status = Some(codes::TEMP_EXPIRED);
             }
             mark_due(&mut envelope, &before);
             if self.send_due_notices(&mut envelope, content).is_ok() {

@@ -3,6 +3,8 @@
 //! are copied. The relay client (`client.rs`) feeds it from the socket; the fuzz target
 //! feeds it arbitrary bytes in arbitrary chunks.
 
+use crate::smtp::proto::EnhancedCode;
+
 /// One reply line, CRLF included. RFC 5321 4.5.3.1.5 allows 512 octets; peers that write
 /// longer ones exist, so a little more is taken before the reply counts as broken.
 pub const MAX_REPLY_LINE: usize = 2048;
@@ -24,15 +26,15 @@ impl PeerReply {
     }
 
     /// The RFC 3463 code the reply carries, or one made from its class.
-    pub fn status(&self) -> String {
+    /// A code whose class disagrees with the reply's is not believed (RFC 3463 2).
+    pub fn status(&self) -> EnhancedCode {
         let first = self.lines.first().map(String::as_str).unwrap_or("");
         let token = first.split_whitespace().next().unwrap_or("");
-        let parts: Vec<&str> = token.split('.').collect();
-        let class = (self.code / 100).to_string();
-        if parts.len() == 3 && parts[0] == class && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
-            return token.to_string();
+        let class = (self.code / 100) as u8;
+        match token.parse::<EnhancedCode>() {
+            Ok(code) if code.class == class => code,
+            _ => EnhancedCode::new(class, 0, 0),
         }
-        format!("{class}.0.0")
     }
 }
 
@@ -109,7 +111,7 @@ mod tests {
             let out = replies(input, size).unwrap();
             assert_eq!(out.len(), 2);
             assert_eq!(out[0].lines, ["mx.example", "SIZE 1000", "PIPELINING"]);
-            assert_eq!((out[1].code, out[1].status(), out[1].text()), (550, "5.1.1".into(), "550 5.1.1 no  such user".into()));
+            assert_eq!((out[1].code, out[1].status(), out[1].text()), (550, EnhancedCode::new(5, 1, 1), "550 5.1.1 no  such user".into()));
         }
     }
 

@@ -10,13 +10,15 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 
+use crate::smtp::proto::{codes, EnhancedCode};
+
 /// Why there is no next hop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoRoute {
     /// Try later (DNS trouble, no address yet).
     Temporary(String),
     /// The domain does not exist or takes no mail: bounce (with this RFC 3463 status).
-    Permanent { status: &'static str, text: String },
+    Permanent { status: EnhancedCode, text: String },
 }
 
 /// A next hop: the name (for logs and the DSN) and its addresses, in order.
@@ -84,12 +86,12 @@ impl Router {
                     mx.iter().map(|r| (r.preference(), r.exchange().to_utf8().trim_end_matches('.').to_string())).collect();
                 records.sort();
                 if records.len() == 1 && records[0].1.is_empty() {
-                    return Err(NoRoute::Permanent { status: "5.1.10", text: format!("{domain} accepts no mail (null MX, RFC 7505)") });
+                    return Err(NoRoute::Permanent { status: codes::NULL_MX, text: format!("{domain} accepts no mail (null MX, RFC 7505)") });
                 }
                 records.into_iter().map(|(_, name)| name).collect()
             }
             Err(e) if e.is_nx_domain() => {
-                return Err(NoRoute::Permanent { status: "5.1.2", text: format!("{domain}: no such domain") });
+                return Err(NoRoute::Permanent { status: codes::BAD_DEST_SYSTEM, text: format!("{domain}: no such domain") });
             }
             // RFC 5321 5.1: no MX records, so the domain itself is the host.
             Err(e) if e.is_no_records_found() => vec![domain.clone()],

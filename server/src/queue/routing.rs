@@ -7,6 +7,7 @@ use super::spool::{Envelope, Mailbox, Recipient, State};
 use super::{route, Queue};
 use crate::plugin::delivery::{MessageInfo, RecipientInfo, Route, RouteOutcome};
 use crate::plugin::SessionPlugins;
+use crate::smtp::proto::codes;
 
 impl Queue {
     /// Asks the delivery hooks where each recipient not routed yet goes, and applies it.
@@ -21,7 +22,7 @@ impl Queue {
             let (route, by, copies) = match plugins.on_route(message, &info).await {
                 RouteOutcome::Deferred(text) => {
                     let r = &mut envelope.recipients[i];
-                    r.status = Some("4.3.0".into());
+                    r.status = Some(codes::TEMP_SYSTEM);
                     r.detail = Some(text);
                     continue;
                 }
@@ -81,12 +82,12 @@ impl Queue {
                 Route::Reject(text) => {
                     let r = &mut envelope.recipients[i];
                     r.state = State::Failed;
-                    r.status = Some("5.7.1".into());
+                    r.status = Some(codes::POLICY);
                     r.detail = Some(text.chars().filter(|c| !c.is_control()).take(300).collect());
                 }
                 Route::Defer(text) => {
                     let r = &mut envelope.recipients[i];
-                    r.status = Some("4.7.0".into());
+                    r.status = Some(codes::TEMP_ABUSE);
                     r.detail = Some(text.chars().filter(|c| !c.is_control()).take(300).collect());
                     continue;
                 }
@@ -124,7 +125,7 @@ impl Queue {
             remote,
             state,
             detail: unknown.then(|| "no such user here".to_string()),
-            status: unknown.then(|| "5.1.1".to_string()),
+            status: unknown.then_some(codes::BAD_DEST_MAILBOX),
             routed: true,
             ..Recipient::new(address)
         });

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::smtp::proto::EnhancedCode;
+
 use super::dsn;
 
 /// What becomes of one recipient.
@@ -70,8 +72,8 @@ pub struct Recipient {
     /// The last error or the final status text, for `queue list` and the DSN.
     pub detail: Option<String>,
     /// The RFC 3463 status of the outcome (`5.1.1`), for the DSN.
-    #[serde(default)]
-    pub status: Option<String>,
+    #[serde(default, with = "status_text")]
+    pub status: Option<EnhancedCode>,
     /// The remote server's reply (`smtp; 550 5.1.1 ...`), for the DSN's Diagnostic-Code.
     #[serde(default)]
     pub diagnostic: Option<String>,
@@ -340,6 +342,28 @@ pub(super) fn check_id(id: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// A recipient's status as it is written in the envelope: the RFC 3463 text (`"5.1.1"`), so
+/// that the spool stays readable with `cat` and old entries read back.
+mod status_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::smtp::proto::EnhancedCode;
+
+    pub fn serialize<S: Serializer>(status: &Option<EnhancedCode>, out: S) -> Result<S::Ok, S::Error> {
+        match status {
+            Some(code) => out.collect_str(code),
+            None => out.serialize_none(),
+        }
+    }
+
+    /// A text that is not a status is an error, like any other broken field: the entry is
+    /// reported and kept, not guessed at.
+    pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Option<EnhancedCode>, D::Error> {
+        let text: Option<String> = Option::deserialize(input)?;
+        text.map(|t| t.parse().map_err(|()| serde::de::Error::custom(format!("{t:?} is not an RFC 3463 status")))).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +388,19 @@ mod tests {
             next_attempt: 0,
             delay_warned: false,
         }
+    }
+
+    #[test]
+    fn statuses_are_written_as_rfc_3463_text() {
+        let mut r = Recipient::new("a@b");
+        r.status = Some(crate::smtp::proto::codes::NULL_MX);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(r#""status":"5.1.10""#), "{json}");
+        assert_eq!(serde_json::from_str::<Recipient>(&json).unwrap(), r);
+        let none = serde_json::to_string(&Recipient::new("a@b")).unwrap();
+        assert_eq!(serde_json::from_str::<Recipient>(&none).unwrap().status, None);
+        let broken = json.replace("5.1.10", "5.1.x");
+        assert!(serde_json::from_str::<Recipient>(&broken).unwrap_err().to_string().contains("not an RFC 3463 status"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::folder::{sync_dir, Folder};
-use super::maildir::{create_dir_durably, bare_lf_count, crlf_to_lf, lf_to_crlf, Maildir};
+use super::maildir::{bare_lf_count, create_dir_durably, crlf_to_lf, lf_to_crlf, Maildir};
 use super::names::{dir_name, from_dir_name, valid_mailbox_name, SPECIAL_USE};
 use super::{Flags, MessageInfo, Synced};
 

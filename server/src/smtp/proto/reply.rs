@@ -21,6 +21,33 @@ impl EnhancedCode {
     }
 }
 
+impl std::str::FromStr for EnhancedCode {
+    type Err = ();
+
+    /// Reads `class.subject.detail` as RFC 3463 section 2 writes it: class 2, 4 or 5,
+    /// subject and detail of one to three digits.
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let number = |part: &str| -> Result<u16, ()> {
+            if (1..=3).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit()) {
+                part.parse().map_err(|_| ())
+            } else {
+                Err(())
+            }
+        };
+        let mut parts = text.split('.');
+        let (Some(class), Some(subject), Some(detail), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(());
+        };
+        let class = match class {
+            "2" => 2,
+            "4" => 4,
+            "5" => 5,
+            _ => return Err(()),
+        };
+        Ok(EnhancedCode { class, subject: number(subject)?, detail: number(detail)? })
+    }
+}
+
 impl fmt::Display for EnhancedCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}.{}", self.class, self.subject, self.detail)
@@ -120,6 +147,22 @@ pub mod codes {
     pub const MAILBOX_FULL_SIZE: E = E::new(5, 3, 4);
     pub const SYSTEM_INCAPABLE: E = E::new(5, 3, 3);
     pub const TEMP_SYSTEM: E = E::new(4, 3, 0);
+    /// A failure with nothing more specific to say (RFC 3463 3.1).
+    pub const TEMP_OTHER: E = E::new(4, 0, 0);
+    /// The mailbox exists but cannot take mail now (RFC 3463 3.3: X.2.0).
+    pub const TEMP_MAILBOX: E = E::new(4, 2, 0);
+    /// The destination domain does not exist (X.1.2).
+    pub const BAD_DEST_SYSTEM: E = E::new(5, 1, 2);
+    /// The domain publishes a null MX: it takes no mail (RFC 7505 4.2).
+    pub const NULL_MX: E = E::new(5, 1, 10);
+    /// No next host answered (X.4.1).
+    pub const TEMP_NO_ANSWER: E = E::new(4, 4, 1);
+    /// The next hop could not be looked up (X.4.3: routing server failure).
+    pub const TEMP_ROUTING: E = E::new(4, 4, 3);
+    /// No route to the destination (X.4.4).
+    pub const NO_ROUTE: E = E::new(5, 4, 4);
+    /// Delivery time expired (X.4.7): the `delayed` notice's status.
+    pub const TEMP_EXPIRED: E = E::new(4, 4, 7);
     pub const TEMP_OVERLOAD: E = E::new(4, 3, 2);
     pub const TEMP_TIMEOUT: E = E::new(4, 4, 2);
     pub const ROUTING_LOOP: E = E::new(5, 4, 6);
@@ -144,6 +187,7 @@ pub mod codes {
 
 #[cfg(test)]
 mod tests {
+    use super::EnhancedCode as E;
     use super::*;
 
     #[test]
@@ -156,6 +200,16 @@ mod tests {
     fn multiline_uses_hyphen_on_all_but_last_line() {
         let reply = Reply::multiline(214, Some(codes::OK), vec!["Commands:".into(), "HELO EHLO".into(), "End".into()]);
         assert_eq!(reply.to_bytes(), b"214-2.0.0 Commands:\r\n214-2.0.0 HELO EHLO\r\n214 2.0.0 End\r\n".to_vec());
+    }
+
+    #[test]
+    fn enhanced_codes_read_back_what_they_write() {
+        for code in [codes::OK, codes::NULL_MX, E::new(5, 999, 999)] {
+            assert_eq!(code.to_string().parse::<E>(), Ok(code));
+        }
+        for bad in ["", "5.1", "5.1.1.1", "3.1.1", "5.1.1000", "5.+1.1", "5..1", " 5.1.1", "5.1.1 "] {
+            assert_eq!(bad.parse::<E>(), Err(()), "{bad:?}");
+        }
     }
 
     #[test]
