@@ -10,17 +10,18 @@
 //! - [`queue`]: the durable spool and the delivery that runs from it.
 //! - [`plugin`]: the wasm plugin host (wasmtime), and the hooks the SMTP session calls.
 //! - [`ids`]: queue and session identifiers.
-//! - [`tls`]: certificates, the TLS acceptor and the stream sessions use; [`sasl`]: what
-//!   the protocols share of authentication.
+//! - [`tls`]: certificates, the TLS acceptor and the stream sessions use; [`connection`]: the
+//!   accept loop and the buffers, deadlines and STARTTLS every session reads and writes
+//!   through; [`sasl`]: what the protocols share of authentication.
 //! - [`server`]: wiring it together for `wasmail serve`, and reload; [`lifecycle`]: the
 //!   shutdown stages and the pid file; [`metrics`]: Prometheus counters and `/metrics`.
 
 #![forbid(unsafe_code)]
 
 pub mod abuse;
-mod accept;
 pub mod aliases;
 pub mod config;
+pub mod connection;
 pub mod directory;
 pub mod ids;
 pub mod imap;

@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::connection::accept::Contexts;
 use crate::directory::Directory;
 use crate::lifecycle::{PidFile, Shutdown, Stage};
 use crate::plugin::{LoadOptions, PoolOptions, Registry};
@@ -37,12 +38,14 @@ pub struct Live {
     reloading: tokio::sync::Mutex<()>,
 }
 
-impl Live {
+impl Contexts for Live {
     /// The context a session accepted now is served with.
-    pub fn current(&self) -> Arc<Context> {
+    fn current(&self) -> Arc<Context> {
         Arc::clone(&self.current.read().expect("live context"))
     }
+}
 
+impl Live {
     /// Loads the configuration, users, aliases, plugins and certificate again and, if all of
     /// them load, makes them the set new sessions use. On error nothing changes.
     pub async fn reload(&self) -> anyhow::Result<()> {
@@ -328,15 +331,15 @@ pub async fn run(ctx: Arc<Context>, source: ConfigSource, plugins_required: bool
     tracing::info!(hostname = config.hostname, data_dir = %config.data_dir.display(), pid = std::process::id(), "wasmail started");
     let mut tasks = tokio::task::JoinSet::new();
     for (listener, port, protocol) in smtp_listeners {
-        tasks.spawn(crate::smtp::serve(listener, Arc::clone(&live), port, protocol));
+        tasks.spawn(crate::smtp::serve(listener, Arc::clone(&live) as Arc<dyn Contexts>, port, protocol));
     }
     let locks = Arc::new(crate::pop3::Locks::default());
     for (listener, implicit_tls) in pop3_listeners {
-        tasks.spawn(crate::pop3::serve(listener, Arc::clone(&live), Arc::clone(&locks), implicit_tls));
+        tasks.spawn(crate::pop3::serve(listener, Arc::clone(&live) as Arc<dyn Contexts>, Arc::clone(&locks), implicit_tls));
     }
     let structures = Arc::new(crate::imap::StructureCache::default());
     for (listener, implicit_tls) in imap_listeners {
-        tasks.spawn(crate::imap::serve(listener, Arc::clone(&live), Arc::clone(&structures), implicit_tls));
+        tasks.spawn(crate::imap::serve(listener, Arc::clone(&live) as Arc<dyn Contexts>, Arc::clone(&structures), implicit_tls));
     }
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());

@@ -90,7 +90,7 @@ impl Session {
     /// A continuation request with `challenge`, and the client's line: Err with the reply
     /// when it cancelled (`*`) or went away.
     async fn sasl_response(&mut self, challenge: &str) -> std::io::Result<Result<String, Outcome>> {
-        self.out.extend_from_slice(format!("+ {challenge}\r\n").as_bytes());
+        self.conn.send(format!("+ {challenge}\r\n").as_bytes());
         Ok(match self.next_frame().await? {
             Next::Frame(Framed::Command(line)) => {
                 let text = String::from_utf8_lossy(&line).trim_end().to_string();

@@ -92,7 +92,7 @@ impl Session {
             let (bytes, missing, resume) = blocking(move || Ok(render_piece(store.as_ref(), &cache, &user, &name, &targets, resume, &items))).await?;
             failed += missing;
             next = resume;
-            self.out.extend_from_slice(&bytes);
+            self.conn.send(&bytes);
             self.flush_if_large().await?;
         }
         if !wants_flags {

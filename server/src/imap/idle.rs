@@ -3,11 +3,11 @@
 //! idle timer restarts with each IDLE, as the RFC expects clients to re-issue it.
 
 use super::proto::Framed;
-use super::session::{Outcome, Session};
+use super::session::{Next, Outcome, Session};
 
 impl Session {
     pub(super) async fn idle(&mut self) -> std::io::Result<Outcome> {
-        self.out.extend_from_slice(b"+ idling\r\n");
+        self.conn.send(b"+ idling\r\n");
         let timeout = self.ctx.config.imap.idle_timeout.0;
         let deadline = tokio::time::Instant::now() + timeout;
         // Changes that happened since the last command show at once.
@@ -30,12 +30,18 @@ impl Session {
             };
             let mut stage = self.stage.clone();
             tokio::select! {
-                read = self.read_more() => {
-                    if !read? {
+                read = self.read_more() => match read? {
+                    None => {}
+                    Some(Next::ShuttingDown) => {
+                        self.untagged("BYE Server shutting down");
+                        self.logout = true;
+                        return Ok(Outcome::ok("IDLE terminated"));
+                    }
+                    Some(_) => {
                         self.logout = true;
                         return Ok(Outcome::bad("Connection closed during IDLE"));
                     }
-                }
+                },
                 changed = changes.changed(), if self.selected.is_some() => {
                     if changed.is_ok() {
                         if let Some(selected) = self.selected.as_mut() {

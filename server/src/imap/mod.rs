@@ -29,23 +29,23 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::server::Live;
+use crate::connection::accept::Contexts;
 use crate::Context;
 
 pub use cache::StructureCache;
 
 /// Runs one IMAP listener until the process ends; `cache` is shared by every listener. With
 /// `implicit_tls` (imaps) every connection starts with the TLS handshake.
-pub async fn serve(listener: TcpListener, live: Arc<Live>, cache: Arc<StructureCache>, implicit_tls: bool) {
+pub async fn serve(listener: TcpListener, live: Arc<dyn Contexts>, cache: Arc<StructureCache>, implicit_tls: bool) {
     let ctx = live.current();
-    let caps = crate::accept::Caps {
+    let caps = crate::connection::accept::Caps {
         max: ctx.config.imap.max_connections,
         per_address: ctx.config.imap.max_connections_per_address,
         refusal: b"* BYE Too many connections, try again later\r\n".to_vec(),
         address_refusal: b"* BYE Too many connections from your address, try again later\r\n".to_vec(),
     };
     let protocol = if implicit_tls { "imaps" } else { "imap" };
-    crate::accept::serve(listener, protocol, live, caps, move |socket, peer, _session, ctx: Arc<Context>| {
+    crate::connection::accept::serve(listener, protocol, live, caps, move |socket, peer, _session, ctx: Arc<Context>| {
         let cache = Arc::clone(&cache);
         async move {
             let stream = crate::tls::open(socket, ctx.tls.as_deref(), implicit_tls).await?;

@@ -8,11 +8,13 @@ use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+
 use tokio::sync::watch;
 
 use super::proto::{self, Command, Flag, Framed, Receiver, Request, SequenceSet};
-use crate::lifecycle::{reached, Stage};
+use crate::connection::{Connection, Read};
+use crate::lifecycle::Stage;
 use crate::store::{Flags, MessageInfo};
 use crate::tls::Stream;
 use crate::Context;
@@ -20,10 +22,11 @@ use crate::Context;
 /// What one read takes from the socket. A waiting session holds this much, so it stays small:
 /// 10,000 idle sessions with 64 KiB each held 640 MB.
 const READ_CHUNK: usize = 16 * 1024;
+/// The receiver takes all input as it arrives (holding what it frames within its limits), so
+/// nothing waits unconsumed in the connection.
+const MAX_PENDING: usize = 0;
 /// Bad commands tolerated before the connection is closed.
 const MAX_ERRORS: u32 = 20;
-/// Output is written out once it grows past this, within a long FETCH.
-const FLUSH_AT: usize = 256 * 1024;
 
 /// The extensions that work (RFC 3501 7.2.1); STARTTLS, LOGINDISABLED and AUTH=PLAIN are
 /// added by the session as the connection allows.
@@ -157,7 +160,9 @@ pub(super) enum Next {
 }
 
 pub struct Session {
-    pub(super) io: Stream,
+    /// The connection, its buffers and deadlines; output is written at the end of each batch
+    /// of commands, or sooner when large (a long FETCH).
+    pub(super) conn: Connection,
     pub(super) ctx: Arc<Context>,
     pub(super) peer: SocketAddr,
     /// Rendered message structures, shared by every session.
@@ -165,8 +170,6 @@ pub struct Session {
     /// Frames the client's commands; its limits grow at login.
     pub(super) receiver: Receiver,
     frames: VecDeque<Framed>,
-    /// Bytes for the client, written at the end of each batch of commands (or sooner when large).
-    pub(super) out: Vec<u8>,
     /// The logged-in user.
     pub(super) user: Option<String>,
     pub(super) selected: Option<Selected>,
@@ -176,8 +179,6 @@ pub struct Session {
     pub(super) logout: bool,
     /// STARTTLS was answered: the handshake follows the tagged reply.
     pending_tls: Option<Arc<crate::tls::Tls>>,
-    /// When the first byte of a command still incomplete arrived.
-    partial_since: Option<std::time::Instant>,
     /// The server's shutdown stage: at `Closing` the session ends at its next read.
     pub(super) stage: watch::Receiver<Stage>,
 }
@@ -188,28 +189,27 @@ impl Session {
         let before_login = imap.max_command_before_login.0;
         let receiver = Receiver::new(imap.max_line.0 as usize, imap.max_literal.0.min(before_login), before_login);
         let stage = ctx.shutdown.watch();
+        let conn = Connection::new(io, stage.clone(), READ_CHUNK, MAX_PENDING);
         Session {
             stage,
-            io,
+            conn,
             ctx,
             peer,
             cache,
             receiver,
             frames: VecDeque::new(),
-            out: Vec::new(),
             user: None,
             selected: None,
             auth_failures: 0,
             errors: 0,
             logout: false,
             pending_tls: None,
-            partial_since: None,
         }
     }
 
     pub async fn run(mut self) -> std::io::Result<()> {
         let greeting = format!("* OK [CAPABILITY {}] {} IMAP4rev1 server ready\r\n", self.capabilities(), self.ctx.config.hostname);
-        self.out.extend_from_slice(greeting.as_bytes());
+        self.conn.send(greeting.as_bytes());
         loop {
             self.flush().await?;
             match self.next_frame().await? {
@@ -230,58 +230,50 @@ impl Session {
                 }
             }
             if self.logout {
-                self.flush().await?;
-                return Ok(());
+                return self.conn.close().await;
             }
         }
     }
 
-    /// The next frame: one already received, else read (with the idle timeout).
+    /// The next frame: one already received, else read (with the idle timeout). A command
+    /// must be complete within the idle timeout of its first octet: a client dripping a byte
+    /// at a time is logged out like an idle one.
     pub(super) async fn next_frame(&mut self) -> std::io::Result<Next> {
-        let mut chunk = vec![0u8; READ_CHUNK];
         loop {
             if let Some(frame) = self.frames.pop_front() {
-                self.partial_since = None;
+                self.conn.command_done();
                 return Ok(Next::Frame(frame));
             }
-            self.flush().await?;
             let idle = self.ctx.config.imap.idle_timeout.0;
-            // A command must be complete within the idle timeout of its first byte: a client
-            // dripping a byte at a time is logged out like an idle one.
-            let wait = if self.receiver.is_idle() {
-                self.partial_since = None;
-                idle
-            } else {
-                idle.saturating_sub(self.partial_since.get_or_insert_with(std::time::Instant::now).elapsed()).max(std::time::Duration::from_millis(1))
-            };
-            let read = tokio::select! {
-                read = tokio::time::timeout(wait, self.io.read(&mut chunk)) => read,
-                _ = reached(&mut self.stage, Stage::Closing) => return Ok(Next::ShuttingDown),
-            };
-            let n = match read {
-                Ok(read) => read?,
-                Err(_) => return Ok(Next::TimedOut),
-            };
-            if n == 0 {
-                return Ok(Next::Closed);
+            let read = self.conn.read_command(idle, idle, !self.receiver.is_idle()).await?;
+            if let Some(end) = self.framed(read) {
+                return Ok(end);
             }
-            let mut framed = Vec::new();
-            self.receiver.push(&chunk[..n], &mut framed);
-            self.frames.extend(framed);
         }
     }
 
-    /// Reads more input into the frame queue once; for IDLE, which also waits on changes.
-    pub(super) async fn read_more(&mut self) -> std::io::Result<bool> {
-        let mut chunk = vec![0u8; READ_CHUNK];
-        let n = self.io.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(false);
+    /// Frames what a read brought; or how the read ended the session.
+    fn framed(&mut self, read: Read) -> Option<Next> {
+        match read {
+            Read::Data => {
+                let mut framed = Vec::new();
+                self.receiver.push(self.conn.input(), &mut framed);
+                self.conn.discard_input();
+                self.frames.extend(framed);
+                None
+            }
+            Read::Closed => Some(Next::Closed),
+            Read::TimedOut | Read::SessionOver => Some(Next::TimedOut),
+            Read::ShuttingDown => Some(Next::ShuttingDown),
         }
-        let mut framed = Vec::new();
-        self.receiver.push(&chunk[..n], &mut framed);
-        self.frames.extend(framed);
-        Ok(true)
+    }
+
+    /// Reads more input into the frame queue once, with no deadline of its own: IDLE waits
+    /// on it beside changes, the shutdown and its own timer. None when octets arrived.
+    pub(super) async fn read_more(&mut self) -> std::io::Result<Option<Next>> {
+        // Far enough to be never, near enough not to overflow a deadline's arithmetic.
+        let read = self.conn.read(Duration::from_secs(100 * 365 * 86_400)).await?;
+        Ok(self.framed(read))
     }
 
     /// Takes a frame already received, if any.
@@ -290,26 +282,19 @@ impl Session {
     }
 
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.out.is_empty() {
-            self.io.write_all(&self.out).await?;
-            self.out.clear();
-            self.io.flush().await?;
-        }
-        Ok(())
+        self.conn.flush().await
     }
 
     /// Writes the output so far if it has grown large.
     pub(super) async fn flush_if_large(&mut self) -> std::io::Result<()> {
-        if self.out.len() >= FLUSH_AT {
-            self.flush().await?;
-        }
-        Ok(())
+        self.conn.flush_if_full().await
     }
 
     pub(super) fn untagged(&mut self, text: &str) {
-        self.out.extend_from_slice(b"* ");
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+        let out = self.conn.output();
+        out.extend_from_slice(b"* ");
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
 
     fn tagged(&mut self, tag: &str, outcome: &Outcome) {
@@ -322,12 +307,12 @@ impl Session {
             Some(code) => format!("{tag} {status} [{code}] {}\r\n", outcome.text),
             None => format!("{tag} {status} {}\r\n", outcome.text),
         };
-        self.out.extend_from_slice(line.as_bytes());
+        self.conn.send(line.as_bytes());
     }
 
     async fn frame(&mut self, frame: Framed) -> std::io::Result<()> {
         match frame {
-            Framed::Continue => self.out.extend_from_slice(b"+ Ready for literal data\r\n"),
+            Framed::Continue => self.conn.send(b"+ Ready for literal data\r\n"),
             Framed::TooLong { tag } => {
                 self.errors += 1;
                 let tag = tag.unwrap_or_else(|| "*".into());
@@ -537,7 +522,7 @@ impl Session {
     /// not on; AUTH=PLAIN where a password may be sent, else LOGINDISABLED (RFC 3501 6.2.3).
     pub(super) fn capabilities(&self) -> String {
         let mut out = String::from(EXTENSIONS);
-        if self.user.is_none() && self.ctx.tls.is_some() && !self.io.is_tls() {
+        if self.user.is_none() && self.ctx.tls.is_some() && !self.conn.is_tls() {
             out.push_str(" STARTTLS");
         }
         if self.password_allowed() {
@@ -549,14 +534,14 @@ impl Session {
     }
 
     pub(super) fn password_allowed(&self) -> bool {
-        self.ctx.config.auth.password_allowed(self.io.is_tls(), self.peer.ip())
+        self.ctx.config.auth.password_allowed(self.conn.is_tls(), self.peer.ip())
     }
 
     /// STARTTLS (RFC 3501 6.2.1): answered OK here; the handshake follows the tagged reply
     /// (see [`Session::upgrade`]).
     async fn starttls(&mut self) -> std::io::Result<Outcome> {
         let Some(tls) = self.ctx.tls.clone() else { return Ok(Outcome::bad("STARTTLS is not available")) };
-        if self.io.is_tls() {
+        if self.conn.is_tls() {
             return Ok(Outcome::bad("TLS is already active"));
         }
         self.pending_tls = Some(tls);
@@ -567,14 +552,11 @@ impl Session {
     /// command in the clear is thrown away (CVE-2011-0411): it must not count as sent
     /// through TLS. A failed handshake ends the session.
     async fn upgrade(&mut self, tls: Arc<crate::tls::Tls>) -> std::io::Result<()> {
-        self.flush().await?;
-        if !self.frames.is_empty() || !self.receiver.is_idle() {
-            tracing::warn!(frames = self.frames.len(), "discarding what the client sent after STARTTLS before the handshake");
-        }
+        // The frames taken from the input and a command begun are thrown away with the rest.
+        let ahead = self.frames.len() + usize::from(!self.receiver.is_idle());
         self.frames.clear();
         self.receiver.reset();
-        if let Err(e) = self.io.start_tls(&tls).await {
-            tracing::info!(error = %e, "TLS handshake failed");
+        if !self.conn.start_tls(&tls, ahead).await? {
             self.logout = true;
         }
         Ok(())

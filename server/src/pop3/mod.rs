@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 
-use crate::server::Live;
+use crate::connection::accept::Contexts;
 use crate::Context;
 
 /// The maildrops in use: one POP3 session per mailbox at a time (RFC 1939 8). One server
@@ -37,16 +37,16 @@ impl Locks {
 
 /// Runs one POP3 listener until the process ends; with `implicit_tls` (pop3s) every
 /// connection starts with the TLS handshake.
-pub async fn serve(listener: TcpListener, live: Arc<Live>, locks: Arc<Locks>, implicit_tls: bool) {
+pub async fn serve(listener: TcpListener, live: Arc<dyn Contexts>, locks: Arc<Locks>, implicit_tls: bool) {
     let ctx = live.current();
-    let caps = crate::accept::Caps {
+    let caps = crate::connection::accept::Caps {
         max: ctx.config.pop3.max_connections,
         per_address: ctx.config.pop3.max_connections_per_address,
         refusal: b"-ERR [SYS/TEMP] Too many connections, try again later\r\n".to_vec(),
         address_refusal: b"-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n".to_vec(),
     };
     let protocol = if implicit_tls { "pop3s" } else { "pop3" };
-    crate::accept::serve(listener, protocol, live, caps, move |socket, peer, _session, ctx: Arc<Context>| {
+    crate::connection::accept::serve(listener, protocol, live, caps, move |socket, peer, _session, ctx: Arc<Context>| {
         let locks = Arc::clone(&locks);
         async move {
             let stream = crate::tls::open(socket, ctx.tls.as_deref(), implicit_tls).await?;

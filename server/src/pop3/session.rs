@@ -6,22 +6,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
-
 use super::proto::{self, Command, CommandReceiver, Line};
 use super::Locks;
-use crate::lifecycle::{reached, Stage};
+use crate::connection::{self, Connection};
 use crate::smtp::proto::DotStuffer;
 use crate::store::Listed;
 use crate::tls::Stream;
 use crate::Context;
 
 const READ_CHUNK: usize = 16 * 1024;
-/// Replies are written out once this much is waiting: pipelined RETRs cannot pile up
-/// messages in memory, and a client that does not read stops the session (its writes wait)
-/// rather than making it grow.
-const FLUSH_AT: usize = 256 * 1024;
+/// Input that may wait unconsumed: the receiver consumes every line, an over-long one too.
+const MAX_PENDING: usize = 16 * 1024;
 /// Wrong passwords tolerated before the connection is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
 /// Bad commands tolerated before the connection is closed.
@@ -41,18 +36,17 @@ enum State {
 }
 
 pub struct Session {
-    io: Stream,
+    /// The connection, its buffers and deadlines. Replies stream out with back-pressure:
+    /// pipelined RETRs cannot pile up messages in memory, and a client that does not read
+    /// stops the session (its writes wait) rather than making it grow.
+    conn: Connection,
     ctx: Arc<Context>,
     locks: Arc<Locks>,
     peer: SocketAddr,
-    input: Vec<u8>,
-    output: Vec<u8>,
     receiver: CommandReceiver,
     state: State,
     auth_failures: u32,
     errors: u32,
-    /// The server's shutdown stage: at `Closing` the session ends at its next read.
-    stage: watch::Receiver<Stage>,
 }
 
 /// How a command leaves the session.
@@ -63,28 +57,16 @@ enum Flow {
 
 impl Session {
     pub fn new(io: Stream, ctx: Arc<Context>, locks: Arc<Locks>, peer: SocketAddr) -> Session {
-        let ctx_stage = ctx.shutdown.watch();
-        Session {
-            io,
-            ctx,
-            locks,
-            peer,
-            input: Vec::new(),
-            output: Vec::new(),
-            receiver: CommandReceiver::default(),
-            state: State::Authorization(None),
-            auth_failures: 0,
-            errors: 0,
-            stage: ctx_stage,
-        }
+        let conn = Connection::new(io, ctx.shutdown.watch(), READ_CHUNK, MAX_PENDING);
+        Session { conn, ctx, locks, peer, receiver: CommandReceiver::default(), state: State::Authorization(None), auth_failures: 0, errors: 0 }
     }
 
     fn ok(&mut self, text: &str) {
-        self.output.extend_from_slice(ok_line(text).as_bytes());
+        self.conn.send(ok_line(text).as_bytes());
     }
 
     fn err(&mut self, text: &str) {
-        self.output.extend_from_slice(format!("-ERR {text}\r\n").as_bytes());
+        self.conn.send(format!("-ERR {text}\r\n").as_bytes());
     }
 
     pub async fn run(mut self) -> std::io::Result<()> {
@@ -100,13 +82,8 @@ impl Session {
     }
 
     async fn serve(&mut self, idle: Duration) -> std::io::Result<()> {
-        let mut chunk = vec![0u8; READ_CHUNK];
-        // When the first byte of a still incomplete line arrived: a line must be complete
-        // within the idle timeout of it, so that a client dripping a byte at a time cannot
-        // hold the maildrop lock forever.
-        let mut partial_since: Option<std::time::Instant> = None;
         loop {
-            while let Some((line, used)) = self.receiver.line(&self.input) {
+            while let Some((line, used)) = self.receiver.line(self.conn.input()) {
                 let owned = match line {
                     Line::Command(bytes) => Some(bytes.to_vec()),
                     Line::TooLong => {
@@ -115,57 +92,39 @@ impl Session {
                     }
                     Line::Discarded => None,
                 };
-                self.input.drain(..used);
+                self.conn.consume(used);
                 if let Some(bytes) = owned {
+                    self.conn.command_done();
                     if let Flow::Close = self.command(&bytes).await? {
-                        self.flush().await?;
-                        return Ok(());
+                        return self.conn.close().await;
                     }
-                    if self.output.len() >= FLUSH_AT {
-                        self.flush().await?;
-                    }
+                    self.conn.flush_if_full().await?;
                 }
             }
-            self.flush().await?;
-            let wait = if self.input.is_empty() {
-                partial_since = None;
-                idle
-            } else {
-                idle.saturating_sub(partial_since.get_or_insert_with(std::time::Instant::now).elapsed()).max(Duration::from_millis(1))
-            };
-            let read = tokio::select! {
-                read = tokio::time::timeout(wait, self.io.read(&mut chunk)) => read,
-                _ = reached(&mut self.stage, Stage::Closing) => {
-                    // No UPDATE state: messages marked deleted stay (RFC 1939 6).
-                    self.err("[SYS/TEMP] server shutting down, closing");
-                    self.flush().await?;
-                    tracing::info!("server shutting down, session closed");
-                    return Ok(());
-                }
-            };
-            let n = match read {
-                Ok(read) => read?,
-                Err(_) => {
-                    // RFC 1939 3: an autologout timer; the session ends without UPDATE.
-                    self.err("idle for too long, closing");
-                    self.flush().await?;
-                    return Ok(());
-                }
-            };
-            if n == 0 {
+            if !self.read_more(idle).await? {
                 return Ok(());
             }
-            self.input.extend_from_slice(&chunk[..n]);
         }
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.output.is_empty() {
-            self.io.write_all(&self.output).await?;
-            self.output.clear();
-            self.io.flush().await?;
+    /// Reads more of a command line; false when the session is over (answered and closed).
+    /// A line must be complete within the idle timeout of its first octet, so that a client
+    /// dripping a byte at a time cannot hold the maildrop lock forever.
+    async fn read_more(&mut self, idle: Duration) -> std::io::Result<bool> {
+        let partial = !self.conn.input().is_empty();
+        match self.conn.read_command(idle, idle, partial).await? {
+            connection::Read::Data => return Ok(true),
+            connection::Read::Closed => return Ok(false),
+            // No UPDATE state: messages marked deleted stay (RFC 1939 6).
+            connection::Read::ShuttingDown => {
+                self.err("[SYS/TEMP] server shutting down, closing");
+                tracing::info!("server shutting down, session closed");
+            }
+            // RFC 1939 3: an autologout timer; the session ends without UPDATE.
+            connection::Read::TimedOut | connection::Read::SessionOver => self.err("idle for too long, closing"),
         }
-        Ok(())
+        self.conn.close().await?;
+        Ok(false)
     }
 
     async fn command(&mut self, line: &[u8]) -> std::io::Result<Flow> {
@@ -213,14 +172,14 @@ impl Session {
                 }
             },
             (State::Authorization(_), Command::Auth(None)) => {
-                self.output.extend_from_slice(b"+OK\r\nPLAIN\r\n.\r\n");
+                self.conn.send(b"+OK\r\nPLAIN\r\n.\r\n");
                 Flow::Continue
             }
             (State::Authorization(_), Command::Auth(Some((mechanism, initial)))) => self.auth(&mechanism, initial).await?,
             (State::Transaction(_), Command::Quit) => self.update().await,
             (State::Transaction(drop), command) => {
                 let user = drop.user.clone();
-                if let Some(read) = transaction(drop, command, &mut self.output) {
+                if let Some(read) = transaction(drop, command, self.conn.output()) {
                     self.send_message(&user, read).await?;
                 }
                 Flow::Continue
@@ -251,12 +210,10 @@ impl Session {
                 // FLUSH_AT and a block.
                 let mut stuffer = DotStuffer::default();
                 for block in body.chunks(64 * 1024) {
-                    stuffer.push(&mut self.output, block);
-                    if self.output.len() >= FLUSH_AT {
-                        self.flush().await?;
-                    }
+                    stuffer.push(self.conn.output(), block);
+                    self.conn.flush_if_full().await?;
                 }
-                stuffer.finish(&mut self.output);
+                stuffer.finish(self.conn.output());
             }
             result => {
                 let error = match result {
@@ -288,15 +245,15 @@ impl Session {
         if self.password_allowed() {
             capa.push_str("USER\r\nSASL PLAIN\r\n");
         }
-        if before_login && self.ctx.tls.is_some() && !self.io.is_tls() {
+        if before_login && self.ctx.tls.is_some() && !self.conn.is_tls() {
             capa.push_str("STLS\r\n");
         }
         capa.push_str("RESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\nEXPIRE NEVER\r\nIMPLEMENTATION Wasmail\r\n.\r\n");
-        self.output.extend_from_slice(capa.as_bytes());
+        self.conn.send(capa.as_bytes());
     }
 
     fn password_allowed(&self) -> bool {
-        self.ctx.config.auth.password_allowed(self.io.is_tls(), self.peer.ip())
+        self.ctx.config.auth.password_allowed(self.conn.is_tls(), self.peer.ip())
     }
 
     /// STLS (RFC 2595 4): the handshake, after throwing away whatever the client sent after
@@ -306,19 +263,13 @@ impl Session {
             self.err("STLS is not available");
             return Ok(Flow::Continue);
         };
-        if self.io.is_tls() {
+        if self.conn.is_tls() {
             self.err("TLS is already active");
             return Ok(Flow::Continue);
         }
         self.ok("Begin TLS negotiation");
-        self.flush().await?;
-        if !self.input.is_empty() {
-            tracing::warn!(octets = self.input.len(), "discarding what the client sent after STLS before the handshake");
-        }
-        self.input.clear();
         self.receiver = CommandReceiver::default();
-        if let Err(e) = self.io.start_tls(&tls).await {
-            tracing::info!(error = %e, "TLS handshake failed");
+        if !self.conn.start_tls(&tls, 0).await? {
             return Ok(Flow::Close);
         }
         self.state = State::Authorization(None);
@@ -379,30 +330,19 @@ impl Session {
         let response = match initial {
             Some(r) => r,
             None => {
-                self.output.extend_from_slice(b"+ \r\n");
-                self.flush().await?;
+                self.conn.send(b"+ \r\n");
                 let line = loop {
-                    if let Some((line, used)) = self.receiver.line(&self.input) {
+                    if let Some((line, used)) = self.receiver.line(self.conn.input()) {
                         let text = match line {
                             Line::Command(bytes) => proto::auth_response(bytes),
                             _ => None,
                         };
-                        self.input.drain(..used);
+                        self.conn.consume(used);
                         break text;
                     }
-                    let mut chunk = vec![0u8; 1024];
-                    let read = tokio::select! {
-                        read = tokio::time::timeout(self.ctx.config.pop3.idle_timeout.0, self.io.read(&mut chunk)) => read,
-                        _ = reached(&mut self.stage, Stage::Closing) => {
-                            self.err("[SYS/TEMP] server shutting down, closing");
-                            return Ok(Flow::Close);
-                        }
-                    };
-                    let n = read.map_err(|_| std::io::ErrorKind::TimedOut)??;
-                    if n == 0 {
+                    if !self.read_more(self.ctx.config.pop3.idle_timeout.0).await? {
                         return Ok(Flow::Close);
                     }
-                    self.input.extend_from_slice(&chunk[..n]);
                 };
                 match line {
                     Some(text) if text != "*" => text,

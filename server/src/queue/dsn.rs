@@ -5,20 +5,10 @@
 
 use std::fmt::Write as _;
 
+pub use super::spool::Action;
 use super::spool::{Envelope, Recipient};
 use crate::smtp::proto::params::encode_xtext;
 use crate::smtp::proto::{codes, EnhancedCode};
-
-/// What a notice reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Failed,
-    Delayed,
-    Delivered,
-    /// Handed to a next hop without DSN, which will not report (RFC 3464 2.3.3).
-    Relayed,
-}
 
 impl Action {
     fn as_str(self) -> &'static str {

@@ -20,8 +20,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::smtp::proto::EnhancedCode;
 
-use super::dsn;
-
 /// What becomes of one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,6 +49,18 @@ impl State {
             other => other.as_str(),
         }
     }
+}
+
+/// What a delivery status notice reports (its wording is in `dsn.rs`); kept in the
+/// envelope while a notice is owed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Failed,
+    Delayed,
+    Delivered,
+    /// Handed to a next hop without DSN, which will not report (RFC 3464 2.3.3).
+    Relayed,
 }
 
 /// A recipient as the client gave it, with its DSN parameters and where it goes.
@@ -93,7 +103,7 @@ pub struct Recipient {
     /// A notice about this recipient is owed to the sender and not queued yet. The entry
     /// stays in the spool until it is (a failed bounce is retried, never dropped).
     #[serde(default)]
-    pub notice_due: Option<dsn::Action>,
+    pub notice_due: Option<Action>,
 }
 
 /// How a remote recipient left this server.

@@ -18,12 +18,12 @@ const MAX_AUTH_FAILURES: u32 = 3;
 impl Session {
     /// Whether EHLO lists STARTTLS: a certificate, and TLS not on yet.
     pub(super) fn tls_offered(&self) -> bool {
-        self.ctx.tls.is_some() && !self.io.is_tls()
+        self.ctx.tls.is_some() && !self.conn.is_tls()
     }
 
     /// Whether a password may be sent on this connection now.
     pub(super) fn password_allowed(&self) -> bool {
-        self.ctx.config.auth.password_allowed(self.io.is_tls(), self.peer.ip())
+        self.ctx.config.auth.password_allowed(self.conn.is_tls(), self.peer.ip())
     }
 
     pub(super) async fn handle_starttls(&mut self) -> std::io::Result<Flow> {
@@ -31,25 +31,18 @@ impl Session {
             self.reply(Reply::new(502, codes::INVALID_COMMAND, "STARTTLS not available"));
             return Ok(self.bad_command());
         };
-        if self.io.is_tls() {
+        if self.conn.is_tls() {
             return Ok(self.out_of_sequence("TLS already active"));
         }
         if self.transaction.is_some() {
             return Ok(self.out_of_sequence("STARTTLS inside a mail transaction"));
         }
         self.reply(Reply::new(220, codes::OK, "Ready to start TLS"));
-        self.flush().await?;
         // CVE-2011-0411: what came after STARTTLS came in the clear; it is not a command.
-        if !self.input.is_empty() {
-            tracing::warn!(octets = self.input.len(), "discarding what the client sent after STARTTLS before the handshake");
-        }
-        self.input.clear();
         self.receiver = CommandReceiver::default();
-        if let Err(e) = self.io.start_tls(&tls).await {
-            tracing::info!(error = %e, "TLS handshake failed");
+        if !self.conn.start_tls(&tls, 0).await? {
             return Ok(Flow::Close);
         }
-        tracing::info!(tls = self.io.tls_description().map(|(v, c)| format!("{v} {c}")).unwrap_or_default(), "TLS started");
         // RFC 3207 4.2: the client starts over with EHLO.
         self.end_transaction().await;
         self.greeting = None;
@@ -150,13 +143,13 @@ impl Session {
     async fn sasl_response(&mut self, challenge: &str) -> std::io::Result<Response> {
         self.reply(Reply::plain(334, challenge.to_string()));
         loop {
-            if let Some(lf) = memchr::memchr(b'\n', &self.input) {
-                let line: Vec<u8> = self.input.drain(..=lf).collect();
-                let line = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+            if let Some(lf) = memchr::memchr(b'\n', self.conn.input()) {
+                let line = String::from_utf8_lossy(&self.conn.input()[..lf]).trim_end_matches('\r').to_string();
+                self.conn.consume(lf + 1);
                 return Ok(if line == "*" { Response::Cancelled } else { Response::Line(line) });
             }
-            if self.input.len() > MAX_SASL_LINE {
-                self.input.clear();
+            if self.conn.input().len() > MAX_SASL_LINE {
+                self.conn.discard_input();
                 return Ok(Response::TooLong);
             }
             if self.fill(self.ctx.config.smtp.command_timeout.0).await?.is_err() {

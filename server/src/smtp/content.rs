@@ -49,11 +49,11 @@ impl Session {
         let mut content = Vec::new();
         let data_timeout = smtp.data_timeout.0;
         loop {
-            if let Some(used) = receiver.receive(&self.input, &mut content) {
-                self.input.drain(..used);
+            if let Some(used) = receiver.receive(self.conn.input(), &mut content) {
+                self.conn.consume(used);
                 break;
             }
-            self.input.clear();
+            self.conn.discard_input();
             if self.fill(data_timeout).await?.is_err() {
                 let queue_id = self.transaction.take().map(|t| t.queue_id);
                 tracing::info!(queue_id, "connection lost or timed out during DATA; nothing stored");
@@ -90,9 +90,9 @@ impl Session {
             transaction.bdat.take().unwrap_or_else(|| Chunks { receiver: ContentReceiver::chunks(binary, max_size, max_line), content: Vec::new() });
         let mut remaining = size;
         loop {
-            let take = remaining.min(self.input.len() as u64) as usize;
-            chunks.receiver.receive(&self.input[..take], &mut chunks.content);
-            self.input.drain(..take);
+            let take = remaining.min(self.conn.input().len() as u64) as usize;
+            chunks.receiver.receive(&self.conn.input()[..take], &mut chunks.content);
+            self.conn.consume(take);
             remaining -= take as u64;
             if remaining == 0 {
                 break;
@@ -117,8 +117,8 @@ impl Session {
     /// Reads and drops `n` octets. Returns false if the connection ended first.
     async fn skip_octets(&mut self, mut n: u64) -> std::io::Result<bool> {
         loop {
-            let take = n.min(self.input.len() as u64) as usize;
-            self.input.drain(..take);
+            let take = n.min(self.conn.input().len() as u64) as usize;
+            self.conn.consume(take);
             n -= take as u64;
             if n == 0 {
                 return Ok(true);
@@ -349,14 +349,14 @@ impl Session {
         }
         .to_string();
         if greeting.extended {
-            if self.io.is_tls() {
+            if self.conn.is_tls() {
                 protocol.push('S');
             }
             if self.user.is_some() {
                 protocol.push('A');
             }
         }
-        let tls = match self.io.tls_description() {
+        let tls = match self.conn.tls_description() {
             Some((version, cipher)) => format!("\r\n\t(using {version} with cipher {cipher})"),
             None => String::new(),
         };

@@ -7,15 +7,15 @@ use tokio::net::TcpListener;
 
 use super::proto::{codes, Reply};
 use super::session::{Port, Session};
-use crate::server::Live;
+use crate::connection::accept::Contexts;
 use crate::Context;
 
 /// Runs one listener until the process ends. On a submissions (implicit TLS) listener the TLS
 /// handshake comes first; the server checked at start that it has a certificate.
-pub async fn serve(listener: TcpListener, live: Arc<Live>, port: Port, protocol: &'static str) {
+pub async fn serve(listener: TcpListener, live: Arc<dyn Contexts>, port: Port, protocol: &'static str) {
     let ctx = live.current();
     let smtp = &ctx.config.smtp;
-    let caps = crate::accept::Caps {
+    let caps = crate::connection::accept::Caps {
         max: smtp.max_connections,
         per_address: smtp.max_connections_per_address,
         refusal: Reply::new(421, codes::TEMP_OVERLOAD, format!("{} Too many connections, try again later", ctx.config.hostname)).to_bytes(),
@@ -26,7 +26,7 @@ pub async fn serve(listener: TcpListener, live: Arc<Live>, port: Port, protocol:
         )
         .to_bytes(),
     };
-    crate::accept::serve(listener, protocol, live, caps, move |socket, peer, session, ctx: Arc<Context>| async move {
+    crate::connection::accept::serve(listener, protocol, live, caps, move |socket, peer, session, ctx: Arc<Context>| async move {
         let stream = crate::tls::open(socket, ctx.tls.as_deref(), port == Port::Submissions).await?;
         Session::new(stream, ctx, peer, session, port).run().await
     })

@@ -1,4 +1,4 @@
-//! One SMTP session: owns the socket, the input and output buffers and the state machine.
+//! One SMTP session: the state machine over its [`Connection`] (buffers, deadlines, TLS).
 //! Verb families are handled in their own files (`ehlo.rs`, `envelope.rs`, `content.rs`,
 //! `info.rs`); this file runs the loop, maps parse errors to replies and applies the
 //! session-wide limits (timeouts, error count).
@@ -11,19 +11,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
-
 use super::proto::Address;
 use super::proto::{codes, Command, CommandReceiver, Error, MailParams, RcptParams, Reply};
+use crate::connection::{Connection, Read};
 use crate::directory::Mailbox;
-use crate::lifecycle::{reached, Stage};
 use crate::plugin::{ConnectInfo, Decision, Hook, SessionPlugins};
 use crate::tls::Stream;
 use crate::Context;
 
-/// Read this much at a time from the socket.
+/// Read this much at a time from the socket: message content comes in large pieces.
 const READ_CHUNK: usize = 64 * 1024;
+/// Input that may wait unconsumed: a SASL response line (`auth.rs`) is the longest unit the
+/// session waits for whole; command lines are shorter, content is consumed as it arrives.
+const MAX_PENDING: usize = 16 * 1024;
 
 /// What the client said in HELO or EHLO.
 #[derive(Debug, Clone)]
@@ -77,16 +77,13 @@ pub enum Port {
 }
 
 pub struct Session {
-    /// The connection: plain, or TLS from the start or after STARTTLS.
-    pub(super) io: Stream,
+    /// The connection: plain, or TLS from the start or after STARTTLS; its buffers and
+    /// deadlines.
+    pub(super) conn: Connection,
     /// Configuration, directory and store, shared by all sessions.
     pub(super) ctx: Arc<Context>,
     /// The client's address: for Received, relay decisions and logs.
     pub(super) peer: SocketAddr,
-    /// Bytes read but not yet consumed.
-    pub(super) input: Vec<u8>,
-    /// Replies not yet flushed.
-    pub(super) output: Vec<u8>,
     /// Finds command lines in `input`; remembers whether an over-long line is being skipped.
     pub(super) receiver: CommandReceiver,
     /// Set by HELO/EHLO; MAIL needs it.
@@ -105,17 +102,10 @@ pub struct Session {
     pub(super) user: Option<String>,
     /// Failed AUTH attempts in this session; the third ends it.
     pub(super) auth_failures: u32,
-    /// When the session began: it ends at `max_session_time`.
-    started: std::time::Instant,
-    /// When the first byte of a command line still incomplete arrived: the line must be
-    /// complete within `command_timeout` of it.
-    partial_since: Option<std::time::Instant>,
     /// Transactions begun (MAIL accepted) in this session.
     pub(super) messages: u32,
     /// Recipients refused as unknown in this session (directory harvesting).
     pub(super) unknown_recipients: u32,
-    /// The server's shutdown stage: at `Closing` the session ends at its next read.
-    stage: watch::Receiver<Stage>,
 }
 
 /// Why reading stopped.
@@ -131,16 +121,13 @@ pub(super) enum ReadEnd {
 impl Session {
     pub fn new(io: Stream, ctx: Arc<Context>, peer: SocketAddr, id: String, port: Port) -> Self {
         let plugins = SessionPlugins::new(Arc::clone(&ctx.plugins), &id);
-        let stage = ctx.shutdown.watch();
+        let conn = Connection::new(io, ctx.shutdown.watch(), READ_CHUNK, MAX_PENDING).with_max_session(ctx.config.smtp.max_session_time.0);
         Session {
-            stage,
             plugins,
             id,
-            io,
+            conn,
             ctx,
             peer,
-            input: Vec::with_capacity(4096),
-            output: Vec::with_capacity(1024),
             receiver: CommandReceiver::default(),
             greeting: None,
             transaction: None,
@@ -148,8 +135,6 @@ impl Session {
             port,
             user: None,
             auth_failures: 0,
-            started: std::time::Instant::now(),
-            partial_since: None,
             messages: 0,
             unknown_recipients: 0,
         }
@@ -160,29 +145,36 @@ impl Session {
     }
 
     pub(super) fn reply(&mut self, reply: Reply) {
-        reply.write_to(&mut self.output);
+        reply.write_to(self.conn.output());
     }
 
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.output.is_empty() {
-            self.io.write_all(&self.output).await?;
-            self.io.flush().await?;
-            self.output.clear();
-        }
-        Ok(())
+        self.conn.flush().await
     }
 
     /// Flushes pending replies, then reads more input within `timeout` — and within what is
     /// left of the session's `max_session_time`, so that a client dripping a byte at a time
     /// cannot hold a session forever.
     pub(super) async fn fill(&mut self, timeout: Duration) -> std::io::Result<Result<(), ReadEnd>> {
-        self.flush().await?;
-        let session_left = self.ctx.config.smtp.max_session_time.0.saturating_sub(self.started.elapsed());
-        // Read into spare capacity: no zero-filling of the buffer on every read.
-        self.input.reserve(READ_CHUNK);
-        let read = tokio::select! {
-            read = tokio::time::timeout(timeout.min(session_left), self.io.read_buf(&mut self.input)) => read,
-            _ = reached(&mut self.stage, Stage::Closing) => {
+        let read = self.conn.read(timeout).await?;
+        self.read_end(read).await
+    }
+
+    /// Reads more of a command line: `command_timeout` between commands, and a line begun
+    /// must be complete within `command_timeout` of its first octet.
+    async fn fill_command(&mut self) -> std::io::Result<Result<(), ReadEnd>> {
+        let timeout = self.ctx.config.smtp.command_timeout.0;
+        let partial = !self.conn.input().is_empty();
+        let read = self.conn.read_command(timeout, timeout, partial).await?;
+        self.read_end(read).await
+    }
+
+    /// Answers the ways a read can end the session.
+    async fn read_end(&mut self, read: Read) -> std::io::Result<Result<(), ReadEnd>> {
+        let (end, text) = match read {
+            Read::Data => return Ok(Ok(())),
+            Read::Closed => return Ok(Err(ReadEnd::Closed)),
+            Read::ShuttingDown => {
                 // RFC 5321 3.8: a server that must shut down answers 421 to whatever comes
                 // next; here it does not wait for it. A message not yet ended with its final
                 // dot was never acknowledged, so the client keeps it.
@@ -192,35 +184,13 @@ impl Session {
                 tracing::info!(in_transaction = self.transaction.is_some(), "server shutting down, session closed");
                 return Ok(Err(ReadEnd::ShuttingDown));
             }
+            Read::SessionOver => (ReadEnd::TimedOut, format!("{} Error: session too long, closing", self.hostname())),
+            Read::TimedOut => (ReadEnd::TimedOut, format!("{} Error: timeout exceeded", self.hostname())),
         };
-        match read {
-            Ok(Ok(0)) => Ok(Err(ReadEnd::Closed)),
-            Ok(Ok(_)) => Ok(Ok(())),
-            Ok(Err(e)) => Err(e),
-            Err(_) => {
-                let text = if timeout > session_left {
-                    format!("{} Error: session too long, closing", self.hostname())
-                } else {
-                    format!("{} Error: timeout exceeded", self.hostname())
-                };
-                self.reply(Reply::new(421, codes::TEMP_TIMEOUT, text));
-                self.flush().await?;
-                tracing::info!(seconds = self.started.elapsed().as_secs(), "timeout, closing");
-                Ok(Err(ReadEnd::TimedOut))
-            }
-        }
-    }
-
-    /// What is left of `command_timeout` for the command line being read (all of it between
-    /// commands, less what an incomplete line has taken so far).
-    fn command_time_left(&mut self) -> Duration {
-        let timeout = self.ctx.config.smtp.command_timeout.0;
-        if self.input.is_empty() {
-            self.partial_since = None;
-            return timeout;
-        }
-        let since = *self.partial_since.get_or_insert_with(std::time::Instant::now);
-        timeout.saturating_sub(since.elapsed()).max(Duration::from_millis(1))
+        self.reply(Reply::new(421, codes::TEMP_TIMEOUT, text));
+        self.flush().await?;
+        tracing::info!(why = ?read, "timeout, closing");
+        Ok(Err(end))
     }
 
     /// Runs the session to its end. Only IO errors are errors; everything the client does
@@ -230,7 +200,7 @@ impl Session {
             let info = ConnectInfo {
                 client_ip: self.peer.ip().to_string(),
                 client_port: self.peer.port(),
-                tls: self.io.is_tls(),
+                tls: self.conn.is_tls(),
                 session_id: self.id.clone(),
             };
             match self.plugins.on_connect(&info).await {
@@ -252,21 +222,20 @@ impl Session {
         let banner = format!("{} ESMTP Wasmail", self.hostname());
         self.reply(Reply::plain(220, banner));
         loop {
-            let (used, result) = self.receiver.receive(&self.input);
-            self.input.drain(..used);
+            let (used, result) = self.receiver.receive(self.conn.input());
+            self.conn.consume(used);
             let flow = match result {
                 Err(Error::NeedsMoreData) => {
-                    if used == 0 {
-                        let left = self.command_time_left();
-                        if self.fill(left).await?.is_err() {
-                            return self.end().await;
-                        }
+                    if used == 0 && self.fill_command().await?.is_err() {
+                        return self.end().await;
                     }
                     continue;
                 }
                 Ok(command) => {
-                    self.partial_since = None;
-                    self.handle(command).await?
+                    self.conn.command_done();
+                    let flow = self.handle(command).await?;
+                    self.conn.flush_if_full().await?;
+                    flow
                 }
                 Err(error) => {
                     let reply = error_reply(&error);
@@ -282,9 +251,7 @@ impl Session {
     }
 
     async fn end(mut self) -> std::io::Result<()> {
-        self.flush().await?;
-        let _ = self.io.shutdown().await;
-        Ok(())
+        self.conn.close().await
     }
 
     /// Ends the transaction, if there is one, and tells the plugins.

@@ -18,8 +18,14 @@ use tokio::sync::Semaphore;
 use tracing::{Instrument, Span};
 
 use crate::lifecycle::{reached, Stage};
-use crate::server::Live;
 use crate::Context;
+
+/// Where a listener gets the context each session is served with: the running set, which a
+/// reload replaces for later sessions. `server` implements it; listeners need nothing else
+/// of the server.
+pub trait Contexts: Send + Sync + 'static {
+    fn current(&self) -> Arc<Context>;
+}
 
 /// How many sessions a listener serves, and what the others hear.
 pub struct Caps {
@@ -65,7 +71,7 @@ fn refuse(mut socket: TcpStream, bytes: Arc<[u8]>, span: Span, why: &'static str
 
 /// Runs `listener` until the server drains. `protocol` names it in logs and metrics; `caps`
 /// bounds the sessions; `session` serves one connection with the context it is given.
-pub async fn serve<F, Fut>(listener: TcpListener, protocol: &'static str, live: Arc<Live>, caps: Caps, session: F)
+pub async fn serve<F, Fut>(listener: TcpListener, protocol: &'static str, live: Arc<dyn Contexts>, caps: Caps, session: F)
 where
     F: Fn(TcpStream, SocketAddr, String, Arc<Context>) -> Fut,
     Fut: Future<Output = std::io::Result<()>> + Send + 'static,
