@@ -144,7 +144,7 @@ fn serve_without_a_config_file_uses_the_embedded_defaults() {
     // Data lands in ./wasmail-data, development mode gives anyone a mailbox (delivery runs
     // from the queue, after the reply).
     let maildir = server.dir.path().join("wasmail-data/mail/anyone");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while wasmail_tests::read_maildir(&maildir).is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
