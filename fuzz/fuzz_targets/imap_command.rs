@@ -5,12 +5,8 @@
 
 #![no_main]
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../server/src/imap/proto/mod.rs"]
-mod proto;
-
 use libfuzzer_sys::fuzz_target;
-use proto::{Framed, Receiver};
+use wasmail_proto::imap::{self as proto, Framed, Receiver};
 
 const MAX_LINE: usize = 1024;
 const MAX_LITERAL: u64 = 4096;

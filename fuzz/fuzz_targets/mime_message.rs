@@ -4,11 +4,8 @@
 
 #![no_main]
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../server/src/mime/mod.rs"]
-mod mime;
-
 use libfuzzer_sys::fuzz_target;
+use wasmail_mime as mime;
 
 fuzz_target!(|data: &[u8]| {
     let limits = mime::Limits { max_depth: 8, max_parts: 64, max_header_fields: 64, max_header_size: 4096 };

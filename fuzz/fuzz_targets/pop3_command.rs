@@ -3,12 +3,8 @@
 
 #![no_main]
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../server/src/pop3/proto.rs"]
-mod proto;
-
 use libfuzzer_sys::fuzz_target;
-use proto::{CommandReceiver, Line};
+use wasmail_proto::pop3::{self as proto, CommandReceiver, Line};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk, input)) = data.split_first() else { return };

@@ -4,21 +4,8 @@
 
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../server/src/queue/reply.rs"]
-mod reply;
-
-#[allow(dead_code, unused_imports)]
-#[path = "../../server/src/smtp/proto/mod.rs"]
-pub mod smtp_proto;
-
-/// `crate::smtp::proto`, as reply.rs names it.
-mod smtp {
-    pub use super::smtp_proto as proto;
-}
-
 use libfuzzer_sys::fuzz_target;
-use reply::{PeerReply, ReplyReader, MAX_REPLY, MAX_REPLY_LINE};
+use wasmail_proto::smtp::peer::{PeerReply, ReplyReader, MAX_REPLY, MAX_REPLY_LINE};
 
 /// The replies, and the error that ended the reading if one did.
 fn read(input: &[u8], chunk: usize) -> (Vec<PeerReply>, Option<String>) {

@@ -7,12 +7,8 @@
 
 #![no_main]
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../server/src/smtp/proto/mod.rs"]
-mod proto;
-
 use libfuzzer_sys::fuzz_target;
-use proto::{dot_stuff_into, CommandReceiver, ContentReceiver, DotStuffer, Error};
+use wasmail_proto::smtp::{self as proto, dot_stuff_into, CommandReceiver, ContentReceiver, DotStuffer, Error};
 
 /// Every command (or error) the receiver finds in `input` fed in chunks of `chunk`.
 fn commands(input: &[u8], chunk: usize) -> Vec<String> {
@@ -63,9 +59,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, pieces, "stuffing depends on chunk sizes");
     // With CRLF line ends only (a bare CR or LF is not a line end for the receiver), the
     // round trip gives the body back, with a final CRLF if it had none.
-    let crlf_only = input.windows(2).all(|w| (w[0] == b'\r') == (w[1] == b'\n'))
-        && input.first() != Some(&b'\n')
-        && input.last() != Some(&b'\r');
+    let crlf_only = input.windows(2).all(|w| (w[0] == b'\r') == (w[1] == b'\n')) && input.first() != Some(&b'\n') && input.last() != Some(&b'\r');
     if crlf_only {
         let mut receiver = ContentReceiver::data(u64::MAX, usize::MAX);
         let mut body = Vec::new();

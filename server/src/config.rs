@@ -304,7 +304,7 @@ pub enum OnLimit {
 
 impl Default for MimeConfig {
     fn default() -> Self {
-        let limits = crate::mime::Limits::default();
+        let limits = wasmail_mime::Limits::default();
         MimeConfig {
             max_depth: limits.max_depth,
             max_parts: limits.max_parts,
@@ -317,8 +317,8 @@ impl Default for MimeConfig {
 }
 
 impl MimeConfig {
-    pub fn limits(&self) -> crate::mime::Limits {
-        crate::mime::Limits {
+    pub fn limits(&self) -> wasmail_mime::Limits {
+        wasmail_mime::Limits {
             max_depth: self.max_depth,
             max_parts: self.max_parts,
             max_header_fields: self.max_header_fields,
@@ -547,7 +547,7 @@ impl Config {
             return Err(fail("domains", "at least one local domain is needed".into()));
         }
         for (domain, route) in &self.routes {
-            if let Err(e) = crate::queue::route::split_route(route) {
+            if let Err(e) = split_route(route) {
                 // Route keys are domains, with dots: find the line by hand.
                 let line = text.lines().position(|l| l.trim_start().trim_start_matches('"').starts_with(domain.as_str())).map(|i| i + 1);
                 return Err(ConfigError {
@@ -559,7 +559,7 @@ impl Config {
             }
         }
         for domain in &self.domains {
-            if crate::smtp::proto::address::check_domain(domain).is_err() || domain.starts_with('[') {
+            if wasmail_proto::address::check_domain(domain).is_err() || domain.starts_with('[') {
                 return Err(fail("domains", format!("{domain:?} is not a domain name")));
             }
         }
@@ -740,6 +740,27 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
+/// Splits a `[routes]` value (a next hop) into host and port (25 when absent): checked
+/// here when the config loads, used by the queue when it routes.
+pub fn split_route(route: &str) -> Result<(String, u16), String> {
+    let route = route.trim();
+    if let Some(rest) = route.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("unclosed [")?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
+            None if after.is_empty() => 25,
+            None => return Err(format!("junk after ]: {after:?}")),
+        };
+        return Ok((host.to_string(), port));
+    }
+    match route.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => Ok((host.to_string(), port.parse().map_err(|_| format!("bad port {port:?}"))?)),
+        Some(_) => Err("an IPv6 address needs brackets: [::1]:25".into()),
+        None if route.is_empty() => Err("empty route".into()),
+        None => Ok((route.to_string(), 25)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -816,5 +837,15 @@ mod tests {
         assert_eq!("200ms".parse::<Duration>(), Ok(Duration(StdDuration::from_millis(200))));
         assert_eq!("5d".parse::<Duration>(), Ok(Duration(StdDuration::from_secs(432000))));
         assert!("5".parse::<Duration>().is_err());
+    }
+
+    #[test]
+    fn routes_are_host_and_port() {
+        assert_eq!(split_route("127.0.0.1:2626"), Ok(("127.0.0.1".into(), 2626)));
+        assert_eq!(split_route("smtp.example.org"), Ok(("smtp.example.org".into(), 25)));
+        assert_eq!(split_route("[::1]:2525"), Ok(("::1".into(), 2525)));
+        assert!(split_route("::1:25").is_err());
+        assert!(split_route("host:port").is_err());
+        assert!(split_route("").is_err());
     }
 }

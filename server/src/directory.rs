@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::sync::RwLock;
 use std::time::SystemTime;
 
+use wasmail_proto::smtp::Address;
+
 use crate::aliases::Aliases;
 use crate::config::Config;
-use crate::smtp::proto::Address;
 use crate::users::{valid_user_name, FileError, Users};
 
 /// Alias chains deeper than this are treated as loops (sendmail uses a similar bound).
@@ -209,7 +210,7 @@ impl crate::queue::Router for Directory {
     }
 
     fn local_mailboxes(&self, address: &str) -> Option<Vec<String>> {
-        let (parsed, rest) = crate::smtp::proto::address::parse_mailbox(address).ok()?;
+        let (parsed, rest) = wasmail_proto::address::parse_mailbox(address).ok()?;
         if !rest.is_empty() {
             return None;
         }

@@ -1,43 +1,53 @@
-//! Wasmail: an SMTP, POP3 and IMAP server that stores mail in Maildir and is
-//! extended per deployment by sandboxed WebAssembly plugins.
+//! Wasmail: an SMTP, POP3 and IMAP server that stores mail in Maildir and is extended per
+//! deployment by sandboxed WebAssembly plugins.
 //!
-//! Layout:
-//! - [`config`]: the TOML configuration with embedded defaults.
-//! - [`users`], [`aliases`], [`directory`]: who has a mailbox, and where an address goes.
-//! - [`smtp`]: the SMTP listener and sessions; [`smtp::proto`] is the sans-IO protocol.
-//! - [`pop3`]: the POP3 listener and sessions over the same mailboxes.
+//! The modules, in the order mail flows through them (each uses only those below it; the
+//! wire protocols without IO are the `wasmail-proto` crate, the MIME parser and rewriter
+//! `wasmail-mime`):
+//! - [`server`]: `wasmail serve` — loads what the config names, binds the listeners, reloads
+//!   on SIGHUP, shuts down in stages; [`lifecycle`]: the shutdown stages and the pid file.
+//! - [`connection`]: the accept loop (connection caps per listener and per address) and what
+//!   every session reads and writes through: bounded buffers, back-pressure, deadlines,
+//!   STARTTLS; [`tls`]: certificates and the plain-or-TLS stream.
+//! - [`smtp`], [`pop3`], [`imap`]: the listeners and sessions, one file per verb family.
+//! - [`sasl`]: what the protocols share of authentication (PLAIN/LOGIN, password checks, the
+//!   penalty for failed logins); [`abuse`]: per-address SMTP rates and blocks.
+//! - [`directory`]: where an address goes (local domains, [`users`], [`aliases`], +tags).
+//! - [`plugin`]: the wasm plugin host — the hooks sessions and deliveries call.
+//! - [`queue`]: the durable spool and the delivery that runs from it (local, relayed, DSN).
 //! - [`store`]: the mailbox store trait and its Maildir backend.
-//! - [`queue`]: the durable spool and the delivery that runs from it.
-//! - [`plugin`]: the wasm plugin host (wasmtime), and the hooks the SMTP session calls.
-//! - [`ids`]: queue and session identifiers.
-//! - [`tls`]: certificates, the TLS acceptor and the stream sessions use; [`connection`]: the
-//!   accept loop and the buffers, deadlines and STARTTLS every session reads and writes
-//!   through; [`sasl`]: what the protocols share of authentication.
-//! - [`server`]: wiring it together for `wasmail serve`, and reload; [`lifecycle`]: the
-//!   shutdown stages and the pid file; [`metrics`]: Prometheus counters and `/metrics`.
+//! - [`config`]: the TOML configuration with embedded defaults (read by all, imports none of
+//!   the above); [`metrics`]: Prometheus counters and `/metrics`; [`logging`]: JSON log
+//!   lines; [`ids`]: queue and session identifiers.
 
 #![forbid(unsafe_code)]
 
-pub mod abuse;
-pub mod aliases;
-pub mod config;
-pub mod connection;
-pub mod directory;
-pub mod ids;
-pub mod imap;
+// Serving: the command, its stages.
 pub mod lifecycle;
+pub mod server;
+
+// Connections and the sessions on them.
+pub mod abuse;
+pub mod connection;
+pub mod imap;
+pub mod pop3;
+pub mod sasl;
+pub mod smtp;
+pub mod tls;
+
+// Where mail goes, what runs on it, where it waits and where it is kept.
+pub mod aliases;
+pub mod directory;
+pub mod plugin;
+pub mod queue;
+pub mod store;
+pub mod users;
+
+// Read by all.
+pub mod config;
+pub mod ids;
 pub mod logging;
 pub mod metrics;
-pub mod mime;
-pub mod plugin;
-pub mod pop3;
-pub mod queue;
-pub mod sasl;
-pub mod server;
-pub mod smtp;
-pub mod store;
-pub mod tls;
-pub mod users;
 
 use std::sync::Arc;
 

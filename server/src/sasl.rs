@@ -139,7 +139,7 @@ pub const LOGIN_PROMPTS: [&str; 2] = ["VXNlcm5hbWU6", "UGFzc3dvcmQ6"];
 
 /// The user name and password from LOGIN's two base64 answers.
 pub fn decode_login(answers: &[String]) -> Option<(String, String)> {
-    let decoded: Vec<Option<String>> = answers.iter().map(|a| String::from_utf8(crate::mime::transfer::decode_base64(a.as_bytes())).ok()).collect();
+    let decoded: Vec<Option<String>> = answers.iter().map(|a| String::from_utf8(wasmail_mime::transfer::decode_base64(a.as_bytes())).ok()).collect();
     match decoded.as_slice() {
         [Some(user), Some(password)] if !user.is_empty() => Some((user.clone(), password.clone())),
         _ => None,
@@ -148,7 +148,7 @@ pub fn decode_login(answers: &[String]) -> Option<(String, String)> {
 
 /// Decodes a PLAIN response (base64).
 pub fn decode_plain(response: &str) -> Result<Plain, PlainError> {
-    let decoded = crate::mime::transfer::decode_base64(response.as_bytes());
+    let decoded = wasmail_mime::transfer::decode_base64(response.as_bytes());
     let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
     let [authzid, user, password] = parts.as_slice() else { return Err(PlainError::Malformed) };
     let (Ok(user), Ok(password)) = (std::str::from_utf8(user), std::str::from_utf8(password)) else {

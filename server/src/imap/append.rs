@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::proto::Flag;
+use wasmail_proto::imap::Flag;
+
 use super::session::{apply_flag, blocking, store_error, Outcome, Session};
 use crate::store::Flags;
 

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use super::proto::Framed;
+use wasmail_proto::imap::Framed;
+
 use super::session::{Next, Outcome, Session};
 
 /// Wrong passwords tolerated before the connection is closed.

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::proto::SequenceSet;
+use wasmail_proto::imap::SequenceSet;
+
 use super::session::{blocking, store_error, Outcome, Session};
 
 impl Session {

@@ -8,9 +8,10 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use wasmail_proto::imap::response::{literal_into, nstring_into};
+use wasmail_proto::imap::{FetchAttr, SequenceSet};
+
 use super::cache::{Rendered, StructureCache};
-use super::proto::response::{literal_into, nstring_into};
-use super::proto::{FetchAttr, SequenceSet};
 use super::session::{blocking, flags_text, Outcome, Session};
 use super::structure::Parsed;
 use crate::store::{Flags, MailStore, MessageInfo};
@@ -233,7 +234,9 @@ fn render_item(out: &mut Vec<u8>, target: &Target, parts: &Parts<'_>, item: &Fet
         FetchAttr::Rfc822Header => {
             let parsed = parts.parsed.expect("parsed");
             out.extend_from_slice(b"RFC822.HEADER ");
-            let header = parsed.section(&super::proto::Section { part: vec![], text: Some(super::proto::SectionText::Header) }).unwrap_or_default();
+            let header = parsed
+                .section(&wasmail_proto::imap::Section { part: vec![], text: Some(wasmail_proto::imap::SectionText::Header) })
+                .unwrap_or_default();
             literal_into(out, &header);
         }
         FetchAttr::Rfc822Text => {

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::proto::{Flag, SequenceSet, StoreMode};
+use wasmail_proto::imap::{Flag, SequenceSet, StoreMode};
+
 use super::session::{apply_flag, blocking, store_error, Outcome, Session};
 
 impl Session {

@@ -2,7 +2,8 @@
 //! selected mailbox changes (a delivery over SMTP, another session's STORE), until DONE. The
 //! idle timer restarts with each IDLE, as the RFC expects clients to re-issue it.
 
-use super::proto::Framed;
+use wasmail_proto::imap::Framed;
+
 use super::session::{Next, Outcome, Session};
 
 impl Session {

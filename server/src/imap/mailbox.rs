@@ -5,8 +5,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::proto::response::mailbox as wire_name;
-use super::proto::StatusItem;
+use wasmail_proto::imap::response::mailbox as wire_name;
+use wasmail_proto::imap::StatusItem;
+
 use super::session::{blocking, store_error, Outcome, Selected, Session};
 use crate::store::{special_use, valid_mailbox_name, Flags};
 

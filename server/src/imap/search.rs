@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use wasmail_mime::{Kind, Part};
+use wasmail_proto::imap::{Flag, SearchKey};
 
-use super::proto::{Flag, SearchKey};
 use super::session::{blocking, Outcome, Session};
 use super::structure::Parsed;
-use crate::mime::{Kind, Part};
 use crate::store::{Flags, MessageInfo};
 
 impl Session {
@@ -132,7 +132,7 @@ impl Candidate<'_> {
         let Some(parsed) = self.parsed else { return false };
         let needle = text.to_lowercase();
         parsed.root.fields.iter().filter(|f| name.is_empty() || f.name.eq_ignore_ascii_case(name)).any(|f| {
-            let value = crate::mime::words::decode(&crate::mime::header::unfolded_value(parsed.content, f));
+            let value = wasmail_mime::words::decode(&wasmail_mime::header::unfolded_value(parsed.content, f));
             value.to_lowercase().contains(&needle)
         })
     }
@@ -161,9 +161,9 @@ fn body_texts(content: &[u8], part: &Part, seen: &mut HashSet<usize>) -> Vec<Str
         Kind::Multipart { parts, .. } => parts.iter().flat_map(|p| body_texts(content, p, seen)).collect(),
         Kind::Message(inner) => body_texts(content, inner, seen),
         Kind::Leaf if part.content_type.kind == "text" => {
-            let decoded = crate::mime::transfer::decode(&part.encoding, &content[part.body.clone()]);
+            let decoded = wasmail_mime::transfer::decode(&part.encoding, &content[part.body.clone()]);
             let charset = part.content_type.param("charset").unwrap_or("us-ascii");
-            vec![crate::mime::words::decode_charset(charset, &decoded).unwrap_or_else(|| String::from_utf8_lossy(&decoded).into_owned())]
+            vec![wasmail_mime::words::decode_charset(charset, &decoded).unwrap_or_else(|| String::from_utf8_lossy(&decoded).into_owned())]
         }
         Kind::Leaf => Vec::new(),
     }

@@ -7,12 +7,11 @@
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use tokio::sync::watch;
+use wasmail_proto::imap::{self as proto, Command, Flag, Framed, Receiver, Request, SequenceSet};
 
-use super::proto::{self, Command, Flag, Framed, Receiver, Request, SequenceSet};
 use crate::connection::{Connection, Read};
 use crate::lifecycle::Stage;
 use crate::store::{Flags, MessageInfo};

@@ -1,10 +1,10 @@
 //! What FETCH reads out of a message (RFC 3501 7.4.2): ENVELOPE, BODY and BODYSTRUCTURE from
 //! the MIME parser's tree, and the octets of a body section. Messages are in CRLF form.
 
-use crate::imap::proto::response::{nstring_into, string_into};
-use crate::imap::proto::{Section, SectionText};
-use crate::mime::header;
-use crate::mime::{Kind, Part};
+use wasmail_mime::header;
+use wasmail_mime::{Kind, Part};
+use wasmail_proto::imap::response::{nstring_into, string_into};
+use wasmail_proto::imap::{Section, SectionText};
 
 /// A parsed message for FETCH and SEARCH. A message beyond the MIME limits (stored as it
 /// came, `[mime] on_limit = "pass"`) is one text/plain part.
@@ -15,7 +15,7 @@ pub struct Parsed<'a> {
 
 impl<'a> Parsed<'a> {
     pub fn new(content: &'a [u8]) -> Parsed<'a> {
-        let root = match crate::mime::parse(content, &crate::mime::Limits::default()) {
+        let root = match wasmail_mime::parse(content, &wasmail_mime::Limits::default()) {
             Ok(message) => message.root,
             Err(_) => {
                 let section = header::section(content, 0..content.len(), 10_000);
@@ -24,8 +24,8 @@ impl<'a> Parsed<'a> {
                     fields: section.fields,
                     header_end: section.end,
                     body: section.body_start..content.len(),
-                    content_type: crate::mime::value::ContentType::text_plain(),
-                    encoding: crate::mime::transfer::Encoding::SevenBit,
+                    content_type: wasmail_mime::value::ContentType::text_plain(),
+                    encoding: wasmail_mime::transfer::Encoding::SevenBit,
                     disposition: None,
                     kind: Kind::Leaf,
                 }
@@ -315,7 +315,7 @@ fn structure_into(out: &mut Vec<u8>, content: &[u8], part: &Part, extended: bool
             out.push(b' ');
             let mut params = part.content_type.params.clone();
             if part.content_type.kind == "text" && part.content_type.param("charset").is_none() {
-                params.push(crate::mime::value::Param { name: "charset".into(), value: "us-ascii".into() });
+                params.push(wasmail_mime::value::Param { name: "charset".into(), value: "us-ascii".into() });
             }
             params_into(out, &params);
             out.push(b' ');
@@ -378,7 +378,7 @@ fn extension_into(out: &mut Vec<u8>, content: &[u8], part: &Part) {
 
 /// `("name" "value" ...)` or NIL. Values the parser decoded to non-ASCII (RFC 2231) go out as
 /// an RFC 2047 encoded word, which IMAP clients decode, rather than 8-bit.
-fn params_into(out: &mut Vec<u8>, params: &[crate::mime::value::Param]) {
+fn params_into(out: &mut Vec<u8>, params: &[wasmail_mime::value::Param]) {
     if params.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
@@ -393,7 +393,7 @@ fn params_into(out: &mut Vec<u8>, params: &[crate::mime::value::Param]) {
         if param.value.is_ascii() {
             string_into(out, param.value.as_bytes());
         } else {
-            let encoded = crate::mime::transfer::encode_base64(param.value.as_bytes(), b"");
+            let encoded = wasmail_mime::transfer::encode_base64(param.value.as_bytes(), b"");
             let encoded: Vec<u8> = encoded.into_iter().filter(|b| !b.is_ascii_whitespace()).collect();
             string_into(out, format!("=?UTF-8?B?{}?=", String::from_utf8_lossy(&encoded)).as_bytes());
         }

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::bindings::types as wit;
 use anyhow::Context as _;
 
+use super::bindings::types as wit;
 use super::{arm_deadline, new_store, Hook, LoadOptions, MimeLimits, MimeOutcome, PoolOptions, Registry, SessionPlugins};
 
 /// Microsecond figures, averaged.
@@ -96,18 +96,18 @@ pub async fn measure_mime(dir: &Path, files: &[std::path::PathBuf], rounds: u32)
     let registry = Arc::new(
         Registry::load(LoadOptions { previous: None, dir, data_dir: &scratch, hostname: "bench", pool: PoolOptions::for_holders(100) }).await?,
     );
-    let limits = MimeLimits { parse: crate::mime::Limits::default(), body: 10 << 20, max_message: 25 << 20 };
+    let limits = MimeLimits { parse: wasmail_mime::Limits::default(), body: 10 << 20, max_message: 25 << 20 };
     let mut out = Vec::new();
     for file in files {
         let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let content = crate::store::maildir::lf_to_crlf(&raw);
+        let content = crate::store::lf_to_crlf(&raw);
         let mut changed_parts = 0;
         let run = |registry: &Arc<Registry>| {
             let registry = Arc::clone(registry);
             let content = &content;
             let limits = &limits;
             async move {
-                crate::mime::parse(content, &limits.parse).map_err(|e| anyhow::anyhow!("{e}"))?;
+                wasmail_mime::parse(content, &limits.parse).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let mut session = SessionPlugins::new(registry, "bench");
                 match session.on_mime(content, limits).await {
                     MimeOutcome::Pass(rewritten) => anyhow::Ok(rewritten),
@@ -138,7 +138,7 @@ pub async fn measure_mime(dir: &Path, files: &[std::path::PathBuf], rounds: u32)
 
 /// Leaves whose bytes differ between two versions of a message with the same structure.
 fn changed(before: &[u8], after: &[u8]) -> usize {
-    let limits = crate::mime::Limits::default();
-    let (Ok(a), Ok(b)) = (crate::mime::parse(before, &limits), crate::mime::parse(after, &limits)) else { return 0 };
+    let limits = wasmail_mime::Limits::default();
+    let (Ok(a), Ok(b)) = (wasmail_mime::parse(before, &limits), wasmail_mime::parse(after, &limits)) else { return 0 };
     a.leaves().iter().zip(b.leaves().iter()).filter(|(x, y)| before[x.part.body.clone()] != after[y.part.body.clone()]).count()
 }

@@ -5,10 +5,13 @@
 //! recipient is deferred.
 
 use super::bindings::delivery_types as d;
-use super::session::{Call, Output, SessionPlugins};
+use super::session::{Call, Output, Reach, SessionPlugins};
 use super::Hook;
 
 pub use d::{Decision, MessageInfo, RecipientInfo, Route};
+
+/// Copies all the route hooks of one recipient may ask for together.
+const MAX_COPIES: usize = 100;
 
 /// What the route hooks decided for one recipient.
 pub enum RouteOutcome {
@@ -19,40 +22,39 @@ pub enum RouteOutcome {
 }
 
 impl SessionPlugins {
-    /// Whether any plugin has this delivery hook.
+    /// Whether any plugin has this delivery hook (verb-activated plugins never do: a delivery
+    /// has no verb).
     pub fn wants_delivery(&self, hook: Hook) -> bool {
-        self.registry.plugins.iter().any(|p| p.wants(hook) && !p.hooks_need_verb())
+        self.wants(hook)
     }
 
     pub async fn on_route(&mut self, message: &MessageInfo, recipient: &RecipientInfo) -> RouteOutcome {
         let mut route = Route::Default;
         let mut by = None;
         let mut copies = Vec::new();
-        for index in 0..self.registry.plugins.len() {
-            let plugin = std::sync::Arc::clone(&self.registry.plugins[index]);
-            if !plugin.wants(Hook::Route) || plugin.hooks_need_verb() {
-                continue;
-            }
-            match self.call(index, &Call::Route(message, recipient)).await {
-                Ok(Output::Decision(decision)) => {
-                    if copies.len() + decision.copies.len() > 100 {
-                        if let Some(reply) = self.failed(index, "route", &super::session::Failure::Invalid("more than 100 copies".into())) {
-                            return RouteOutcome::Deferred(reply.to_string());
-                        }
-                        continue;
+        for index in self.reached(Reach::Listed(Hook::Route)) {
+            let room = MAX_COPIES - copies.len();
+            let answer = self
+                .ask(index, &Call::Route(message, recipient), |output| {
+                    let Output::Decision(decision) = output else { unreachable!("route-recipient returns a decision") };
+                    if decision.copies.len() > room {
+                        return Err(format!("more than {MAX_COPIES} copies"));
                     }
+                    Ok(decision)
+                })
+                .await;
+            match answer {
+                Ok(decision) => {
                     copies.extend(decision.copies);
                     if matches!(route, Route::Default) && !matches!(decision.route, Route::Default) {
                         route = decision.route;
-                        by = Some(plugin.name().to_string());
+                        by = Some(self.registry.plugins[index].name().to_string());
                     }
                 }
-                Ok(_) => unreachable!("route-recipient returns a decision"),
-                Err(failure) => {
-                    if let Some(reply) = self.failed(index, "route", &failure) {
-                        return RouteOutcome::Deferred(format!("plugin {} failed: {}", plugin.name(), reply));
-                    }
+                Err(Some(reply)) => {
+                    return RouteOutcome::Deferred(format!("plugin {} failed: {reply}", self.registry.plugins[index].name()));
                 }
+                Err(None) => {}
             }
         }
         RouteOutcome::Decided { route, by, copies }
@@ -60,15 +62,9 @@ impl SessionPlugins {
 
     /// Tells the plugins that asked what became of a recipient in this attempt.
     pub async fn on_delivery_result(&mut self, message: &MessageInfo, recipient: &str, outcome: &str, detail: &str) {
-        for index in 0..self.registry.plugins.len() {
-            let plugin = std::sync::Arc::clone(&self.registry.plugins[index]);
-            if !plugin.wants(Hook::DeliveryResult) || plugin.hooks_need_verb() {
-                continue;
-            }
-            if let Err(failure) = self.call(index, &Call::DeliveryResult(message, recipient, outcome, detail)).await {
-                // Nothing to refuse after the fact; the log says what happened.
-                let _ = self.failed(index, "delivery-result", &failure);
-            }
+        for index in self.reached(Reach::Listed(Hook::DeliveryResult)) {
+            // Nothing to refuse after the fact; the log says what happened.
+            let _ = self.ask(index, &Call::DeliveryResult(message, recipient, outcome, detail), |_| Ok(())).await;
         }
     }
 }

@@ -8,11 +8,12 @@
 //! drops that plugin's answers for this message and goes on with the next plugin, `closed`
 //! refuses the message with 451 4.3.0.
 
+use wasmail_mime::{self as mime, transfer, Action, Leaf, Limits, Message};
+use wasmail_proto::reply::Reply;
+
 use super::bindings::{mime_types as m, types as wit};
-use super::session::{Call, Failure, Output, SessionPlugins};
+use super::session::{Call, Output, Reach, SessionPlugins};
 use super::validate::{self, Decision};
-use crate::mime::{self, transfer, Action, Leaf, Limits, Message};
-use crate::smtp::proto::Reply;
 
 /// A removal note longer than this is an invalid answer.
 const MAX_NOTE: usize = 10_000;
@@ -39,24 +40,15 @@ pub struct MimeLimits {
 }
 
 impl SessionPlugins {
-    /// Whether plugin `index` handles MIME parts in this session.
-    fn handles_mime(&self, index: usize) -> bool {
-        let plugin = &self.registry.plugins[index];
-        !plugin.manifest.mime_types.is_empty() && (self.has_instance(index) || !plugin.hooks_need_verb())
-    }
-
     /// Whether any plugin handles MIME parts now.
     pub fn wants_mime(&self) -> bool {
-        (0..self.registry.plugins.len()).any(|index| self.handles_mime(index))
+        !self.reached(Reach::Mime).is_empty()
     }
 
     /// Runs the MIME handlers over `content`.
     pub async fn on_mime(&mut self, content: &[u8], limits: &MimeLimits) -> MimeOutcome {
         let mut current: Option<Vec<u8>> = None;
-        for index in 0..self.registry.plugins.len() {
-            if !self.handles_mime(index) {
-                continue;
-            }
+        for index in self.reached(Reach::Mime) {
             let text = current.as_deref().unwrap_or(content);
             let message = match mime::parse(text, &limits.parse) {
                 Ok(message) => message,
@@ -73,7 +65,7 @@ impl SessionPlugins {
                 Ok(None) => {}
                 Ok(Some((actions, headers))) => {
                     let changed = actions.iter().filter(|(_, a)| *a != Action::Keep).count();
-                    self.ran.push(format!("{}: {changed} part(s) changed", self.registry.plugins[index].name()));
+                    self.record(index, &format!("{changed} part(s) changed"));
                     current = Some(mime::rewrite(&message, &actions, &headers));
                 }
                 Err(Some(reply)) => return MimeOutcome::Refuse(reply),
@@ -101,24 +93,22 @@ impl SessionPlugins {
             }
             // A body the plugin's memory could not take is left out, as one over the limit.
             let info = part_info(message, leaf, limits.body.min(self.registry.plugins[index].argument_room()));
-            let answer = self.call(index, &Call::Part(&info)).await.and_then(|output| {
-                let Output::Part(result) = output else { unreachable!("on-part returns a part result") };
-                check(result, limits.max_message).map_err(Failure::Invalid)
-            });
-            match answer {
-                Ok(Checked::Refuse(reply)) => {
-                    self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), if reply.code >= 500 { "reject" } else { "tempfail" }));
+            let answer = self
+                .ask(index, &Call::Part(&info), |output| {
+                    let Output::Part(result) = output else { unreachable!("on-part returns a part result") };
+                    check(result, limits.max_message)
+                })
+                .await;
+            match answer? {
+                Checked::Refuse(reply) => {
+                    self.record(index, if reply.code >= 500 { "reject" } else { "tempfail" });
                     return Err(Some(reply));
                 }
-                Ok(Checked::Part(action, add)) => {
+                Checked::Part(action, add) => {
                     if action != Action::Keep {
                         actions.push((leaf_index, action));
                     }
                     headers.extend(add);
-                }
-                Err(failure) => {
-                    self.ran.push(format!("{}: failed ({})", self.registry.plugins[index].name(), failure.kind()));
-                    return Err(self.failed(index, "mime-part", &failure));
                 }
             }
         }

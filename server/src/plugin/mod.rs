@@ -486,20 +486,7 @@ pub fn describe(manifest: &Manifest, settings: &PluginSettings) -> String {
         }
     };
     let keywords = manifest.ehlo_keywords.iter().map(ehlo_line);
-    let hooks = manifest.hooks.iter().map(|h| {
-        match h {
-            Hook::Connect => "connect",
-            Hook::Helo => "helo",
-            Hook::MailFrom => "mail-from",
-            Hook::RcptTo => "rcpt-to",
-            Hook::Data => "data",
-            Hook::Reset => "reset",
-            Hook::Reply => "reply",
-            Hook::Route => "route",
-            Hook::DeliveryResult => "delivery-result",
-        }
-        .to_string()
-    });
+    let hooks = manifest.hooks.iter().map(|h| h.name().to_string());
     format!(
         "name:          {}\nversion:       {}\nehlo keywords: {}\nverbs:         {}\nmail params:   {}\nrcpt params:   {}\nhooks:         {}{}\nmime types:    {}\nenabled:       {}\norder:         {}\nfail:          {}\nmemory limit:  {} bytes\ncall timeout:  {} ms\n",
         manifest.name,

@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmail_proto::smtp::{codes, Reply};
 use wasmtime::Store;
 
 use super::bindings::{delivery_types, mime_types, types as wit, Plugin};
 use super::state::State;
 use super::validate::{self, Decision};
 use super::{arm_deadline, new_store, FailurePolicy, Hook, Registry, HEADER_OVERHEAD};
-use crate::smtp::proto::{codes, Reply};
 
 /// A plugin's instance in one session.
 struct Instance {
@@ -62,6 +62,18 @@ impl Failure {
     }
 }
 
+/// Which plugins a call goes to (see [`SessionPlugins::reached`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Reach {
+    /// Those that list the hook.
+    Listed(Hook),
+    /// Those that list it and have an instance in this session: `on-reset` and `on-reply` (a
+    /// plugin that has not run has no session state to reset and nothing to add).
+    Existing(Hook),
+    /// The MIME handlers: those that subscribed to content types.
+    Mime,
+}
+
 /// What the data hooks decided, with the header changes of the plugins that let it pass.
 pub struct DataOutcome {
     /// What happens to the message.
@@ -85,11 +97,6 @@ impl SessionPlugins {
     pub fn new(registry: Arc<Registry>, session: &str) -> SessionPlugins {
         let instances = registry.plugins.iter().map(|_| None).collect();
         SessionPlugins { registry, instances, session: session.into(), ran: Vec::new() }
-    }
-
-    /// Whether plugin `index` has an instance in this session.
-    pub(super) fn has_instance(&self, index: usize) -> bool {
-        self.instances[index].is_some()
     }
 
     /// Starts a new command: forgets which plugins ran for the previous one.
@@ -142,105 +149,134 @@ impl SessionPlugins {
         }
     }
 
-    /// Logs a failure and returns the reply the policy gives (None for `open`). A full pool
-    /// is answered 451 4.3.2 under either policy: the plugin did not fail, it did not run.
-    pub(super) fn failed(&self, index: usize, hook: &str, failure: &Failure) -> Option<Reply> {
+    /// The plugins `reach` gives a call to now, in order.
+    pub(super) fn reached(&self, reach: Reach) -> Vec<usize> {
+        let plugins = &self.registry.plugins;
+        (0..plugins.len())
+            .filter(|&index| {
+                let plugin = &plugins[index];
+                // A plugin whose hooks wait for its verb runs only once the verb made its instance.
+                let may_start = self.instances[index].is_some() || !plugin.hooks_need_verb();
+                match reach {
+                    Reach::Listed(hook) => plugin.wants(hook) && may_start,
+                    Reach::Existing(hook) => plugin.wants(hook) && self.instances[index].is_some(),
+                    Reach::Mime => !plugin.manifest.mime_types.is_empty() && may_start,
+                }
+            })
+            .collect()
+    }
+
+    /// Calls plugin `index` and checks its answer with `check`. The one place a plugin's
+    /// failure is handled: a trap, timeout, memory limit, full pool or an answer `check`
+    /// refuses is recorded for `on-reply`, logged with the plugin's name and counted, and the
+    /// plugin's policy decides — `Err(None)` under `open` (go on to the next plugin),
+    /// `Err(Some(reply))` under `closed` (451 4.3.0), and for a full pool under either policy
+    /// (451 4.3.2: the plugin did not fail, it did not run, and it is never skipped).
+    pub(super) async fn ask<A>(
+        &mut self,
+        index: usize,
+        call: &Call<'_>,
+        check: impl FnOnce(Output) -> Result<A, String>,
+    ) -> Result<A, Option<Reply>> {
+        let failure = match self.call(index, call).await {
+            Ok(output) => match check(output) {
+                Ok(answer) => return Ok(answer),
+                Err(why) => Failure::Invalid(why),
+            },
+            Err(failure) => failure,
+        };
         let plugin = &self.registry.plugins[index];
+        let hook = call.hook();
+        self.ran.push(format!("{}: failed ({})", plugin.name(), failure.kind()));
+        crate::metrics::get().plugin_failure(plugin.name(), hook, failure.kind());
         let policy = plugin.settings().fail;
-        let detail = match failure {
+        let detail = match &failure {
             Failure::Trap(d) | Failure::Invalid(d) => d.as_str(),
             Failure::Timeout => "call timeout exceeded",
             Failure::Memory => "memory limit reached",
-            Failure::Pool => {
-                // Logged where the wait ended.
-                crate::metrics::get().plugin_failure(plugin.name(), hook, failure.kind());
-                return Some(Reply::new(451, codes::TEMP_OVERLOAD, "Too busy to check this now, try again later"));
-            }
+            // Logged where the wait ended.
+            Failure::Pool => return Err(Some(Reply::new(451, codes::TEMP_OVERLOAD, "Too busy to check this now, try again later"))),
         };
         tracing::warn!(plugin = plugin.name(), hook, kind = failure.kind(), policy = ?policy, "plugin failed: {detail}");
-        crate::metrics::get().plugin_failure(plugin.name(), hook, failure.kind());
         match policy {
-            FailurePolicy::Open => None,
-            FailurePolicy::Closed => Some(Reply::local_error()),
+            FailurePolicy::Open => Err(None),
+            FailurePolicy::Closed => Err(Some(Reply::local_error())),
         }
     }
 
+    /// Records what plugin `index` answered, for `on-reply`'s list of the plugins that ran.
+    pub(super) fn record(&mut self, index: usize, what: &str) {
+        self.ran.push(format!("{}: {what}", self.registry.plugins[index].name()));
+    }
+
     /// Runs a verdict hook on every plugin that wants it, in order, until one decides.
-    async fn verdict_hook(&mut self, hook: Hook, name: &str, call: Call<'_>) -> Decision {
-        for index in 0..self.registry.plugins.len() {
-            if !self.should_call(index, hook) {
-                continue;
-            }
-            let decision = self.call(index, &call).await.and_then(|output| match output {
-                Output::Verdict(v) => validate::verdict(&v).map_err(Failure::Invalid),
-                _ => unreachable!("a verdict hook returns a verdict"),
-            });
-            match decision {
+    async fn verdict_hook(&mut self, hook: Hook, call: Call<'_>) -> Decision {
+        for index in self.reached(Reach::Listed(hook)) {
+            let verdict = self
+                .ask(index, &call, |output| {
+                    let Output::Verdict(v) = output else { unreachable!("a verdict hook returns a verdict") };
+                    validate::verdict(&v)
+                })
+                .await;
+            match verdict {
                 Ok(decision) => {
-                    self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), label(&decision)));
-                    match decision {
-                        Decision::Continue => {}
-                        other => return other,
+                    self.record(index, label(&decision));
+                    if decision != Decision::Continue {
+                        return decision;
                     }
                 }
-                Err(failure) => {
-                    self.ran.push(format!("{}: failed ({})", self.registry.plugins[index].name(), failure.kind()));
-                    if let Some(reply) = self.failed(index, name, &failure) {
-                        return Decision::Refuse(reply);
-                    }
-                }
+                Err(Some(reply)) => return Decision::Refuse(reply),
+                Err(None) => {}
             }
         }
         Decision::Continue
     }
 
     pub async fn on_connect(&mut self, info: &wit::ConnectInfo) -> Decision {
-        self.verdict_hook(Hook::Connect, "connect", Call::Connect(info)).await
+        self.verdict_hook(Hook::Connect, Call::Connect(info)).await
     }
 
     pub async fn on_helo(&mut self, info: &wit::HeloInfo) -> Decision {
-        self.verdict_hook(Hook::Helo, "helo", Call::Helo(info)).await
+        self.verdict_hook(Hook::Helo, Call::Helo(info)).await
     }
 
     pub async fn on_mail_from(&mut self, info: &wit::AddressInfo) -> Decision {
-        self.verdict_hook(Hook::MailFrom, "mail-from", Call::MailFrom(info)).await
+        self.verdict_hook(Hook::MailFrom, Call::MailFrom(info)).await
     }
 
     pub async fn on_rcpt_to(&mut self, info: &wit::AddressInfo) -> Decision {
-        self.verdict_hook(Hook::RcptTo, "rcpt-to", Call::RcptTo(info)).await
+        self.verdict_hook(Hook::RcptTo, Call::RcptTo(info)).await
     }
 
     /// Runs the data hooks. Header changes are collected from each plugin that lets the
     /// message pass, in plugin order.
     pub async fn on_data(&mut self, envelope: &wit::Envelope, headers: &[wit::Header]) -> DataOutcome {
+        let refuse = |reply| DataOutcome { decision: Decision::Refuse(reply), header_changes: Vec::new() };
         let mut changes = Vec::new();
-        for index in 0..self.registry.plugins.len() {
-            if !self.should_call(index, Hook::Data) {
-                continue;
-            }
+        let size: usize = headers.iter().map(|h| h.name.len() + h.value.len() + HEADER_OVERHEAD).sum();
+        for index in self.reached(Reach::Listed(Hook::Data)) {
             let plugin = &self.registry.plugins[index];
-            let size: usize = headers.iter().map(|h| h.name.len() + h.value.len() + HEADER_OVERHEAD).sum();
             if size > plugin.argument_room() {
                 // Never skipped, whatever its failure policy: the message is refused instead.
                 tracing::info!(plugin = plugin.name(), size, room = plugin.argument_room(), "header too large for the plugin's memory");
-                self.ran.push(format!("{}: header too large", plugin.name()));
                 let text = format!("Message header too large for the filter {}", plugin.name());
-                return DataOutcome { decision: Decision::Refuse(Reply::new(552, codes::MAILBOX_FULL_SIZE, text)), header_changes: Vec::new() };
+                self.record(index, "header too large");
+                return refuse(Reply::new(552, codes::MAILBOX_FULL_SIZE, text));
             }
-            let result = self.call(index, &Call::Data(envelope, headers)).await.and_then(|output| {
-                let Output::Data(r) = output else { unreachable!("on-data returns a data result") };
-                let decision = validate::verdict(&r.verdict).map_err(Failure::Invalid)?;
-                if r.header_changes.len() > MAX_HEADER_CHANGES {
-                    return Err(Failure::Invalid(format!("more than {MAX_HEADER_CHANGES} header changes ({})", r.header_changes.len())));
-                }
-                for change in &r.header_changes {
-                    check_change(change).map_err(Failure::Invalid)?;
-                }
-                Ok((decision, r.header_changes))
-            });
-            match result {
+            let answer = self
+                .ask(index, &Call::Data(envelope, headers), |output| {
+                    let Output::Data(r) = output else { unreachable!("on-data returns a data result") };
+                    let decision = validate::verdict(&r.verdict)?;
+                    if r.header_changes.len() > MAX_HEADER_CHANGES {
+                        return Err(format!("more than {MAX_HEADER_CHANGES} header changes ({})", r.header_changes.len()));
+                    }
+                    r.header_changes.iter().try_for_each(check_change)?;
+                    Ok((decision, r.header_changes))
+                })
+                .await;
+            match answer {
                 Ok((decision, header_changes)) => {
-                    self.ran.push(format!("{}: {}", self.registry.plugins[index].name(), label(&decision)));
+                    self.record(index, label(&decision));
                     match decision {
                         Decision::Continue => changes.extend(header_changes),
                         Decision::Accept => {
@@ -250,12 +286,8 @@ impl SessionPlugins {
                         other => return DataOutcome { decision: other, header_changes: Vec::new() },
                     }
                 }
-                Err(failure) => {
-                    self.ran.push(format!("{}: failed ({})", self.registry.plugins[index].name(), failure.kind()));
-                    if let Some(reply) = self.failed(index, "data", &failure) {
-                        return DataOutcome { decision: Decision::Refuse(reply), header_changes: Vec::new() };
-                    }
-                }
+                Err(Some(reply)) => return refuse(reply),
+                Err(None) => {}
             }
         }
         DataOutcome { decision: Decision::Continue, header_changes: changes }
@@ -263,92 +295,59 @@ impl SessionPlugins {
 
     /// The transaction ended: tell the instances that exist and asked.
     pub async fn on_reset(&mut self) {
-        if !self.any_instance_wants(Hook::Reset) {
-            return;
+        for index in self.reached(Reach::Existing(Hook::Reset)) {
+            // Nothing to refuse at a reset; the instance is gone and the log says why.
+            let _ = self.ask(index, &Call::Reset, |_| Ok(())).await;
         }
-        self.reset_hooks().await
-    }
-
-    /// Whether plugin `index` gets `hook` now: it asked for it, and it is not a plugin whose
-    /// hooks wait for its verb while that verb has not been used.
-    fn should_call(&self, index: usize, hook: Hook) -> bool {
-        let plugin = &self.registry.plugins[index];
-        plugin.wants(hook) && (self.instances[index].is_some() || !plugin.hooks_need_verb())
     }
 
     /// Whether any plugin gets `hook` now (so that the session can skip building its
     /// arguments).
     pub fn wants(&self, hook: Hook) -> bool {
-        (0..self.registry.plugins.len()).any(|index| self.should_call(index, hook))
-    }
-
-    /// Whether plugin `index` has an instance in this session and asked for `hook` (reset and
-    /// reply go only to instances that exist).
-    fn instance_wants(&self, index: usize, hook: Hook) -> bool {
-        self.instances[index].is_some() && self.registry.plugins[index].wants(hook)
-    }
-
-    fn any_instance_wants(&self, hook: Hook) -> bool {
-        (0..self.registry.plugins.len()).any(|index| self.instance_wants(index, hook))
-    }
-
-    async fn reset_hooks(&mut self) {
-        for index in 0..self.registry.plugins.len() {
-            if !self.instance_wants(index, Hook::Reset) {
-                continue;
-            }
-            if let Err(failure) = self.call(index, &Call::Reset).await {
-                // Nothing to refuse at a reset; the instance is gone and the log says why.
-                let _ = self.failed(index, "reset", &failure);
-            }
-        }
+        !self.reached(Reach::Listed(hook)).is_empty()
     }
 
     /// A claimed verb. Returns None if no plugin claims it; otherwise the reply and whether to
     /// close the connection.
     pub async fn on_command(&mut self, verb: &str, args: &str) -> Option<(Reply, bool)> {
         let index = *self.registry.verbs.get(verb)?;
-        let result = self.call(index, &Call::Command(verb, args)).await.and_then(|output| {
-            let Output::Command(r) = output else { unreachable!("on-command returns a command result") };
-            validate::reply(&r.reply).map(|reply| (reply, r.close)).map_err(Failure::Invalid)
-        });
-        Some(match result {
+        let answer = self
+            .ask(index, &Call::Command(verb, args), |output| {
+                let Output::Command(r) = output else { unreachable!("on-command returns a command result") };
+                validate::reply(&r.reply).map(|reply| (reply, r.close))
+            })
+            .await;
+        Some(match answer {
             Ok(answer) => answer,
-            Err(failure) => match self.failed(index, "command", &failure) {
-                Some(reply) => (reply, false),
-                // Open: as if the verb were not there.
-                None => (Reply::new(500, codes::SYNTAX, "Command unrecognized"), false),
-            },
+            Err(Some(reply)) => (reply, false),
+            // Open: as if the verb were not there.
+            Err(None) => (Reply::new(500, codes::SYNTAX, "Command unrecognized"), false),
         })
     }
 
     /// Lets the instances that asked add lines to a reply (before its last line).
     pub async fn on_reply(&mut self, verb: &str, reply: Reply) -> Reply {
-        if !self.any_instance_wants(Hook::Reply) {
+        let called = self.reached(Reach::Existing(Hook::Reply));
+        if called.is_empty() {
             return reply;
         }
         let context = wit::ReplyContext { verb: verb.to_string(), reply: to_wit(&reply), plugins: self.ran.clone() };
         let mut reply = reply;
-        for index in 0..self.registry.plugins.len() {
-            if !self.instance_wants(index, Hook::Reply) {
-                continue;
-            }
-            let result = self.call(index, &Call::Reply(&context)).await.and_then(|output| {
-                let Output::Lines(lines) = output else { unreachable!("on-reply returns lines") };
-                validate::extra_lines(&lines).map(|()| lines).map_err(Failure::Invalid)
-            });
-            match result {
+        for index in called {
+            let answer = self
+                .ask(index, &Call::Reply(&context), |output| {
+                    let Output::Lines(lines) = output else { unreachable!("on-reply returns lines") };
+                    validate::extra_lines(&lines).map(|()| lines)
+                })
+                .await;
+            match answer {
                 Ok(lines) if !lines.is_empty() => {
                     let last = reply.lines.pop().unwrap_or_default();
                     reply.lines.extend(lines);
                     reply.lines.push(last);
                 }
-                Ok(_) => {}
-                Err(failure) => {
-                    if let Some(tempfail) = self.failed(index, "reply", &failure) {
-                        return tempfail;
-                    }
-                }
+                Ok(_) | Err(None) => {}
+                Err(Some(tempfail)) => return tempfail,
             }
         }
         reply
@@ -374,20 +373,39 @@ pub(super) enum Call<'a> {
 }
 
 impl Call<'_> {
-    /// The hook's name as the WIT package spells it, for logs and metrics.
+    /// The call's name for logs and metrics: the hook's, as the WIT package spells it, or the
+    /// export's for the two calls a manifest does not list as hooks (a claimed verb, a part).
     pub(super) fn hook(&self) -> &'static str {
+        let hook = match self {
+            Call::Connect(_) => Hook::Connect,
+            Call::Helo(_) => Hook::Helo,
+            Call::MailFrom(_) => Hook::MailFrom,
+            Call::RcptTo(_) => Hook::RcptTo,
+            Call::Data(..) => Hook::Data,
+            Call::Reset => Hook::Reset,
+            Call::Reply(_) => Hook::Reply,
+            Call::Route(..) => Hook::Route,
+            Call::DeliveryResult(..) => Hook::DeliveryResult,
+            Call::Command(..) => return "command",
+            Call::Part(_) => return "mime-part",
+        };
+        hook.name()
+    }
+}
+
+impl Hook {
+    /// The hook's name as the WIT package spells it: in logs, metrics and `plugin inspect`.
+    pub fn name(self) -> &'static str {
         match self {
-            Call::Connect(_) => "connect",
-            Call::Helo(_) => "helo",
-            Call::MailFrom(_) => "mail-from",
-            Call::RcptTo(_) => "rcpt-to",
-            Call::Data(..) => "data",
-            Call::Reset => "reset",
-            Call::Command(..) => "command",
-            Call::Reply(_) => "reply",
-            Call::Part(_) => "mime-part",
-            Call::Route(..) => "route",
-            Call::DeliveryResult(..) => "delivery-result",
+            Hook::Connect => "connect",
+            Hook::Helo => "helo",
+            Hook::MailFrom => "mail-from",
+            Hook::RcptTo => "rcpt-to",
+            Hook::Data => "data",
+            Hook::Reset => "reset",
+            Hook::Reply => "reply",
+            Hook::Route => "route",
+            Hook::DeliveryResult => "delivery-result",
         }
     }
 }

@@ -2,8 +2,10 @@
 //! returns is checked here before the server uses it. A bad value is a plugin failure of kind
 //! "invalid", handled by the plugin's policy.
 
+use wasmail_proto::plugin::{self as check, Refusal};
+use wasmail_proto::reply::Reply;
+
 use super::bindings::types as wit;
-use crate::smtp::proto::{EnhancedCode, Reply};
 
 /// What a verdict means for the session, after checking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,84 +19,19 @@ pub enum Decision {
     Discard,
 }
 
-/// The built-in verbs: a plugin cannot take them over.
-const CORE_VERBS: &[&str] = &[
-    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP", "ETRN", "SEND", "SOML", "SAML", "TURN",
-    "STARTTLS", "AUTH",
-];
-
-/// The built-in EHLO keywords.
-const CORE_KEYWORDS: &[&str] = &[
-    "PIPELINING",
-    "SIZE",
-    "8BITMIME",
-    "BINARYMIME",
-    "CHUNKING",
-    "ENHANCEDSTATUSCODES",
-    "DSN",
-    "ETRN",
-    "SMTPUTF8",
-    "HELP",
-    "VRFY",
-    "EXPN",
-    "STARTTLS",
-    "AUTH",
-];
-
-/// MAIL and RCPT parameters the core handles.
-const CORE_PARAMS: &[&str] = &["SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "NOTIFY", "ORCPT", "AUTH"];
-
-const MAX_LINES: usize = 100;
-const MAX_LINE: usize = 500;
-
-/// RFC 5321 4.1.1.1 `ehlo-keyword`, and the same shape for verbs and parameters.
-fn is_keyword(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.as_bytes()[0].is_ascii_alphanumeric() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-fn text_line(line: &str) -> Result<(), String> {
-    if line.len() > MAX_LINE {
-        return Err(format!("reply line longer than {MAX_LINE} octets"));
-    }
-    if line.chars().any(|c| c.is_control()) {
-        return Err(format!("control character (CR, LF, ...) in reply line {line:?}"));
-    }
-    Ok(())
-}
-
 /// Checks a manifest; the error says what is wrong with it.
 pub fn manifest(m: &wit::Manifest) -> Result<(), String> {
     if m.name.is_empty() || m.name.len() > 64 || m.name.chars().any(|c| c.is_control()) {
         return Err(format!("bad plugin name {:?}", m.name));
     }
     for k in &m.ehlo_keywords {
-        if !is_keyword(&k.name) || k.name != k.name.to_ascii_uppercase() {
-            return Err(format!("bad EHLO keyword {:?} (upper-case letters, digits, hyphens)", k.name));
-        }
-        if CORE_KEYWORDS.contains(&k.name.as_str()) {
-            return Err(format!("EHLO keyword {} belongs to the server", k.name));
-        }
-        if let Some(params) = &k.params {
-            if params.chars().any(|c| c.is_control()) || params.len() > 200 {
-                return Err(format!("bad parameters for EHLO keyword {}", k.name));
-            }
-        }
+        check::ehlo_keyword(&k.name, k.params.as_deref())?;
     }
     for v in &m.verbs {
-        if !is_keyword(v) || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
-            return Err(format!("bad verb {v:?} (upper-case letters and digits)"));
-        }
-        if CORE_VERBS.contains(&v.as_str()) {
-            return Err(format!("verb {v} belongs to the server"));
-        }
+        check::verb(v)?;
     }
     for p in m.mail_params.iter().chain(&m.rcpt_params) {
-        if !is_keyword(p) || *p != p.to_ascii_uppercase() {
-            return Err(format!("bad parameter keyword {p:?}"));
-        }
-        if CORE_PARAMS.contains(&p.as_str()) {
-            return Err(format!("parameter {p} belongs to the server"));
-        }
+        check::parameter(p)?;
     }
     if m.activated_by_verb && m.verbs.is_empty() {
         return Err("activated-by-verb needs at least one verb".into());
@@ -106,39 +43,14 @@ pub fn manifest(m: &wit::Manifest) -> Result<(), String> {
         return Err("claims RCPT parameters but does not ask for the rcpt-to hook".into());
     }
     for t in &m.mime_types {
-        let ok = t.split_once('/').is_some_and(|(a, b)| {
-            let token = |s: &str| s == "*" || (!s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c)));
-            token(a) && token(b)
-        });
-        if !ok {
-            return Err(format!("bad MIME type {t:?}"));
-        }
+        check::mime_type(t)?;
     }
     Ok(())
 }
 
 /// Checks a reply and converts it.
 pub fn reply(r: &wit::Reply) -> Result<Reply, String> {
-    if !(200..=599).contains(&r.code) {
-        return Err(format!("reply code {} is not between 200 and 599", r.code));
-    }
-    if r.lines.len() > MAX_LINES {
-        return Err(format!("more than {MAX_LINES} reply lines"));
-    }
-    for line in &r.lines {
-        text_line(line)?;
-    }
-    let enhanced = match r.enhanced {
-        None => None,
-        Some(e) => {
-            if u16::from(e.class) != r.code / 100 || e.subject > 999 || e.detail > 999 {
-                return Err(format!("enhanced code {}.{}.{} does not fit reply code {}", e.class, e.subject, e.detail, r.code));
-            }
-            Some(EnhancedCode::new(e.class, e.subject, e.detail))
-        }
-    };
-    let lines = if r.lines.is_empty() { vec![String::new()] } else { r.lines.clone() };
-    Ok(Reply { code: r.code, enhanced, lines })
+    check::reply(r.code, r.enhanced.map(|e| (e.class, e.subject, e.detail)), &r.lines)
 }
 
 /// Checks a verdict and converts it.
@@ -147,51 +59,20 @@ pub fn verdict(v: &wit::Verdict) -> Result<Decision, String> {
         wit::Verdict::Continue => Decision::Continue,
         wit::Verdict::Accept => Decision::Accept,
         wit::Verdict::Discard => Decision::Discard,
-        wit::Verdict::Reject(r) => {
-            let r = reply(r)?;
-            if r.code / 100 != 5 {
-                return Err(format!("reject with reply code {}, not 5xx", r.code));
-            }
-            Decision::Refuse(r)
-        }
-        wit::Verdict::Tempfail(r) => {
-            let r = reply(r)?;
-            if r.code / 100 != 4 {
-                return Err(format!("tempfail with reply code {}, not 4xx", r.code));
-            }
-            Decision::Refuse(r)
-        }
-        wit::Verdict::Disconnect(r) => {
-            let r = reply(r)?;
-            if r.code < 400 {
-                return Err(format!("disconnect with reply code {}, not 4xx or 5xx", r.code));
-            }
-            Decision::Disconnect(r)
-        }
+        wit::Verdict::Reject(r) => Decision::Refuse(check::refusal(Refusal::Reject, reply(r)?)?),
+        wit::Verdict::Tempfail(r) => Decision::Refuse(check::refusal(Refusal::Tempfail, reply(r)?)?),
+        wit::Verdict::Disconnect(r) => Decision::Disconnect(check::refusal(Refusal::Disconnect, reply(r)?)?),
     })
 }
 
-/// Checks a header field a plugin wants to add (RFC 5322 2.2: printable ASCII name without
-/// colon; the value on one line, which the server writes as `Name: value`).
+/// Checks a header field a plugin wants to add.
 pub fn header(h: &wit::Header) -> Result<(), String> {
-    if h.name.is_empty() || !h.name.bytes().all(|b| (33..=126).contains(&b) && b != b':') {
-        return Err(format!("bad header name {:?}", h.name));
-    }
-    if h.value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
-        return Err(format!("CR, LF or NUL in the value of header {}", h.name));
-    }
-    if h.name.len() + 2 + h.value.len() > 998 {
-        return Err(format!("header {} longer than 998 octets", h.name));
-    }
-    Ok(())
+    check::header_field(&h.name, &h.value)
 }
 
 /// Checks the lines `on-reply` wants to add.
 pub fn extra_lines(lines: &[String]) -> Result<(), String> {
-    if lines.len() > 20 {
-        return Err("more than 20 extra reply lines".into());
-    }
-    lines.iter().try_for_each(|l| text_line(l))
+    check::extra_lines(lines)
 }
 
 #[cfg(test)]
@@ -205,6 +86,8 @@ mod tests {
             lines: lines.iter().map(|s| s.to_string()).collect(),
         }
     }
+
+    use wasmail_proto::reply::EnhancedCode;
 
     #[test]
     fn replies() {

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use wasmail_proto::reply::codes;
+
 use super::spool::{self, Envelope, Recipient, State};
 use super::{client, notices, route, Queue};
 use crate::plugin::delivery::MessageInfo;
 use crate::plugin::{Hook, SessionPlugins};
-use crate::smtp::proto::codes;
 use crate::store::DeliveryKey;
 
 impl Queue {
@@ -240,7 +241,7 @@ fn settle_mailboxes(envelope: &mut Envelope) -> Vec<usize> {
 }
 
 /// The message as the delivery hooks see it.
-fn message_info(envelope: &Envelope, content: &[u8], limits: &crate::mime::Limits, room: usize) -> MessageInfo {
+fn message_info(envelope: &Envelope, content: &[u8], limits: &wasmail_mime::Limits, room: usize) -> MessageInfo {
     let headers = header_view(content, limits, room);
     MessageInfo { queue_id: envelope.id.clone(), sender: envelope.sender.clone(), headers, size: content.len() as u64 }
 }
@@ -250,8 +251,8 @@ fn message_info(envelope: &Envelope, content: &[u8], limits: &crate::mime::Limit
 /// so a longer header (one accepted with `on_limit = "pass"` and no data hook) is cut to its
 /// first fields rather than skipping the hooks: they always run, on at most
 /// `max_header_fields` fields and `max_header_size` octets.
-fn header_view(content: &[u8], limits: &crate::mime::Limits, room: usize) -> Vec<crate::plugin::Header> {
-    use crate::mime::header;
+fn header_view(content: &[u8], limits: &wasmail_mime::Limits, room: usize) -> Vec<crate::plugin::Header> {
+    use wasmail_mime::header;
     let section = header::section(content, 0..content.len(), limits.max_header_fields);
     let mut used = 0;
     section
@@ -297,11 +298,11 @@ mod tests {
     #[test]
     fn delivery_hooks_see_the_header_within_the_limits() {
         let content: String = (0..3000).map(|i| format!("X-{i:04}: {}\r\n", "v".repeat(40))).collect::<String>() + "\r\nbody\r\n";
-        let limits = crate::mime::Limits::default();
+        let limits = wasmail_mime::Limits::default();
         let all = header_view(content.as_bytes(), &limits, usize::MAX);
         assert_eq!(all.len(), 1000, "max_header_fields");
         assert_eq!((all[0].name.as_str(), all[999].name.as_str()), ("X-0000", "X-0999"));
-        let small = crate::mime::Limits { max_header_size: 5000, ..limits };
+        let small = wasmail_mime::Limits { max_header_size: 5000, ..limits };
         assert_eq!(header_view(content.as_bytes(), &small, usize::MAX).len(), 100, "max_header_size: 100 fields of 50 octets");
         assert_eq!(header_view(content.as_bytes(), &limits, 660).len(), 10, "room: 10 fields of 50 + 16 octets");
     }

@@ -7,13 +7,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
 use tokio::net::TcpStream;
 
-pub use super::reply::PeerReply;
-use super::reply::ReplyReader;
 use super::spool::Envelope;
-use crate::smtp::proto::params::encode_xtext;
+use wasmail_proto::smtp::params::encode_xtext;
+pub use wasmail_proto::smtp::peer::PeerReply;
+use wasmail_proto::smtp::peer::ReplyReader;
 
 /// What became of one recipient in a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +153,7 @@ pub async fn relay(
     let eight_bit = !content.is_ascii();
     let body: std::borrow::Cow<[u8]> = if eight_bit && !eight_bit_mime {
         // RFC 6152 3: convert to 7 bits for a peer without 8BITMIME.
-        std::borrow::Cow::Owned(crate::mime::rewrite::downgrade_8bit(content))
+        std::borrow::Cow::Owned(wasmail_mime::rewrite::downgrade_8bit(content))
     } else {
         std::borrow::Cow::Borrowed(content)
     };
@@ -291,14 +290,14 @@ fn strip_return_path(content: &[u8]) -> &[u8] {
 /// The content as DATA sends it: dot-stuffed and ended with CRLF.CRLF.
 fn dot_stuff(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
-    crate::smtp::proto::dot_stuff_into(&mut out, content);
+    wasmail_proto::dot::dot_stuff_into(&mut out, content);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::proto::codes;
+    use wasmail_proto::reply::codes;
 
     #[test]
     fn replies_carry_their_status() {

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 pub use super::spool::Action;
 use super::spool::{Envelope, Recipient};
-use crate::smtp::proto::params::encode_xtext;
-use crate::smtp::proto::{codes, EnhancedCode};
+use wasmail_proto::smtp::params::encode_xtext;
+use wasmail_proto::smtp::{codes, EnhancedCode};
 
 impl Action {
     fn as_str(self) -> &'static str {

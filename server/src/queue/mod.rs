@@ -28,7 +28,6 @@ mod attempt;
 pub mod client;
 pub mod dsn;
 mod notices;
-pub mod reply;
 pub mod route;
 mod routing;
 pub mod spool;
@@ -126,7 +125,7 @@ pub struct Settings {
     /// Retry schedule, expiry.
     pub config: QueueConfig,
     /// How much of a message's header the delivery hooks see (`[mime]` header limits).
-    pub header_limits: crate::mime::Limits,
+    pub header_limits: wasmail_mime::Limits,
 }
 
 impl Settings {
@@ -137,7 +136,7 @@ impl Settings {
         routes: &std::collections::BTreeMap<String, String>,
     ) -> Settings {
         let hops = route::Router::new(routes, &config.nameservers, config.mx_port);
-        Settings { router, hops, plugins, config, header_limits: crate::mime::Limits::default() }
+        Settings { router, hops, plugins, config, header_limits: wasmail_mime::Limits::default() }
     }
 }
 

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use wasmail_proto::reply::codes;
+
 use super::spool::{self, Envelope, Mailbox, Recipient, State};
 use super::{dsn, now, Queue};
-use crate::smtp::proto::codes;
 
 impl Queue {
     /// Queues every notice owed (`notice_due`), one per action, and clears what was

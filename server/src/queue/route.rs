@@ -9,8 +9,7 @@ use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
-
-use crate::smtp::proto::{codes, EnhancedCode};
+use wasmail_proto::smtp::{codes, EnhancedCode};
 
 /// Why there is no next hop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,45 +112,15 @@ impl Router {
 
 /// `host:port` (or `host`, port 25; `[address]:port` for IPv6) to addresses.
 async fn resolve_route(route: &str) -> Result<Hop, NoRoute> {
-    let (host, port) = split_route(route).map_err(|e| NoRoute::Temporary(format!("route {route:?}: {e}")))?;
+    let (host, port) = crate::config::split_route(route).map_err(|e| NoRoute::Temporary(format!("route {route:?}: {e}")))?;
     let addrs: Vec<SocketAddr> =
         tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| NoRoute::Temporary(format!("route {route}: {e}")))?.collect();
     Ok(Hop { name: route.to_string(), addrs })
 }
 
-/// Splits a route into host and port (25 when absent).
-pub fn split_route(route: &str) -> Result<(String, u16), String> {
-    let route = route.trim();
-    if let Some(rest) = route.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("unclosed [")?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
-            None if after.is_empty() => 25,
-            None => return Err(format!("junk after ]: {after:?}")),
-        };
-        return Ok((host.to_string(), port));
-    }
-    match route.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => Ok((host.to_string(), port.parse().map_err(|_| format!("bad port {port:?}"))?)),
-        Some(_) => Err("an IPv6 address needs brackets: [::1]:25".into()),
-        None if route.is_empty() => Err("empty route".into()),
-        None => Ok((route.to_string(), 25)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_are_host_and_port() {
-        assert_eq!(split_route("127.0.0.1:2626"), Ok(("127.0.0.1".into(), 2626)));
-        assert_eq!(split_route("smtp.example.org"), Ok(("smtp.example.org".into(), 25)));
-        assert_eq!(split_route("[::1]:2525"), Ok(("::1".into(), 2525)));
-        assert!(split_route("::1:25").is_err());
-        assert!(split_route("host:port").is_err());
-        assert!(split_route("").is_err());
-    }
 
     #[tokio::test]
     async fn a_route_wins_over_the_smarthost_and_dns() {

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
+use wasmail_proto::reply::codes;
+
 use super::spool::{Envelope, Mailbox, Recipient, State};
-use super::{route, Queue};
+use super::Queue;
 use crate::plugin::delivery::{MessageInfo, RecipientInfo, Route, RouteOutcome};
 use crate::plugin::SessionPlugins;
-use crate::smtp::proto::codes;
 
 impl Queue {
     /// Asks the delivery hooks where each recipient not routed yet goes, and applies it.
@@ -72,7 +73,7 @@ impl Queue {
                     r.detail = Some(format!("discarded by {by}"));
                     tracing::info!(queue_id = envelope.id, to = original, plugin = by, "discarded by a delivery hook");
                 }
-                Route::Relay(hop) if route::split_route(&hop).is_ok() => {
+                Route::Relay(hop) if crate::config::split_route(&hop).is_ok() => {
                     let r = &mut envelope.recipients[i];
                     r.mailboxes.clear();
                     r.remote = true;
@@ -103,7 +104,7 @@ impl Queue {
     /// directory, else relayed. Its route is settled (hooks are not asked again, so they
     /// cannot loop).
     pub(super) fn add_recipient(&self, envelope: &mut Envelope, address: &str, notify: Option<Vec<String>>, orcpt: Option<String>) {
-        let parsed = crate::smtp::proto::address::parse_mailbox(address.trim());
+        let parsed = wasmail_proto::address::parse_mailbox(address.trim());
         if !matches!(parsed, Ok((_, ""))) {
             tracing::warn!(queue_id = envelope.id, address, "a delivery hook named a bad address; ignored");
             return;

@@ -17,8 +17,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-
-use crate::smtp::proto::EnhancedCode;
+use wasmail_proto::reply::EnhancedCode;
 
 /// What becomes of one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,7 +356,7 @@ pub(super) fn check_id(id: &str) -> io::Result<()> {
 mod status_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use crate::smtp::proto::EnhancedCode;
+    use wasmail_proto::reply::EnhancedCode;
 
     pub fn serialize<S: Serializer>(status: &Option<EnhancedCode>, out: S) -> Result<S::Ok, S::Error> {
         match status {
@@ -403,7 +402,7 @@ mod tests {
     #[test]
     fn statuses_are_written_as_rfc_3463_text() {
         let mut r = Recipient::new("a@b");
-        r.status = Some(crate::smtp::proto::codes::NULL_MX);
+        r.status = Some(wasmail_proto::reply::codes::NULL_MX);
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains(r#""status":"5.1.10""#), "{json}");
         assert_eq!(serde_json::from_str::<Recipient>(&json).unwrap(), r);

@@ -6,7 +6,8 @@
 //! Passwords are accepted where `[auth] plaintext` allows them without TLS, and always over
 //! TLS; failures go through the shared penalty.
 
-use super::proto::{codes, CommandReceiver, Reply};
+use wasmail_proto::smtp::{codes, CommandReceiver, Reply};
+
 use super::session::{Flow, Session};
 use crate::sasl::{decode_plain, Login, PlainError};
 

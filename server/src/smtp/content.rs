@@ -5,20 +5,13 @@
 
 use std::sync::Arc;
 
-use super::envelope::{display_path, is_binary};
-use super::proto::{codes, ContentReceiver, ContentReport, Reply, Ret};
-use super::session::{Flow, Session, Transaction};
+use wasmail_mime::{self as mime, header};
+use wasmail_proto::smtp::{codes, Address, ContentReceiver, ContentReport, Reply, Ret};
+
+use super::session::{Chunks, Flow, Session, Transaction};
 use crate::config::{BareLineEnding, OnLimit};
-use crate::mime::{self, header};
 use crate::plugin::{Decision, Envelope, Header, HeaderChange, Hook, MimeLimits, MimeOutcome};
 use crate::queue;
-
-/// A BDAT transaction in progress: the receiver keeps line-end state across chunks.
-#[derive(Debug)]
-pub(super) struct Chunks {
-    receiver: ContentReceiver,
-    content: Vec<u8>,
-}
 
 impl Session {
     /// Checks that a transaction can take content now.
@@ -40,7 +33,7 @@ impl Session {
         if transaction.bdat.is_some() {
             return Ok(self.out_of_sequence("DATA cannot follow BDAT in one transaction"));
         }
-        if is_binary(&transaction.params) {
+        if transaction.params.is_binary() {
             return Ok(self.out_of_sequence("BODY=BINARYMIME needs BDAT, not DATA"));
         }
         self.reply(Reply::plain(354, "Enter mail, end with \".\" on a line by itself"));
@@ -85,7 +78,7 @@ impl Session {
         let smtp = &self.ctx.config.smtp;
         let (max_size, max_line, data_timeout) = (smtp.max_message_size.0, smtp.max_line_length, smtp.data_timeout.0);
         let transaction = self.transaction.as_mut().expect("checked");
-        let binary = is_binary(&transaction.params);
+        let binary = transaction.params.is_binary();
         let mut chunks =
             transaction.bdat.take().unwrap_or_else(|| Chunks { receiver: ContentReceiver::chunks(binary, max_size, max_line), content: Vec::new() });
         let mut remaining = size;
@@ -193,7 +186,7 @@ impl Session {
         let headers: Vec<Header> =
             section.fields.iter().map(|f| Header { name: f.name.clone(), value: header::unfolded_value(&content, f) }).collect();
         let envelope = Envelope {
-            sender: display_path(&transaction.reverse_path),
+            sender: Address::path_text(transaction.reverse_path.as_ref()),
             recipients: transaction.recipients.iter().map(|r| r.address.clone()).collect(),
             helo: self.greeting.as_ref().map(|g| g.name.clone()).unwrap_or_default(),
             client_ip: self.peer.ip().to_string(),
@@ -252,7 +245,7 @@ impl Session {
         let notify: Vec<String> = transaction.recipients.iter().map(|r| format!("{:?}", r.params.notify)).collect();
         tracing::info!(
             queue_id = transaction.queue_id,
-            from = display_path(&transaction.reverse_path),
+            from = Address::path_text(transaction.reverse_path.as_ref()),
             to = to.join(","),
             envid = transaction.params.envid.as_deref().unwrap_or(""),
             notify = notify.join(","),
@@ -321,7 +314,7 @@ impl Session {
         queue::Envelope {
             id: transaction.queue_id.clone(),
             arrived: queue::now(),
-            sender: display_path(&transaction.reverse_path),
+            sender: Address::path_text(transaction.reverse_path.as_ref()),
             envid: transaction.params.envid.clone(),
             ret: transaction.params.ret.map(|r| match r {
                 Ret::Full => "FULL".to_string(),
@@ -373,7 +366,7 @@ impl Session {
         let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000");
         format!(
             "Return-Path: <{}>\r\nReceived: from {} ([{}]){tls}{auth}\r\n\tby {} (Wasmail) with {} id {}{}; {}\r\n",
-            display_path(&transaction.reverse_path),
+            Address::path_text(transaction.reverse_path.as_ref()),
             greeting.name,
             self.peer.ip(),
             self.hostname(),

@@ -1,6 +1,7 @@
 //! HELO and EHLO (RFC 5321 4.1.1.1): greet, reset the transaction, list the extensions.
 
-use super::proto::Reply;
+use wasmail_proto::smtp::{Keyword, Reply};
+
 use super::session::{Flow, Greeting, Session};
 use crate::plugin::{Decision, HeloInfo, Hook};
 
@@ -28,34 +29,32 @@ impl Session {
         Flow::Continue
     }
 
-    /// The EHLO keywords. Only what works is listed.
+    /// The EHLO keywords. Only what works is listed: each core keyword is decided here, and
+    /// the match has no default, so a keyword added to the list must be decided too.
     fn ehlo_lines(&self, first: String) -> Vec<String> {
         let smtp = &self.ctx.config.smtp;
-        let mut lines = vec![
-            first,
-            "PIPELINING".into(),
-            format!("SIZE {}", smtp.max_message_size.0),
-            "8BITMIME".into(),
-            "BINARYMIME".into(),
-            "CHUNKING".into(),
-            "ENHANCEDSTATUSCODES".into(),
-            "DSN".into(),
-            "ETRN".into(),
-            "SMTPUTF8".into(),
-            "HELP".into(),
-        ];
-        if self.tls_offered() {
-            lines.push("STARTTLS".into());
-        }
-        // RFC 4954: AUTH only where a password may travel (over TLS, or as [auth] plaintext says).
-        if self.password_allowed() {
-            lines.push("AUTH PLAIN LOGIN".into());
-        }
-        if smtp.vrfy {
-            lines.push("VRFY".into());
-        }
-        if smtp.expn {
-            lines.push("EXPN".into());
+        let mut lines = vec![first];
+        for keyword in Keyword::ALL {
+            let name = || keyword.name().to_string();
+            let line = match keyword {
+                Keyword::Size => Some(format!("SIZE {}", smtp.max_message_size.0)),
+                // RFC 4954: AUTH only where a password may travel (over TLS, or as [auth]
+                // plaintext says).
+                Keyword::Auth => self.password_allowed().then(|| "AUTH PLAIN LOGIN".to_string()),
+                Keyword::StartTls => self.tls_offered().then(name),
+                Keyword::Vrfy => smtp.vrfy.then(name),
+                Keyword::Expn => smtp.expn.then(name),
+                Keyword::Pipelining
+                | Keyword::EightBitMime
+                | Keyword::BinaryMime
+                | Keyword::Chunking
+                | Keyword::EnhancedStatusCodes
+                | Keyword::Dsn
+                | Keyword::Etrn
+                | Keyword::SmtpUtf8
+                | Keyword::Help => Some(name()),
+            };
+            lines.extend(line);
         }
         lines.extend(self.ctx.plugins.ehlo_lines());
         lines

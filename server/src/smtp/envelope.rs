@@ -2,8 +2,9 @@
 //! recipient is ours. Wasmail is never an open relay: an address outside the local domains is
 //! refused unless the client may relay (`relay_networks`); then the queue relays it.
 
-use super::proto::params::{encode_xtext, ExtraParam, Ret};
-use super::proto::{codes, Address, Body, ForwardPath, MailParams, RcptParams, Reply};
+use wasmail_proto::smtp::params::{encode_xtext, ExtraParam, Ret};
+use wasmail_proto::smtp::{codes, Address, Body, ForwardPath, MailParams, RcptParams, Reply};
+
 use super::session::{Flow, Port, Recipient, Session, Transaction};
 use crate::abuse::Allowance;
 use crate::directory::{Resolution, ResolveError};
@@ -37,8 +38,12 @@ impl Session {
         let authenticated_or_submission = self.user.is_some() || self.port != Port::Mx;
         if authenticated_or_submission && self.ctx.config.auth.submission_sender_check && !self.owns(&reverse_path) {
             let user = self.user.clone().unwrap_or_default();
-            tracing::info!(user, from = %display_path(&reverse_path), "sender address not owned by the authenticated user");
-            self.reply(Reply::new(553, codes::POLICY, format!("<{}>: Sender address not owned by user {user}", display_path(&reverse_path))));
+            tracing::info!(user, from = %Address::path_text(reverse_path.as_ref()), "sender address not owned by the authenticated user");
+            self.reply(Reply::new(
+                553,
+                codes::POLICY,
+                format!("<{}>: Sender address not owned by user {user}", Address::path_text(reverse_path.as_ref())),
+            ));
             return self.bad_command();
         }
         let extended = self.greeting.as_ref().is_some_and(|g| g.extended);
@@ -77,7 +82,11 @@ impl Session {
         }
         let mut discard = None;
         if self.plugins.wants(Hook::MailFrom) {
-            let info = AddressInfo { address: display_path(&reverse_path), params: mail_param_list(&params), client_ip: self.peer.ip().to_string() };
+            let info = AddressInfo {
+                address: Address::path_text(reverse_path.as_ref()),
+                params: mail_param_list(&params),
+                client_ip: self.peer.ip().to_string(),
+            };
             match self.plugins.on_mail_from(&info).await {
                 Decision::Refuse(reply) => return (reply, Flow::Continue),
                 Decision::Disconnect(reply) => return (reply, Flow::Close),
@@ -86,7 +95,7 @@ impl Session {
             }
         }
         let queue_id = crate::ids::queue_id();
-        tracing::debug!(queue_id, from = %display_path(&reverse_path), "MAIL");
+        tracing::debug!(queue_id, from = %Address::path_text(reverse_path.as_ref()), "MAIL");
         self.transaction = Some(Transaction { queue_id, reverse_path, params, recipients: Vec::new(), bdat: None, discard });
         (Reply::new(250, codes::SENDER_OK, "Sender ok"), Flow::Continue)
     }
@@ -259,16 +268,4 @@ fn rcpt_param_list(params: &RcptParams) -> Vec<Param> {
 /// 555 5.5.4 for a parameter neither the server nor a plugin claims (RFC 5321 4.1.1.11).
 fn unsupported(extra: &[ExtraParam], claimed: impl Fn(&str) -> bool) -> Option<Reply> {
     extra.iter().find(|p| !claimed(&p.keyword)).map(|p| Reply::new(555, codes::INVALID_ARGS, format!("Unsupported parameter {}", p.keyword)))
-}
-
-pub(super) fn display_path(path: &Option<Address>) -> String {
-    match path {
-        Some(a) => a.to_string(),
-        None => String::new(),
-    }
-}
-
-/// BODY=BINARYMIME needs BDAT; DATA cannot carry it (RFC 3030 3).
-pub(super) fn is_binary(params: &MailParams) -> bool {
-    params.body == Some(Body::BinaryMime)
 }

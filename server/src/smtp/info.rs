@@ -1,7 +1,8 @@
 //! The commands that answer questions: VRFY and EXPN (RFC 5321 3.5, off by default as
 //! careful sites run them), HELP (4.1.1.8) and ETRN (RFC 1985).
 
-use super::proto::{codes, Reply};
+use wasmail_proto::smtp::{codes, Reply};
+
 use super::session::{Flow, Session};
 use crate::directory::ResolveError;
 

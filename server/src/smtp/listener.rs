@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use wasmail_proto::smtp::{codes, Reply};
 
-use super::proto::{codes, Reply};
 use super::session::{Port, Session};
 use crate::connection::accept::Contexts;
 use crate::Context;

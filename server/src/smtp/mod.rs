@@ -1,11 +1,9 @@
 //! SMTP (RFC 5321 with ESMTP): the listener, the session and its verbs.
 //!
-//! - [`proto`]: the sans-IO wire protocol.
+//! - `wasmail_proto::smtp`: the sans-IO wire protocol.
 //! - `listener`: accepts connections, applies the connection limit.
 //! - `session`: the per-connection state machine and loop.
 //! - `ehlo`, `envelope`, `content`, `info`, `auth` (STARTTLS, AUTH): one file per verb family.
-
-pub mod proto;
 
 mod auth;
 mod content;

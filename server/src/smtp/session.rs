@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::proto::Address;
-use super::proto::{codes, Command, CommandReceiver, Error, MailParams, RcptParams, Reply};
+use wasmail_proto::smtp::Address;
+use wasmail_proto::smtp::{codes, Command, CommandReceiver, ContentReceiver, Error, MailParams, RcptParams, Reply};
+
 use crate::connection::{Connection, Read};
 use crate::directory::Mailbox;
 use crate::plugin::{ConnectInfo, Decision, Hook, SessionPlugins};
@@ -44,9 +45,16 @@ pub(super) struct Transaction {
     pub params: MailParams,
     pub recipients: Vec<Recipient>,
     /// Set once a BDAT chunk arrived: DATA is then out of sequence (RFC 3030 2).
-    pub bdat: Option<super::content::Chunks>,
+    pub bdat: Option<Chunks>,
     /// A plugin said "discard": the client hears 250, nothing is delivered.
     pub discard: Option<String>,
+}
+
+/// A BDAT transaction in progress: the receiver keeps line-end state across chunks.
+#[derive(Debug)]
+pub(super) struct Chunks {
+    pub receiver: ContentReceiver,
+    pub content: Vec<u8>,
 }
 
 /// An accepted recipient.

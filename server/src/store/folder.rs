@@ -16,15 +16,25 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use super::files::{base_name, crlf_size_in, crlf_size_of, sync_dir};
 use super::{Flags, MessageInfo, Synced};
 
 const INDEX: &str = "wasmail-uidlist";
 const KEYWORDS: &str = "dovecot-keywords";
 /// Maildir has 26 keyword letters.
 const MAX_KEYWORDS: usize = 26;
+
+/// The per-folder state the store keeps in memory.
+#[derive(Default)]
+pub(super) struct Folders {
+    /// Open indexes by folder directory.
+    pub(super) open: Mutex<HashMap<PathBuf, Arc<Mutex<Folder>>>>,
+    /// Change counters by folder directory.
+    pub(super) watchers: Mutex<HashMap<PathBuf, tokio::sync::watch::Sender<u64>>>,
+}
 
 /// A folder's index in memory, under the store's per-folder lock.
 pub(super) struct Folder {
@@ -450,25 +460,9 @@ pub(super) fn locate(dir: &Path, location: &str, id: &str) -> io::Result<PathBuf
     Err(io::Error::new(io::ErrorKind::NotFound, format!("no message {id}")))
 }
 
-/// The base name of a Maildir file name (without `:2,FLAGS`).
-pub(super) fn base_name(name: &str) -> &str {
-    name.split(':').next().unwrap_or(name)
-}
-
 /// The flag letters after `:2,` (empty if none).
 fn info_of(name: &str) -> &str {
     name.rsplit_once(":2,").map(|(_, info)| info).filter(|info| !info.contains('/')).unwrap_or("")
-}
-
-/// The CRLF size from a `W=` in the name, if there is one.
-pub(super) fn crlf_size_in(name: &str) -> Option<u64> {
-    base_name(name).split(',').find_map(|part| part.strip_prefix("W=")).and_then(|w| w.parse().ok())
-}
-
-/// The CRLF size of a file without `W=` in its name: counted.
-pub(super) fn crlf_size_of(path: &Path) -> io::Result<u64> {
-    let data = fs::read(path)?;
-    Ok(data.len() as u64 + data.iter().filter(|&&b| b == b'\n').count() as u64 - data.windows(2).filter(|w| w == b"\r\n").count() as u64)
 }
 
 fn epoch_seconds(time: SystemTime) -> i64 {
@@ -476,10 +470,6 @@ fn epoch_seconds(time: SystemTime) -> i64 {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs() as i64),
     }
-}
-
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -10,21 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::folder::{sync_dir, Folder};
-use super::maildir::{bare_lf_count, create_dir_durably, crlf_to_lf, lf_to_crlf, Maildir};
+use super::files::{bare_lf_count, create_dir_durably, crlf_to_lf, lf_to_crlf, sync_dir};
+use super::folder::Folder;
+use super::maildir::Maildir;
 use super::names::{dir_name, from_dir_name, valid_mailbox_name, SPECIAL_USE};
 use super::{Flags, MessageInfo, Synced};
 
 const SUBSCRIPTIONS: &str = "subscriptions";
-
-/// The per-folder state the store keeps in memory.
-#[derive(Default)]
-pub(super) struct Folders {
-    /// Open indexes by folder directory.
-    open: Mutex<HashMap<PathBuf, Arc<Mutex<Folder>>>>,
-    /// Change counters by folder directory.
-    watchers: Mutex<HashMap<PathBuf, tokio::sync::watch::Sender<u64>>>,
-}
 
 fn invalid(why: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, why.into())

@@ -13,8 +13,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::folder::{base_name, crlf_size_in, crlf_size_of, sync_dir};
-use super::mailboxes::Folders;
+use super::files::{bare_lf_count, base_name, create_dir_durably, crlf_size_in, crlf_size_of, crlf_to_lf, lf_to_crlf, sync_dir};
+use super::folder::Folders;
 use super::{Delivered, DeliveryKey, Flags, Listed, MailStore, MessageInfo, Synced};
 
 pub struct Maildir {
@@ -287,87 +287,9 @@ impl Maildir {
     }
 }
 
-/// LF to CRLF (a CR already before an LF is kept single).
-pub(crate) fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 30 + 2);
-    let mut start = 0;
-    for i in memchr::memchr_iter(b'\n', data) {
-        out.extend_from_slice(&data[start..i]);
-        if i == 0 || data[i - 1] != b'\r' {
-            out.push(b'\r');
-        }
-        start = i;
-    }
-    out.extend_from_slice(&data[start..]);
-    out
-}
-
-/// The LFs in `data` that [`lf_to_crlf`] will give a CR when the file is read back (those
-/// not already after one; `before` is the byte before `data`), so that a file's `W=` is the
-/// size readers see. (`\r\r\n` is stored as `\r\n`, which reads back as itself.)
-pub(super) fn bare_lf_count(data: &[u8], before: u8) -> u64 {
-    memchr::memchr_iter(b'\n', data).filter(|&i| if i == 0 { before != b'\r' } else { data[i - 1] != b'\r' }).count() as u64
-}
-
-/// Splits `data` into runs with every CRLF turned into LF (bare CRs are left alone).
-pub(super) fn crlf_to_lf(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = data;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        match rest.windows(2).position(|w| w == b"\r\n") {
-            Some(i) => {
-                // Yield the run up to the CR, then continue at the LF, which starts the next run.
-                let (run, after) = rest.split_at(i);
-                rest = &after[1..];
-                if run.is_empty() {
-                    // Two CRLFs in a row: emit the LF alone.
-                    let (lf, after) = rest.split_at(1);
-                    rest = after;
-                    Some(lf)
-                } else {
-                    Some(run)
-                }
-            }
-            None => {
-                let run = rest;
-                rest = &[];
-                Some(run)
-            }
-        }
-    })
-}
-
-/// Creates a directory (and its parents) and fsyncs the parent, so that the new entry
-/// survives a crash.
-pub(super) fn create_dir_durably(dir: &Path) -> io::Result<()> {
-    if dir.as_os_str().is_empty() || dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_dir_durably(parent)?;
-    }
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    sync_dir(parent)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lf_becomes_crlf_once() {
-        assert_eq!(lf_to_crlf(b"a\nb\r\n\nc"), b"a\r\nb\r\n\r\nc");
-        assert_eq!(lf_to_crlf(b"\n\n"), b"\r\n\r\n");
-        assert_eq!(lf_to_crlf(b""), b"");
-        assert_eq!(lf_to_crlf(b"no line end"), b"no line end");
-    }
 
     #[test]
     fn a_removed_mailbox_is_made_again_at_the_next_delivery() {
@@ -407,14 +329,6 @@ mod tests {
         let stored = fs::read(dir.path().join("mail/tyler/new").join(&d.id)).unwrap();
         let read_back = lf_to_crlf(&stored);
         assert!(d.id.ends_with(&format!(",S={},W={}", stored.len(), read_back.len())), "{} for {:?}", d.id, read_back);
-    }
-
-    #[test]
-    fn crlf_becomes_lf_and_bare_cr_stays() {
-        let joined: Vec<u8> = crlf_to_lf(b"a\r\nb\r\n\r\nc\rd\r\n").flatten().copied().collect();
-        assert_eq!(joined, b"a\nb\n\nc\rd\n");
-        let joined: Vec<u8> = crlf_to_lf(b"\r\n\r\nx").flatten().copied().collect();
-        assert_eq!(joined, b"\n\nx");
     }
 
     #[test]

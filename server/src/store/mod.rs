@@ -2,11 +2,13 @@
 //! so that a shared backend (metadata in PostgreSQL, bodies in an object store) can replace
 //! the embedded Maildir one without touching the protocols.
 
+mod files;
 mod folder;
 mod mailboxes;
 pub mod maildir;
 mod names;
 
+pub use files::lf_to_crlf;
 pub use maildir::Maildir;
 pub use names::{special_use, valid_mailbox_name, SPECIAL_USE};
 

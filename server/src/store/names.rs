@@ -30,7 +30,7 @@ pub fn dir_name(name: &str) -> Option<String> {
     let mut out = String::new();
     for level in name.split('/') {
         out.push('.');
-        out.push_str(&crate::imap::proto::mutf7::encode(level));
+        out.push_str(&wasmail_proto::mutf7::encode(level));
     }
     Some(out)
 }
@@ -41,7 +41,7 @@ pub fn from_dir_name(dir: &str) -> Option<String> {
     if rest.is_empty() || rest == "." {
         return None;
     }
-    let levels: Option<Vec<String>> = rest.split('.').map(|level| crate::imap::proto::mutf7::decode(level.as_bytes())).collect();
+    let levels: Option<Vec<String>> = rest.split('.').map(|level| wasmail_proto::mutf7::decode(level.as_bytes())).collect();
     let name = levels?.join("/");
     valid_mailbox_name(&name).then_some(name)
 }

@@ -339,7 +339,7 @@ fn mailbox(p: &mut Parser<'_>) -> Result<String, Error> {
 }
 
 fn decode_name(wire: &[u8]) -> Result<String, Error> {
-    super::mutf7::decode(wire).ok_or_else(|| Error::Syntax("mailbox name is not modified UTF-7".into()))
+    crate::mutf7::decode(wire).ok_or_else(|| Error::Syntax("mailbox name is not modified UTF-7".into()))
 }
 
 /// flag-list = "(" [flag *(SP flag)] ")".

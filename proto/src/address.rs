@@ -46,6 +46,14 @@ impl fmt::Display for Address {
     }
 }
 
+impl Address {
+    /// A reverse path as logs and plugins see it: the address, or empty for the null
+    /// path `<>`.
+    pub fn path_text(path: Option<&Address>) -> String {
+        path.map(Address::to_string).unwrap_or_default()
+    }
+}
+
 /// Why a path did not parse; the session turns it into 501 5.1.7 or 501 5.1.3.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressError(pub &'static str);

@@ -209,7 +209,7 @@ fn apply(content: &[u8], mut splices: Vec<Splice>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mime::parser::{parse, Limits};
+    use crate::parser::{parse, Limits};
 
     #[test]
     fn a_header_running_into_an_8bit_body_is_downgraded_whole() {

@@ -1,9 +1,10 @@
-//! The next hop's replies, read sans-IO: bytes in, whole replies out, with both bounds — one
-//! line, and one whole (multiline) reply — checked on the bytes as they arrive, before they
-//! are copied. The relay client (`client.rs`) feeds it from the socket; the fuzz target
-//! feeds it arbitrary bytes in arbitrary chunks.
+//! The other side of SMTP: a next hop's replies, as the relay client reads them. Bytes in,
+//! whole replies out, with both bounds — one line, and one whole (multiline) reply — checked
+//! on the bytes as they arrive, before they are copied. The relay client (the server's
+//! `queue/client.rs`) feeds it from the socket; the fuzz target feeds it arbitrary bytes in
+//! arbitrary chunks.
 
-use crate::smtp::proto::EnhancedCode;
+use crate::reply::EnhancedCode;
 
 /// One reply line, CRLF included. RFC 5321 4.5.3.1.5 allows 512 octets; peers that write
 /// longer ones exist, so a little more is taken before the reply counts as broken.

@@ -172,7 +172,7 @@ mod tests {
         let k = keys("OR (DELETED UID 1:5) 2,4 UNKEYWORD $Junk").unwrap();
         let SearchKey::And(parts) = k else { panic!() };
         assert!(matches!(parts[0], SearchKey::Or(..)));
-        assert!(matches!(&parts[1], SearchKey::Flag { flag: crate::imap::proto::Flag::Keyword(k), set: false } if k == "$Junk"));
+        assert!(matches!(&parts[1], SearchKey::Flag { flag: crate::imap::Flag::Keyword(k), set: false } if k == "$Junk"));
         assert!(keys("HEADER Message-ID {5}\r\n<a@b>").is_ok());
     }
 

@@ -183,57 +183,6 @@ impl ContentReceiver {
     }
 }
 
-/// The other direction of dot transparency, shared by the relay client (RFC 5321 4.5.2) and
-/// POP3's multi-line responses (RFC 1939 3): `body` with every line-leading `.` doubled, a
-/// final CRLF if it lacks one, and the terminating `.` line, appended to `out`.
-pub fn dot_stuff_into(out: &mut Vec<u8>, body: &[u8]) {
-    let mut stuffer = DotStuffer::default();
-    stuffer.push(out, body);
-    stuffer.finish(out);
-}
-
-/// Dot-stuffing of a body given in pieces, so that a large one can be written out as it is
-/// stuffed instead of doubled in memory first.
-#[derive(Debug)]
-pub struct DotStuffer {
-    /// The next octet starts a line.
-    at_line_start: bool,
-    /// The last two octets seen, to know whether the body ended in CRLF.
-    last: [u8; 2],
-    /// Whether any octet was seen.
-    any: bool,
-}
-
-impl Default for DotStuffer {
-    fn default() -> Self {
-        DotStuffer { at_line_start: true, last: [0; 2], any: false }
-    }
-}
-
-impl DotStuffer {
-    /// Appends `piece`, stuffed, to `out`.
-    pub fn push(&mut self, out: &mut Vec<u8>, piece: &[u8]) {
-        out.reserve(piece.len());
-        for &b in piece {
-            if self.at_line_start && b == b'.' {
-                out.push(b'.');
-            }
-            out.push(b);
-            self.at_line_start = b == b'\n';
-            self.last = [self.last[1], b];
-        }
-        self.any |= !piece.is_empty();
-    }
-
-    /// Ends the body with CRLF (if it did not) and the terminating `.` line.
-    pub fn finish(self, out: &mut Vec<u8>) {
-        if self.any && self.last != *b"\r\n" {
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b".\r\n");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,7 @@ pub fn astring(text: &str) -> String {
 /// A mailbox name on the wire: modified UTF-7, quoted when needed (always quoted if it has
 /// a space, `%`, `*` or quotes).
 pub fn mailbox(name: &str) -> String {
-    let wire = super::mutf7::encode(name);
+    let wire = crate::mutf7::encode(name);
     let mut out = Vec::new();
     string_into(&mut out, wire.as_bytes());
     String::from_utf8_lossy(&out).into_owned()

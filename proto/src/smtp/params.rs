@@ -4,7 +4,7 @@
 //! in `extra` so that the session (and later a plugin that claims them) decides; the core
 //! answers 555 5.5.4 for any left unclaimed.
 
-use super::address::{parse_mailbox, AddressError};
+use crate::address::{parse_mailbox, AddressError};
 
 /// The BODY parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,13 @@ pub struct MailParams {
     /// ENVID, xtext-decoded.
     pub envid: Option<String>,
     pub extra: Vec<ExtraParam>,
+}
+
+impl MailParams {
+    /// BODY=BINARYMIME: the content comes in BDAT chunks only, never DATA (RFC 3030 3).
+    pub fn is_binary(&self) -> bool {
+        self.body == Some(Body::BinaryMime)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

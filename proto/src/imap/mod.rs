@@ -5,7 +5,6 @@
 pub mod command;
 pub mod fetch;
 pub mod framing;
-pub mod mutf7;
 pub mod parse;
 pub mod response;
 pub mod search;

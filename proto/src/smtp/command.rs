@@ -1,8 +1,8 @@
 //! SMTP command lines: an incremental receiver that finds complete lines in whatever bytes
 //! have arrived, and the parser that turns one line into a typed [`Command`].
 
-use super::address::{check_domain, parse_path, Address};
 use super::params::{parse_mail_params, parse_rcpt_params, MailParams, ParamError, RcptParams};
+use crate::address::{check_domain, parse_path, Address};
 
 /// RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF.
 pub const MAX_COMMAND_LINE: usize = 512;
