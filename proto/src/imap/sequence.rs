@@ -32,12 +32,55 @@ impl SequenceSet {
 
     /// Whether `n` is in the set, `*` standing for `largest`. RFC 3501 9: a range's ends may
     /// come in either order, and `*` is the largest number in use even for an empty mailbox.
+    #[inline]
     pub fn contains(&self, n: u32, largest: u32) -> bool {
-        self.0.iter().any(|&(a, b)| {
+        self.ranges(largest).any(|(low, high)| (low..=high).contains(&n))
+    }
+
+    /// The ranges as `(low, high)`, low first, with `*` standing for `largest`; they may
+    /// overlap and come in any order, as the client wrote them.
+    #[inline]
+    pub fn ranges(&self, largest: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.0.iter().map(move |&(a, b)| {
             let (a, b) = (resolve(a, largest), resolve(b, largest));
-            let (low, high) = if a <= b { (a, b) } else { (b, a) };
-            (low..=high).contains(&n)
+            if a <= b {
+                (a, b)
+            } else {
+                (b, a)
+            }
         })
+    }
+
+    /// The positions, ascending and each once, of the set's numbers in a list of `len`
+    /// ascending numbers that `number(i)` gives (a mailbox's UIDs, or its message numbers):
+    /// found by binary search per range, so a command naming one message of a large mailbox
+    /// does not look at all the others.
+    pub fn positions(&self, len: usize, number: impl Fn(usize) -> u32, largest: u32) -> Vec<usize> {
+        let first_at_least = |n: u32| {
+            let (mut low, mut high) = (0, len);
+            while low < high {
+                let mid = low + (high - low) / 2;
+                if number(mid) < n {
+                    low = mid + 1;
+                } else {
+                    high = mid;
+                }
+            }
+            low
+        };
+        let mut spans: Vec<(usize, usize)> = self
+            .ranges(largest)
+            .map(|(low, high)| (first_at_least(low), high.checked_add(1).map_or(len, first_at_least)))
+            .filter(|(start, end)| start < end)
+            .collect();
+        spans.sort_unstable();
+        let mut out = Vec::new();
+        let mut next = 0;
+        for (start, end) in spans {
+            out.extend(start.max(next)..end);
+            next = next.max(end);
+        }
+        out
     }
 
     /// Whether every number is at most `largest` (for message numbers, which must exist).
@@ -80,5 +123,17 @@ mod tests {
         assert!(SequenceSet::parse(&mut Parser::new(b"0")).is_err());
         assert!(SequenceSet::parse(&mut Parser::new(b"1:")).is_err());
         assert!(SequenceSet::parse(&mut Parser::new(b",")).is_err());
+    }
+
+    #[test]
+    fn positions_are_what_contains_finds() {
+        let uids = [2u32, 3, 5, 8, 13, 21, 34, 55];
+        for text in ["1", "3", "4", "1:*", "*", "5:13", "13:5", "9:12", "60:70", "2,2,3:8,5", "*:30,1:3", "54:56,2"] {
+            let s = set(text);
+            let expected: Vec<usize> = (0..uids.len()).filter(|&i| s.contains(uids[i], 55)).collect();
+            assert_eq!(s.positions(uids.len(), |i| uids[i], 55), expected, "{text}");
+        }
+        assert_eq!(set(&format!("{}", u32::MAX)).positions(3, |i| [1, 2, u32::MAX][i], u32::MAX), [2]);
+        assert!(set("1:*").positions(0, |_| unreachable!(), 0).is_empty());
     }
 }

@@ -53,15 +53,16 @@ impl Selected {
     /// Indexes (sequence number - 1) of the messages a set names. Message numbers must exist
     /// (else the set is bad); UIDs that do not exist are skipped (RFC 3501 6.4.8).
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
+        let messages = &self.messages;
         if uid {
-            let largest = self.messages.last().map(|m| m.uid).unwrap_or(0);
-            return Ok((0..self.messages.len()).filter(|&i| set.contains(self.messages[i].uid, largest)).collect());
+            let largest = messages.last().map(|m| m.uid).unwrap_or(0);
+            return Ok(set.positions(messages.len(), |i| messages[i].uid, largest));
         }
-        let count = self.messages.len() as u32;
+        let count = messages.len() as u32;
         if count == 0 || !set.within(count) {
             return Err("Invalid message sequence number".into());
         }
-        Ok((0..self.messages.len()).filter(|&i| set.contains(i as u32 + 1, count)).collect())
+        Ok(set.positions(messages.len(), |i| i as u32 + 1, count))
     }
 
     /// The flags of a message as FETCH shows them: `(\Seen \Recent $Label1)`.
