@@ -247,8 +247,9 @@ pub struct ImapConfig {
     /// Command text (literals not counted) above this is refused, the rest discarded.
     pub max_line: ByteSize,
     /// One command before login, text and literals together: LOGIN and AUTHENTICATE need
-    /// little, and a client that has not logged in may not make the server hold more. After
-    /// login a command may hold `max_line` of text and `max_literal` of literals.
+    /// little, the largest ID command RFC 2971 allows (30 fields of 1024 octets) about 32 KB,
+    /// and a client that has not logged in may not make the server hold more. After login a
+    /// command may hold `max_line` of text and `max_literal` of literals.
     pub max_command_before_login: ByteSize,
     /// Idle time before the session is closed (RFC 3501 5.4: at least 30 minutes); IDLE
     /// restarts it, as clients re-issue IDLE within it.
@@ -267,7 +268,7 @@ impl Default for ImapConfig {
             tls_listen: Vec::new(),
             max_literal: ByteSize(25 * 1024 * 1024),
             max_line: ByteSize(64 * 1024),
-            max_command_before_login: ByteSize(16 * 1024),
+            max_command_before_login: ByteSize(64 * 1024),
             idle_timeout: Duration(StdDuration::from_secs(30 * 60)),
             max_connections: 500,
             max_connections_per_address: 50,

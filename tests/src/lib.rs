@@ -1,12 +1,14 @@
 //! Test harness: spawns the real `wasmail` binary on a free loopback port with a temporary
 //! data directory, and speaks raw SMTP to it. Real clients (lettre, Python's smtplib, swaks)
-//! are driven from the tests themselves.
+//! are driven from the tests themselves; [`imap::Imap`] is a raw IMAP client.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod imap;
 
 /// The `wasmail` binary built beside the test executables (`target/debug/wasmail`), or the
 /// one named by `WASMAIL_BIN`.

@@ -2,104 +2,12 @@
 //! TCP, Python's imaplib over the whole command set, IDLE seeing SMTP deliveries, several
 //! sessions (and POP3) on one mailbox, UIDs and flags across restarts, limits and bad input.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use wasmail_tests::imap::Imap;
 use wasmail_tests::{Server, Setup};
-
-/// A raw IMAP client: commands out as given, responses read whole (literals included).
-struct Imap {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-/// A command's responses: the untagged (and continuation) ones, then the tagged status line.
-#[derive(Debug)]
-struct Reply {
-    untagged: Vec<Vec<u8>>,
-    tagged: String,
-}
-
-impl Reply {
-    /// The untagged responses as text (lossy), without the `* `.
-    fn lines(&self) -> Vec<String> {
-        self.untagged.iter().map(|l| String::from_utf8_lossy(l.strip_prefix(b"* ").unwrap_or(l)).into_owned()).collect()
-    }
-
-    fn has(&self, line: &str) -> bool {
-        self.lines().iter().any(|l| l == line)
-    }
-
-    fn ok(&self) -> bool {
-        self.tagged.split(' ').nth(1) == Some("OK")
-    }
-}
-
-impl Imap {
-    fn connect(server: &Server) -> Imap {
-        let stream = TcpStream::connect(server.imap.expect("an IMAP listener")).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        let mut imap = Imap { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream };
-        let greeting = imap.response();
-        let greeting = String::from_utf8_lossy(&greeting).into_owned();
-        assert!(greeting.starts_with("* OK ") && greeting.contains("IMAP4rev1 server ready"), "{greeting}");
-        imap
-    }
-
-    fn login(server: &Server, user: &str) -> Imap {
-        let mut imap = Imap::connect(server);
-        let reply = imap.cmd("l1", &format!("LOGIN {user} secret"));
-        assert!(reply.ok(), "{reply:?}");
-        imap
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap();
-    }
-
-    /// One response: a line, with any literals it announces read into it.
-    fn response(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            self.reader.read_until(b'\n', &mut line).unwrap();
-            assert!(line.ends_with(b"\r\n"), "response cut short: {:?}", String::from_utf8_lossy(&out));
-            let body = &line[..line.len() - 2];
-            out.extend_from_slice(body);
-            let size = body
-                .strip_suffix(b"}")
-                .and_then(|b| b.iter().rposition(|&c| c == b'{').map(|i| &b[i + 1..]))
-                .and_then(|digits| std::str::from_utf8(digits).ok()?.parse::<usize>().ok());
-            match size {
-                Some(size) => {
-                    out.extend_from_slice(b"\r\n");
-                    let mut literal = vec![0u8; size];
-                    self.reader.read_exact(&mut literal).unwrap();
-                    out.extend_from_slice(&literal);
-                }
-                None => return out,
-            }
-        }
-    }
-
-    /// Reads responses up to the one tagged `tag`.
-    fn until(&mut self, tag: &str) -> Reply {
-        let mut untagged = Vec::new();
-        loop {
-            let response = self.response();
-            if response.starts_with(format!("{tag} ").as_bytes()) {
-                return Reply { untagged, tagged: String::from_utf8_lossy(&response).into_owned() };
-            }
-            untagged.push(response);
-        }
-    }
-
-    fn cmd(&mut self, tag: &str, command: &str) -> Reply {
-        self.send(format!("{tag} {command}\r\n").as_bytes());
-        self.until(tag)
-    }
-}
 
 fn users(names: &[&str]) -> Setup {
     Setup { users: names.iter().map(|n| n.to_string()).collect(), ..Setup::default() }
@@ -290,10 +198,14 @@ fn sessions_and_pop3_on_one_mailbox_stay_consistent() {
     let mut two = Imap::login(&server, "hunt");
     assert!(one.cmd("a1", "SELECT INBOX").has("3 RECENT"));
     assert!(two.cmd("b1", "SELECT INBOX").has("0 RECENT"), "\\Recent belongs to the first session only");
-    // A flag stored in one session shows in the other at its next command.
-    assert!(one.cmd("a2", "STORE 2 +FLAGS.SILENT (\\Flagged $Important)").untagged.is_empty());
-    let reply = two.cmd("b2", "NOOP");
-    assert_eq!(reply.lines(), ["2 FETCH (FLAGS (\\Flagged $Important))"]);
+    // A flag stored in one session shows in the other at its next command; a new keyword
+    // comes with the new FLAGS and PERMANENTFLAGS first (RFC 3501 7.2.6), in both.
+    let stored = one.cmd("a2", "STORE 2 +FLAGS.SILENT (\\Flagged $Important)").lines();
+    assert!(stored.len() == 2 && stored[0].starts_with("FLAGS (") && stored[0].ends_with("$Important)"), "{stored:?}");
+    let reply = two.cmd("b2", "NOOP").lines();
+    assert_eq!(reply.len(), 3, "{reply:?}");
+    assert!(reply[0].ends_with("$Important)") && reply[1].starts_with("OK [PERMANENTFLAGS ("), "{reply:?}");
+    assert_eq!(reply[2], "2 FETCH (FLAGS (\\Flagged $Important))");
     // An expunge in one is reported in the other, but not during FETCH (RFC 3501 7.4.1).
     assert!(one.cmd("a3", "STORE 1 +FLAGS.SILENT (\\Deleted)").ok());
     assert!(one.cmd("a4", "EXPUNGE").has("1 EXPUNGE"));

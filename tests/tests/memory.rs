@@ -35,7 +35,7 @@ fn server_with_a_large_message() -> Server {
 
 /// Before login, LITERAL+ literals in one unfinished command (each under max_literal) used to
 /// be buffered without bound. Now the whole command is bounded by
-/// `[imap] max_command_before_login` (16 KiB) as it arrives: the literals are refused and
+/// `[imap] max_command_before_login` (64 KiB) as it arrives: the literals are refused and
 /// skipped unread, and the session goes on.
 #[test]
 fn imap_literals_before_login_do_not_add_up() {

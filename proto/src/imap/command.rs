@@ -194,9 +194,9 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
         }
         "LIST" | "LSUB" => {
             p.space()?;
-            let reference = decode_name(&p.astring()?)?;
+            let reference = decode_pattern(&p.astring()?);
             p.space()?;
-            let pattern = decode_name(&p.list_mailbox()?)?;
+            let pattern = decode_pattern(&p.list_mailbox()?);
             Command::List { reference, pattern, subscribed: name == "LSUB" }
         }
         "STATUS" => {
@@ -339,7 +339,13 @@ fn mailbox(p: &mut Parser<'_>) -> Result<String, Error> {
 }
 
 fn decode_name(wire: &[u8]) -> Result<String, Error> {
-    crate::mutf7::decode(wire).ok_or_else(|| Error::Syntax("mailbox name is not modified UTF-7".into()))
+    crate::mutf7::decode(wire).ok_or_else(|| Error::BadName(String::from_utf8_lossy(wire).into_owned()))
+}
+
+/// A LIST reference or pattern: one that is not modified UTF-7 names no mailbox, so it is
+/// taken as it is (and matches nothing a client could have made) rather than refused.
+fn decode_pattern(wire: &[u8]) -> String {
+    crate::mutf7::decode(wire).unwrap_or_else(|| String::from_utf8_lossy(wire).into_owned())
 }
 
 /// flag-list = "(" [flag *(SP flag)] ")".

@@ -25,6 +25,10 @@ pub enum Error {
     Unknown(String),
     /// A known command with bad arguments: the text says what is wrong.
     Syntax(String),
+    /// A mailbox name that is a valid atom or string but not modified UTF-7 (RFC 3501 5.1.3):
+    /// the command is well formed and names no mailbox that can exist, so it is answered
+    /// `NO`, not `BAD`.
+    BadName(String),
 }
 
 impl std::fmt::Display for Error {
@@ -33,6 +37,7 @@ impl std::fmt::Display for Error {
             Error::NoTag => f.write_str("missing tag"),
             Error::Unknown(name) => write!(f, "unknown command {name}"),
             Error::Syntax(why) => f.write_str(why),
+            Error::BadName(name) => write!(f, "mailbox name {name:?} is not modified UTF-7"),
         }
     }
 }

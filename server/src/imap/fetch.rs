@@ -6,6 +6,7 @@
 //! sets \Seen first, and the new flags follow the data.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmail_proto::imap::response::{literal_into, nstring_into};
@@ -14,7 +15,7 @@ use wasmail_proto::imap::{FetchAttr, SequenceSet};
 use super::cache::{Rendered, StructureCache};
 use super::session::{blocking, flags_text, Outcome, Session};
 use super::structure::Parsed;
-use crate::store::{Flags, MailStore, MessageInfo};
+use crate::store::{FlagChange, Flags, MailStore, MessageInfo};
 
 /// Output rendered per trip to the blocking pool, before it is written out.
 const PIECE: usize = 256 * 1024;
@@ -52,24 +53,16 @@ impl Session {
         let indexes: Vec<usize> = indexes.into_iter().filter(|&i| !selected.gone.contains(&selected.messages[i].uid)).collect();
         let mut newly_seen = Vec::new();
         if sets_seen {
-            let changes: Vec<(u32, Flags)> = indexes
-                .iter()
-                .map(|&i| &selected.messages[i])
-                .filter(|m| !m.flags.has(Flags::SEEN))
-                .map(|m| {
-                    let mut flags = m.flags.clone();
-                    flags.system |= Flags::SEEN;
-                    (m.uid, flags)
-                })
-                .collect();
-            if !changes.is_empty() {
+            let unseen: Vec<u32> = indexes.iter().map(|&i| &selected.messages[i]).filter(|m| !m.flags.has(Flags::SEEN)).map(|m| m.uid).collect();
+            if !unseen.is_empty() {
                 let (store, user, name) = (Arc::clone(&self.ctx.store), user.clone(), name.clone());
-                let stored = changes.clone();
-                match blocking(move || store.set_flags(&user, &name, &stored)).await {
-                    Ok(()) => {
+                let seen = Flags { system: Flags::SEEN, keywords: Vec::new() };
+                match blocking(move || store.change_flags(&user, &name, &unseen, FlagChange::Add, &seen)).await {
+                    Ok(changed) => {
+                        let changed: HashMap<u32, Flags> = changed.into_iter().collect();
                         let selected = self.selected.as_mut().expect("selected");
                         for &i in &indexes {
-                            if let Some((_, flags)) = changes.iter().find(|(u, _)| *u == selected.messages[i].uid) {
+                            if let Some(flags) = changed.get(&selected.messages[i].uid) {
                                 selected.messages[i].flags = flags.clone();
                                 newly_seen.push(i);
                             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wasmail_proto::imap::response::mailbox as wire_name;
 use wasmail_proto::imap::StatusItem;
 
-use super::session::{blocking, store_error, Outcome, Selected, Session};
+use super::session::{blocking, flags_lines, learn_keywords, store_error, Outcome, Selected, Session};
 use crate::store::{special_use, valid_mailbox_name, Flags};
 
 impl Session {
@@ -27,19 +27,11 @@ impl Session {
         }
         let mut keywords: Vec<String> = Vec::new();
         for message in synced.messages.iter() {
-            for keyword in &message.flags.keywords {
-                if !keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword)) {
-                    keywords.push(keyword.clone());
-                }
-            }
+            learn_keywords(&mut keywords, &message.flags);
         }
-        let extra: String = keywords.iter().map(|k| format!(" {k}")).collect();
         let first_unseen = synced.messages.iter().position(|m| !m.flags.has(Flags::SEEN));
-        self.untagged(&format!("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{extra})"));
-        if read_only {
-            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
-        } else {
-            self.untagged(&format!("OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{extra} \\*)] Flags permitted"));
+        for line in flags_lines(&keywords, read_only) {
+            self.untagged(&line);
         }
         self.untagged(&format!("{} EXISTS", synced.messages.len()));
         self.untagged(&format!("{} RECENT", recent.len()));
@@ -55,6 +47,7 @@ impl Session {
             messages: synced.messages.to_vec(),
             gone: HashSet::new(),
             recent,
+            keywords,
             snapshot: synced.messages,
             changes,
         });
@@ -159,6 +152,25 @@ impl Session {
                 attributes.retain(|a| *a != "\\NonExistent");
             }
             self.untagged(&format!("{verb} ({}) \"/\" {}", attributes.join(" "), wire_name(name)));
+        }
+        if subscribed && full.contains('%') && !full.contains('*') {
+            // RFC 3501 6.3.9: where `%` stops at a level whose name is not subscribed but has a
+            // subscribed name below it, LSUB gives that level as \Noselect. (`*` reaches the
+            // subscribed names themselves.)
+            let mut parents: Vec<String> = Vec::new();
+            for name in &subscriptions {
+                let mut at = 0;
+                while let Some(slash) = name[at..].find('/') {
+                    let parent = &name[..at + slash];
+                    at += slash + 1;
+                    if !subscriptions.iter().any(|s| s == parent) && !parents.iter().any(|p| p == parent) && matches_pattern(parent, &full) {
+                        parents.push(parent.to_string());
+                    }
+                }
+            }
+            for parent in parents {
+                self.untagged(&format!("LSUB (\\Noselect) \"/\" {}", wire_name(&parent)));
+            }
         }
         Outcome::ok(format!("{verb} completed"))
     }

@@ -11,8 +11,11 @@ use wasmail_mime::{Kind, Part};
 use wasmail_proto::imap::{Flag, SearchKey};
 
 use super::session::{blocking, Outcome, Session};
-use super::structure::Parsed;
+use super::structure::{addresses_text, Parsed};
 use crate::store::{Flags, MessageInfo};
+
+/// The fields whose addresses SEARCH also compares without comments.
+const ADDRESS_FIELDS: [&str; 6] = ["from", "to", "cc", "bcc", "sender", "reply-to"];
 
 impl Session {
     pub(super) async fn search(&mut self, uid: bool, key: &SearchKey) -> Outcome {
@@ -126,7 +129,8 @@ impl Candidate<'_> {
         }
     }
 
-    /// Whether a field called `name` (any field, for "") contains `text`, RFC 2047 decoded.
+    /// Whether a field called `name` (any field, for "") contains `text`, RFC 2047 decoded;
+    /// an address field also as its addresses, without comments (see [`addresses_text`]).
     /// An empty `text` matches any message that has the field (RFC 3501 6.4.4 HEADER).
     fn header_contains(&self, name: &str, text: &str) -> bool {
         let Some(parsed) = self.parsed else { return false };
@@ -134,6 +138,7 @@ impl Candidate<'_> {
         parsed.root.fields.iter().filter(|f| name.is_empty() || f.name.eq_ignore_ascii_case(name)).any(|f| {
             let value = wasmail_mime::words::decode(&wasmail_mime::header::unfolded_value(parsed.content, f));
             value.to_lowercase().contains(&needle)
+                || (ADDRESS_FIELDS.iter().any(|a| f.name.eq_ignore_ascii_case(a)) && addresses_text(&value).to_lowercase().contains(&needle))
         })
     }
 

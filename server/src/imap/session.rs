@@ -43,6 +43,9 @@ pub(super) struct Selected {
     pub gone: HashSet<u32>,
     /// This session's \Recent messages.
     pub recent: HashSet<u32>,
+    /// The keywords the client was told of (FLAGS, PERMANENTFLAGS): a message showing
+    /// another is preceded by new FLAGS and PERMANENTFLAGS responses (RFC 3501 7.2.6).
+    pub keywords: Vec<String>,
     /// The store's list this view was last brought up to date with.
     pub snapshot: Arc<Vec<MessageInfo>>,
     /// Wakes IDLE when the mailbox changes.
@@ -68,6 +71,40 @@ impl Selected {
     /// The flags of a message as FETCH shows them: `(\Seen \Recent $Label1)`.
     pub fn flags_text(&self, message: &MessageInfo) -> String {
         flags_text(&message.flags, self.recent.contains(&message.uid))
+    }
+}
+
+/// Adds the keywords of `flags` that `keywords` lacks; true if there were any.
+pub(super) fn learn_keywords(keywords: &mut Vec<String>, flags: &Flags) -> bool {
+    let before = keywords.len();
+    for keyword in &flags.keywords {
+        if !keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword)) {
+            keywords.push(keyword.clone());
+        }
+    }
+    keywords.len() != before
+}
+
+/// The FLAGS and PERMANENTFLAGS responses for a mailbox with these keywords.
+pub(super) fn flags_lines(keywords: &[String], read_only: bool) -> [String; 2] {
+    let extra: String = keywords.iter().map(|k| format!(" {k}")).collect();
+    let permanent = if read_only {
+        "OK [PERMANENTFLAGS ()] Read-only mailbox".to_string()
+    } else {
+        format!("OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{extra} \\*)] Flags permitted")
+    };
+    [format!("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{extra})"), permanent]
+}
+
+impl Selected {
+    /// Learns the keywords of `flags`; the FLAGS and PERMANENTFLAGS lines to send first when
+    /// one is new to the client.
+    pub fn announce(&mut self, flags: &Flags) -> Vec<String> {
+        if learn_keywords(&mut self.keywords, flags) {
+            flags_lines(&self.keywords, self.read_only).to_vec()
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -333,6 +370,10 @@ impl Session {
             }
             Framed::Command(bytes) => match proto::parse(&bytes) {
                 Ok(request) => self.request(request).await?,
+                Err((error @ proto::Error::BadName(_), tag)) => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    self.tagged(&tag, &Outcome::no_code("CANNOT", error.to_string()));
+                }
                 Err((error, tag)) => {
                     self.errors += 1;
                     tracing::info!(peer = %self.peer, "bad command: {error}");
@@ -493,6 +534,7 @@ impl Session {
             for i in 0..selected.messages.len() {
                 if let Some(now) = current.get(&selected.messages[i].uid) {
                     if now.flags != selected.messages[i].flags {
+                        lines.extend(selected.announce(&now.flags));
                         selected.messages[i].flags = now.flags.clone();
                         let text = selected.flags_text(&selected.messages[i]);
                         lines.push(format!("{} FETCH (FLAGS {text})", i + 1));
@@ -502,6 +544,9 @@ impl Session {
             }
             let last = selected.messages.last().map(|m| m.uid).unwrap_or(0);
             let before = selected.messages.len();
+            for message in synced.messages.iter().filter(|m| m.uid > last) {
+                lines.extend(selected.announce(&message.flags));
+            }
             selected.messages.extend(synced.messages.iter().filter(|m| m.uid > last).cloned());
             if selected.messages.len() != before {
                 lines.push(format!("{} EXISTS", selected.messages.len()));

@@ -144,10 +144,12 @@ fn addresses_into(out: &mut Vec<u8>, value: Option<&str>) {
     out.push(b'(');
     for entry in entries {
         match entry {
-            AddressEntry::Mailbox { name, local, domain } => {
+            AddressEntry::Mailbox { name, route, local, domain } => {
                 out.push(b'(');
                 nstring_into(out, name.as_deref().map(str::as_bytes));
-                out.extend_from_slice(b" NIL ");
+                out.push(b' ');
+                nstring_into(out, route.as_deref().map(str::as_bytes));
+                out.push(b' ');
                 nstring_into(out, Some(local.as_bytes()));
                 out.push(b' ');
                 nstring_into(out, domain.as_deref().map(str::as_bytes));
@@ -166,7 +168,13 @@ fn addresses_into(out: &mut Vec<u8>, value: Option<&str>) {
 
 #[derive(Debug, PartialEq, Eq)]
 enum AddressEntry {
-    Mailbox { name: Option<String>, local: String, domain: Option<String> },
+    /// `route` is an obsolete source route (`@a,@b`), ENVELOPE's `adl`.
+    Mailbox {
+        name: Option<String>,
+        route: Option<String>,
+        local: String,
+        domain: Option<String>,
+    },
     GroupStart(String),
     GroupEnd,
 }
@@ -260,13 +268,50 @@ fn mailbox_entry(text: &str, comment: &str) -> Option<AddressEntry> {
         }
         _ => (Some(comment.to_string()).filter(|c| !c.is_empty()), text),
     };
-    // A source route (`@a,@b:x@y`) is obsolete; the mailbox is what follows the colon.
-    let addr = addr.rsplit(':').next().unwrap_or(addr);
-    let (local, domain) = match addr.rsplit_once('@') {
-        Some((local, domain)) => (unquote(local), Some(domain.to_string())),
-        None => (unquote(addr), None),
+    // A source route (`@a,@b:x@y`) is obsolete, but ENVELOPE gives it; the mailbox is what
+    // follows the colon.
+    let (route, addr) = match addr.rsplit_once(':') {
+        Some((route, addr)) if route.trim_start().starts_with('@') => (Some(route.trim().to_string()), addr),
+        _ => (None, addr),
     };
-    Some(AddressEntry::Mailbox { name, local, domain })
+    // Spaces (and the comments already dropped) may stand around the `@` (RFC 5322 3.4.1's
+    // CFWS): they are not part of the address.
+    let (local, domain) = match addr.rsplit_once('@') {
+        Some((local, domain)) => (unquote(local.trim()), Some(domain.trim().to_string())),
+        None => (unquote(addr.trim()), None),
+    };
+    Some(AddressEntry::Mailbox { name, route, local, domain })
+}
+
+/// An address field as SEARCH compares it (RFC 3501 6.4.4 FROM, TO, CC, BCC): every address
+/// as `name <local@domain>`, without comments, routes or the spaces a header may put around
+/// the `@`, groups by their names; so that `FROM user@domain.org` finds
+/// `<user (comment)@ domain.org>`.
+pub(super) fn addresses_text(value: &str) -> String {
+    let mut out = String::new();
+    for entry in parse_addresses(value) {
+        match entry {
+            AddressEntry::Mailbox { name, local, domain, .. } => {
+                if let Some(name) = name {
+                    out.push_str(&name);
+                    out.push(' ');
+                }
+                out.push('<');
+                out.push_str(&local);
+                if let Some(domain) = domain {
+                    out.push('@');
+                    out.push_str(&domain);
+                }
+                out.push_str(">, ");
+            }
+            AddressEntry::GroupStart(name) => {
+                out.push_str(&name);
+                out.push_str(": ");
+            }
+            AddressEntry::GroupEnd => out.push_str("; "),
+        }
+    }
+    out
 }
 
 fn unquote(text: &str) -> String {
@@ -460,8 +505,16 @@ Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--b--\r\
         let entries = parse_addresses("undisclosed-recipients:;");
         assert_eq!(entries, [AddressEntry::GroupStart("undisclosed-recipients".into()), AddressEntry::GroupEnd]);
         let entries = parse_addresses("joe@x.test (Joe Bloggs), \"a, b\" <ab@y.test>");
-        assert_eq!(entries[0], AddressEntry::Mailbox { name: Some("Joe Bloggs".into()), local: "joe".into(), domain: Some("x.test".into()) });
-        assert_eq!(entries[1], AddressEntry::Mailbox { name: Some("a, b".into()), local: "ab".into(), domain: Some("y.test".into()) });
+        assert_eq!(
+            entries[0],
+            AddressEntry::Mailbox { name: Some("Joe Bloggs".into()), route: None, local: "joe".into(), domain: Some("x.test".into()) }
+        );
+        assert_eq!(entries[1], AddressEntry::Mailbox { name: Some("a, b".into()), route: None, local: "ab".into(), domain: Some("y.test".into()) });
         assert_eq!(parse_addresses("").len(), 0);
+        let routed = AddressEntry::Mailbox { name: None, route: Some("@route".into()), local: "user".into(), domain: Some("domain".into()) };
+        assert_eq!(parse_addresses("<@route:user@domain>"), [routed]);
+        let spaced = AddressEntry::Mailbox { name: None, route: None, local: "user-from".into(), domain: Some("domain.org".into()) };
+        assert_eq!(parse_addresses("<user-from (comment)@ (comment) domain.org>"), [spaced]);
+        assert_eq!(addresses_text("<user-from (comment)@ (comment) domain.org>"), "<user-from@domain.org>, ");
     }
 }

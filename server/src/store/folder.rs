@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use super::files::{base_name, crlf_size_in, crlf_size_of, sync_dir};
-use super::{Flags, MessageInfo, Synced};
+use super::{FlagChange, Flags, MessageInfo, Synced};
 
 const INDEX: &str = "wasmail-uidlist";
 const KEYWORDS: &str = "dovecot-keywords";
@@ -38,6 +38,12 @@ pub(super) struct Folders {
 
 /// A folder's index in memory, under the store's per-folder lock.
 pub(super) struct Folder {
+    /// The user's Maildir: where the UIDVALIDITY counter lives.
+    root: PathBuf,
+    /// Messages from this UID on are \Recent for the next session that claims them (RFC 3501
+    /// 2.3.2): those stored in `cur/` directly (APPEND, COPY, MOVE) since the last claim, as
+    /// those still in `new/` are. Kept in memory: after a restart, only `new/` says it.
+    recent_from: u32,
     /// The Maildir folder (with `new/`, `cur/`, `tmp/`).
     dir: PathBuf,
     uid_validity: u32,
@@ -68,10 +74,20 @@ struct Found {
 }
 
 impl Folder {
-    /// Loads (or creates) the index of the Maildir folder `dir`, which must exist.
+    /// Loads (or creates) the index of the Maildir folder `dir`, which must exist, in a
+    /// Maildir of its own (its UIDVALIDITY counter beside it).
+    #[cfg(test)]
     pub fn open(dir: &Path) -> io::Result<Folder> {
+        Folder::open_in(dir, dir)
+    }
+
+    /// Loads (or creates) the index of the Maildir folder `dir`, which must exist, of the
+    /// user's Maildir at `root`, which keeps the UIDVALIDITY counter of all its folders.
+    pub fn open_in(dir: &Path, root: &Path) -> io::Result<Folder> {
         let mut folder = Folder {
             dir: dir.to_path_buf(),
+            root: root.to_path_buf(),
+            recent_from: 0,
             uid_validity: 0,
             next_uid: 1,
             uids: HashMap::new(),
@@ -97,6 +113,7 @@ impl Folder {
             Err(e) if e.kind() == io::ErrorKind::NotFound => folder.fresh(0)?,
             Err(e) => return Err(e),
         }
+        folder.recent_from = folder.next_uid;
         Ok(folder)
     }
 
@@ -133,10 +150,10 @@ impl Folder {
         true
     }
 
-    /// Starts a new index: no UIDs yet, a UIDVALIDITY above `old` (the time, as Dovecot uses).
+    /// Starts a new index: no UIDs yet, a UIDVALIDITY above `old`, above every one the
+    /// user's Maildir gave out before, and at least the time (as Dovecot does).
     fn fresh(&mut self, old: u32) -> io::Result<()> {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as u32;
-        self.uid_validity = now.max(old.wrapping_add(1)).max(1);
+        self.uid_validity = next_validity(&self.root, old)?;
         self.next_uid = 1;
         self.uids.clear();
         self.cache = None;
@@ -185,20 +202,26 @@ impl Folder {
     }
 
     /// Lists the folder, numbering new messages; with `claim`, moves messages out of `new/`
-    /// (they become the caller's \Recent ones).
+    /// and takes those stored since the last claim: they become the caller's \Recent ones
+    /// and no one else's.
     pub fn sync(&mut self, claim: bool) -> io::Result<Synced> {
         let mut claimed_bases = Vec::new();
         if claim {
             claimed_bases = self.claim_new()?;
         }
         let messages = self.list()?;
-        let claimed = if claimed_bases.is_empty() {
-            Vec::new()
-        } else {
-            let mut uids: Vec<u32> = claimed_bases.iter().filter_map(|b| self.uids.get(b).map(|(uid, _)| *uid)).collect();
-            uids.sort_unstable();
-            uids
-        };
+        let mut claimed = Vec::new();
+        if claim {
+            claimed = claimed_bases.iter().filter_map(|b| self.uids.get(b).map(|(uid, _)| *uid)).collect();
+            claimed.extend(messages.iter().filter(|m| m.uid >= self.recent_from).map(|m| m.uid));
+            claimed.sort_unstable();
+            claimed.dedup();
+            if self.recent_from < self.next_uid {
+                self.recent_from = self.next_uid;
+                // The listing marks them as unseen by any session: not any more.
+                self.cache = None;
+            }
+        }
         Ok(Synced { uid_validity: self.uid_validity, uid_next: self.next_uid, messages, claimed })
     }
 
@@ -270,7 +293,15 @@ impl Folder {
                 None => crlf_size_of(&self.dir.join(&f.location))?,
             };
             let flags = self.flags_from_info(&f.info);
-            messages.push(MessageInfo { uid, id: f.base, location: f.location, size, flags, internal_date, unseen_by_any: f.in_new });
+            messages.push(MessageInfo {
+                uid,
+                id: f.base,
+                location: f.location,
+                size,
+                flags,
+                internal_date,
+                unseen_by_any: f.in_new || uid >= self.recent_from,
+            });
         }
         messages.sort_by_key(|m| m.uid);
         // The same message in new/ and cur/ (a reader mid-move): keep one.
@@ -287,31 +318,44 @@ impl Folder {
     }
 
     /// Sets each message's flags by renaming its file; durable when it returns.
-    pub fn set_flags(&mut self, changes: &[(u32, Flags)]) -> io::Result<()> {
+    /// Applies `change` with `flags` to the messages' flags as the folder has them now (its
+    /// listing is read again when `new/` or `cur/` changed), renaming each file whose flags
+    /// change; the caller holds the folder's lock. Returns the new flags of every message
+    /// found.
+    pub fn change_flags(&mut self, uids: &[u32], change: FlagChange, flags: &Flags) -> io::Result<Vec<(u32, Flags)>> {
         let messages = self.list()?;
         let by_uid: HashMap<u32, &MessageInfo> = messages.iter().map(|m| (m.uid, m)).collect();
-        let mut touched_new = false;
-        for (uid, flags) in changes {
+        let (mut touched_new, mut renamed) = (false, false);
+        let mut changed = Vec::with_capacity(uids.len());
+        for uid in uids {
             let Some(message) = by_uid.get(uid) else { continue };
+            let new = change.apply(&message.flags, flags);
+            changed.push((*uid, new.clone()));
+            if new == message.flags {
+                continue;
+            }
             let current = info_of(&message.location);
-            let info = self.info_for(flags, current)?;
+            let info = self.info_for(&new, current)?;
             let target = format!("cur/{}:2,{info}", message.id);
             if target == message.location {
                 continue;
             }
             touched_new |= message.location.starts_with("new/");
+            renamed = true;
             match fs::rename(self.dir.join(&message.location), self.dir.join(&target)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {} // expunged meanwhile
                 Err(e) => return Err(e),
             }
         }
-        sync_dir(&self.dir.join("cur"))?;
+        if renamed {
+            sync_dir(&self.dir.join("cur"))?;
+            self.cache = None;
+        }
         if touched_new {
             sync_dir(&self.dir.join("new"))?;
         }
-        self.cache = None;
-        Ok(())
+        Ok(changed)
     }
 
     /// Takes files just placed in `cur/` (by append or copy): numbers them, with whatever
@@ -465,6 +509,27 @@ fn info_of(name: &str) -> &str {
     name.rsplit_once(":2,").map(|(_, info)| info).filter(|info| !info.contains('/')).unwrap_or("")
 }
 
+/// The user's UIDVALIDITY counter: the last value given to any of its folders (as Dovecot's
+/// `dovecot-uidvalidity`), so that a folder made again — DELETE and CREATE within one second,
+/// or a damaged index — gets a greater one than before (RFC 3501 2.3.1.1), never the same.
+const VALIDITY: &str = "wasmail-uidvalidity";
+
+/// The next UIDVALIDITY for a folder of the Maildir at `root`: above `floor`, above the
+/// counter, at least the time; written back durably before it is used.
+fn next_validity(root: &Path, floor: u32) -> io::Result<u32> {
+    let path = root.join(VALIDITY);
+    let last = fs::read_to_string(&path).ok().and_then(|text| text.trim().parse::<u32>().ok()).unwrap_or(0);
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as u32;
+    let next = now.max(floor.saturating_add(1)).max(last.saturating_add(1)).max(1);
+    let tmp = root.join(format!("{VALIDITY}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(format!("{next}\n").as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    sync_dir(root)?;
+    Ok(next)
+}
+
 fn epoch_seconds(time: SystemTime) -> i64 {
     match time.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
@@ -511,6 +576,57 @@ mod tests {
     }
 
     #[test]
+    fn messages_stored_in_cur_are_recent_for_the_next_claim_only() {
+        let (_tmp, dir) = maildir();
+        let mut folder = Folder::open(&dir).unwrap();
+        assert!(folder.sync(true).unwrap().claimed.is_empty());
+        // An APPEND or COPY puts its file in cur/ directly.
+        fs::write(dir.join("cur/300.C.host,S=2,W=3:2,S"), b"a\n").unwrap();
+        let placed = folder.adopt(&["300.C.host,S=2,W=3".to_string()]).unwrap();
+        let looked = folder.sync(false).unwrap();
+        assert!(looked.claimed.is_empty() && looked.messages.iter().all(|m| m.unseen_by_any), "STATUS counts it as recent");
+        assert_eq!(folder.sync(true).unwrap().claimed, placed);
+        let after = folder.sync(false).unwrap();
+        assert!(after.messages.iter().all(|m| !m.unseen_by_any), "claimed once, by one session");
+        assert!(folder.sync(true).unwrap().claimed.is_empty());
+    }
+
+    #[test]
+    fn flag_changes_apply_to_the_flags_on_disk_not_a_stale_copy() {
+        let (_tmp, dir) = maildir();
+        fs::write(dir.join("cur/1.A.h:2,S"), b"x\n").unwrap();
+        let mut one = Folder::open(&dir).unwrap();
+        let uid = one.sync(false).unwrap().messages[0].uid;
+        let answered = Flags { system: Flags::ANSWERED, keywords: vec![] };
+        one.change_flags(&[uid], FlagChange::Add, &answered).unwrap();
+        // Another folder handle (another process's view) removes \Seen: \Answered stays.
+        let mut two = Folder::open(&dir).unwrap();
+        let seen = Flags { system: Flags::SEEN, keywords: vec![] };
+        let after = two.change_flags(&[uid], FlagChange::Remove, &seen).unwrap();
+        assert_eq!(after, [(uid, answered.clone())]);
+        assert!(dir.join("cur/1.A.h:2,R").exists());
+        assert_eq!(one.change_flags(&[uid, 99], FlagChange::Add, &Flags::default()).unwrap(), [(uid, answered)], "gone UIDs are skipped");
+    }
+
+    #[test]
+    fn a_folder_made_again_at_once_gets_a_greater_uidvalidity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let make = |name: &str| {
+            let dir = root.join(name);
+            for sub in ["new", "cur", "tmp"] {
+                fs::create_dir_all(dir.join(sub)).unwrap();
+            }
+            Folder::open_in(&dir, root).unwrap().uid_validity()
+        };
+        let first = make(".Box");
+        fs::remove_dir_all(root.join(".Box")).unwrap();
+        let second = make(".Box");
+        assert!(second > first, "{second} after {first}");
+        assert!(make(".Other") > second, "one counter for every folder of the Maildir");
+    }
+
+    #[test]
     fn flags_keywords_and_expunge() {
         let (_tmp, dir) = maildir();
         fs::write(dir.join("cur/1.A.h:2,P"), b"x\n").unwrap();
@@ -518,7 +634,7 @@ mod tests {
         let uid = folder.sync(false).unwrap().messages[0].uid;
         let mut flags = Flags { system: Flags::SEEN | Flags::DELETED, keywords: vec![] };
         flags.add_keyword("$Forwarded");
-        folder.set_flags(&[(uid, flags.clone())]).unwrap();
+        assert_eq!(folder.change_flags(&[uid], FlagChange::Replace, &flags).unwrap(), [(uid, flags.clone())]);
         assert!(dir.join("cur/1.A.h:2,PSTa").exists(), "{:?}", fs::read_dir(dir.join("cur")).unwrap().collect::<Vec<_>>());
         assert_eq!(fs::read_to_string(dir.join("dovecot-keywords")).unwrap(), "0 $Forwarded\n");
         let synced = Folder::open(&dir).unwrap().sync(false).unwrap();

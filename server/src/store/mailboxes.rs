@@ -14,7 +14,7 @@ use super::files::{bare_lf_count, create_dir_durably, crlf_to_lf, lf_to_crlf, sy
 use super::folder::Folder;
 use super::maildir::Maildir;
 use super::names::{dir_name, from_dir_name, valid_mailbox_name, SPECIAL_USE};
-use super::{Flags, MessageInfo, Synced};
+use super::{FlagChange, Flags, MessageInfo, Synced};
 
 const SUBSCRIPTIONS: &str = "subscriptions";
 
@@ -54,7 +54,7 @@ impl Maildir {
             }
             return Err(not_found(name));
         }
-        let folder = Arc::new(Mutex::new(Folder::open(&dir)?));
+        let folder = Arc::new(Mutex::new(Folder::open_in(&dir, &self.user_dir(user))?));
         open.insert(dir.clone(), Arc::clone(&folder));
         Ok((dir, folder))
     }
@@ -262,11 +262,18 @@ impl Maildir {
         folder.sync(claim_recent)
     }
 
-    pub(super) fn imap_set_flags(&self, user: &str, mailbox: &str, changes: &[(u32, Flags)]) -> io::Result<()> {
+    pub(super) fn imap_change_flags(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uids: &[u32],
+        change: FlagChange,
+        flags: &Flags,
+    ) -> io::Result<Vec<(u32, Flags)>> {
         let (dir, folder) = self.folder(user, mailbox)?;
-        folder.lock().expect("folder lock").set_flags(changes)?;
+        let changed = folder.lock().expect("folder lock").change_flags(uids, change, flags)?;
         self.notify(&dir);
-        Ok(())
+        Ok(changed)
     }
 
     pub(super) fn imap_append(&self, user: &str, mailbox: &str, message: &[u8], flags: &Flags, date: Option<i64>) -> io::Result<(u32, u32)> {

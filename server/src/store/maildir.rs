@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use super::files::{bare_lf_count, base_name, create_dir_durably, crlf_size_in, crlf_size_of, crlf_to_lf, lf_to_crlf, sync_dir};
 use super::folder::Folders;
-use super::{Delivered, DeliveryKey, Flags, Listed, MailStore, MessageInfo, Synced};
+use super::{Delivered, DeliveryKey, FlagChange, Flags, Listed, MailStore, MessageInfo, Synced};
 
 pub struct Maildir {
     /// `DATA_DIR/mail`: one folder per user below it.
@@ -255,8 +255,8 @@ impl MailStore for Maildir {
         self.imap_sync(user, mailbox, claim_recent)
     }
 
-    fn set_flags(&self, user: &str, mailbox: &str, changes: &[(u32, Flags)]) -> io::Result<()> {
-        self.imap_set_flags(user, mailbox, changes)
+    fn change_flags(&self, user: &str, mailbox: &str, uids: &[u32], change: FlagChange, flags: &Flags) -> io::Result<Vec<(u32, Flags)>> {
+        self.imap_change_flags(user, mailbox, uids, change, flags)
     }
 
     fn append(&self, user: &str, mailbox: &str, message: &[u8], flags: &Flags, date: Option<i64>) -> io::Result<(u32, u32)> {

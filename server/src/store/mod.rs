@@ -80,9 +80,12 @@ pub trait MailStore: Send + Sync + 'static {
     /// no other caller's.
     fn sync(&self, user: &str, mailbox: &str, claim_recent: bool) -> std::io::Result<Synced>;
 
-    /// Sets the flags of messages (by UID) to exactly the given ones; messages gone are
-    /// skipped. Durable when it returns.
-    fn set_flags(&self, user: &str, mailbox: &str, changes: &[(u32, Flags)]) -> std::io::Result<()>;
+    /// Changes the flags of messages (by UID) as STORE says: applied to their flags as they
+    /// are now in the store, not to a session's older copy, atomically with respect to every
+    /// other change through this store, so that two sessions changing different flags of one
+    /// message both keep theirs. Returns each message's flags after the change; messages
+    /// gone are skipped. Durable when it returns.
+    fn change_flags(&self, user: &str, mailbox: &str, uids: &[u32], change: FlagChange, flags: &Flags) -> std::io::Result<Vec<(u32, Flags)>>;
 
     /// Stores a message (CRLF form) with flags and an internal date (seconds since the epoch;
     /// now if None). Returns (UIDVALIDITY, UID).
@@ -140,6 +143,35 @@ impl Flags {
     }
 }
 
+/// How a flag change applies to a message's flags (RFC 3501 6.4.6: FLAGS, +FLAGS, -FLAGS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagChange {
+    Replace,
+    Add,
+    Remove,
+}
+
+impl FlagChange {
+    /// The flags `current` has after the change.
+    pub fn apply(self, current: &Flags, flags: &Flags) -> Flags {
+        match self {
+            FlagChange::Replace => flags.clone(),
+            FlagChange::Add => {
+                let mut out = current.clone();
+                out.system |= flags.system;
+                flags.keywords.iter().for_each(|k| out.add_keyword(k));
+                out
+            }
+            FlagChange::Remove => {
+                let mut out = current.clone();
+                out.system &= !flags.system;
+                flags.keywords.iter().for_each(|k| out.remove_keyword(k));
+                out
+            }
+        }
+    }
+}
+
 /// A message of a mailbox, as [`MailStore::sync`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageInfo {
@@ -153,7 +185,8 @@ pub struct MessageInfo {
     pub flags: Flags,
     /// INTERNALDATE, seconds since the epoch.
     pub internal_date: i64,
-    /// Not yet seen by any session (a Maildir message still in `new/`).
+    /// Not yet seen by any session: a Maildir message still in `new/`, or one stored in
+    /// `cur/` (APPEND, COPY) since a session last claimed the \Recent messages.
     pub unseen_by_any: bool,
 }
 
