@@ -162,3 +162,23 @@ fn the_largest_id_command_rfc_2971_allows_is_taken_before_login() {
     assert!(reply.ok(), "{}", reply.tagged);
     assert!(reply.lines().iter().any(|l| l.starts_with("ID (")));
 }
+
+#[test]
+fn esearch_answers_min_max_count_and_all_as_a_set() {
+    let server = server();
+    let mut imap = Imap::login(&server, "tyler");
+    assert!(imap.cmd("c1", "CAPABILITY").lines()[0].split(' ').any(|c| c == "ESEARCH"));
+    for i in 1..=6 {
+        let flags = if i % 3 == 0 { "" } else { "(\\Seen)" };
+        assert!(append(&mut imap, "a", "INBOX", flags, &message(&format!("m{i}"))).ok());
+    }
+    assert!(imap.cmd("s1", "SELECT INBOX").ok());
+    let reply = imap.cmd("s2", "SEARCH RETURN (MIN MAX COUNT ALL) SEEN");
+    assert!(reply.has("ESEARCH (TAG \"s2\") MIN 1 MAX 5 COUNT 4 ALL 1:2,4:5"), "{:?}", reply.lines());
+    let reply = imap.cmd("s3", "UID SEARCH RETURN () UNSEEN");
+    assert!(reply.has("ESEARCH (TAG \"s3\") UID ALL 3,6"), "{:?}", reply.lines());
+    let reply = imap.cmd("s4", "SEARCH RETURN (MIN COUNT) DELETED");
+    assert!(reply.has("ESEARCH (TAG \"s4\") COUNT 0"), "nothing found: no MIN, COUNT 0: {:?}", reply.lines());
+    let reply = imap.cmd("s5", "SEARCH RETURN (SAVE) ALL");
+    assert!(reply.tagged.starts_with("s5 BAD"), "SEARCHRES is not offered: {reply:?}");
+}

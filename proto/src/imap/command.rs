@@ -80,9 +80,11 @@ pub enum Command {
     Expunge,
     /// UID EXPUNGE (RFC 4315).
     UidExpunge(SequenceSet),
-    /// SEARCH with its CHARSET, if one was named (the session refuses those it lacks).
+    /// SEARCH with its CHARSET, if one was named (the session refuses those it lacks), and
+    /// its RETURN options (RFC 4731 ESEARCH), if any were given: then the answer is ESEARCH.
     Search {
         uid: bool,
+        ret: Option<Vec<SearchReturn>>,
         charset: Option<String>,
         key: SearchKey,
     },
@@ -246,13 +248,19 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
         }
         "SEARCH" => {
             p.space()?;
+            let mut ret = None;
+            if p.keyword("RETURN") {
+                p.space()?;
+                ret = Some(search_return(p)?);
+                p.space()?;
+            }
             let mut charset = None;
             if p.keyword("CHARSET") {
                 p.space()?;
                 charset = Some(p.astring_text()?);
                 p.space()?;
             }
-            Command::Search { uid, charset, key: search::parse_keys(p)? }
+            Command::Search { uid, ret, charset, key: search::parse_keys(p)? }
         }
         "FETCH" => {
             p.space()?;
@@ -330,6 +338,43 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
         }
         _ => return Err(Error::Unknown(name)),
     })
+}
+
+/// What an ESEARCH answer gives (RFC 4731 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
+}
+
+/// `"(" [search-return-opt *(SP search-return-opt)] ")"`; `()` means ALL.
+fn search_return(p: &mut Parser<'_>) -> Result<Vec<SearchReturn>, Error> {
+    p.open()?;
+    let mut options = Vec::new();
+    if p.peek() != Some(b')') {
+        loop {
+            let option = match p.atom()?.to_ascii_uppercase().as_str() {
+                "MIN" => SearchReturn::Min,
+                "MAX" => SearchReturn::Max,
+                "ALL" => SearchReturn::All,
+                "COUNT" => SearchReturn::Count,
+                other => return Err(Error::Syntax(format!("unknown SEARCH RETURN option {other}"))),
+            };
+            if !options.contains(&option) {
+                options.push(option);
+            }
+            if !p.eat(b' ') {
+                break;
+            }
+        }
+    }
+    p.close()?;
+    if options.is_empty() {
+        options.push(SearchReturn::All);
+    }
+    Ok(options)
 }
 
 /// mailbox = "INBOX" / astring, in modified UTF-7.
@@ -430,7 +475,12 @@ mod tests {
         assert_eq!(ok("A9 ID NIL"), Command::Id(None));
         assert_eq!(ok("B1 ENABLE UTF8=ACCEPT"), Command::Enable(vec!["UTF8=ACCEPT".into()]));
         assert!(matches!(ok("B2 UID MOVE 1:3 Trash"), Command::Copy { uid: true, remove: true, .. }));
-        assert!(matches!(ok("B3 SEARCH CHARSET UTF-8 SUBJECT {4}\r\nf\u{fc}r"), Command::Search { .. }));
+        assert!(matches!(ok("B3 SEARCH CHARSET UTF-8 SUBJECT {4}\r\nf\u{fc}r"), Command::Search { ret: None, .. }));
+        assert!(
+            matches!(ok("B4 SEARCH RETURN (MIN count) ALL"), Command::Search { ret: Some(r), .. } if r == [SearchReturn::Min, SearchReturn::Count])
+        );
+        assert!(matches!(ok("B5 UID SEARCH RETURN () SEEN"), Command::Search { uid: true, ret: Some(r), .. } if r == [SearchReturn::All]));
+        assert!(parse(b"B6 SEARCH RETURN (SAVE) ALL").is_err());
         assert_eq!(
             ok("B4 AUTHENTICATE PLAIN AGNyYWlnAHNlY3JldA=="),
             Command::Authenticate { mechanism: "PLAIN".into(), initial: Some("AGNyYWlnAHNlY3JldA==".into()) }

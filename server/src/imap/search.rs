@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use wasmail_mime::{Kind, Part};
-use wasmail_proto::imap::{Flag, SearchKey};
+use wasmail_proto::imap::response::string_into;
+use wasmail_proto::imap::{Flag, SearchKey, SearchReturn};
 
 use super::session::{blocking, Outcome, Session};
 use super::structure::{addresses_text, Parsed};
@@ -18,7 +19,8 @@ use crate::store::{Flags, MessageInfo};
 const ADDRESS_FIELDS: [&str; 6] = ["from", "to", "cc", "bcc", "sender", "reply-to"];
 
 impl Session {
-    pub(super) async fn search(&mut self, uid: bool, key: &SearchKey) -> Outcome {
+    /// SEARCH and UID SEARCH; with RETURN options (RFC 4731), answered with ESEARCH.
+    pub(super) async fn search(&mut self, uid: bool, ret: Option<&[SearchReturn]>, tag: &str, key: &SearchKey) -> Outcome {
         let selected = self.selected.as_ref().expect("selected");
         let messages: Vec<(u32, MessageInfo, bool)> = selected
             .messages
@@ -54,13 +56,62 @@ impl Session {
         .await;
         match found {
             Ok(found) => {
-                let list: String = found.iter().map(|n| format!(" {n}")).collect();
-                self.untagged(&format!("SEARCH{list}"));
+                match ret {
+                    None => {
+                        let list: String = found.iter().map(|n| format!(" {n}")).collect();
+                        self.untagged(&format!("SEARCH{list}"));
+                    }
+                    Some(options) => self.untagged(&esearch(tag, uid, options, &found)),
+                }
                 Outcome::ok("SEARCH completed")
             }
             Err(e) => super::session::store_error(&e, "SEARCH"),
         }
     }
+}
+
+/// `ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 4 ALL 2:3,9` for the numbers found, ascending
+/// (RFC 4731 3.1): MIN, MAX and ALL are left out when nothing matched, COUNT is not.
+fn esearch(tag: &str, uid: bool, options: &[SearchReturn], found: &[u32]) -> String {
+    // A tag is an atom: its quoted string is always a quoted string, never a literal.
+    let mut quoted = Vec::new();
+    string_into(&mut quoted, tag.as_bytes());
+    let mut out = format!("ESEARCH (TAG {})", String::from_utf8_lossy(&quoted));
+    if uid {
+        out.push_str(" UID");
+    }
+    for option in options {
+        match option {
+            SearchReturn::Min => found.first().iter().for_each(|n| out.push_str(&format!(" MIN {n}"))),
+            SearchReturn::Max => found.last().iter().for_each(|n| out.push_str(&format!(" MAX {n}"))),
+            SearchReturn::Count => out.push_str(&format!(" COUNT {}", found.len())),
+            SearchReturn::All if !found.is_empty() => out.push_str(&format!(" ALL {}", sequence_set(found))),
+            SearchReturn::All => {}
+        }
+    }
+    out
+}
+
+/// Ascending numbers as a sequence set: runs become `a:b`.
+fn sequence_set(numbers: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        while i + 1 < numbers.len() && numbers[i + 1] == numbers[i] + 1 {
+            i += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if numbers[i] == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{}", numbers[i]));
+        }
+        i += 1;
+    }
+    out
 }
 
 fn needs_content(key: &SearchKey) -> bool {
@@ -176,4 +227,17 @@ fn body_texts(content: &[u8], part: &Part, seen: &mut HashSet<usize>) -> Vec<Str
 
 fn internal_day(seconds: i64) -> NaiveDate {
     chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default().date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esearch_answers() {
+        let all = [SearchReturn::Min, SearchReturn::Max, SearchReturn::Count, SearchReturn::All];
+        assert_eq!(esearch("a1", true, &all, &[2, 3, 4, 9, 11, 12]), "ESEARCH (TAG \"a1\") UID MIN 2 MAX 12 COUNT 6 ALL 2:4,9,11:12");
+        assert_eq!(esearch("a2", false, &all, &[]), "ESEARCH (TAG \"a2\") COUNT 0");
+        assert_eq!(esearch("a3", false, &[SearchReturn::All], &[5]), "ESEARCH (TAG \"a3\") ALL 5");
+    }
 }

@@ -29,7 +29,7 @@ const MAX_ERRORS: u32 = 20;
 
 /// The extensions that work (RFC 3501 7.2.1); STARTTLS, LOGINDISABLED and AUTH=PLAIN are
 /// added by the session as the connection allows.
-const EXTENSIONS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE";
+const EXTENSIONS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH";
 
 /// A mailbox as the session sees it.
 pub(super) struct Selected {
@@ -454,7 +454,7 @@ impl Session {
                 // RFC 3501 6.4.4: NO with the charsets that are supported.
                 Outcome::no_code("BADCHARSET (UTF-8 US-ASCII)", format!("{charset} is not supported"))
             }
-            (true, true, Command::Search { uid, key, .. }) => self.search(uid, &key).await,
+            (true, true, Command::Search { uid, ret, key, .. }) => self.search(uid, ret.as_deref(), &tag, &key).await,
             (true, true, Command::Fetch { uid, set, items }) => self.fetch(uid, &set, items).await?,
             (true, true, Command::Store { uid, set, mode, silent, flags }) => self.store(uid, &set, mode, silent, &flags).await,
             (true, true, Command::Copy { uid, set, mailbox, remove }) => self.copy(uid, &set, &mailbox, remove).await,
