@@ -164,6 +164,21 @@ fn the_largest_id_command_rfc_2971_allows_is_taken_before_login() {
 }
 
 #[test]
+fn status_size_is_the_sum_of_the_message_sizes() {
+    let server = server();
+    let mut imap = Imap::login(&server, "tyler");
+    assert!(imap.cmd("c1", "CAPABILITY").lines()[0].split(' ').any(|c| c == "STATUS=SIZE"));
+    assert!(imap.cmd("c2", "CREATE sized").ok());
+    assert_eq!(status_item(&imap.cmd("s1", "STATUS sized (SIZE)"), "SIZE"), 0);
+    let (one, two) = (message("one"), message("second one"));
+    assert!(append(&mut imap, "a1", "sized", "", &one).ok());
+    assert!(append(&mut imap, "a2", "sized", "", &two).ok());
+    let status = imap.cmd("s2", "STATUS sized (MESSAGES SIZE)");
+    assert_eq!(status_item(&status, "SIZE") as usize, one.len() + two.len(), "{:?}", status.lines());
+    assert_eq!(status_item(&status, "MESSAGES"), 2);
+}
+
+#[test]
 fn esearch_answers_min_max_count_and_all_as_a_set() {
     let server = server();
     let mut imap = Imap::login(&server, "tyler");

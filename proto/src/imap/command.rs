@@ -27,6 +27,8 @@ pub enum StatusItem {
     UidNext,
     UidValidity,
     Unseen,
+    /// The mailbox's size in octets, the sum of its messages' RFC822.SIZE (RFC 8438).
+    Size,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +216,7 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
                     "UIDNEXT" => StatusItem::UidNext,
                     "UIDVALIDITY" => StatusItem::UidValidity,
                     "UNSEEN" => StatusItem::Unseen,
+                    "SIZE" => StatusItem::Size,
                     other => return Err(Error::Syntax(format!("unknown status item {other}"))),
                 });
                 if !p.eat(b' ') {

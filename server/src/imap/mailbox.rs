@@ -189,6 +189,7 @@ impl Session {
                 StatusItem::UidNext => format!("UIDNEXT {}", synced.uid_next),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", synced.uid_validity),
                 StatusItem::Unseen => format!("UNSEEN {}", synced.messages.iter().filter(|m| !m.flags.has(Flags::SEEN)).count()),
+                StatusItem::Size => format!("SIZE {}", synced.messages.iter().map(|m| m.size).sum::<u64>()),
             })
             .collect();
         self.untagged(&format!("STATUS {} ({})", wire_name(name), values.join(" ")));
