@@ -197,3 +197,34 @@ fn esearch_answers_min_max_count_and_all_as_a_set() {
     let reply = imap.cmd("s5", "SEARCH RETURN (SAVE) ALL");
     assert!(reply.tagged.starts_with("s5 BAD"), "SEARCHRES is not offered: {reply:?}");
 }
+
+#[test]
+fn multiappend_stores_all_messages_or_none() {
+    let server = server();
+    let mut imap = Imap::login(&server, "tyler");
+    assert!(imap.cmd("c1", "CAPABILITY").lines()[0].split(' ').any(|c| c == "MULTIAPPEND"));
+    assert!(imap.cmd("c2", "CREATE batch").ok());
+    let (one, two, three) = (message("one"), message("two"), message("three"));
+    let command = format!(
+        "m1 APPEND batch (\\Seen) {{{}+}}\r\n{one} {{{}+}}\r\n{two} (\\Flagged) \"05-Jan-2026 10:00:00 +0100\" {{{}+}}\r\n{three}\r\n",
+        one.len(),
+        two.len(),
+        three.len()
+    );
+    imap.send(command.as_bytes());
+    let reply = imap.until("m1");
+    assert!(reply.ok() && reply.tagged.contains("[APPENDUID ") && reply.tagged.contains(" 1:3]"), "{}", reply.tagged);
+    assert!(imap.cmd("s1", "SELECT batch").has("3 EXISTS"));
+    let flags = imap.cmd("f1", "FETCH 1:3 (FLAGS INTERNALDATE)").lines();
+    assert!(flags[0].contains("\\Seen") && flags[2].contains("\\Flagged") && flags[2].contains("5-Jan-2026 09:00:00"), "{flags:?}");
+    // The second message cannot be stored (27 keywords, one more than Maildir has letters):
+    // the first is not stored either.
+    let keywords: Vec<String> = (0..27).map(|i| format!("$k{i}")).collect();
+    let command = format!("m2 APPEND batch {{{}+}}\r\n{one} ({}) {{{}+}}\r\n{two}\r\n", one.len(), keywords.join(" "), two.len());
+    imap.send(command.as_bytes());
+    let reply = imap.until("m2");
+    assert!(reply.tagged.starts_with("m2 NO"), "{}", reply.tagged);
+    assert_eq!(status_item(&imap.cmd("s2", "STATUS batch (MESSAGES)"), "MESSAGES"), 3, "nothing of a failed MULTIAPPEND is stored");
+    let leftovers = std::fs::read_dir(server.data_dir().join("mail/tyler/.batch/tmp")).unwrap().count();
+    assert_eq!(leftovers, 0, "no file left in tmp/");
+}

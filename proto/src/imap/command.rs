@@ -70,11 +70,10 @@ pub enum Command {
         mailbox: String,
         items: Vec<StatusItem>,
     },
+    /// APPEND of one message, or several at once (RFC 3502 MULTIAPPEND).
     Append {
         mailbox: String,
-        flags: Vec<Flag>,
-        date: Option<chrono::DateTime<chrono::FixedOffset>>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
     },
     Check,
     Close,
@@ -229,25 +228,32 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
         "APPEND" => {
             p.space()?;
             let mailbox = mailbox(p)?;
-            p.space()?;
-            let flags = if p.peek() == Some(b'(') {
-                let flags = flag_list(p)?;
-                p.space()?;
-                flags
-            } else {
-                Vec::new()
-            };
-            let date = if p.peek() == Some(b'"') {
-                let date = p.date_time()?;
-                p.space()?;
-                Some(date)
-            } else {
-                None
-            };
-            if p.peek() != Some(b'{') {
-                return Err(Error::Syntax("APPEND needs the message as a literal".into()));
+            let mut messages = Vec::new();
+            // RFC 3502: `1*(SP [flag-list SP] [date-time SP] literal)`.
+            while p.eat(b' ') {
+                let flags = if p.peek() == Some(b'(') {
+                    let flags = flag_list(p)?;
+                    p.space()?;
+                    flags
+                } else {
+                    Vec::new()
+                };
+                let date = if p.peek() == Some(b'"') {
+                    let date = p.date_time()?;
+                    p.space()?;
+                    Some(date)
+                } else {
+                    None
+                };
+                if p.peek() != Some(b'{') {
+                    return Err(Error::Syntax("APPEND needs the message as a literal".into()));
+                }
+                messages.push(AppendMessage { flags, date, message: p.string()? });
             }
-            Command::Append { mailbox, flags, date, message: p.string()? }
+            if messages.is_empty() {
+                return Err(Error::Syntax("APPEND needs a message".into()));
+            }
+            Command::Append { mailbox, messages }
         }
         "SEARCH" => {
             p.space()?;
@@ -341,6 +347,14 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
         }
         _ => return Err(Error::Unknown(name)),
     })
+}
+
+/// One message of an APPEND: its flags, internal date and octets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag>,
+    pub date: Option<chrono::DateTime<chrono::FixedOffset>>,
+    pub message: Vec<u8>,
 }
 
 /// What an ESEARCH answer gives (RFC 4731 3.1).
@@ -459,11 +473,16 @@ mod tests {
             ok("A3 APPEND Sent (\\Seen) \"05-Jan-2026 10:00:00 +0100\" {3+}\r\nhi\n\r\n"),
             Command::Append {
                 mailbox: "Sent".into(),
-                flags: vec![Flag::Seen],
-                date: Some(chrono::DateTime::parse_from_rfc3339("2026-01-05T10:00:00+01:00").unwrap()),
-                message: b"hi\n".to_vec()
+                messages: vec![AppendMessage {
+                    flags: vec![Flag::Seen],
+                    date: Some(chrono::DateTime::parse_from_rfc3339("2026-01-05T10:00:00+01:00").unwrap()),
+                    message: b"hi\n".to_vec()
+                }]
             }
         );
+        let Command::Append { messages, .. } = ok("A3 APPEND Sent {2+}\r\nab (\\Draft) {1+}\r\nc") else { panic!() };
+        assert_eq!((messages.len(), &messages[1].message[..], &messages[1].flags[..]), (2, &b"c"[..], &[Flag::Draft][..]));
+        assert!(parse(b"A3 APPEND Sent").is_err());
         assert_eq!(ok("A4 LIST \"\" \"*\""), Command::List { reference: "".into(), pattern: "*".into(), subscribed: false });
         assert_eq!(ok("A5 LSUB \"\" %"), Command::List { reference: "".into(), pattern: "%".into(), subscribed: true });
         assert_eq!(ok("A6 RENAME \"Entw&APw-rfe\" Old"), Command::Rename { from: "Entwürfe".into(), to: "Old".into() });

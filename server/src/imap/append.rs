@@ -1,32 +1,31 @@
-//! APPEND (RFC 3501 6.3.11) with flags and an internal date, answered with APPENDUID
-//! (RFC 4315).
+//! APPEND (RFC 3501 6.3.11) with flags and an internal date, several messages at once (RFC
+//! 3502 MULTIAPPEND: all or none), answered with APPENDUID (RFC 4315).
 
 use std::sync::Arc;
 
-use wasmail_proto::imap::Flag;
+use wasmail_proto::imap::AppendMessage;
 
-use super::session::{apply_flag, blocking, store_error, Outcome, Session};
-use crate::store::Flags;
+use super::session::{apply_flag, blocking, store_error, uid_set, Outcome, Session};
+use crate::store::{Flags, NewMessage};
 
 impl Session {
-    pub(super) async fn append(
-        &mut self,
-        name: &str,
-        flags: &[Flag],
-        date: Option<chrono::DateTime<chrono::FixedOffset>>,
-        message: Vec<u8>,
-    ) -> Outcome {
-        if message.is_empty() {
+    pub(super) async fn append(&mut self, name: &str, messages: Vec<AppendMessage>) -> Outcome {
+        if messages.iter().any(|m| m.message.is_empty()) {
             return Outcome::no("An empty message cannot be appended");
         }
-        let mut stored = Flags::default();
-        for flag in flags {
-            apply_flag(&mut stored, flag, true);
-        }
+        let messages: Vec<NewMessage> = messages
+            .into_iter()
+            .map(|m| {
+                let mut flags = Flags::default();
+                for flag in &m.flags {
+                    apply_flag(&mut flags, flag, true);
+                }
+                NewMessage { content: m.message, flags, date: m.date.map(|d| d.timestamp()) }
+            })
+            .collect();
         let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
-        let date = date.map(|d| d.timestamp());
-        match blocking(move || store.append(&user, &mailbox, &message, &stored, date)).await {
-            Ok((validity, uid)) => Outcome::ok_code(format!("APPENDUID {validity} {uid}"), "APPEND completed"),
+        match blocking(move || store.append(&user, &mailbox, &messages)).await {
+            Ok((validity, uids)) => Outcome::ok_code(format!("APPENDUID {validity} {}", uid_set(&uids)), "APPEND completed"),
             // RFC 3501 6.3.11: a mailbox that does not exist is TRYCREATE.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Outcome::no_code("TRYCREATE", "No such mailbox"),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Outcome::no_code("LIMIT", e.to_string()),

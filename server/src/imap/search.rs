@@ -11,7 +11,7 @@ use wasmail_mime::{Kind, Part};
 use wasmail_proto::imap::response::string_into;
 use wasmail_proto::imap::{Flag, SearchKey, SearchReturn};
 
-use super::session::{blocking, Outcome, Session};
+use super::session::{blocking, uid_set, Outcome, Session};
 use super::structure::{addresses_text, Parsed};
 use crate::store::{Flags, MessageInfo};
 
@@ -85,31 +85,9 @@ fn esearch(tag: &str, uid: bool, options: &[SearchReturn], found: &[u32]) -> Str
             SearchReturn::Min => found.first().iter().for_each(|n| out.push_str(&format!(" MIN {n}"))),
             SearchReturn::Max => found.last().iter().for_each(|n| out.push_str(&format!(" MAX {n}"))),
             SearchReturn::Count => out.push_str(&format!(" COUNT {}", found.len())),
-            SearchReturn::All if !found.is_empty() => out.push_str(&format!(" ALL {}", sequence_set(found))),
+            SearchReturn::All if !found.is_empty() => out.push_str(&format!(" ALL {}", uid_set(found))),
             SearchReturn::All => {}
         }
-    }
-    out
-}
-
-/// Ascending numbers as a sequence set: runs become `a:b`.
-fn sequence_set(numbers: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < numbers.len() {
-        let start = numbers[i];
-        while i + 1 < numbers.len() && numbers[i + 1] == numbers[i] + 1 {
-            i += 1;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if numbers[i] == start {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{}", numbers[i]));
-        }
-        i += 1;
     }
     out
 }

@@ -29,7 +29,8 @@ const MAX_ERRORS: u32 = 20;
 
 /// The extensions that work (RFC 3501 7.2.1); STARTTLS, LOGINDISABLED and AUTH=PLAIN are
 /// added by the session as the connection allows.
-const EXTENSIONS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE";
+const EXTENSIONS: &str =
+    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND";
 
 /// A mailbox as the session sees it.
 pub(super) struct Selected {
@@ -432,7 +433,7 @@ impl Session {
             (true, _, Command::Unsubscribe(name)) => self.subscribe(&name, false).await,
             (true, _, Command::List { reference, pattern, subscribed }) => self.list(&reference, &pattern, subscribed).await,
             (true, _, Command::Status { mailbox, items }) => self.status(&mailbox, &items).await,
-            (true, _, Command::Append { mailbox, flags, date, message }) => self.append(&mailbox, &flags, date, message).await,
+            (true, _, Command::Append { mailbox, messages }) => self.append(&mailbox, messages).await,
             (true, _, Command::Namespace) => {
                 self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
                 Outcome::ok("NAMESPACE completed")
@@ -611,6 +612,28 @@ impl Session {
     pub(super) fn user(&self) -> String {
         self.user.clone().expect("logged in")
     }
+}
+
+/// Ascending numbers as a sequence set (`2:4,9`), as ESEARCH ALL and APPENDUID write them.
+pub(super) fn uid_set(numbers: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        while i + 1 < numbers.len() && numbers[i + 1] == numbers[i] + 1 {
+            i += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if numbers[i] == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{}", numbers[i]));
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Runs store work on the blocking pool.

@@ -14,7 +14,7 @@ use super::files::{bare_lf_count, create_dir_durably, crlf_to_lf, lf_to_crlf, sy
 use super::folder::Folder;
 use super::maildir::Maildir;
 use super::names::{dir_name, from_dir_name, valid_mailbox_name, SPECIAL_USE};
-use super::{FlagChange, Flags, MessageInfo, Synced};
+use super::{FlagChange, Flags, MessageInfo, NewMessage, Synced};
 
 const SUBSCRIPTIONS: &str = "subscriptions";
 
@@ -276,37 +276,62 @@ impl Maildir {
         Ok(changed)
     }
 
-    pub(super) fn imap_append(&self, user: &str, mailbox: &str, message: &[u8], flags: &Flags, date: Option<i64>) -> io::Result<(u32, u32)> {
+    /// Appends messages all or none: each is written to `tmp/` and fsync'd first (a failure
+    /// removes them all); then, under the folder's lock, all are renamed into `cur/` and the
+    /// folder fsync'd once, and numbered together.
+    pub(super) fn imap_append(&self, user: &str, mailbox: &str, messages: &[NewMessage]) -> io::Result<(u32, Vec<u32>)> {
         let (dir, folder) = self.folder(user, mailbox)?;
-        let mut lf = Vec::with_capacity(message.len());
-        for run in crlf_to_lf(message) {
-            lf.extend_from_slice(run);
-        }
-        let lines = bare_lf_count(&lf, 0);
-        let base = format!("{},S={},W={}", self.unique_base(), lf.len(), lf.len() as u64 + lines);
-        let tmp = dir.join("tmp").join(&base);
-        let written = (|| {
-            let mut file = File::create(&tmp)?;
-            file.write_all(&lf)?;
-            if let Some(date) = date {
-                let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(date.max(0) as u64);
-                file.set_modified(time)?;
+        let mut written: Vec<(PathBuf, String)> = Vec::with_capacity(messages.len());
+        let discard = |written: &[(PathBuf, String)]| written.iter().for_each(|(tmp, _)| drop(fs::remove_file(tmp)));
+        for message in messages {
+            let mut lf = Vec::with_capacity(message.content.len());
+            for run in crlf_to_lf(&message.content) {
+                lf.extend_from_slice(run);
             }
-            file.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
+            let lines = bare_lf_count(&lf, 0);
+            let base = format!("{},S={},W={}", self.unique_base(), lf.len(), lf.len() as u64 + lines);
+            let tmp = dir.join("tmp").join(&base);
+            let stored = (|| {
+                let mut file = File::create(&tmp)?;
+                file.write_all(&lf)?;
+                if let Some(date) = message.date {
+                    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(date.max(0) as u64);
+                    file.set_modified(time)?;
+                }
+                file.sync_all()
+            })();
+            written.push((tmp, base));
+            if let Err(e) = stored {
+                discard(&written);
+                return Err(e);
+            }
         }
         let mut index = folder.lock().expect("folder lock");
-        let info = index.info_for(flags, "")?;
-        fs::rename(&tmp, dir.join("cur").join(format!("{base}:2,{info}")))?;
+        let mut targets = Vec::with_capacity(messages.len());
+        for (message, (_, base)) in messages.iter().zip(&written) {
+            match index.info_for(&message.flags, "") {
+                Ok(info) => targets.push(dir.join("cur").join(format!("{base}:2,{info}"))),
+                Err(e) => {
+                    discard(&written);
+                    return Err(e);
+                }
+            }
+        }
+        for (i, ((tmp, _), target)) in written.iter().zip(&targets).enumerate() {
+            if let Err(e) = fs::rename(tmp, target) {
+                // Nothing was numbered yet: take back what went in, so that none is stored.
+                targets[..i].iter().for_each(|t| drop(fs::remove_file(t)));
+                discard(&written[i..]);
+                return Err(e);
+            }
+        }
         sync_dir(&dir.join("cur"))?;
-        let uid = index.adopt(std::slice::from_ref(&base))?[0];
+        let bases: Vec<String> = written.into_iter().map(|(_, base)| base).collect();
+        let uids = index.adopt(&bases)?;
         let validity = index.uid_validity();
         drop(index);
         self.notify(&dir);
-        Ok((validity, uid))
+        Ok((validity, uids))
     }
 
     pub(super) fn imap_copy(&self, user: &str, from: &str, uids: &[u32], to: &str) -> io::Result<(u32, Vec<(u32, u32)>)> {

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use super::files::{bare_lf_count, base_name, create_dir_durably, crlf_size_in, crlf_size_of, crlf_to_lf, lf_to_crlf, sync_dir};
 use super::folder::Folders;
-use super::{Delivered, DeliveryKey, FlagChange, Flags, Listed, MailStore, MessageInfo, Synced};
+use super::{Delivered, DeliveryKey, FlagChange, Flags, Listed, MailStore, MessageInfo, NewMessage, Synced};
 
 pub struct Maildir {
     /// `DATA_DIR/mail`: one folder per user below it.
@@ -259,8 +259,8 @@ impl MailStore for Maildir {
         self.imap_change_flags(user, mailbox, uids, change, flags)
     }
 
-    fn append(&self, user: &str, mailbox: &str, message: &[u8], flags: &Flags, date: Option<i64>) -> io::Result<(u32, u32)> {
-        self.imap_append(user, mailbox, message, flags, date)
+    fn append(&self, user: &str, mailbox: &str, messages: &[NewMessage]) -> io::Result<(u32, Vec<u32>)> {
+        self.imap_append(user, mailbox, messages)
     }
 
     fn copy(&self, user: &str, from: &str, uids: &[u32], to: &str) -> io::Result<(u32, Vec<(u32, u32)>)> {

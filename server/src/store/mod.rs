@@ -87,9 +87,10 @@ pub trait MailStore: Send + Sync + 'static {
     /// gone are skipped. Durable when it returns.
     fn change_flags(&self, user: &str, mailbox: &str, uids: &[u32], change: FlagChange, flags: &Flags) -> std::io::Result<Vec<(u32, Flags)>>;
 
-    /// Stores a message (CRLF form) with flags and an internal date (seconds since the epoch;
-    /// now if None). Returns (UIDVALIDITY, UID).
-    fn append(&self, user: &str, mailbox: &str, message: &[u8], flags: &Flags, date: Option<i64>) -> std::io::Result<(u32, u32)>;
+    /// Stores messages (CRLF form), each with flags and an internal date (seconds since the
+    /// epoch; now if None), all or none (RFC 3502: a failure stores nothing). Returns
+    /// UIDVALIDITY and the UIDs, in the order given.
+    fn append(&self, user: &str, mailbox: &str, messages: &[NewMessage]) -> std::io::Result<(u32, Vec<u32>)>;
 
     /// Copies messages (by UID, in that order) into another mailbox, keeping their flags and
     /// internal dates. Returns the target's UIDVALIDITY and the new UIDs, in the same order;
@@ -141,6 +142,15 @@ impl Flags {
     pub fn remove_keyword(&mut self, keyword: &str) {
         self.keywords.retain(|k| !k.eq_ignore_ascii_case(keyword));
     }
+}
+
+/// A message to append.
+pub struct NewMessage {
+    /// The octets, CRLF line ends.
+    pub content: Vec<u8>,
+    pub flags: Flags,
+    /// INTERNALDATE, seconds since the epoch; now if None.
+    pub date: Option<i64>,
 }
 
 /// How a flag change applies to a message's flags (RFC 3501 6.4.6: FLAGS, +FLAGS, -FLAGS).
