@@ -228,3 +228,20 @@ fn multiappend_stores_all_messages_or_none() {
     let leftovers = std::fs::read_dir(server.data_dir().join("mail/tyler/.batch/tmp")).unwrap().count();
     assert_eq!(leftovers, 0, "no file left in tmp/");
 }
+
+#[test]
+fn a_multiappend_is_bounded_as_one_command_and_stores_nothing_past_it() {
+    // Each literal is under max_literal; together they pass what one command may hold after
+    // login (max_literal of literals and max_line of text: 2 KiB + 64 KiB).
+    let server = Server::start_with(Setup { users: vec!["tyler".into()], imap: "max_literal = \"2KiB\"\n".into(), ..Setup::default() });
+    let mut imap = Imap::login(&server, "tyler");
+    assert!(imap.cmd("c1", "CREATE bounded").ok());
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(1500));
+    let literals: String = (0..45).map(|_| format!(" {{{}+}}\r\n{big}", big.len())).collect();
+    assert!(literals.len() > (2 + 64) * 1024);
+    imap.send(format!("m1 APPEND bounded{literals}\r\n").as_bytes());
+    let reply = imap.until("m1");
+    assert!(reply.tagged.starts_with("m1 NO [TOOBIG]"), "{}", reply.tagged);
+    assert!(imap.cmd("n1", "NOOP").ok(), "the session goes on after the skipped literals");
+    assert_eq!(status_item(&imap.cmd("s1", "STATUS bounded (MESSAGES)"), "MESSAGES"), 0);
+}

@@ -89,6 +89,29 @@ impl SequenceSet {
     }
 }
 
+/// Ascending numbers written as a sequence set, runs as ranges (`2:4,9,11:12`): how ESEARCH's
+/// ALL and APPENDUID give a set of messages.
+pub fn compact(numbers: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        while i + 1 < numbers.len() && numbers[i + 1] == numbers[i] + 1 {
+            i += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if numbers[i] == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{}", numbers[i]));
+        }
+        i += 1;
+    }
+    out
+}
+
 fn resolve(n: SeqNumber, largest: u32) -> u32 {
     match n {
         SeqNumber::Value(v) => v,
@@ -123,6 +146,16 @@ mod tests {
         assert!(SequenceSet::parse(&mut Parser::new(b"0")).is_err());
         assert!(SequenceSet::parse(&mut Parser::new(b"1:")).is_err());
         assert!(SequenceSet::parse(&mut Parser::new(b",")).is_err());
+    }
+
+    #[test]
+    fn compact_sets_read_back_as_the_same_numbers() {
+        assert_eq!(compact(&[2, 3, 4, 9, 11, 12]), "2:4,9,11:12");
+        assert_eq!(compact(&[7]), "7");
+        assert_eq!(compact(&[]), "");
+        let numbers = [1, 2, 5, 6, 7, 10];
+        let back = set(&compact(&numbers));
+        assert_eq!((1..=12).filter(|&n| back.contains(n, 12)).collect::<Vec<_>>(), numbers);
     }
 
     #[test]

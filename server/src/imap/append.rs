@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use wasmail_proto::imap::AppendMessage;
+use wasmail_proto::imap::{sequence, AppendMessage};
 
-use super::session::{apply_flag, blocking, store_error, uid_set, Outcome, Session};
+use super::session::{apply_flag, blocking, store_error, Outcome, Session};
 use crate::store::{Flags, NewMessage};
 
 impl Session {
@@ -25,7 +25,7 @@ impl Session {
             .collect();
         let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
         match blocking(move || store.append(&user, &mailbox, &messages)).await {
-            Ok((validity, uids)) => Outcome::ok_code(format!("APPENDUID {validity} {}", uid_set(&uids)), "APPEND completed"),
+            Ok((validity, uids)) => Outcome::ok_code(format!("APPENDUID {validity} {}", sequence::compact(&uids)), "APPEND completed"),
             // RFC 3501 6.3.11: a mailbox that does not exist is TRYCREATE.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Outcome::no_code("TRYCREATE", "No such mailbox"),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Outcome::no_code("LIMIT", e.to_string()),

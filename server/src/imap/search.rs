@@ -9,9 +9,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use wasmail_mime::{Kind, Part};
 use wasmail_proto::imap::response::string_into;
-use wasmail_proto::imap::{Flag, SearchKey, SearchReturn};
+use wasmail_proto::imap::{sequence, Flag, SearchKey, SearchReturn};
 
-use super::session::{blocking, uid_set, Outcome, Session};
+use super::session::{blocking, Outcome, Session};
 use super::structure::{addresses_text, Parsed};
 use crate::store::{Flags, MessageInfo};
 
@@ -85,7 +85,7 @@ fn esearch(tag: &str, uid: bool, options: &[SearchReturn], found: &[u32]) -> Str
             SearchReturn::Min => found.first().iter().for_each(|n| out.push_str(&format!(" MIN {n}"))),
             SearchReturn::Max => found.last().iter().for_each(|n| out.push_str(&format!(" MAX {n}"))),
             SearchReturn::Count => out.push_str(&format!(" COUNT {}", found.len())),
-            SearchReturn::All if !found.is_empty() => out.push_str(&format!(" ALL {}", uid_set(found))),
+            SearchReturn::All if !found.is_empty() => out.push_str(&format!(" ALL {}", sequence::compact(found))),
             SearchReturn::All => {}
         }
     }

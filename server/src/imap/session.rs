@@ -614,28 +614,6 @@ impl Session {
     }
 }
 
-/// Ascending numbers as a sequence set (`2:4,9`), as ESEARCH ALL and APPENDUID write them.
-pub(super) fn uid_set(numbers: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < numbers.len() {
-        let start = numbers[i];
-        while i + 1 < numbers.len() && numbers[i + 1] == numbers[i] + 1 {
-            i += 1;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if numbers[i] == start {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{}", numbers[i]));
-        }
-        i += 1;
-    }
-    out
-}
-
 /// Runs store work on the blocking pool.
 pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
     tokio::task::spawn_blocking(work).await.map_err(std::io::Error::other)?

@@ -22,12 +22,6 @@ pub enum RouteOutcome {
 }
 
 impl SessionPlugins {
-    /// Whether any plugin has this delivery hook (verb-activated plugins never do: a delivery
-    /// has no verb).
-    pub fn wants_delivery(&self, hook: Hook) -> bool {
-        self.wants(hook)
-    }
-
     pub async fn on_route(&mut self, message: &MessageInfo, recipient: &RecipientInfo) -> RouteOutcome {
         let mut route = Route::Default;
         let mut by = None;

@@ -301,8 +301,9 @@ impl SessionPlugins {
         }
     }
 
-    /// Whether any plugin gets `hook` now (so that the session can skip building its
-    /// arguments).
+    /// Whether any plugin gets `hook` now (so that the session or the delivery can skip
+    /// building its arguments). A delivery has no verb, so a plugin whose hooks wait for one
+    /// never gets a delivery hook.
     pub fn wants(&self, hook: Hook) -> bool {
         !self.reached(Reach::Listed(hook)).is_empty()
     }

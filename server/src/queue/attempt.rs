@@ -47,7 +47,7 @@ impl Queue {
         let room = settings.plugins.argument_room(Hook::Route).min(settings.plugins.argument_room(Hook::DeliveryResult));
         let message = message_info(&envelope, &content, &settings.header_limits, room);
         match plugins.as_mut() {
-            Some(p) if p.wants_delivery(Hook::Route) => self.route_recipients(p, &mut envelope, &message).await,
+            Some(p) if p.wants(Hook::Route) => self.route_recipients(p, &mut envelope, &message).await,
             _ => envelope.recipients.iter_mut().for_each(|r| r.routed = true),
         }
         let held = settle_mailboxes(&mut envelope);
@@ -71,7 +71,7 @@ impl Queue {
                 crate::metrics::get().delivery(r.state.outcome(), if r.remote { "relay" } else { "local" });
             }
         }
-        if let Some(p) = plugins.as_mut().filter(|p| p.wants_delivery(Hook::DeliveryResult)) {
+        if let Some(p) = plugins.as_mut().filter(|p| p.wants(Hook::DeliveryResult)) {
             for (i, r) in envelope.recipients.iter().enumerate() {
                 let was_pending = before.get(i).is_none_or(|s| *s == State::Pending);
                 if !was_pending || r.discarded || !r.routed {

@@ -11,8 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmail_proto::smtp::Address;
-use wasmail_proto::smtp::{codes, Command, CommandReceiver, ContentReceiver, Error, MailParams, RcptParams, Reply};
+use wasmail_proto::smtp::{codes, Address, Command, CommandReceiver, ContentReceiver, Error, MailParams, RcptParams, Reply};
 
 use crate::connection::{Connection, Read};
 use crate::directory::Mailbox;
