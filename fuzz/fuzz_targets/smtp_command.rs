@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasmail_proto::smtp::{self as proto, dot_stuff_into, CommandReceiver, ContentReceiver, DotStuffer, Error};
+use wasmail_proto::smtp::{dot_stuff_into, CommandReceiver, ContentReceiver, DotStuffer, Error};
 
 /// Every command (or error) the receiver finds in `input` fed in chunks of `chunk`.
 fn commands(input: &[u8], chunk: usize) -> Vec<String> {

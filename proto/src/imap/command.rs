@@ -29,6 +29,32 @@ pub enum StatusItem {
     Unseen,
     /// The mailbox's size in octets, the sum of its messages' RFC822.SIZE (RFC 8438).
     Size,
+    /// RFC 7162 3.1.2.
+    HighestModSeq,
+}
+
+/// What SELECT and EXAMINE may ask beyond the mailbox (RFC 7162 3.1.8, 3.2.5).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectParams {
+    /// `(CONDSTORE)`: mod-sequences from now on.
+    pub condstore: bool,
+    /// `(QRESYNC (...))`: what changed since the client's last visit, at once.
+    pub qresync: Option<Qresync>,
+}
+
+/// The client's memory of a mailbox, for QRESYNC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    /// The UIDVALIDITY the client knew: if it changed, the client must start over, and the
+    /// rest is ignored.
+    pub uid_validity: u32,
+    /// The last HIGHESTMODSEQ the client saw.
+    pub modseq: u64,
+    /// The UIDs the client knows (all, if None).
+    pub known_uids: Option<SequenceSet>,
+    /// Message numbers and the UIDs the client has for them, to help a server that forgot
+    /// its expunges (this one keeps them, so it reads them and needs them not).
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +77,7 @@ pub enum Command {
     Select {
         mailbox: String,
         read_only: bool,
+        params: SelectParams,
     },
     Create(String),
     Delete(String),
@@ -89,17 +116,23 @@ pub enum Command {
         charset: Option<String>,
         key: SearchKey,
     },
+    /// FETCH, with the modifiers of RFC 7162: only messages changed since a mod-sequence,
+    /// and (UID FETCH only) VANISHED (EARLIER) for those expunged since.
     Fetch {
         uid: bool,
         set: SequenceSet,
         items: Vec<FetchAttr>,
+        changed_since: Option<u64>,
+        vanished: bool,
     },
+    /// STORE, with UNCHANGEDSINCE (RFC 7162 3.1.3) if given.
     Store {
         uid: bool,
         set: SequenceSet,
         mode: StoreMode,
         silent: bool,
         flags: Vec<Flag>,
+        unchanged_since: Option<u64>,
     },
     /// COPY and (with `remove`) MOVE (RFC 6851).
     Copy {
@@ -177,7 +210,9 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
         }
         "SELECT" | "EXAMINE" => {
             p.space()?;
-            Command::Select { mailbox: mailbox(p)?, read_only: name == "EXAMINE" }
+            let mailbox = mailbox(p)?;
+            let params = if p.eat(b' ') { select_params(p)? } else { SelectParams::default() };
+            Command::Select { mailbox, read_only: name == "EXAMINE", params }
         }
         "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
             p.space()?;
@@ -216,6 +251,7 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
                     "UIDVALIDITY" => StatusItem::UidValidity,
                     "UNSEEN" => StatusItem::Unseen,
                     "SIZE" => StatusItem::Size,
+                    "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                     other => return Err(Error::Syntax(format!("unknown status item {other}"))),
                 });
                 if !p.eat(b' ') {
@@ -275,12 +311,55 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
             p.space()?;
             let set = SequenceSet::parse(p)?;
             p.space()?;
-            Command::Fetch { uid, set, items: fetch::parse_items(p)? }
+            let items = fetch::parse_items(p)?;
+            let (mut changed_since, mut vanished) = (None, false);
+            if p.eat(b' ') {
+                // fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"
+                p.open()?;
+                loop {
+                    match p.atom()?.to_ascii_uppercase().as_str() {
+                        "CHANGEDSINCE" if changed_since.is_none() => {
+                            p.space()?;
+                            changed_since = Some(p.mod_sequence()?);
+                        }
+                        "VANISHED" if !vanished => vanished = true,
+                        other => return Err(Error::Syntax(format!("unknown or repeated FETCH modifier {other}"))),
+                    }
+                    if !p.eat(b' ') {
+                        break;
+                    }
+                }
+                p.close()?;
+                // RFC 7162 3.2.6: VANISHED only with CHANGEDSINCE, and only in UID FETCH.
+                if vanished && (!uid || changed_since.is_none()) {
+                    return Err(Error::Syntax("VANISHED needs UID FETCH and CHANGEDSINCE".into()));
+                }
+            }
+            Command::Fetch { uid, set, items, changed_since, vanished }
         }
         "STORE" => {
             p.space()?;
             let set = SequenceSet::parse(p)?;
             p.space()?;
+            let mut unchanged_since = None;
+            if p.peek() == Some(b'(') {
+                // store-modifiers = SP "(" store-modifier *(SP store-modifier) ")"
+                p.open()?;
+                loop {
+                    match p.atom()?.to_ascii_uppercase().as_str() {
+                        "UNCHANGEDSINCE" if unchanged_since.is_none() => {
+                            p.space()?;
+                            unchanged_since = Some(p.mod_sequence()?);
+                        }
+                        other => return Err(Error::Syntax(format!("unknown or repeated STORE modifier {other}"))),
+                    }
+                    if !p.eat(b' ') {
+                        break;
+                    }
+                }
+                p.close()?;
+                p.space()?;
+            }
             let mode = if p.eat(b'+') {
                 StoreMode::Add
             } else if p.eat(b'-') {
@@ -304,7 +383,7 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
                 }
                 flags
             };
-            Command::Store { uid, set, mode, silent, flags }
+            Command::Store { uid, set, mode, silent, flags, unchanged_since }
         }
         "COPY" | "MOVE" => {
             p.space()?;
@@ -394,6 +473,47 @@ fn search_return(p: &mut Parser<'_>) -> Result<Vec<SearchReturn>, Error> {
     Ok(options)
 }
 
+/// select-params = "(" select-param *(SP select-param) ")" (RFC 4466 2.5, RFC 7162 7).
+fn select_params(p: &mut Parser<'_>) -> Result<SelectParams, Error> {
+    let mut params = SelectParams::default();
+    p.open()?;
+    loop {
+        match p.atom()?.to_ascii_uppercase().as_str() {
+            "CONDSTORE" if !params.condstore => params.condstore = true,
+            "QRESYNC" if params.qresync.is_none() => {
+                // "QRESYNC" SP "(" uidvalidity SP mod-sequence-value [SP known-uids]
+                //     [SP seq-match-data] ")"
+                p.space()?;
+                p.open()?;
+                let uid_validity = p.nz_number()?;
+                p.space()?;
+                let modseq = p.mod_sequence()?;
+                let (mut known_uids, mut seq_match) = (None, None);
+                if p.eat(b' ') && p.peek() != Some(b'(') {
+                    known_uids = Some(SequenceSet::parse(p)?);
+                    p.eat(b' ');
+                }
+                if p.peek() == Some(b'(') {
+                    p.open()?;
+                    let numbers = SequenceSet::parse(p)?;
+                    p.space()?;
+                    let uids = SequenceSet::parse(p)?;
+                    p.close()?;
+                    seq_match = Some((numbers, uids));
+                }
+                p.close()?;
+                params.qresync = Some(Qresync { uid_validity, modseq, known_uids, seq_match });
+            }
+            other => return Err(Error::Syntax(format!("unknown or repeated SELECT parameter {other}"))),
+        }
+        if !p.eat(b' ') {
+            break;
+        }
+    }
+    p.close()?;
+    Ok(params)
+}
+
 /// mailbox = "INBOX" / astring, in modified UTF-7.
 fn mailbox(p: &mut Parser<'_>) -> Result<String, Error> {
     let name = decode_name(&p.astring()?)?;
@@ -446,7 +566,7 @@ mod tests {
     #[test]
     fn the_classic_session_parses() {
         assert_eq!(ok("a0001 LOGIN craig secret\r\n"), Command::Login { user: "craig".into(), password: "secret".into() });
-        assert_eq!(ok("a0002 SELECT inbox\r\n"), Command::Select { mailbox: "INBOX".into(), read_only: false });
+        assert_eq!(ok("a0002 SELECT inbox\r\n"), Command::Select { mailbox: "INBOX".into(), read_only: false, params: SelectParams::default() });
         assert!(matches!(ok("a0003 FETCH 1 BODY[TEXT]\r\n"), Command::Fetch { uid: false, .. }));
         assert_eq!(
             ok("a0004 STORE 1 +FLAGS \\DELETED\r\n"),
@@ -455,7 +575,8 @@ mod tests {
                 set: SequenceSet(vec![(super::super::sequence::SeqNumber::Value(1), super::super::sequence::SeqNumber::Value(1))]),
                 mode: StoreMode::Add,
                 silent: false,
-                flags: vec![Flag::Deleted]
+                flags: vec![Flag::Deleted],
+                unchanged_since: None,
             }
         );
         assert_eq!(ok("a0005 CLOSE\r\n"), Command::Close);
@@ -508,6 +629,49 @@ mod tests {
             Command::Authenticate { mechanism: "PLAIN".into(), initial: Some("AGNyYWlnAHNlY3JldA==".into()) }
         );
         assert!(matches!(ok("B5 UID EXPUNGE 3:5"), Command::UidExpunge(_)));
+    }
+
+    #[test]
+    fn condstore_and_qresync_arguments() {
+        // The examples of RFC 7162.
+        let Command::Select { params, .. } = ok("A142 SELECT INBOX (CONDSTORE)") else { panic!() };
+        assert!(params.condstore && params.qresync.is_none());
+        let Command::Select { params, .. } = ok("A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))") else { panic!() };
+        let q = params.qresync.unwrap();
+        assert_eq!((q.uid_validity, q.modseq, q.seq_match), (67890007, 20050715194045000, None));
+        assert!(q.known_uids.unwrap().contains(43, 0));
+        let Command::Select { params, .. } =
+            ok("B04 SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))")
+        else {
+            panic!()
+        };
+        let (numbers, uids) = params.qresync.unwrap().seq_match.unwrap();
+        assert!(numbers.contains(7500, 0) && uids.contains(22500, 0));
+        let Command::Select { params, .. } = ok("B05 EXAMINE INBOX (QRESYNC (1 2 (1 1)))") else { panic!() };
+        assert!(params.qresync.unwrap().known_uids.is_none());
+        assert!(matches!(
+            ok("s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)"),
+            Command::Fetch { uid: true, changed_since: Some(12345), vanished: true, .. }
+        ));
+        assert!(matches!(ok("s101 FETCH 1:* FLAGS (CHANGEDSINCE 1)"), Command::Fetch { changed_since: Some(1), vanished: false, .. }));
+        assert!(matches!(
+            ok("d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)"),
+            Command::Store { unchanged_since: Some(320162338), silent: true, mode: StoreMode::Add, .. }
+        ));
+        assert!(
+            matches!(ok("A1 STATUS blurdybloop (UIDNEXT HIGHESTMODSEQ)"), Command::Status { items, .. } if items[1] == StatusItem::HighestModSeq)
+        );
+        for bad in [
+            "x SELECT INBOX (CONDSTORE CONDSTORE)",
+            "x SELECT INBOX (QRESYNC (0 1))",
+            "x SELECT INBOX (FOO)",
+            "x FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)",
+            "x UID FETCH 1:* FLAGS (VANISHED)",
+            "x STORE 1 (UNCHANGEDSINCE x) FLAGS \\Seen",
+            "x STORE 1 (UNCHANGEDSINCE 9223372036854775808) FLAGS \\Seen",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum FetchAttr {
     Body,
     BodyStructure,
     Uid,
+    /// MODSEQ (RFC 7162 3.1.6).
+    ModSeq,
     /// BODY[section]<partial> and BODY.PEEK[...].
     Section {
         peek: bool,
@@ -113,6 +115,7 @@ fn item(p: &mut Parser<'_>) -> Result<FetchAttr, Error> {
         ("RFC822", FetchAttr::Rfc822),
         ("BODYSTRUCTURE", FetchAttr::BodyStructure),
         ("UID", FetchAttr::Uid),
+        ("MODSEQ", FetchAttr::ModSeq),
     ];
     for (name, attr) in simple {
         if p.keyword(name) {

@@ -10,7 +10,7 @@ pub mod response;
 pub mod search;
 pub mod sequence;
 
-pub use command::{parse, AppendMessage, Command, Request, SearchReturn, StatusItem, StoreMode};
+pub use command::{parse, AppendMessage, Command, Qresync, Request, SearchReturn, SelectParams, StatusItem, StoreMode};
 pub use fetch::{FetchAttr, Section, SectionText};
 pub use framing::{Framed, Receiver};
 pub use search::SearchKey;

@@ -148,6 +148,14 @@ impl<'a> Parser<'a> {
         std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()).ok_or_else(|| Error::Syntax("expected a number".into()))
     }
 
+    /// mod-sequence-valzer (RFC 7162 7): 0 to 2^63 - 1.
+    pub fn mod_sequence(&mut self) -> Result<u64, Error> {
+        match self.number64()? {
+            n if n <= i64::MAX as u64 => Ok(n),
+            _ => Err(Error::Syntax("mod-sequence too large".into())),
+        }
+    }
+
     /// string = quoted / literal.
     pub fn string(&mut self) -> Result<Vec<u8>, Error> {
         match self.peek() {

@@ -37,6 +37,9 @@ pub enum SearchKey {
     Smaller(u64),
     Uid(SequenceSet),
     Sequence(SequenceSet),
+    /// MODSEQ: the message's mod-sequence is at least this (RFC 7162 3.1.5; the optional
+    /// entry name and type are read and ignored, as flags have one mod-sequence here).
+    ModSeq(u64),
     Not(Box<SearchKey>),
     Or(Box<SearchKey>, Box<SearchKey>),
     /// A parenthesized list, or the top level: all must match.
@@ -129,6 +132,23 @@ fn key(p: &mut Parser<'_>) -> Result<SearchKey, Error> {
             p.space()?;
             Ok(SearchKey::Uid(SequenceSet::parse(p)?))
         }
+        "MODSEQ" => {
+            // MODSEQ [entry-name SP entry-type-req SP] mod-sequence-valzer
+            p.space()?;
+            if p.peek() == Some(b'"') {
+                let entry = p.string()?;
+                if !entry.starts_with(b"/flags/") {
+                    return Err(Error::Syntax("MODSEQ entry names start with /flags/".into()));
+                }
+                p.space()?;
+                let kind = p.atom()?.to_ascii_lowercase();
+                if !matches!(kind.as_str(), "priv" | "shared" | "all") {
+                    return Err(Error::Syntax(format!("bad MODSEQ entry type {kind}")));
+                }
+                p.space()?;
+            }
+            Ok(SearchKey::ModSeq(p.mod_sequence()?))
+        }
         "NOT" => {
             p.space()?;
             p.enter()?;
@@ -174,11 +194,16 @@ mod tests {
         assert!(matches!(parts[0], SearchKey::Or(..)));
         assert!(matches!(&parts[1], SearchKey::Flag { flag: crate::imap::Flag::Keyword(k), set: false } if k == "$Junk"));
         assert!(keys("HEADER Message-ID {5}\r\n<a@b>").is_ok());
+        // RFC 7162 3.1.5.
+        assert_eq!(keys("MODSEQ \"/flags/\\\\draft\" all 620162338").unwrap(), SearchKey::ModSeq(620162338));
+        assert_eq!(keys("MODSEQ 0").unwrap(), SearchKey::ModSeq(0));
     }
 
     #[test]
     fn bad_keys() {
-        for bad in ["", "FOO", "OR SEEN", "SINCE 1994", "LARGER x", "(SEEN", "NOT", "KEYWORD \\Seen x"] {
+        for bad in
+            ["", "FOO", "OR SEEN", "SINCE 1994", "LARGER x", "(SEEN", "NOT", "KEYWORD \\Seen x", "MODSEQ 9223372036854775808", "MODSEQ \"/x\" all 1"]
+        {
             assert!(keys(bad).is_err(), "{bad:?}");
         }
         let deep = format!("{}SEEN{}", "(".repeat(100), ")".repeat(100));

@@ -92,22 +92,80 @@ impl SequenceSet {
 /// Ascending numbers written as a sequence set, runs as ranges (`2:4,9,11:12`): how ESEARCH's
 /// ALL and APPENDUID give a set of messages.
 pub fn compact(numbers: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < numbers.len() {
-        let start = numbers[i];
-        while i + 1 < numbers.len() && numbers[i + 1] == numbers[i] + 1 {
-            i += 1;
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &n in numbers {
+        match runs.last_mut() {
+            Some(run) if run.1.checked_add(1) == Some(n) => run.1 = n,
+            _ => runs.push((n, n)),
         }
+    }
+    write(&runs)
+}
+
+/// Ranges `(low, high)` written as a sequence set (`3:5,9`), in the order given.
+pub fn write(ranges: &[(u32, u32)]) -> String {
+    let mut out = String::new();
+    for &(low, high) in ranges {
         if !out.is_empty() {
             out.push(',');
         }
-        if numbers[i] == start {
-            out.push_str(&start.to_string());
+        if low == high {
+            out.push_str(&low.to_string());
         } else {
-            out.push_str(&format!("{start}:{}", numbers[i]));
+            out.push_str(&format!("{low}:{high}"));
         }
-        i += 1;
+    }
+    out
+}
+
+/// The numbers of ascending, disjoint `ranges` that are also in `set` (`*` standing for
+/// `largest`) and not in the ascending list `except`, as ascending, disjoint ranges: how
+/// VANISHED (EARLIER) narrows what a store says was expunged to what the client asked about
+/// and what its session no longer shows.
+pub fn narrow(ranges: &[(u32, u32)], set: Option<&SequenceSet>, largest: u32, except: &[u32]) -> Vec<(u32, u32)> {
+    let mut within: Vec<(u32, u32)> = match set {
+        None => ranges.to_vec(),
+        Some(set) => {
+            let mut asked: Vec<(u32, u32)> = set.ranges(largest).collect();
+            asked.sort_unstable();
+            let mut out = Vec::new();
+            for &(low, high) in ranges {
+                for &(a, b) in &asked {
+                    let (l, h) = (low.max(a), high.min(b));
+                    if l <= h {
+                        out.push((l, h));
+                    }
+                }
+            }
+            out.sort_unstable();
+            out
+        }
+    };
+    // Join what overlaps (the client's ranges may), then cut out the exceptions.
+    let mut joined: Vec<(u32, u32)> = Vec::with_capacity(within.len());
+    for (low, high) in within.drain(..) {
+        match joined.last_mut() {
+            Some(last) if low <= last.1.saturating_add(1) => last.1 = last.1.max(high),
+            _ => joined.push((low, high)),
+        }
+    }
+    let mut out = Vec::with_capacity(joined.len());
+    for (low, high) in joined {
+        let (mut next, mut reached_high) = (low, false);
+        let start = except.partition_point(|&n| n < low);
+        for &n in except[start..].iter().take_while(|&&n| n <= high) {
+            if n > next {
+                out.push((next, n - 1));
+            }
+            if n == high {
+                reached_high = true;
+                break;
+            }
+            next = n + 1;
+        }
+        if !reached_high {
+            out.push((next, high));
+        }
     }
     out
 }
@@ -153,6 +211,17 @@ mod tests {
         assert_eq!(compact(&[2, 3, 4, 9, 11, 12]), "2:4,9,11:12");
         assert_eq!(compact(&[7]), "7");
         assert_eq!(compact(&[]), "");
+        assert_eq!(compact(&[1, u32::MAX]), format!("1,{}", u32::MAX));
+    }
+
+    #[test]
+    fn narrowing_expunged_ranges() {
+        let gone = [(1, 3), (7, 10), (20, 20)];
+        assert_eq!(narrow(&gone, None, 0, &[]), gone);
+        assert_eq!(narrow(&gone, Some(&set("2:8,9,*")), 20, &[]), [(2, 3), (7, 9), (20, 20)]);
+        assert_eq!(narrow(&gone, Some(&set("5:6")), 20, &[]), []);
+        assert_eq!(narrow(&gone, None, 0, &[2, 8, 10, 20]), [(1, 1), (3, 3), (7, 7), (9, 9)]);
+        assert_eq!(write(&narrow(&[(1, u32::MAX)], Some(&set("4:*")), u32::MAX, &[5, u32::MAX])), format!("4,6:{}", u32::MAX - 1));
         let numbers = [1, 2, 5, 6, 7, 10];
         let back = set(&compact(&numbers));
         assert_eq!((1..=12).filter(|&n| back.contains(n, 12)).collect::<Vec<_>>(), numbers);

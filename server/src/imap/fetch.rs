@@ -3,7 +3,9 @@
 //! between two items of one message — and each piece is written out before the next is
 //! rendered, so that neither `FETCH 1:* BODY[]` on a large mailbox nor `FETCH 1 (BODY[]
 //! BODY[] ...)` holds more than a piece and one item in memory. A body fetched without .PEEK
-//! sets \Seen first, and the new flags follow the data.
+//! sets \Seen first, and the new flags follow the data. With CONDSTORE (RFC 7162 3.1.4-6),
+//! MODSEQ is an item, CHANGEDSINCE keeps only messages changed since, and UID FETCH's
+//! VANISHED modifier first names the UIDs of the set expunged since.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -35,16 +37,43 @@ struct Target {
 }
 
 impl Session {
-    pub(super) async fn fetch(&mut self, uid: bool, set: &SequenceSet, mut items: Vec<FetchAttr>) -> std::io::Result<Outcome> {
+    pub(super) async fn fetch(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        mut items: Vec<FetchAttr>,
+        changed_since: Option<u64>,
+        vanished: bool,
+    ) -> std::io::Result<Outcome> {
+        if vanished && !self.qresync {
+            return Ok(Outcome::bad("VANISHED needs ENABLE QRESYNC first (RFC 7162 3.2.6)"));
+        }
+        if changed_since.is_some() || items.contains(&FetchAttr::ModSeq) {
+            self.use_condstore();
+        }
         let selected = self.selected.as_ref().expect("selected");
         let indexes = match selected.resolve(set, uid) {
             Ok(indexes) => indexes,
             Err(e) => return Ok(Outcome::bad(e)),
         };
-        // UID FETCH always answers with the UID (RFC 3501 6.4.8).
-        if uid && !items.contains(&FetchAttr::Uid) {
+        // UID FETCH always answers with the UID (RFC 3501 6.4.8), and every FETCH does once
+        // QRESYNC is on (RFC 7162 3.2.4).
+        if (uid || self.qresync) && !items.contains(&FetchAttr::Uid) {
             items.insert(0, FetchAttr::Uid);
         }
+        // With CONDSTORE on, flags come with their mod-sequence; CHANGEDSINCE implies it
+        // (RFC 7162 3.1.4).
+        if !items.contains(&FetchAttr::ModSeq) && (changed_since.is_some() || (self.condstore && items.contains(&FetchAttr::Flags))) {
+            items.push(FetchAttr::ModSeq);
+        }
+        let indexes: Vec<usize> = match changed_since {
+            Some(since) => indexes.into_iter().filter(|&i| selected.messages[i].modseq > since).collect(),
+            None => indexes,
+        };
+        if let (true, Some(since)) = (vanished, changed_since) {
+            self.vanished_earlier(Some(set), since).await;
+        }
+        let selected = self.selected.as_ref().expect("selected");
         let sets_seen = !selected.read_only
             && items.iter().any(|i| matches!(i, FetchAttr::Rfc822 | FetchAttr::Rfc822Text | FetchAttr::Section { peek: false, .. }));
         let wants_flags = items.contains(&FetchAttr::Flags);
@@ -57,13 +86,14 @@ impl Session {
             if !unseen.is_empty() {
                 let (store, user, name) = (Arc::clone(&self.ctx.store), user.clone(), name.clone());
                 let seen = Flags { system: Flags::SEEN, keywords: Vec::new() };
-                match blocking(move || store.change_flags(&user, &name, &unseen, FlagChange::Add, &seen)).await {
+                match blocking(move || store.change_flags(&user, &name, &unseen, FlagChange::Add, &seen, None)).await {
                     Ok(changed) => {
-                        let changed: HashMap<u32, Flags> = changed.into_iter().collect();
+                        let changed: HashMap<u32, (Flags, u64)> = changed.stored.into_iter().map(|(uid, f, m)| (uid, (f, m))).collect();
                         let selected = self.selected.as_mut().expect("selected");
                         for &i in &indexes {
-                            if let Some(flags) = changed.get(&selected.messages[i].uid) {
+                            if let Some((flags, modseq)) = changed.get(&selected.messages[i].uid) {
                                 selected.messages[i].flags = flags.clone();
+                                selected.messages[i].modseq = *modseq;
                                 newly_seen.push(i);
                             }
                         }
@@ -90,22 +120,16 @@ impl Session {
             self.flush_if_large().await?;
         }
         if !wants_flags {
-            let selected = self.selected.as_ref().expect("selected");
-            let lines: Vec<String> = newly_seen
-                .iter()
-                .map(|&i| {
-                    let message = &selected.messages[i];
-                    let uid_item = if uid { format!(" UID {}", message.uid) } else { String::new() };
-                    format!("{} FETCH (FLAGS {}{uid_item})", i + 1, selected.flags_text(message))
-                })
-                .collect();
+            let (selected, condstore) = (self.selected.as_ref().expect("selected"), self.condstore);
+            let lines: Vec<String> = newly_seen.iter().map(|&i| selected.flags_response(i, uid || self.qresync, condstore)).collect();
             for line in lines {
                 self.untagged(&line);
             }
         }
         if failed > 0 {
-            // RFC 3501 7.4.1 allows NO when some messages could not be fetched (gone meanwhile).
-            return Ok(Outcome::no(format!("Some messages could not be fetched ({failed})")));
+            // RFC 3501 7.4.1 allows NO when some messages could not be fetched (gone meanwhile),
+            // (with RFC 5530's code, as Dovecot answers).
+            return Ok(Outcome::no_code("EXPUNGEISSUED", format!("Some of the requested messages no longer exist ({failed})")));
         }
         Ok(Outcome::ok("FETCH completed"))
     }
@@ -205,6 +229,7 @@ fn render_item(out: &mut Vec<u8>, target: &Target, parts: &Parts<'_>, item: &Fet
     let message = &target.message;
     match item {
         FetchAttr::Uid => out.extend_from_slice(format!("UID {}", message.uid).as_bytes()),
+        FetchAttr::ModSeq => out.extend_from_slice(format!("MODSEQ ({})", message.modseq).as_bytes()),
         FetchAttr::Flags => out.extend_from_slice(format!("FLAGS {}", flags_text(&message.flags, target.recent)).as_bytes()),
         FetchAttr::InternalDate => out.extend_from_slice(format!("INTERNALDATE \"{}\"", internal_date(message.internal_date)).as_bytes()),
         FetchAttr::Rfc822Size => out.extend_from_slice(format!("RFC822.SIZE {}", message.size).as_bytes()),

@@ -6,15 +6,26 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use wasmail_proto::imap::response::mailbox as wire_name;
-use wasmail_proto::imap::StatusItem;
+use wasmail_proto::imap::{SelectParams, StatusItem};
 
 use super::session::{blocking, flags_lines, learn_keywords, store_error, Outcome, Selected, Session};
 use crate::store::{special_use, valid_mailbox_name, Flags};
 
 impl Session {
-    pub(super) async fn select(&mut self, name: &str, read_only: bool) -> Outcome {
-        // RFC 3501 6.3.1: selecting deselects first, even if the new SELECT fails.
-        self.selected = None;
+    /// SELECT and EXAMINE, with CONDSTORE or QRESYNC (RFC 7162 3.1.8, 3.2.5) if asked.
+    pub(super) async fn select(&mut self, name: &str, read_only: bool, params: SelectParams) -> Outcome {
+        if params.qresync.is_some() && !self.qresync {
+            return Outcome::bad("QRESYNC must be enabled first (RFC 7162 3.2.5)");
+        }
+        // RFC 3501 6.3.1: selecting deselects first, even if the new SELECT fails; RFC 7162
+        // 3.2.11 says so with CLOSED, so that the responses that follow are not taken for the
+        // old mailbox's.
+        if self.selected.take().is_some() {
+            self.untagged("OK [CLOSED] Previous mailbox closed");
+        }
+        if params.condstore {
+            self.condstore = true;
+        }
         let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
         let changes = self.ctx.store.changes(&user, name);
         let synced = match blocking(move || store.sync(&user, &mailbox, !read_only)).await {
@@ -40,6 +51,8 @@ impl Session {
         }
         self.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", synced.uid_validity));
         self.untagged(&format!("OK [UIDNEXT {}] Predicted next UID", synced.uid_next));
+        // RFC 7162 3.1.2.1: with every SELECT, as mod-sequences are always kept here.
+        self.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest", synced.highest_modseq));
         self.selected = Some(Selected {
             name: name.to_string(),
             read_only,
@@ -49,8 +62,12 @@ impl Session {
             recent,
             keywords,
             snapshot: synced.messages,
+            highest_modseq: synced.highest_modseq,
             changes,
         });
+        if let Some(known) = &params.qresync {
+            self.resync(known).await;
+        }
         if read_only {
             Outcome::ok_code("READ-ONLY", "EXAMINE completed")
         } else {
@@ -176,6 +193,9 @@ impl Session {
     }
 
     pub(super) async fn status(&mut self, name: &str, items: &[StatusItem]) -> Outcome {
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.use_condstore();
+        }
         let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
         let synced = match blocking(move || store.sync(&user, &mailbox, false)).await {
             Ok(synced) => synced,
@@ -190,6 +210,7 @@ impl Session {
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", synced.uid_validity),
                 StatusItem::Unseen => format!("UNSEEN {}", synced.messages.iter().filter(|m| !m.flags.has(Flags::SEEN)).count()),
                 StatusItem::Size => format!("SIZE {}", synced.messages.iter().map(|m| m.size).sum::<u64>()),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", synced.highest_modseq),
             })
             .collect();
         self.untagged(&format!("STATUS {} ({})", wire_name(name), values.join(" ")));

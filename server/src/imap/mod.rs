@@ -1,13 +1,15 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID, ENABLE, SPECIAL-USE,
-//! UNSELECT, CHILDREN and SASL-IR, over the same mailboxes as SMTP delivers to and POP3 reads.
+//! UNSELECT, CHILDREN, SASL-IR, ESEARCH, STATUS=SIZE, MULTIAPPEND, CONDSTORE and QRESYNC, over
+//! the same mailboxes as SMTP delivers to and POP3 reads.
 //!
 //! Layout:
 //! - `wasmail_proto::imap`: sans-IO framing (lines and literals, with limits) and command
 //!   parsing.
-//! - `session`: the connection, the state machine and the selected mailbox's view.
+//! - `session`: the connection, the state machine and the selected mailbox's view;
+//!   `refresh` brings the view up to date after each command and tells the client.
 //! - one file per command family: `auth` (LOGIN, AUTHENTICATE), `mailbox` (SELECT, CREATE,
 //!   LIST, STATUS, ...), `append`, `fetch`, `flags` (STORE), `copy` (COPY, MOVE), `expunge`
-//!   (EXPUNGE, CLOSE, UNSELECT), `search`, `idle`.
+//!   (EXPUNGE, CLOSE, UNSELECT), `search`, `idle`, `condstore` (ENABLE, QRESYNC's SELECT).
 //! - `structure`: ENVELOPE, BODYSTRUCTURE and body sections from the MIME parser; `cache`
 //!   keeps the rendered structures.
 //! - `listener`: accepts connections (the shared accept loop) and starts sessions.
@@ -15,6 +17,7 @@
 mod append;
 mod auth;
 mod cache;
+mod condstore;
 mod copy;
 mod expunge;
 mod fetch;
@@ -22,6 +25,7 @@ mod flags;
 mod idle;
 mod listener;
 mod mailbox;
+mod refresh;
 mod search;
 mod session;
 pub mod structure;

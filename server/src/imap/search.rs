@@ -21,6 +21,10 @@ const ADDRESS_FIELDS: [&str; 6] = ["from", "to", "cc", "bcc", "sender", "reply-t
 impl Session {
     /// SEARCH and UID SEARCH; with RETURN options (RFC 4731), answered with ESEARCH.
     pub(super) async fn search(&mut self, uid: bool, ret: Option<&[SearchReturn]>, tag: &str, key: &SearchKey) -> Outcome {
+        let with_modseq = uses_modseq(key);
+        if with_modseq {
+            self.use_condstore();
+        }
         let selected = self.selected.as_ref().expect("selected");
         let messages: Vec<(u32, MessageInfo, bool)> = selected
             .messages
@@ -48,7 +52,7 @@ impl Session {
                 let parsed = content.as_deref().map(Parsed::new);
                 let context = Candidate { seq: *seq, message, recent: *recent, parsed: parsed.as_ref(), count, largest_uid };
                 if context.matches(&key) {
-                    found.push(if uid { message.uid } else { *seq });
+                    found.push((if uid { message.uid } else { *seq }, message.modseq));
                 }
             }
             Ok(found)
@@ -58,10 +62,14 @@ impl Session {
             Ok(found) => {
                 match ret {
                     None => {
-                        let list: String = found.iter().map(|n| format!(" {n}")).collect();
+                        let mut list: String = found.iter().map(|(n, _)| format!(" {n}")).collect();
+                        // RFC 7162 3.1.5: a search by MODSEQ gives the highest of the matches.
+                        if let (true, Some(highest)) = (with_modseq, found.iter().map(|(_, m)| *m).max()) {
+                            list.push_str(&format!(" (MODSEQ {highest})"));
+                        }
                         self.untagged(&format!("SEARCH{list}"));
                     }
-                    Some(options) => self.untagged(&esearch(tag, uid, options, &found)),
+                    Some(options) => self.untagged(&esearch(tag, uid, options, &found, with_modseq)),
                 }
                 Outcome::ok("SEARCH completed")
             }
@@ -70,9 +78,12 @@ impl Session {
     }
 }
 
-/// `ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 4 ALL 2:3,9` for the numbers found, ascending
-/// (RFC 4731 3.1): MIN, MAX and ALL are left out when nothing matched, COUNT is not.
-fn esearch(tag: &str, uid: bool, options: &[SearchReturn], found: &[u32]) -> String {
+/// `ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 4 ALL 2:3,9` for the numbers found, ascending,
+/// with their mod-sequences (RFC 4731 3.1): MIN, MAX and ALL are left out when nothing
+/// matched, COUNT is not. `with_modseq` (a search by MODSEQ) adds the highest mod-sequence of
+/// the messages the answer names: all of them with ALL or COUNT, else the MIN and MAX ones
+/// (RFC 7162 3.1.5).
+fn esearch(tag: &str, uid: bool, options: &[SearchReturn], found: &[(u32, u64)], with_modseq: bool) -> String {
     // A tag is an atom: its quoted string is always a quoted string, never a literal.
     let mut quoted = Vec::new();
     string_into(&mut quoted, tag.as_bytes());
@@ -82,14 +93,39 @@ fn esearch(tag: &str, uid: bool, options: &[SearchReturn], found: &[u32]) -> Str
     }
     for option in options {
         match option {
-            SearchReturn::Min => found.first().iter().for_each(|n| out.push_str(&format!(" MIN {n}"))),
-            SearchReturn::Max => found.last().iter().for_each(|n| out.push_str(&format!(" MAX {n}"))),
+            SearchReturn::Min => found.first().iter().for_each(|(n, _)| out.push_str(&format!(" MIN {n}"))),
+            SearchReturn::Max => found.last().iter().for_each(|(n, _)| out.push_str(&format!(" MAX {n}"))),
             SearchReturn::Count => out.push_str(&format!(" COUNT {}", found.len())),
-            SearchReturn::All if !found.is_empty() => out.push_str(&format!(" ALL {}", sequence::compact(found))),
+            SearchReturn::All if !found.is_empty() => {
+                let numbers: Vec<u32> = found.iter().map(|(n, _)| *n).collect();
+                out.push_str(&format!(" ALL {}", sequence::compact(&numbers)));
+            }
             SearchReturn::All => {}
         }
     }
+    if with_modseq {
+        let named: Vec<u64> = if options.iter().any(|o| matches!(o, SearchReturn::All | SearchReturn::Count)) {
+            found.iter().map(|(_, m)| *m).collect()
+        } else {
+            let min = options.contains(&SearchReturn::Min).then(|| found.first()).flatten();
+            let max = options.contains(&SearchReturn::Max).then(|| found.last()).flatten();
+            min.into_iter().chain(max).map(|(_, m)| *m).collect()
+        };
+        if let Some(highest) = named.into_iter().max() {
+            out.push_str(&format!(" MODSEQ {highest}"));
+        }
+    }
     out
+}
+
+fn uses_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::Not(inner) => uses_modseq(inner),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::And(keys) => keys.iter().any(uses_modseq),
+        _ => false,
+    }
 }
 
 fn needs_content(key: &SearchKey) -> bool {
@@ -139,6 +175,7 @@ impl Candidate<'_> {
             SearchKey::Smaller(n) => self.message.size < *n,
             SearchKey::Uid(set) => set.contains(self.message.uid, self.largest_uid),
             SearchKey::Sequence(set) => set.contains(self.seq, self.count),
+            SearchKey::ModSeq(at_least) => self.message.modseq >= *at_least,
             SearchKey::Not(inner) => !self.matches(inner),
             SearchKey::Or(a, b) => self.matches(a) || self.matches(b),
             SearchKey::And(keys) => keys.iter().all(|k| self.matches(k)),
@@ -214,8 +251,13 @@ mod tests {
     #[test]
     fn esearch_answers() {
         let all = [SearchReturn::Min, SearchReturn::Max, SearchReturn::Count, SearchReturn::All];
-        assert_eq!(esearch("a1", true, &all, &[2, 3, 4, 9, 11, 12]), "ESEARCH (TAG \"a1\") UID MIN 2 MAX 12 COUNT 6 ALL 2:4,9,11:12");
-        assert_eq!(esearch("a2", false, &all, &[]), "ESEARCH (TAG \"a2\") COUNT 0");
-        assert_eq!(esearch("a3", false, &[SearchReturn::All], &[5]), "ESEARCH (TAG \"a3\") ALL 5");
+        let found = [(2, 5), (3, 9), (4, 1), (9, 1), (11, 1), (12, 7)];
+        assert_eq!(esearch("a1", true, &all, &found, false), "ESEARCH (TAG \"a1\") UID MIN 2 MAX 12 COUNT 6 ALL 2:4,9,11:12");
+        assert_eq!(esearch("a2", false, &all, &[], true), "ESEARCH (TAG \"a2\") COUNT 0");
+        assert_eq!(esearch("a3", false, &[SearchReturn::All], &[(5, 1)], false), "ESEARCH (TAG \"a3\") ALL 5");
+        // RFC 7162 3.1.5: the highest mod-sequence of the messages named.
+        assert_eq!(esearch("a4", false, &[SearchReturn::Min], &found, true), "ESEARCH (TAG \"a4\") MIN 2 MODSEQ 5");
+        assert_eq!(esearch("a5", false, &[SearchReturn::Min, SearchReturn::Max], &found, true), "ESEARCH (TAG \"a5\") MIN 2 MAX 12 MODSEQ 7");
+        assert_eq!(esearch("a6", false, &[SearchReturn::Count], &found, true), "ESEARCH (TAG \"a6\") COUNT 6 MODSEQ 9");
     }
 }

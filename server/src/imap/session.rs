@@ -30,7 +30,7 @@ const MAX_ERRORS: u32 = 20;
 /// The extensions that work (RFC 3501 7.2.1); STARTTLS, LOGINDISABLED and AUTH=PLAIN are
 /// added by the session as the connection allows.
 const EXTENSIONS: &str =
-    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND";
+    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND CONDSTORE QRESYNC";
 
 /// A mailbox as the session sees it.
 pub(super) struct Selected {
@@ -49,6 +49,9 @@ pub(super) struct Selected {
     pub keywords: Vec<String>,
     /// The store's list this view was last brought up to date with.
     pub snapshot: Arc<Vec<MessageInfo>>,
+    /// The mailbox's HIGHESTMODSEQ as far as the client has been told every change up to it
+    /// (RFC 7162 3.1.2.1): not raised while an expunge waits to be reported.
+    pub highest_modseq: u64,
     /// Wakes IDLE when the mailbox changes.
     pub changes: tokio::sync::watch::Receiver<u64>,
 }
@@ -72,6 +75,21 @@ impl Selected {
     /// The flags of a message as FETCH shows them: `(\Seen \Recent $Label1)`.
     pub fn flags_text(&self, message: &MessageInfo) -> String {
         flags_text(&message.flags, self.recent.contains(&message.uid))
+    }
+
+    /// `* 3 FETCH (FLAGS (\Seen) UID 7 MODSEQ (12))` for the message at index `i`, with the
+    /// UID and the mod-sequence if asked.
+    pub fn flags_response(&self, i: usize, uid: bool, modseq: bool) -> String {
+        let message = &self.messages[i];
+        let mut line = format!("{} FETCH (FLAGS {}", i + 1, self.flags_text(message));
+        if uid {
+            line.push_str(&format!(" UID {}", message.uid));
+        }
+        if modseq {
+            line.push_str(&format!(" MODSEQ ({})", message.modseq));
+        }
+        line.push(')');
+        line
     }
 }
 
@@ -211,6 +229,11 @@ pub struct Session {
     /// The logged-in user.
     pub(super) user: Option<String>,
     pub(super) selected: Option<Selected>,
+    /// CONDSTORE is on (RFC 7162 3.1): by ENABLE or the first command that uses it; FETCH
+    /// responses with flags carry MODSEQ from then on.
+    pub(super) condstore: bool,
+    /// QRESYNC is on (ENABLE QRESYNC, RFC 7162 3.2): expunges are told with VANISHED.
+    pub(super) qresync: bool,
     pub(super) auth_failures: u32,
     errors: u32,
     /// The session ends after the current reply (LOGOUT, too many errors).
@@ -238,6 +261,8 @@ impl Session {
             frames: VecDeque::new(),
             user: None,
             selected: None,
+            condstore: false,
+            qresync: false,
             auth_failures: 0,
             errors: 0,
             logout: false,
@@ -400,7 +425,8 @@ impl Session {
         // SEARCH by sequence number).
         let expunge_allowed =
             !matches!(command, Command::Fetch { uid: false, .. } | Command::Store { uid: false, .. } | Command::Search { uid: false, .. });
-        let outcome = match (self.user.is_some(), self.selected.is_some(), command) {
+        let expunges = matches!(command, Command::Expunge | Command::UidExpunge(_));
+        let mut outcome = match (self.user.is_some(), self.selected.is_some(), command) {
             (_, _, Command::Capability) => {
                 let capabilities = self.capabilities();
                 self.untagged(&format!("CAPABILITY {capabilities}"));
@@ -425,7 +451,7 @@ impl Session {
             (false, _, Command::Login { user, password }) => self.login(&user, &password).await,
             (false, _, Command::Authenticate { mechanism, initial }) => self.authenticate(&mechanism, initial).await?,
             (true, _, Command::Login { .. } | Command::Authenticate { .. }) => Outcome::bad("Already logged in"),
-            (true, _, Command::Select { mailbox, read_only }) => self.select(&mailbox, read_only).await,
+            (true, _, Command::Select { mailbox, read_only, params }) => self.select(&mailbox, read_only, params).await,
             (true, _, Command::Create(name)) => self.create(&name).await,
             (true, _, Command::Delete(name)) => self.delete(&name).await,
             (true, _, Command::Rename { from, to }) => self.rename(&from, &to).await,
@@ -438,11 +464,7 @@ impl Session {
                 self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
                 Outcome::ok("NAMESPACE completed")
             }
-            (true, false, Command::Enable(_)) => {
-                // None of the extensions offered here needs enabling.
-                self.untagged("ENABLED");
-                Outcome::ok("ENABLE completed")
-            }
+            (true, false, Command::Enable(capabilities)) => self.enable(&capabilities),
             (true, _, Command::Idle) => self.idle().await?,
             (true, true, Command::Check) => Outcome::ok("CHECK completed"),
             (true, true, Command::Close) => self.close(true).await,
@@ -456,8 +478,12 @@ impl Session {
                 Outcome::no_code("BADCHARSET (UTF-8 US-ASCII)", format!("{charset} is not supported"))
             }
             (true, true, Command::Search { uid, ret, key, .. }) => self.search(uid, ret.as_deref(), &tag, &key).await,
-            (true, true, Command::Fetch { uid, set, items }) => self.fetch(uid, &set, items).await?,
-            (true, true, Command::Store { uid, set, mode, silent, flags }) => self.store(uid, &set, mode, silent, &flags).await,
+            (true, true, Command::Fetch { uid, set, items, changed_since, vanished }) => {
+                self.fetch(uid, &set, items, changed_since, vanished).await?
+            }
+            (true, true, Command::Store { uid, set, mode, silent, flags, unchanged_since }) => {
+                self.store(uid, &set, mode, silent, &flags, unchanged_since).await
+            }
             (true, true, Command::Copy { uid, set, mailbox, remove }) => self.copy(uid, &set, &mailbox, remove).await,
             (false, _, _) => Outcome::bad("Log in first"),
             (true, true, Command::Enable(_)) => Outcome::bad("ENABLE is only valid before a mailbox is selected (RFC 5161)"),
@@ -465,6 +491,10 @@ impl Session {
         };
         if self.selected.is_some() && !self.logout {
             self.refresh(expunge_allowed).await;
+        }
+        if let (true, Status::Ok, None, Some(selected)) = (expunges && self.qresync, &outcome.status, &outcome.code, &self.selected) {
+            // RFC 7162 3.2.10: after VANISHED, the HIGHESTMODSEQ that covers it.
+            outcome.code = Some(format!("HIGHESTMODSEQ {}", selected.highest_modseq));
         }
         self.tagged(&tag, &outcome);
         if matches!(outcome.status, Status::Bad) {
@@ -475,93 +505,6 @@ impl Session {
             self.upgrade(tls).await?;
         }
         Ok(())
-    }
-
-    /// Brings the selected mailbox's view up to date and tells the client: EXPUNGE (when
-    /// allowed), EXISTS, RECENT and FETCH FLAGS for changes made elsewhere.
-    pub(super) async fn refresh(&mut self, expunge_allowed: bool) {
-        let (Some(user), Some(selected)) = (self.user.clone(), self.selected.as_ref()) else { return };
-        let (store, name, claim) = (Arc::clone(&self.ctx.store), selected.name.clone(), !selected.read_only);
-        let synced = match tokio::task::spawn_blocking(move || store.sync(&user, &name, claim)).await {
-            Ok(Ok(synced)) => synced,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                // The mailbox was deleted or renamed under us: nothing of it is left.
-                self.untagged("BYE The selected mailbox no longer exists");
-                self.logout = true;
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot sync the selected mailbox");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "mailbox sync failed");
-                return;
-            }
-        };
-        let selected = self.selected.as_mut().expect("checked above");
-        if synced.uid_validity != selected.uid_validity {
-            // The index was rebuilt: the client must start over (RFC 3501 2.3.1.1).
-            self.untagged("BYE The mailbox's UIDVALIDITY changed; select it again");
-            self.logout = true;
-            return;
-        }
-        let recent_before = selected.recent.len();
-        selected.recent.extend(synced.claimed.iter().copied());
-        if selected.read_only {
-            selected.recent.extend(synced.messages.iter().filter(|m| m.unseen_by_any).map(|m| m.uid));
-        }
-        let unchanged = Arc::ptr_eq(&synced.messages, &selected.snapshot);
-        let mut lines = Vec::new();
-        let mut arrived = false;
-        if !unchanged || !selected.gone.is_empty() {
-            let current: std::collections::HashMap<u32, &MessageInfo> = synced.messages.iter().map(|m| (m.uid, m)).collect();
-            for message in &selected.messages {
-                if !current.contains_key(&message.uid) {
-                    selected.gone.insert(message.uid);
-                }
-            }
-            if expunge_allowed && !selected.gone.is_empty() {
-                // Highest first, so that each number is still right when the client reads it.
-                for i in (0..selected.messages.len()).rev() {
-                    if selected.gone.contains(&selected.messages[i].uid) {
-                        lines.push(format!("{} EXPUNGE", i + 1));
-                        let uid = selected.messages.remove(i).uid;
-                        selected.recent.remove(&uid);
-                    }
-                }
-                selected.gone.clear();
-            }
-            for i in 0..selected.messages.len() {
-                if let Some(now) = current.get(&selected.messages[i].uid) {
-                    if now.flags != selected.messages[i].flags {
-                        lines.extend(selected.announce(&now.flags));
-                        selected.messages[i].flags = now.flags.clone();
-                        let text = selected.flags_text(&selected.messages[i]);
-                        lines.push(format!("{} FETCH (FLAGS {text})", i + 1));
-                    }
-                    selected.messages[i].location = now.location.clone();
-                }
-            }
-            let last = selected.messages.last().map(|m| m.uid).unwrap_or(0);
-            let before = selected.messages.len();
-            for message in synced.messages.iter().filter(|m| m.uid > last) {
-                lines.extend(selected.announce(&message.flags));
-            }
-            selected.messages.extend(synced.messages.iter().filter(|m| m.uid > last).cloned());
-            if selected.messages.len() != before {
-                lines.push(format!("{} EXISTS", selected.messages.len()));
-                arrived = true;
-            }
-            selected.snapshot = synced.messages;
-        }
-        // RECENT goes with every EXISTS for new mail, as clients expect, and whenever it changed.
-        if arrived || selected.recent.len() != recent_before {
-            lines.push(format!("{} RECENT", selected.recent.len()));
-        }
-        for line in lines {
-            self.untagged(&line);
-        }
     }
 
     /// CAPABILITY as it stands: STARTTLS before login when there is a certificate and TLS is

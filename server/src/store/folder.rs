@@ -1,18 +1,15 @@
-//! One Maildir folder as IMAP needs it: UIDs, UIDVALIDITY and internal dates in a crash-safe
-//! index beside the Maildir (`wasmail-uidlist`), flags in the file names as every Maildir
-//! reader keeps them (`:2,FRS` plus keyword letters `a`–`z` named in `dovecot-keywords`, as
-//! Dovecot does), and \Recent as Maildir defines it: a message still in `new/` has not been
-//! seen by any client; the first session that selects the folder moves it to `cur/`.
+//! One Maildir folder as IMAP needs it: UIDs, UIDVALIDITY, internal dates and mod-sequences in
+//! a crash-safe index beside the Maildir ([`super::uidlist`]), flags in the file names as
+//! every Maildir reader keeps them (`:2,FRS` plus keyword letters `a`–`z` named in
+//! `dovecot-keywords`, as Dovecot does), and \Recent as Maildir defines it: a message still in
+//! `new/` has not been seen by any client; the first session that selects the folder moves it
+//! to `cur/`.
 //!
-//! The index is append-only between compactions: `wasmail-uidlist 1 UIDVALIDITY NEXTUID` then
-//! one `UID DATE BASENAME` line per message, appended (and fsync'd) when a message is first
-//! seen. A line for a file that no longer exists is an expunged message; compaction rewrites
-//! the file (write, fsync, rename) without them. A torn last line (a crash mid-append) is
-//! dropped and its message numbered again, which is safe because the UID was never reported
-//! (the append is fsync'd before any client hears of it). An index that cannot be read is
-//! replaced with a new UIDVALIDITY, which tells clients to forget what they knew.
+//! Every listing squares the index with the files: files seen for the first time are numbered,
+//! files whose flag letters another program changed get a new mod-sequence, and messages whose
+//! files are gone are recorded as expunged — each durably, before anyone is told.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -20,9 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use super::files::{base_name, crlf_size_in, crlf_size_of, sync_dir};
-use super::{FlagChange, Flags, MessageInfo, Synced};
+use super::uidlist::{Loaded, Uidlist};
+use super::{FlagChange, Flags, FlagsChanged, MessageInfo, Synced};
 
-const INDEX: &str = "wasmail-uidlist";
 const KEYWORDS: &str = "dovecot-keywords";
 /// Maildir has 26 keyword letters.
 const MAX_KEYWORDS: usize = 26;
@@ -38,20 +35,14 @@ pub(super) struct Folders {
 
 /// A folder's index in memory, under the store's per-folder lock.
 pub(super) struct Folder {
-    /// The user's Maildir: where the UIDVALIDITY counter lives.
-    root: PathBuf,
     /// Messages from this UID on are \Recent for the next session that claims them (RFC 3501
     /// 2.3.2): those stored in `cur/` directly (APPEND, COPY, MOVE) since the last claim, as
     /// those still in `new/` are. Kept in memory: after a restart, only `new/` says it.
     recent_from: u32,
     /// The Maildir folder (with `new/`, `cur/`, `tmp/`).
     dir: PathBuf,
-    uid_validity: u32,
-    next_uid: u32,
-    /// Base name → (UID, internal date).
-    uids: HashMap<String, (u32, i64)>,
-    /// Lines in the index file, to know when compaction pays.
-    lines: usize,
+    /// UIDs, dates and mod-sequences, in step with `wasmail-uidlist`.
+    index: Uidlist,
     /// Keyword names by letter (`a` is index 0).
     keywords: Vec<String>,
     /// The last listing and the directory times it was made at.
@@ -84,121 +75,35 @@ impl Folder {
     /// Loads (or creates) the index of the Maildir folder `dir`, which must exist, of the
     /// user's Maildir at `root`, which keeps the UIDVALIDITY counter of all its folders.
     pub fn open_in(dir: &Path, root: &Path) -> io::Result<Folder> {
-        let mut folder = Folder {
-            dir: dir.to_path_buf(),
-            root: root.to_path_buf(),
-            recent_from: 0,
-            uid_validity: 0,
-            next_uid: 1,
-            uids: HashMap::new(),
-            lines: 0,
-            keywords: read_keywords(&dir.join(KEYWORDS)),
-            cache: None,
-        };
-        match fs::read_to_string(dir.join(INDEX)) {
-            Ok(text) => {
-                if !folder.parse_index(&text) {
-                    // The old UIDVALIDITY was made no later than the file was last written:
-                    // a value above that time (and above the header's, if it was readable)
-                    // differs from it.
-                    let written = fs::metadata(dir.join(INDEX)).and_then(|m| m.modified()).map(epoch_seconds).unwrap_or(0);
-                    let old = folder.uid_validity.max(written.clamp(0, u32::MAX as i64) as u32);
-                    tracing::warn!(folder = %dir.display(), "the UID index is damaged; starting a new UIDVALIDITY");
-                    folder.fresh(old)?;
-                } else if !text.ends_with('\n') && !text.is_empty() {
-                    // A torn last line was dropped: write the index whole again.
-                    folder.compact()?;
-                }
+        let (index, rewrite) = match Uidlist::load(dir)? {
+            Loaded::Read { list, rewrite } => (list, rewrite),
+            Loaded::Missing => (Uidlist::create(dir, next_validity(root, 0)?)?, false),
+            Loaded::Damaged { uid_validity, written } => {
+                // The old UIDVALIDITY was made no later than the file was last written: one
+                // above that time (and above the header's, if it was readable) differs from it.
+                tracing::warn!(folder = %dir.display(), "the UID index is damaged; starting a new UIDVALIDITY");
+                (Uidlist::create(dir, next_validity(root, uid_validity.max(written))?)?, false)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => folder.fresh(0)?,
-            Err(e) => return Err(e),
+        };
+        let mut folder = Folder { dir: dir.to_path_buf(), recent_from: 0, index, keywords: read_keywords(&dir.join(KEYWORDS)), cache: None };
+        if rewrite {
+            // A torn last line, or an index of version 1: list (which fills in what the
+            // index lacks) and write it whole again.
+            folder.list()?;
+            folder.index.compact()?;
         }
-        folder.recent_from = folder.next_uid;
+        folder.recent_from = folder.index.next_uid;
         Ok(folder)
     }
 
-    /// Parses the index; false if it is damaged (anything but a torn last line).
-    fn parse_index(&mut self, text: &str) -> bool {
-        let mut lines = text.split('\n');
-        let header: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
-        let (Some(validity), Some(next)) = (header.get(2).and_then(|v| v.parse().ok()), header.get(3).and_then(|v| v.parse().ok())) else {
-            return false;
-        };
-        if header[0] != "wasmail-uidlist" || header[1] != "1" {
-            return false;
-        }
-        self.uid_validity = validity;
-        self.next_uid = next;
-        let body: Vec<&str> = lines.collect();
-        for (i, line) in body.iter().enumerate() {
-            if line.is_empty() && i + 1 == body.len() {
-                break;
-            }
-            let mut fields = line.splitn(3, ' ');
-            let parsed = (|| Some((fields.next()?.parse::<u32>().ok()?, fields.next()?.parse::<i64>().ok()?, fields.next()?)))();
-            match parsed {
-                Some((uid, date, base)) if uid > 0 && !base.is_empty() => {
-                    self.uids.insert(base.to_string(), (uid, date));
-                    self.next_uid = self.next_uid.max(uid + 1);
-                    self.lines += 1;
-                }
-                // A torn last line: the crash came before the fsync, so nobody saw it.
-                _ if i + 1 == body.len() && !text.ends_with('\n') => {}
-                _ => return false,
-            }
-        }
-        true
-    }
-
-    /// Starts a new index: no UIDs yet, a UIDVALIDITY above `old`, above every one the
-    /// user's Maildir gave out before, and at least the time (as Dovecot does).
-    fn fresh(&mut self, old: u32) -> io::Result<()> {
-        self.uid_validity = next_validity(&self.root, old)?;
-        self.next_uid = 1;
-        self.uids.clear();
-        self.cache = None;
-        self.compact()
-    }
-
-    /// Writes the index whole (only messages that still exist), durably.
-    fn compact(&mut self) -> io::Result<()> {
-        let mut text = format!("wasmail-uidlist 1 {} {}\n", self.uid_validity, self.next_uid);
-        let mut entries: Vec<(&String, &(u32, i64))> = self.uids.iter().collect();
-        entries.sort_by_key(|(_, (uid, _))| *uid);
-        for (base, (uid, date)) in &entries {
-            text.push_str(&format!("{uid} {date} {base}\n"));
-        }
-        let tmp = self.dir.join(format!("{INDEX}.tmp"));
-        let mut file = File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, self.dir.join(INDEX))?;
-        sync_dir(&self.dir)?;
-        self.lines = entries.len();
-        Ok(())
-    }
-
-    /// Numbers messages seen for the first time, durably, in the order given.
-    fn assign(&mut self, new: &[(String, i64)]) -> io::Result<()> {
-        if new.is_empty() {
-            return Ok(());
-        }
-        let mut text = String::new();
-        for (base, date) in new {
-            let uid = self.next_uid;
-            self.next_uid += 1;
-            self.uids.insert(base.clone(), (uid, *date));
-            text.push_str(&format!("{uid} {date} {base}\n"));
-        }
-        let mut file = File::options().append(true).open(self.dir.join(INDEX))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_data()?;
-        self.lines += new.len();
-        Ok(())
-    }
-
     pub fn uid_validity(&self) -> u32 {
-        self.uid_validity
+        self.index.uid_validity
+    }
+
+    /// The UIDs expunged after mod-sequence `since` (RFC 7162 QRESYNC), as ascending ranges;
+    /// possibly with some expunged earlier, never one that exists.
+    pub fn expunged_since(&self, since: u64) -> Vec<(u32, u32)> {
+        self.index.expunged_since(since)
     }
 
     /// Lists the folder, numbering new messages; with `claim`, moves messages out of `new/`
@@ -212,20 +117,27 @@ impl Folder {
         let messages = self.list()?;
         let mut claimed = Vec::new();
         if claim {
-            claimed = claimed_bases.iter().filter_map(|b| self.uids.get(b).map(|(uid, _)| *uid)).collect();
+            claimed = claimed_bases.iter().filter_map(|b| self.index.entries.get(b).map(|e| e.uid)).collect();
             claimed.extend(messages.iter().filter(|m| m.uid >= self.recent_from).map(|m| m.uid));
             claimed.sort_unstable();
             claimed.dedup();
-            if self.recent_from < self.next_uid {
-                self.recent_from = self.next_uid;
+            if self.recent_from < self.index.next_uid {
+                self.recent_from = self.index.next_uid;
                 // The listing marks them as unseen by any session: not any more.
                 self.cache = None;
             }
         }
-        Ok(Synced { uid_validity: self.uid_validity, uid_next: self.next_uid, messages, claimed })
+        Ok(Synced {
+            uid_validity: self.index.uid_validity,
+            uid_next: self.index.next_uid,
+            highest_modseq: self.index.highest_modseq,
+            messages,
+            claimed,
+        })
     }
 
     /// Moves every message in `new/` to `cur/` (RFC 3501 \Recent: this session saw it first).
+    /// Its flag letters stay as they were, and so does its mod-sequence.
     fn claim_new(&mut self) -> io::Result<Vec<String>> {
         let mut moved = Vec::new();
         let new = self.dir.join("new");
@@ -250,19 +162,8 @@ impl Folder {
         Ok(moved)
     }
 
-    /// The messages now, from the cache when the directories did not change.
-    fn list(&mut self) -> io::Result<Arc<Vec<MessageInfo>>> {
-        let new_mtime = fs::metadata(self.dir.join("new"))?.modified()?;
-        let cur_mtime = fs::metadata(self.dir.join("cur"))?.modified()?;
-        if let Some(cache) = &self.cache {
-            // A directory time is coarse: trust it only once it is a second older than the
-            // scan, so that a change in the same tick as the scan is not missed.
-            let settled = cache.new_mtime.max(cache.cur_mtime) + Duration::from_secs(1) < cache.scanned_at;
-            if settled && cache.new_mtime == new_mtime && cache.cur_mtime == cur_mtime {
-                return Ok(Arc::clone(&cache.messages));
-            }
-        }
-        let scanned_at = SystemTime::now();
+    /// The message files in `new/` and `cur/`.
+    fn scan(&self) -> io::Result<Vec<Found>> {
         let mut found = Vec::new();
         for (sub, in_new) in [("new", true), ("cur", false)] {
             for entry in read_dir_or_empty(&self.dir.join(sub))? {
@@ -275,19 +176,67 @@ impl Folder {
                 found.push(Found { base, location: format!("{sub}/{name}"), in_new, info });
             }
         }
+        Ok(found)
+    }
+
+    /// The messages the index holds whose files a scan did not find.
+    fn missing(&self, found: &[Found]) -> Vec<String> {
+        let present: HashSet<&str> = found.iter().map(|f| f.base.as_str()).collect();
+        self.index.entries.keys().filter(|base| !present.contains(base.as_str())).cloned().collect()
+    }
+
+    /// The messages now, from the cache when the directories did not change; the index
+    /// squared with the files first.
+    fn list(&mut self) -> io::Result<Arc<Vec<MessageInfo>>> {
+        let new_mtime = fs::metadata(self.dir.join("new"))?.modified()?;
+        let cur_mtime = fs::metadata(self.dir.join("cur"))?.modified()?;
+        if let Some(cache) = &self.cache {
+            // A directory time is coarse: trust it only once it is a second older than the
+            // scan, so that a change in the same tick as the scan is not missed.
+            let settled = cache.new_mtime.max(cache.cur_mtime) + Duration::from_secs(1) < cache.scanned_at;
+            if settled && cache.new_mtime == new_mtime && cache.cur_mtime == cur_mtime {
+                return Ok(Arc::clone(&cache.messages));
+            }
+        }
+        let scanned_at = SystemTime::now();
+        let mut found = self.scan()?;
+        let mut missing = self.missing(&found);
+        if !missing.is_empty() {
+            // A file another program renamed while the directory was read can be missed by
+            // that read: look again before calling anything expunged.
+            found = self.scan()?;
+            missing = self.missing(&found);
+        }
+        if !missing.is_empty() {
+            let bases: Vec<&str> = missing.iter().map(String::as_str).collect();
+            self.index.expunge(&bases)?;
+        }
         // Messages seen for the first time are numbered in arrival (name) order.
-        let mut unknown: Vec<&Found> = found.iter().filter(|f| !self.uids.contains_key(&f.base)).collect();
+        let mut unknown: Vec<&Found> = found.iter().filter(|f| !self.index.entries.contains_key(&f.base)).collect();
         unknown.sort_by(|a, b| a.base.cmp(&b.base));
         unknown.dedup_by(|a, b| a.base == b.base);
         let mut new = Vec::new();
         for f in unknown {
             let date = fs::metadata(self.dir.join(&f.location)).and_then(|m| m.modified()).map(epoch_seconds).unwrap_or(0);
-            new.push((f.base.clone(), date));
+            new.push((f.base.clone(), date, f.info.clone()));
         }
-        self.assign(&new)?;
+        self.index.add(&new)?;
+        // Flags another program changed (or that an index of version 1 did not hold).
+        let mut changed = Vec::new();
+        for f in &found {
+            match self.index.entries.get(&f.base).map(|e| e.info.as_deref()) {
+                Some(Some(info)) if info != f.info => changed.push((f.base.clone(), f.info.clone())),
+                Some(None) => self.index.learn_flags(&f.base, &f.info),
+                _ => {}
+            }
+        }
+        if !changed.is_empty() {
+            self.index.set_flags(&changed)?;
+        }
         let mut messages = Vec::with_capacity(found.len());
         for f in found {
-            let Some(&(uid, internal_date)) = self.uids.get(&f.base) else { continue };
+            let Some(entry) = self.index.entries.get(&f.base) else { continue };
+            let (uid, internal_date, modseq) = (entry.uid, entry.date, entry.modseq);
             let size = match crlf_size_in(&f.base) {
                 Some(size) => size,
                 None => crlf_size_of(&self.dir.join(&f.location))?,
@@ -300,62 +249,66 @@ impl Folder {
                 size,
                 flags,
                 internal_date,
+                modseq,
                 unseen_by_any: f.in_new || uid >= self.recent_from,
             });
         }
         messages.sort_by_key(|m| m.uid);
         // The same message in new/ and cur/ (a reader mid-move): keep one.
         messages.dedup_by_key(|m| m.uid);
-        // Lines of messages gone pile up in the index; rewrite it when they outnumber the rest.
-        if self.lines > 64 && self.lines > 2 * messages.len() {
-            let live: std::collections::HashSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
-            self.uids.retain(|base, _| live.contains(base.as_str()));
-            self.compact()?;
-        }
+        self.index.compact_if_worth_it()?;
         let messages = Arc::new(messages);
         self.cache = Some(Cache { new_mtime, cur_mtime, scanned_at, messages: Arc::clone(&messages) });
         Ok(messages)
     }
 
-    /// Sets each message's flags by renaming its file; durable when it returns.
     /// Applies `change` with `flags` to the messages' flags as the folder has them now (its
     /// listing is read again when `new/` or `cur/` changed), renaming each file whose flags
-    /// change; the caller holds the folder's lock. Returns the new flags of every message
-    /// found.
-    pub fn change_flags(&mut self, uids: &[u32], change: FlagChange, flags: &Flags) -> io::Result<Vec<(u32, Flags)>> {
+    /// change, and gives those one new mod-sequence; the caller holds the folder's lock.
+    /// With `unchanged_since`, a message whose mod-sequence is greater is left alone and
+    /// reported as modified (RFC 7162 3.1.3). Durable when it returns.
+    pub fn change_flags(&mut self, uids: &[u32], change: FlagChange, flags: &Flags, unchanged_since: Option<u64>) -> io::Result<FlagsChanged> {
         let messages = self.list()?;
         let by_uid: HashMap<u32, &MessageInfo> = messages.iter().map(|m| (m.uid, m)).collect();
-        let (mut touched_new, mut renamed) = (false, false);
-        let mut changed = Vec::with_capacity(uids.len());
+        let (mut touched_new, mut renamed) = (false, Vec::new());
+        let mut result = FlagsChanged::default();
+        let mut kept = Vec::with_capacity(uids.len());
         for uid in uids {
             let Some(message) = by_uid.get(uid) else { continue };
-            let new = change.apply(&message.flags, flags);
-            changed.push((*uid, new.clone()));
-            if new == message.flags {
+            if unchanged_since.is_some_and(|limit| message.modseq > limit) {
+                result.modified.push(*uid);
                 continue;
             }
+            let new = change.apply(&message.flags, flags);
             let current = info_of(&message.location);
             let info = self.info_for(&new, current)?;
             let target = format!("cur/{}:2,{info}", message.id);
-            if target == message.location {
+            if new == message.flags || target == message.location {
+                kept.push((*uid, new, message.modseq));
                 continue;
             }
-            touched_new |= message.location.starts_with("new/");
-            renamed = true;
             match fs::rename(self.dir.join(&message.location), self.dir.join(&target)) {
-                Ok(()) => {}
+                Ok(()) => {
+                    touched_new |= message.location.starts_with("new/");
+                    renamed.push((*uid, new, message.id.clone(), info));
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {} // expunged meanwhile
                 Err(e) => return Err(e),
             }
         }
-        if renamed {
+        if !renamed.is_empty() {
             sync_dir(&self.dir.join("cur"))?;
+            if touched_new {
+                sync_dir(&self.dir.join("new"))?;
+            }
             self.cache = None;
+            let letters: Vec<(String, String)> = renamed.iter().map(|(_, _, base, info)| (base.clone(), info.clone())).collect();
+            let modseq = self.index.set_flags(&letters)?;
+            kept.extend(renamed.into_iter().map(|(uid, flags, _, _)| (uid, flags, modseq)));
+            self.index.compact_if_worth_it()?;
         }
-        if touched_new {
-            sync_dir(&self.dir.join("new"))?;
-        }
-        Ok(changed)
+        result.stored = kept;
+        Ok(result)
     }
 
     /// Takes files just placed in `cur/` (by append or copy): numbers them, with whatever
@@ -365,24 +318,28 @@ impl Folder {
         self.list()?;
         placed
             .iter()
-            .map(|base| self.uids.get(base).map(|(uid, _)| *uid).ok_or_else(|| io::Error::other(format!("{base} vanished as it was stored"))))
+            .map(|base| self.index.entries.get(base).map(|e| e.uid).ok_or_else(|| io::Error::other(format!("{base} vanished as it was stored"))))
             .collect()
     }
 
-    /// Removes messages durably.
+    /// Removes messages durably, and records them as expunged under a new mod-sequence.
     pub fn expunge(&mut self, uids: &[u32]) -> io::Result<()> {
         let messages = self.list()?;
-        for message in messages.iter().filter(|m| uids.contains(&m.uid)) {
+        let wanted: HashSet<u32> = uids.iter().copied().collect();
+        let mut removed = Vec::new();
+        for message in messages.iter().filter(|m| wanted.contains(&m.uid)) {
             match fs::remove_file(self.dir.join(&message.location)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+            removed.push(message.id.as_str());
         }
         sync_dir(&self.dir.join("cur"))?;
         sync_dir(&self.dir.join("new"))?;
         self.cache = None;
-        Ok(())
+        self.index.expunge(&removed)?;
+        self.index.compact_if_worth_it()
     }
 
     /// The file of a message: where it was listed, else wherever a reader moved it.
@@ -540,6 +497,7 @@ fn epoch_seconds(time: SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::uidlist::FILE as INDEX;
 
     fn maildir() -> (tempfile::TempDir, PathBuf) {
         let tmp = tempfile::tempdir().unwrap();
@@ -598,14 +556,18 @@ mod tests {
         let mut one = Folder::open(&dir).unwrap();
         let uid = one.sync(false).unwrap().messages[0].uid;
         let answered = Flags { system: Flags::ANSWERED, keywords: vec![] };
-        one.change_flags(&[uid], FlagChange::Add, &answered).unwrap();
+        one.change_flags(&[uid], FlagChange::Add, &answered, None).unwrap();
         // Another folder handle (another process's view) removes \Seen: \Answered stays.
         let mut two = Folder::open(&dir).unwrap();
         let seen = Flags { system: Flags::SEEN, keywords: vec![] };
-        let after = two.change_flags(&[uid], FlagChange::Remove, &seen).unwrap();
-        assert_eq!(after, [(uid, answered.clone())]);
+        let after = two.change_flags(&[uid], FlagChange::Remove, &seen, None).unwrap();
+        assert_eq!(after.stored, [(uid, answered.clone(), 4)]);
         assert!(dir.join("cur/1.A.h:2,R").exists());
-        assert_eq!(one.change_flags(&[uid, 99], FlagChange::Add, &Flags::default()).unwrap(), [(uid, answered)], "gone UIDs are skipped");
+        assert_eq!(
+            one.change_flags(&[uid, 99], FlagChange::Add, &Flags::default(), None).unwrap().stored,
+            [(uid, answered, 4)],
+            "gone UIDs are skipped"
+        );
     }
 
     #[test]
@@ -634,7 +596,7 @@ mod tests {
         let uid = folder.sync(false).unwrap().messages[0].uid;
         let mut flags = Flags { system: Flags::SEEN | Flags::DELETED, keywords: vec![] };
         flags.add_keyword("$Forwarded");
-        assert_eq!(folder.change_flags(&[uid], FlagChange::Replace, &flags).unwrap(), [(uid, flags.clone())]);
+        assert_eq!(folder.change_flags(&[uid], FlagChange::Replace, &flags, None).unwrap().stored, [(uid, flags.clone(), 3)]);
         assert!(dir.join("cur/1.A.h:2,PSTa").exists(), "{:?}", fs::read_dir(dir.join("cur")).unwrap().collect::<Vec<_>>());
         assert_eq!(fs::read_to_string(dir.join("dovecot-keywords")).unwrap(), "0 $Forwarded\n");
         let synced = Folder::open(&dir).unwrap().sync(false).unwrap();

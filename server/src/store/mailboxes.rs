@@ -14,7 +14,7 @@ use super::files::{bare_lf_count, create_dir_durably, crlf_to_lf, lf_to_crlf, sy
 use super::folder::Folder;
 use super::maildir::Maildir;
 use super::names::{dir_name, from_dir_name, valid_mailbox_name, SPECIAL_USE};
-use super::{FlagChange, Flags, MessageInfo, NewMessage, Synced};
+use super::{FlagChange, Flags, FlagsChanged, MessageInfo, NewMessage, Synced};
 
 const SUBSCRIPTIONS: &str = "subscriptions";
 
@@ -269,11 +269,18 @@ impl Maildir {
         uids: &[u32],
         change: FlagChange,
         flags: &Flags,
-    ) -> io::Result<Vec<(u32, Flags)>> {
+        unchanged_since: Option<u64>,
+    ) -> io::Result<FlagsChanged> {
         let (dir, folder) = self.folder(user, mailbox)?;
-        let changed = folder.lock().expect("folder lock").change_flags(uids, change, flags)?;
+        let changed = folder.lock().expect("folder lock").change_flags(uids, change, flags, unchanged_since)?;
         self.notify(&dir);
         Ok(changed)
+    }
+
+    pub(super) fn imap_expunged_since(&self, user: &str, mailbox: &str, since: u64) -> io::Result<Vec<(u32, u32)>> {
+        let (_, folder) = self.folder(user, mailbox)?;
+        let expunged = folder.lock().expect("folder lock").expunged_since(since);
+        Ok(expunged)
     }
 
     /// Appends messages all or none: each is written to `tmp/` and fsync'd first (a failure

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use super::files::{bare_lf_count, base_name, create_dir_durably, crlf_size_in, crlf_size_of, crlf_to_lf, lf_to_crlf, sync_dir};
 use super::folder::Folders;
-use super::{Delivered, DeliveryKey, FlagChange, Flags, Listed, MailStore, MessageInfo, NewMessage, Synced};
+use super::{Delivered, DeliveryKey, FlagChange, Flags, FlagsChanged, Listed, MailStore, MessageInfo, NewMessage, Synced};
 
 pub struct Maildir {
     /// `DATA_DIR/mail`: one folder per user below it.
@@ -255,8 +255,20 @@ impl MailStore for Maildir {
         self.imap_sync(user, mailbox, claim_recent)
     }
 
-    fn change_flags(&self, user: &str, mailbox: &str, uids: &[u32], change: FlagChange, flags: &Flags) -> io::Result<Vec<(u32, Flags)>> {
-        self.imap_change_flags(user, mailbox, uids, change, flags)
+    fn change_flags(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uids: &[u32],
+        change: FlagChange,
+        flags: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> io::Result<FlagsChanged> {
+        self.imap_change_flags(user, mailbox, uids, change, flags, unchanged_since)
+    }
+
+    fn expunged_since(&self, user: &str, mailbox: &str, since: u64) -> io::Result<Vec<(u32, u32)>> {
+        self.imap_expunged_since(user, mailbox, since)
     }
 
     fn append(&self, user: &str, mailbox: &str, messages: &[NewMessage]) -> io::Result<(u32, Vec<u32>)> {

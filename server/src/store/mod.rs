@@ -7,6 +7,7 @@ mod folder;
 mod mailboxes;
 pub mod maildir;
 mod names;
+mod uidlist;
 
 pub use files::lf_to_crlf;
 pub use maildir::Maildir;
@@ -83,9 +84,23 @@ pub trait MailStore: Send + Sync + 'static {
     /// Changes the flags of messages (by UID) as STORE says: applied to their flags as they
     /// are now in the store, not to a session's older copy, atomically with respect to every
     /// other change through this store, so that two sessions changing different flags of one
-    /// message both keep theirs. Returns each message's flags after the change; messages
-    /// gone are skipped. Durable when it returns.
-    fn change_flags(&self, user: &str, mailbox: &str, uids: &[u32], change: FlagChange, flags: &Flags) -> std::io::Result<Vec<(u32, Flags)>>;
+    /// message both keep theirs. Messages whose flags change get a new mod-sequence. With
+    /// `unchanged_since` (RFC 7162 UNCHANGEDSINCE), messages whose mod-sequence is above it
+    /// are left alone and reported. Messages gone are skipped. Durable when it returns.
+    fn change_flags(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uids: &[u32],
+        change: FlagChange,
+        flags: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> std::io::Result<FlagsChanged>;
+
+    /// The UIDs of the mailbox expunged after mod-sequence `since` (RFC 7162 QRESYNC), as
+    /// ascending ranges: every one expunged since, perhaps some expunged before (a store may
+    /// forget when), never one that exists.
+    fn expunged_since(&self, user: &str, mailbox: &str, since: u64) -> std::io::Result<Vec<(u32, u32)>>;
 
     /// Stores messages (CRLF form), each with flags and an internal date (seconds since the
     /// epoch; now if None), all or none (RFC 3502: a failure stores nothing). Returns
@@ -144,6 +159,16 @@ impl Flags {
     }
 }
 
+/// What a flag change did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FlagsChanged {
+    /// Each message found and not refused: its UID, flags after the change and mod-sequence
+    /// (new if its flags changed, else as it was).
+    pub stored: Vec<(u32, Flags, u64)>,
+    /// UIDs of messages left alone because they changed after `unchanged_since`.
+    pub modified: Vec<u32>,
+}
+
 /// A message to append.
 pub struct NewMessage {
     /// The octets, CRLF line ends.
@@ -195,6 +220,8 @@ pub struct MessageInfo {
     pub flags: Flags,
     /// INTERNALDATE, seconds since the epoch.
     pub internal_date: i64,
+    /// Raised whenever its flags change (RFC 7162 MODSEQ).
+    pub modseq: u64,
     /// Not yet seen by any session: a Maildir message still in `new/`, or one stored in
     /// `cur/` (APPEND, COPY) since a session last claimed the \Recent messages.
     pub unseen_by_any: bool,
@@ -205,6 +232,8 @@ pub struct MessageInfo {
 pub struct Synced {
     pub uid_validity: u32,
     pub uid_next: u32,
+    /// The greatest mod-sequence of the mailbox (RFC 7162 HIGHESTMODSEQ).
+    pub highest_modseq: u64,
     /// By UID, ascending. Shared: unchanged syncs hand back the same list.
     pub messages: std::sync::Arc<Vec<MessageInfo>>,
     /// UIDs this caller claimed as \Recent.

@@ -1,0 +1,126 @@
+//! Bringing the selected mailbox's view up to date after each command (RFC 3501 7): EXPUNGE
+//! (or, with QRESYNC, VANISHED) when the RFC allows it, EXISTS and RECENT for new mail, and
+//! FETCH for flags changed elsewhere — with UID and MODSEQ once CONDSTORE is on (RFC 7162
+//! 3.1.4, 3.2.10).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmail_proto::imap::sequence;
+
+use super::session::{Selected, Session};
+use crate::store::MessageInfo;
+
+impl Session {
+    /// Brings the selected mailbox's view up to date and tells the client what changed.
+    pub(super) async fn refresh(&mut self, expunge_allowed: bool) {
+        let (Some(user), Some(selected)) = (self.user.clone(), self.selected.as_ref()) else { return };
+        let (store, name, claim) = (Arc::clone(&self.ctx.store), selected.name.clone(), !selected.read_only);
+        let synced = match tokio::task::spawn_blocking(move || store.sync(&user, &name, claim)).await {
+            Ok(Ok(synced)) => synced,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The mailbox was deleted or renamed under us: nothing of it is left.
+                self.untagged("BYE The selected mailbox no longer exists");
+                self.logout = true;
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot sync the selected mailbox");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "mailbox sync failed");
+                return;
+            }
+        };
+        let (condstore, qresync) = (self.condstore, self.qresync);
+        let selected = self.selected.as_mut().expect("checked above");
+        if synced.uid_validity != selected.uid_validity {
+            // The index was rebuilt: the client must start over (RFC 3501 2.3.1.1).
+            self.untagged("BYE The mailbox's UIDVALIDITY changed; select it again");
+            self.logout = true;
+            return;
+        }
+        let recent_before = selected.recent.len();
+        selected.recent.extend(synced.claimed.iter().copied());
+        if selected.read_only {
+            selected.recent.extend(synced.messages.iter().filter(|m| m.unseen_by_any).map(|m| m.uid));
+        }
+        let unchanged = Arc::ptr_eq(&synced.messages, &selected.snapshot);
+        let mut lines = Vec::new();
+        let mut arrived = false;
+        if !unchanged || !selected.gone.is_empty() {
+            let current: HashMap<u32, &MessageInfo> = synced.messages.iter().map(|m| (m.uid, m)).collect();
+            for message in &selected.messages {
+                if !current.contains_key(&message.uid) {
+                    selected.gone.insert(message.uid);
+                }
+            }
+            if expunge_allowed && !selected.gone.is_empty() {
+                lines.extend(report_gone(selected, qresync));
+            }
+            for i in 0..selected.messages.len() {
+                let Some(now) = current.get(&selected.messages[i].uid) else { continue };
+                let flags_changed = now.flags != selected.messages[i].flags;
+                if flags_changed || now.modseq != selected.messages[i].modseq {
+                    lines.extend(selected.announce(&now.flags));
+                    selected.messages[i].flags = now.flags.clone();
+                    selected.messages[i].modseq = now.modseq;
+                    // A change the client cannot see (a letter this server does not manage) is
+                    // news only to a client that follows mod-sequences.
+                    if flags_changed || condstore {
+                        lines.push(selected.flags_response(i, condstore, condstore));
+                    }
+                }
+                selected.messages[i].location = now.location.clone();
+            }
+            let last = selected.messages.last().map(|m| m.uid).unwrap_or(0);
+            let before = selected.messages.len();
+            for message in synced.messages.iter().filter(|m| m.uid > last) {
+                lines.extend(selected.announce(&message.flags));
+            }
+            selected.messages.extend(synced.messages.iter().filter(|m| m.uid > last).cloned());
+            if selected.messages.len() != before {
+                lines.push(format!("{} EXISTS", selected.messages.len()));
+                arrived = true;
+            }
+            selected.snapshot = synced.messages;
+        }
+        // The client has been told everything up to the mailbox's HIGHESTMODSEQ only once no
+        // expunge waits to be reported (RFC 7162 3.1.2.1).
+        if selected.gone.is_empty() {
+            selected.highest_modseq = synced.highest_modseq;
+        }
+        // RECENT goes with every EXISTS for new mail, as clients expect, and whenever it changed.
+        if arrived || selected.recent.len() != recent_before {
+            lines.push(format!("{} RECENT", selected.recent.len()));
+        }
+        for line in lines {
+            self.untagged(&line);
+        }
+    }
+}
+
+/// Removes the messages gone from the view and says so: EXPUNGE per message, highest first so
+/// that each number is still right when the client reads it (RFC 3501 7.4.1), or one VANISHED
+/// with their UIDs once QRESYNC is on (RFC 7162 3.2.10).
+fn report_gone(selected: &mut Selected, qresync: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut uids = Vec::new();
+    for i in (0..selected.messages.len()).rev() {
+        if selected.gone.contains(&selected.messages[i].uid) {
+            if !qresync {
+                lines.push(format!("{} EXPUNGE", i + 1));
+            }
+            let uid = selected.messages.remove(i).uid;
+            selected.recent.remove(&uid);
+            uids.push(uid);
+        }
+    }
+    selected.gone.clear();
+    if qresync && !uids.is_empty() {
+        uids.reverse();
+        lines.push(format!("VANISHED {}", sequence::compact(&uids)));
+    }
+    lines
+}
