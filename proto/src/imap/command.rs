@@ -125,6 +125,22 @@ pub enum Command {
         changed_since: Option<u64>,
         vanished: bool,
     },
+    /// SORT (RFC 5256, with SORT=DISPLAY's keys, RFC 5957); with RETURN options, answered
+    /// with ESEARCH (ESORT, RFC 5267).
+    Sort {
+        uid: bool,
+        ret: Option<Vec<SearchReturn>>,
+        criteria: Vec<SortCriterion>,
+        charset: String,
+        key: SearchKey,
+    },
+    /// THREAD (RFC 5256).
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
+        key: SearchKey,
+    },
     /// STORE, with UNCHANGEDSINCE (RFC 7162 3.1.3) if given.
     Store {
         uid: bool,
@@ -165,7 +181,7 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
         uid = true;
         p.space()?;
         let sub = p.atom()?.to_ascii_uppercase();
-        if !matches!(sub.as_str(), "COPY" | "MOVE" | "FETCH" | "SEARCH" | "STORE" | "EXPUNGE") {
+        if !matches!(sub.as_str(), "COPY" | "MOVE" | "FETCH" | "SEARCH" | "STORE" | "EXPUNGE" | "SORT" | "THREAD") {
             return Err(Error::Syntax(format!("UID {sub} is not a UID command")));
         }
         sub
@@ -307,6 +323,33 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
             }
             Command::Search { uid, ret, charset, key: search::parse_keys(p)? }
         }
+        "SORT" => {
+            // SORT [RETURN (...)] (criteria) charset search-key
+            p.space()?;
+            let mut ret = None;
+            if p.keyword("RETURN") {
+                p.space()?;
+                ret = Some(search_return(p)?);
+                p.space()?;
+            }
+            let criteria = sort_criteria(p)?;
+            p.space()?;
+            let charset = p.astring_text()?;
+            p.space()?;
+            Command::Sort { uid, ret, criteria, charset, key: search::parse_keys(p)? }
+        }
+        "THREAD" => {
+            p.space()?;
+            let algorithm = match p.atom()?.to_ascii_uppercase().as_str() {
+                "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+                "REFERENCES" => ThreadAlgorithm::References,
+                other => return Err(Error::Syntax(format!("unknown THREAD algorithm {other}"))),
+            };
+            p.space()?;
+            let charset = p.astring_text()?;
+            p.space()?;
+            Command::Thread { uid, algorithm, charset, key: search::parse_keys(p)? }
+        }
         "FETCH" => {
             p.space()?;
             let set = SequenceSet::parse(p)?;
@@ -434,6 +477,69 @@ pub struct AppendMessage {
     pub flags: Vec<Flag>,
     pub date: Option<chrono::DateTime<chrono::FixedOffset>>,
     pub message: Vec<u8>,
+}
+
+/// One SORT criterion: a key, perhaps reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// What SORT orders by (RFC 5256 3; DISPLAYFROM and DISPLAYTO from RFC 5957).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+/// THREAD's algorithms (RFC 5256 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
+}
+
+/// `"(" sort-criterion *(SP sort-criterion) ")"`, `sort-criterion = ["REVERSE" SP] sort-key`.
+fn sort_criteria(p: &mut Parser<'_>) -> Result<Vec<SortCriterion>, Error> {
+    p.open()?;
+    let mut criteria = Vec::new();
+    loop {
+        let mut name = p.atom()?.to_ascii_uppercase();
+        let reverse = name == "REVERSE";
+        if reverse {
+            p.space()?;
+            name = p.atom()?.to_ascii_uppercase();
+        }
+        let key = match name.as_str() {
+            "ARRIVAL" => SortKey::Arrival,
+            "CC" => SortKey::Cc,
+            "DATE" => SortKey::Date,
+            "FROM" => SortKey::From,
+            "SIZE" => SortKey::Size,
+            "SUBJECT" => SortKey::Subject,
+            "TO" => SortKey::To,
+            "DISPLAYFROM" => SortKey::DisplayFrom,
+            "DISPLAYTO" => SortKey::DisplayTo,
+            other => return Err(Error::Syntax(format!("unknown sort key {other}"))),
+        };
+        criteria.push(SortCriterion { reverse, key });
+        if criteria.len() > 16 {
+            return Err(Error::Syntax("too many sort criteria".into()));
+        }
+        if !p.eat(b' ') {
+            break;
+        }
+    }
+    p.close()?;
+    Ok(criteria)
 }
 
 /// What an ESEARCH answer gives (RFC 4731 3.1).
@@ -670,6 +776,26 @@ mod tests {
             "x STORE 1 (UNCHANGEDSINCE x) FLAGS \\Seen",
             "x STORE 1 (UNCHANGEDSINCE 9223372036854775808) FLAGS \\Seen",
         ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sort_and_thread() {
+        // RFC 5256 5 and RFC 5267 3.2.
+        let Command::Sort { uid, ret, criteria, charset, .. } = ok("A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994") else { panic!() };
+        assert_eq!((uid, ret, charset.as_str()), (false, None, "UTF-8"));
+        assert_eq!(criteria, [SortCriterion { reverse: false, key: SortKey::Subject }]);
+        let Command::Sort { criteria, .. } = ok("A283 SORT (SUBJECT REVERSE DATE) UTF-8 ALL") else { panic!() };
+        assert_eq!(criteria[1], SortCriterion { reverse: true, key: SortKey::Date });
+        assert!(matches!(ok("A285 UID SORT (displayfrom) us-ascii all"), Command::Sort { uid: true, .. }));
+        assert!(matches!(ok("A301 SORT RETURN (MIN COUNT) (DATE) UTF-8 UNDELETED"), Command::Sort { ret: Some(r), .. } if r.len() == 2));
+        assert!(matches!(
+            ok("A283 THREAD ORDEREDSUBJECT UTF-8 SINCE 5-MAR-2000"),
+            Command::Thread { algorithm: ThreadAlgorithm::OrderedSubject, uid: false, .. }
+        ));
+        assert!(matches!(ok("A284 UID THREAD REFERENCES US-ASCII TEXT \"gewp\""), Command::Thread { uid: true, .. }));
+        for bad in ["x SORT SUBJECT UTF-8 ALL", "x SORT () UTF-8 ALL", "x SORT (REVERSE) UTF-8 ALL", "x SORT (SUBJECT) ALL", "x THREAD X UTF-8 ALL"] {
             assert!(parse(bad.as_bytes()).is_err(), "{bad}");
         }
     }

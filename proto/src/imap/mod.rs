@@ -10,7 +10,9 @@ pub mod response;
 pub mod search;
 pub mod sequence;
 
-pub use command::{parse, AppendMessage, Command, Qresync, Request, SearchReturn, SelectParams, StatusItem, StoreMode};
+pub use command::{
+    parse, AppendMessage, Command, Qresync, Request, SearchReturn, SelectParams, SortCriterion, SortKey, StatusItem, StoreMode, ThreadAlgorithm,
+};
 pub use fetch::{FetchAttr, Section, SectionText};
 pub use framing::{Framed, Receiver};
 pub use search::SearchKey;

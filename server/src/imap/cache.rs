@@ -1,5 +1,5 @@
-//! ENVELOPE, BODY and BODYSTRUCTURE as rendered, per message: what Dovecot keeps in its cache
-//! file. Clients fetch them for every message on every sync, and a message never changes, so
+//! ENVELOPE, BODY and BODYSTRUCTURE as rendered, and the keys SORT and THREAD compare, per
+//! message: what Dovecot keeps in its cache file. Clients fetch them for every message on every sync, and a message never changes, so
 //! after the first FETCH they cost no file read and no parse. In memory and bounded: two
 //! generations of at most [`GENERATION`] entries each; a full current generation becomes the
 //! previous one (and the old previous is dropped), so what is used stays and the rest ages out.
@@ -7,14 +7,28 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::fields::Fields;
+use super::structure::Parsed;
+
 /// Entries per generation (about 600 octets each for ordinary messages).
 const GENERATION: usize = 25_000;
 
-/// The structure of one message, rendered.
+/// The structure of one message, rendered, and its sort keys.
 pub struct Rendered {
     pub envelope: Vec<u8>,
     pub body: Vec<u8>,
     pub bodystructure: Vec<u8>,
+    pub fields: Fields,
+}
+
+impl Rendered {
+    pub fn of(parsed: &Parsed<'_>) -> Rendered {
+        let mut rendered = Rendered { envelope: Vec::new(), body: Vec::new(), bodystructure: Vec::new(), fields: Fields::of(parsed) };
+        parsed.envelope_into(&mut rendered.envelope);
+        parsed.structure_into(&mut rendered.body, false);
+        parsed.structure_into(&mut rendered.bodystructure, true);
+        rendered
+    }
 }
 
 /// Messages are named by user, mailbox and the store's message id, which is never reused.
@@ -57,7 +71,7 @@ mod tests {
     use super::*;
 
     fn rendered(n: u8) -> Arc<Rendered> {
-        Arc::new(Rendered { envelope: vec![n], body: vec![], bodystructure: vec![] })
+        Arc::new(Rendered { envelope: vec![n], body: vec![], bodystructure: vec![], fields: Fields::default() })
     }
 
     #[test]

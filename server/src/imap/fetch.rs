@@ -187,11 +187,7 @@ fn render_piece(
             (true, Some(cached), _) => Some(cached),
             (true, None, parsed) => {
                 let parsed = parsed.as_ref().expect("parsed when not cached");
-                let mut rendered = Rendered { envelope: Vec::new(), body: Vec::new(), bodystructure: Vec::new() };
-                parsed.envelope_into(&mut rendered.envelope);
-                parsed.structure_into(&mut rendered.body, false);
-                parsed.structure_into(&mut rendered.bodystructure, true);
-                let rendered = Arc::new(rendered);
+                let rendered = Arc::new(Rendered::of(parsed));
                 cache.put(user, mailbox, &target.message.id, Arc::clone(&rendered));
                 Some(rendered)
             }

@@ -1,5 +1,6 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID, ENABLE, SPECIAL-USE,
-//! UNSELECT, CHILDREN, SASL-IR, ESEARCH, STATUS=SIZE, MULTIAPPEND, CONDSTORE and QRESYNC, over
+//! UNSELECT, CHILDREN, SASL-IR, ESEARCH, STATUS=SIZE, MULTIAPPEND, CONDSTORE, QRESYNC, SORT (with
+//! SORT=DISPLAY and ESORT) and THREAD, over
 //! the same mailboxes as SMTP delivers to and POP3 reads.
 //!
 //! Layout:
@@ -9,7 +10,9 @@
 //!   `refresh` brings the view up to date after each command and tells the client.
 //! - one file per command family: `auth` (LOGIN, AUTHENTICATE), `mailbox` (SELECT, CREATE,
 //!   LIST, STATUS, ...), `append`, `fetch`, `flags` (STORE), `copy` (COPY, MOVE), `expunge`
-//!   (EXPUNGE, CLOSE, UNSELECT), `search`, `idle`, `condstore` (ENABLE, QRESYNC's SELECT).
+//!   (EXPUNGE, CLOSE, UNSELECT), `search`, `sort` (SORT, ESORT), `thread`, `idle`,
+//!   `condstore` (ENABLE, QRESYNC's SELECT).
+//! - `fields`: what SORT and THREAD compare, kept in the cache with the structures.
 //! - `structure`: ENVELOPE, BODYSTRUCTURE and body sections from the MIME parser; `cache`
 //!   keeps the rendered structures.
 //! - `listener`: accepts connections (the shared accept loop) and starts sessions.
@@ -21,6 +24,7 @@ mod condstore;
 mod copy;
 mod expunge;
 mod fetch;
+mod fields;
 mod flags;
 mod idle;
 mod listener;
@@ -28,7 +32,9 @@ mod mailbox;
 mod refresh;
 mod search;
 mod session;
+mod sort;
 pub mod structure;
+mod thread;
 
 pub use cache::StructureCache;
 pub use listener::serve;

@@ -25,39 +25,8 @@ impl Session {
         if with_modseq {
             self.use_condstore();
         }
-        let selected = self.selected.as_ref().expect("selected");
-        let messages: Vec<(u32, MessageInfo, bool)> = selected
-            .messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !selected.gone.contains(&m.uid))
-            .map(|(i, m)| (i as u32 + 1, m.clone(), selected.recent.contains(&m.uid)))
-            .collect();
-        let count = selected.messages.len() as u32;
-        let largest_uid = selected.messages.last().map(|m| m.uid).unwrap_or(0);
-        let (store, user, name, key) = (Arc::clone(&self.ctx.store), self.user(), selected.name.clone(), key.clone());
-        let found = blocking(move || {
-            let mut found = Vec::new();
-            let needs_content = needs_content(&key);
-            for (seq, message, recent) in &messages {
-                let content = if needs_content {
-                    match store.fetch(&user, &name, message) {
-                        Ok(content) => Some(content),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(e),
-                    }
-                } else {
-                    None
-                };
-                let parsed = content.as_deref().map(Parsed::new);
-                let context = Candidate { seq: *seq, message, recent: *recent, parsed: parsed.as_ref(), count, largest_uid };
-                if context.matches(&key) {
-                    found.push((if uid { message.uid } else { *seq }, message.modseq));
-                }
-            }
-            Ok(found)
-        })
-        .await;
+        let found =
+            self.matching(key).await.map(|found| found.into_iter().map(|(seq, m)| (if uid { m.uid } else { seq }, m.modseq)).collect::<Vec<_>>());
         match found {
             Ok(found) => {
                 match ret {
@@ -76,6 +45,44 @@ impl Session {
             Err(e) => super::session::store_error(&e, "SEARCH"),
         }
     }
+
+    /// The messages of the view that match `key`, with their message numbers, in order
+    /// (what SEARCH, SORT and THREAD start from). Messages gone meanwhile do not match.
+    pub(super) async fn matching(&mut self, key: &SearchKey) -> std::io::Result<Vec<(u32, MessageInfo)>> {
+        let selected = self.selected.as_ref().expect("selected");
+        let messages: Vec<(u32, MessageInfo, bool)> = selected
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !selected.gone.contains(&m.uid))
+            .map(|(i, m)| (i as u32 + 1, m.clone(), selected.recent.contains(&m.uid)))
+            .collect();
+        let count = selected.messages.len() as u32;
+        let largest_uid = selected.messages.last().map(|m| m.uid).unwrap_or(0);
+        let (store, user, name, key) = (Arc::clone(&self.ctx.store), self.user(), selected.name.clone(), key.clone());
+        blocking(move || {
+            let mut found = Vec::new();
+            let needs_content = needs_content(&key);
+            for (seq, message, recent) in messages {
+                let content = if needs_content {
+                    match store.fetch(&user, &name, &message) {
+                        Ok(content) => Some(content),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    None
+                };
+                let parsed = content.as_deref().map(Parsed::new);
+                let context = Candidate { seq, message: &message, recent, parsed: parsed.as_ref(), count, largest_uid };
+                if context.matches(&key) {
+                    found.push((seq, message));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
 }
 
 /// `ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 4 ALL 2:3,9` for the numbers found, ascending,
@@ -83,7 +90,7 @@ impl Session {
 /// matched, COUNT is not. `with_modseq` (a search by MODSEQ) adds the highest mod-sequence of
 /// the messages the answer names: all of them with ALL or COUNT, else the MIN and MAX ones
 /// (RFC 7162 3.1.5).
-fn esearch(tag: &str, uid: bool, options: &[SearchReturn], found: &[(u32, u64)], with_modseq: bool) -> String {
+pub(super) fn esearch(tag: &str, uid: bool, options: &[SearchReturn], found: &[(u32, u64)], with_modseq: bool) -> String {
     // A tag is an atom: its quoted string is always a quoted string, never a literal.
     let mut quoted = Vec::new();
     string_into(&mut quoted, tag.as_bytes());

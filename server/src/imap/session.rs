@@ -30,7 +30,8 @@ const MAX_ERRORS: u32 = 20;
 /// The extensions that work (RFC 3501 7.2.1); STARTTLS, LOGINDISABLED and AUTH=PLAIN are
 /// added by the session as the connection allows.
 const EXTENSIONS: &str =
-    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND CONDSTORE QRESYNC";
+    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND CONDSTORE QRESYNC \
+     SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 /// A mailbox as the session sees it.
 pub(super) struct Selected {
@@ -423,8 +424,14 @@ impl Session {
         let Request { tag, command } = request;
         // Whether untagged EXPUNGE may follow (RFC 3501 7.4.1: not after FETCH, STORE and
         // SEARCH by sequence number).
-        let expunge_allowed =
-            !matches!(command, Command::Fetch { uid: false, .. } | Command::Store { uid: false, .. } | Command::Search { uid: false, .. });
+        let expunge_allowed = !matches!(
+            command,
+            Command::Fetch { uid: false, .. }
+                | Command::Store { uid: false, .. }
+                | Command::Search { uid: false, .. }
+                | Command::Sort { uid: false, .. }
+                | Command::Thread { uid: false, .. }
+        );
         let expunges = matches!(command, Command::Expunge | Command::UidExpunge(_));
         let mut outcome = match (self.user.is_some(), self.selected.is_some(), command) {
             (_, _, Command::Capability) => {
@@ -471,13 +478,16 @@ impl Session {
             (true, true, Command::Unselect) => self.close(false).await,
             (true, true, Command::Expunge) => self.expunge(None).await,
             (true, true, Command::UidExpunge(set)) => self.expunge(Some(set)).await,
-            (true, true, Command::Search { charset: Some(charset), .. })
-                if !charset.eq_ignore_ascii_case("UTF-8") && !charset.eq_ignore_ascii_case("US-ASCII") =>
-            {
+            (true, true, Command::Search { charset: Some(charset), .. }) if !known_charset(&charset) => {
                 // RFC 3501 6.4.4: NO with the charsets that are supported.
                 Outcome::no_code("BADCHARSET (UTF-8 US-ASCII)", format!("{charset} is not supported"))
             }
             (true, true, Command::Search { uid, ret, key, .. }) => self.search(uid, ret.as_deref(), &tag, &key).await,
+            (true, true, Command::Sort { charset, .. } | Command::Thread { charset, .. }) if !known_charset(&charset) => {
+                Outcome::no_code("BADCHARSET (UTF-8 US-ASCII)", format!("{charset} is not supported"))
+            }
+            (true, true, Command::Sort { uid, ret, criteria, key, .. }) => self.sort(uid, ret.as_deref(), &tag, &criteria, &key).await,
+            (true, true, Command::Thread { uid, algorithm, key, .. }) => self.thread(uid, algorithm, &key).await,
             (true, true, Command::Fetch { uid, set, items, changed_since, vanished }) => {
                 self.fetch(uid, &set, items, changed_since, vanished).await?
             }
@@ -555,6 +565,11 @@ impl Session {
     pub(super) fn user(&self) -> String {
         self.user.clone().expect("logged in")
     }
+}
+
+/// The charsets SEARCH, SORT and THREAD take.
+fn known_charset(charset: &str) -> bool {
+    charset.eq_ignore_ascii_case("UTF-8") || charset.eq_ignore_ascii_case("US-ASCII")
 }
 
 /// Runs store work on the blocking pool.

@@ -283,6 +283,22 @@ fn mailbox_entry(text: &str, comment: &str) -> Option<AddressEntry> {
     Some(AddressEntry::Mailbox { name, route, local, domain })
 }
 
+/// The first address of an address field as ENVELOPE lists it (what SORT compares, RFC 5256
+/// 3): a mailbox, or the start of a group, which ENVELOPE gives with the group's name as
+/// its mailbox.
+pub(super) enum Address {
+    Mailbox { name: Option<String>, local: String, domain: Option<String> },
+    Group(String),
+}
+
+pub(super) fn first_address(value: &str) -> Option<Address> {
+    parse_addresses(value).into_iter().find_map(|entry| match entry {
+        AddressEntry::Mailbox { name, local, domain, .. } => Some(Address::Mailbox { name, local, domain }),
+        AddressEntry::GroupStart(name) => Some(Address::Group(name)),
+        AddressEntry::GroupEnd => None,
+    })
+}
+
 /// An address field as SEARCH compares it (RFC 3501 6.4.4 FROM, TO, CC, BCC): every address
 /// as `name <local@domain>`, without comments, routes or the spaces a header may put around
 /// the `@`, groups by their names; so that `FROM user@domain.org` finds
