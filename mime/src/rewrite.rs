@@ -104,6 +104,20 @@ pub fn rewrite(message: &Message, actions: &[(usize, Action)], add_headers: &[(S
 /// base64 otherwise), for a peer without 8BITMIME (RFC 6152 3). Parts that are already 7-bit
 /// keep their bytes. A message the parser refuses is returned as it is.
 pub fn downgrade_8bit(content: &[u8]) -> Vec<u8> {
+    reencode(content, |_, body| !body.is_ascii())
+}
+
+/// The message with every binary leaf body — declared `binary`, or with NULs, bare CRs or
+/// lines over 998 octets — re-encoded (quoted-printable for text, base64 otherwise), so that
+/// it survives a store that keeps lines (Maildir's LF convention) and every reader; BINARY
+/// (RFC 3516) gives the octets back decoded. A message the parser refuses is returned as it
+/// is.
+pub fn encode_binary_parts(content: &[u8]) -> Vec<u8> {
+    reencode(content, |part, body| part.encoding == Encoding::Binary || !transfer::fits(&Encoding::EightBit, body))
+}
+
+/// Re-encodes the leaves with an identity encoding (7bit, 8bit, binary) that `needs` picks.
+fn reencode(content: &[u8], needs: impl Fn(&Part, &[u8]) -> bool) -> Vec<u8> {
     let limits = super::parser::Limits { max_depth: 100, max_parts: 100_000, max_header_fields: 100_000, max_header_size: usize::MAX };
     let Ok(message) = super::parser::parse(content, &limits) else { return content.to_vec() };
     let eol = message.eol;
@@ -111,7 +125,7 @@ pub fn downgrade_8bit(content: &[u8]) -> Vec<u8> {
     for leaf in message.leaves() {
         let part = leaf.part;
         let body = &content[part.body.clone()];
-        if body.is_ascii() || !part.encoding.is_identity() {
+        if !part.encoding.is_identity() || !needs(part, body) {
             continue;
         }
         let encoding = if part.content_type.kind == "text" { Encoding::QuotedPrintable } else { Encoding::Base64 };
@@ -317,5 +331,22 @@ mod tests {
         let message = parse(msg, &Limits::default()).unwrap();
         let out = rewrite(&message, &[], &[("X-A".into(), "1".into())]);
         assert_eq!(out, b"Subject: hi\r\nX-A: 1\r\n\r\nbody without separator\r\n");
+    }
+
+    #[test]
+    fn binary_parts_are_encoded_and_decode_to_their_octets() {
+        let binary = b"\0-\xe4\n\r\n\n";
+        let mut message = b"From: a@b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
+        message.extend_from_slice(binary);
+        let out = encode_binary_parts(&message);
+        assert!(out.is_ascii(), "{:?}", String::from_utf8_lossy(&out));
+        let parsed = crate::parse(&out, &crate::Limits::default()).unwrap();
+        assert_eq!(parsed.root.encoding, Encoding::Base64);
+        assert_eq!(transfer::decode(&parsed.root.encoding, &out[parsed.root.body.clone()]), binary);
+        // Text with a bare CR becomes quoted-printable; clean parts keep their bytes.
+        let text = b"Content-Type: text/plain\r\n\r\nline\rcut\r\n";
+        assert!(String::from_utf8_lossy(&encode_binary_parts(text)).contains("quoted-printable"));
+        let clean = b"Subject: x\r\n\r\nd\xc3\xa9j\xc3\xa0 vu\r\n";
+        assert_eq!(encode_binary_parts(clean), clean);
     }
 }

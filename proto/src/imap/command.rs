@@ -297,10 +297,12 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
                 } else {
                     None
                 };
+                // RFC 3516 4.2: a literal8 (`~{n}`) may carry any octet, NUL included.
+                let binary = p.eat(b'~');
                 if p.peek() != Some(b'{') {
                     return Err(Error::Syntax("APPEND needs the message as a literal".into()));
                 }
-                messages.push(AppendMessage { flags, date, message: p.string()? });
+                messages.push(AppendMessage { flags, date, message: p.string()?, binary });
             }
             if messages.is_empty() {
                 return Err(Error::Syntax("APPEND needs a message".into()));
@@ -477,6 +479,8 @@ pub struct AppendMessage {
     pub flags: Vec<Flag>,
     pub date: Option<chrono::DateTime<chrono::FixedOffset>>,
     pub message: Vec<u8>,
+    /// Sent as a literal8 (RFC 3516): it may hold binary parts.
+    pub binary: bool,
 }
 
 /// One SORT criterion: a key, perhaps reversed.
@@ -703,12 +707,24 @@ mod tests {
                 messages: vec![AppendMessage {
                     flags: vec![Flag::Seen],
                     date: Some(chrono::DateTime::parse_from_rfc3339("2026-01-05T10:00:00+01:00").unwrap()),
-                    message: b"hi\n".to_vec()
+                    message: b"hi\n".to_vec(),
+                    binary: false,
                 }]
             }
         );
         let Command::Append { messages, .. } = ok("A3 APPEND Sent {2+}\r\nab (\\Draft) {1+}\r\nc") else { panic!() };
         assert_eq!((messages.len(), &messages[1].message[..], &messages[1].flags[..]), (2, &b"c"[..], &[Flag::Draft][..]));
+        let Command::Append { messages, .. } = ok("A3 APPEND Sent ~{3+}\r\n\0\x01\n") else { panic!() };
+        assert!(messages[0].binary && messages[0].message == b"\0\x01\n");
+        assert!(matches!(
+            ok("A4 FETCH 1 (BINARY.PEEK[1.2]<0.7> BINARY[] BINARY.SIZE[3])"),
+            Command::Fetch { items, .. } if items == [
+                FetchAttr::Binary { peek: true, part: vec![1, 2], partial: Some((0, 7)) },
+                FetchAttr::Binary { peek: false, part: vec![], partial: None },
+                FetchAttr::BinarySize { part: vec![3] },
+            ]
+        ));
+        assert!(parse(b"A5 FETCH 1 BINARY[1.TEXT]").is_err());
         assert!(parse(b"A3 APPEND Sent").is_err());
         assert_eq!(ok("A4 LIST \"\" \"*\""), Command::List { reference: "".into(), pattern: "*".into(), subscribed: false });
         assert_eq!(ok("A5 LSUB \"\" %"), Command::List { reference: "".into(), pattern: "%".into(), subscribed: true });

@@ -27,6 +27,17 @@ pub enum FetchAttr {
         section: Section,
         partial: Option<(u32, u32)>,
     },
+    /// BINARY[part]<partial> and BINARY.PEEK[...] (RFC 3516): the part's content decoded from
+    /// its transfer encoding; an empty part path is the whole message.
+    Binary {
+        peek: bool,
+        part: Vec<u32>,
+        partial: Option<(u32, u32)>,
+    },
+    /// BINARY.SIZE[part]: the size of what BINARY[part] gives.
+    BinarySize {
+        part: Vec<u32>,
+    },
 }
 
 /// A body section: a part path (empty for the whole message) and what of it.
@@ -122,6 +133,20 @@ fn item(p: &mut Parser<'_>) -> Result<FetchAttr, Error> {
             return Ok(attr);
         }
     }
+    if p.keyword("BINARY.SIZE") {
+        return Ok(FetchAttr::BinarySize { part: binary_section(p)? });
+    }
+    let binary_peek = if p.keyword("BINARY.PEEK") {
+        Some(true)
+    } else if p.keyword("BINARY") {
+        Some(false)
+    } else {
+        None
+    };
+    if let Some(peek) = binary_peek {
+        let part = binary_section(p)?;
+        return Ok(FetchAttr::Binary { peek, part, partial: partial(p)? });
+    }
     let peek = if p.keyword("BODY.PEEK") {
         true
     } else if p.keyword("BODY") {
@@ -134,16 +159,38 @@ fn item(p: &mut Parser<'_>) -> Result<FetchAttr, Error> {
         return Err(Error::Syntax(format!("unknown fetch item {:?}", String::from_utf8_lossy(name))));
     };
     let section = section(p)?;
-    let partial = if p.eat(b'<') {
-        let start = p.number()?;
-        p.expect(b'.')?;
-        let length = p.nz_number()?;
-        p.expect(b'>')?;
-        Some((start, length))
-    } else {
-        None
-    };
-    Ok(FetchAttr::Section { peek, section, partial })
+    Ok(FetchAttr::Section { peek, section, partial: partial(p)? })
+}
+
+/// `"<" number "." nz-number ">"`, if there.
+fn partial(p: &mut Parser<'_>) -> Result<Option<(u32, u32)>, Error> {
+    if !p.eat(b'<') {
+        return Ok(None);
+    }
+    let start = p.number()?;
+    p.expect(b'.')?;
+    let length = p.nz_number()?;
+    p.expect(b'>')?;
+    Ok(Some((start, length)))
+}
+
+/// section-binary = "[" [section-part] "]" (RFC 3516 4.1).
+fn binary_section(p: &mut Parser<'_>) -> Result<Vec<u32>, Error> {
+    p.expect(b'[')?;
+    let mut part = Vec::new();
+    if p.peek() != Some(b']') {
+        loop {
+            part.push(p.nz_number()?);
+            if part.len() > 100 {
+                return Err(Error::Syntax("section path too deep".into()));
+            }
+            if !p.eat(b'.') {
+                break;
+            }
+        }
+    }
+    p.expect(b']')?;
+    Ok(part)
 }
 
 /// "[" [section-spec] "]".

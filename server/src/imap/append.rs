@@ -1,5 +1,8 @@
 //! APPEND (RFC 3501 6.3.11) with flags and an internal date, several messages at once (RFC
-//! 3502 MULTIAPPEND: all or none), answered with APPENDUID (RFC 4315).
+//! 3502 MULTIAPPEND: all or none), answered with APPENDUID (RFC 4315). A message sent as a
+//! literal8 (RFC 3516) or holding NULs has its binary parts re-encoded (base64, or
+//! quoted-printable for text) before it is stored: Maildir keeps lines, and every reader
+//! expects them; BINARY gives the octets back.
 
 use std::sync::Arc;
 
@@ -20,7 +23,8 @@ impl Session {
                 for flag in &m.flags {
                     apply_flag(&mut flags, flag, true);
                 }
-                NewMessage { content: m.message, flags, date: m.date.map(|d| d.timestamp()) }
+                let content = if m.binary || m.message.contains(&0) { wasmail_mime::rewrite::encode_binary_parts(&m.message) } else { m.message };
+                NewMessage { content, flags, date: m.date.map(|d| d.timestamp()) }
             })
             .collect();
         let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());

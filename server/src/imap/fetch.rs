@@ -75,7 +75,12 @@ impl Session {
         }
         let selected = self.selected.as_ref().expect("selected");
         let sets_seen = !selected.read_only
-            && items.iter().any(|i| matches!(i, FetchAttr::Rfc822 | FetchAttr::Rfc822Text | FetchAttr::Section { peek: false, .. }));
+            && items.iter().any(|i| {
+                matches!(
+                    i,
+                    FetchAttr::Rfc822 | FetchAttr::Rfc822Text | FetchAttr::Section { peek: false, .. } | FetchAttr::Binary { peek: false, .. }
+                )
+            });
         let wants_flags = items.contains(&FetchAttr::Flags);
         let (user, name) = (self.user(), selected.name.clone());
         // Messages expunged elsewhere but not yet reported are skipped: their files are gone.
@@ -108,13 +113,14 @@ impl Session {
             .map(|&i| Target { seq: i + 1, message: selected.messages[i].clone(), recent: selected.recent.contains(&selected.messages[i].uid) })
             .collect();
         let (items, targets) = (Arc::new(items), Arc::new(targets));
-        let mut failed = 0;
+        let (mut failed, mut unknown_cte) = (0, 0);
         let mut next = Some(Resume::default());
         while let Some(resume) = next {
             let (store, cache, user, name, items, targets) =
                 (Arc::clone(&self.ctx.store), Arc::clone(&self.cache), user.clone(), name.clone(), Arc::clone(&items), Arc::clone(&targets));
-            let (bytes, missing, resume) = blocking(move || Ok(render_piece(store.as_ref(), &cache, &user, &name, &targets, resume, &items))).await?;
-            failed += missing;
+            let (bytes, trouble, resume) = blocking(move || Ok(render_piece(store.as_ref(), &cache, &user, &name, &targets, resume, &items))).await?;
+            failed += trouble.missing;
+            unknown_cte += trouble.unknown_cte;
             next = resume;
             self.conn.send(&bytes);
             self.flush_if_large().await?;
@@ -125,6 +131,10 @@ impl Session {
             for line in lines {
                 self.untagged(&line);
             }
+        }
+        if unknown_cte > 0 {
+            // RFC 3516 4.3.
+            return Ok(Outcome::no_code("UNKNOWN-CTE", "A part's Content-Transfer-Encoding cannot be decoded"));
         }
         if failed > 0 {
             // RFC 3501 7.4.1 allows NO when some messages could not be fetched (gone meanwhile),
@@ -147,18 +157,28 @@ fn render_piece(
     targets: &[Target],
     resume: Resume,
     items: &[FetchAttr],
-) -> (Vec<u8>, usize, Option<Resume>) {
+) -> (Vec<u8>, Trouble, Option<Resume>) {
     let wants_structure = items.iter().any(|i| matches!(i, FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure));
-    let others_need_content =
-        items.iter().any(|i| matches!(i, FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text | FetchAttr::Section { .. }));
+    let others_need_content = items.iter().any(|i| {
+        matches!(
+            i,
+            FetchAttr::Rfc822
+                | FetchAttr::Rfc822Header
+                | FetchAttr::Rfc822Text
+                | FetchAttr::Section { .. }
+                | FetchAttr::Binary { .. }
+                | FetchAttr::BinarySize { .. }
+        )
+    });
     // The whole message (BODY[], RFC822) is the content itself; the rest needs the structure.
     let others_need_parse = items.iter().any(|i| match i {
         FetchAttr::Section { section, .. } => !section.part.is_empty() || section.text.is_some(),
+        FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part } => !part.is_empty(),
         FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => true,
         _ => false,
     });
     let mut out = Vec::new();
-    let mut missing = 0;
+    let (mut missing, mut unknown_cte) = (0, 0);
     for (index, target) in targets.iter().enumerate().skip(resume.target) {
         let first_item = if index == resume.target { resume.item } else { 0 };
         let cached = if wants_structure { cache.get(user, mailbox, &target.message.id) } else { None };
@@ -200,18 +220,27 @@ fn render_piece(
                 out.push(b' ');
             }
             let parts = Parts { content: content.as_deref(), parsed: parsed.as_ref(), rendered: rendered.as_deref() };
-            render_item(&mut out, target, &parts, item);
+            unknown_cte += usize::from(!render_item(&mut out, target, &parts, item));
             if out.len() >= PIECE && n + 1 < items.len() {
                 // The rest of this message's items in the next piece (the message is read again).
-                return (out, missing, Some(Resume { target: index, item: n + 1 }));
+                return (out, Trouble { missing, unknown_cte }, Some(Resume { target: index, item: n + 1 }));
             }
         }
         out.extend_from_slice(b")\r\n");
         if out.len() >= PIECE && index + 1 < targets.len() {
-            return (out, missing, Some(Resume { target: index + 1, item: 0 }));
+            return (out, Trouble { missing, unknown_cte }, Some(Resume { target: index + 1, item: 0 }));
         }
     }
-    (out, missing, None)
+    (out, Trouble { missing, unknown_cte }, None)
+}
+
+/// What went wrong while rendering a piece.
+#[derive(Default)]
+struct Trouble {
+    /// Messages that could not be read (expunged meanwhile).
+    missing: usize,
+    /// BINARY items of parts in a transfer encoding this server cannot decode (NIL sent).
+    unknown_cte: usize,
 }
 
 /// What a message's items are rendered from; each is there when an item needs it.
@@ -221,7 +250,8 @@ struct Parts<'a> {
     rendered: Option<&'a Rendered>,
 }
 
-fn render_item(out: &mut Vec<u8>, target: &Target, parts: &Parts<'_>, item: &FetchAttr) {
+/// Writes one item; false for a BINARY item whose part could not be decoded (written NIL).
+fn render_item(out: &mut Vec<u8>, target: &Target, parts: &Parts<'_>, item: &FetchAttr) -> bool {
     let message = &target.message;
     match item {
         FetchAttr::Uid => out.extend_from_slice(format!("UID {}", message.uid).as_bytes()),
@@ -281,7 +311,76 @@ fn render_item(out: &mut Vec<u8>, target: &Target, parts: &Parts<'_>, item: &Fet
                 }
             }
         }
+        FetchAttr::Binary { part, partial, .. } => {
+            let path = part.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+            out.extend_from_slice(format!("BINARY[{path}]").as_bytes());
+            if let Some((start, _)) = partial {
+                out.extend_from_slice(format!("<{start}>").as_bytes());
+            }
+            out.push(b' ');
+            let data = match binary(parts, part) {
+                Ok(Some(data)) => data,
+                Ok(None) => {
+                    nstring_into(out, None);
+                    return true;
+                }
+                Err(()) => {
+                    nstring_into(out, None);
+                    return false;
+                }
+            };
+            // The choice of literal goes by the whole part, so that every piece of it is sent
+            // the same way (as Dovecot does).
+            let literal8 = !is_text(&data);
+            let data = match partial {
+                Some((start, length)) => {
+                    let start = (*start as usize).min(data.len());
+                    let end = start.saturating_add(*length as usize).min(data.len());
+                    Cow::Owned(data[start..end].to_vec())
+                }
+                None => data,
+            };
+            if literal8 {
+                out.extend_from_slice(format!("~{{{}}}\r\n", data.len()).as_bytes());
+                out.extend_from_slice(&data);
+            } else {
+                literal_into(out, &data);
+            }
+        }
+        FetchAttr::BinarySize { part } => {
+            let path = part.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+            match binary(parts, part) {
+                Ok(Some(data)) => out.extend_from_slice(format!("BINARY.SIZE[{path}] {}", data.len()).as_bytes()),
+                Ok(None) => out.extend_from_slice(format!("BINARY.SIZE[{path}] NIL").as_bytes()),
+                Err(()) => {
+                    out.extend_from_slice(format!("BINARY.SIZE[{path}] NIL").as_bytes());
+                    return false;
+                }
+            }
+        }
     }
+    true
+}
+
+/// The octets BINARY[part] gives: the whole message for an empty path, else the part decoded
+/// from its transfer encoding (RFC 3516); None if there is no such part, Err if its encoding
+/// is not one this server knows.
+fn binary<'a>(parts: &'a Parts<'_>, part: &[u32]) -> Result<Option<Cow<'a, [u8]>>, ()> {
+    if part.is_empty() {
+        return Ok(Some(Cow::Borrowed(parts.content.expect("content read"))));
+    }
+    parts.parsed.expect("parsed").binary(part).map(|found| found.map(Cow::Owned))
+}
+
+/// Whether octets may go in an ordinary literal: no NUL, and CR and LF only as CRLF (else a
+/// literal8, RFC 3516 4.3).
+fn is_text(data: &[u8]) -> bool {
+    !data.contains(&0)
+        && data.iter().enumerate().all(|(i, &b)| match b {
+            b'\r' => data.get(i + 1) == Some(&b'\n'),
+            b'\n' => i > 0 && data[i - 1] == b'\r',
+            _ => true,
+        })
 }
 
 /// date-time (RFC 3501 9): ` 7-Jul-1996 02:44:25 +0000`.

@@ -49,6 +49,19 @@ impl<'a> Parsed<'a> {
         structure_into(out, self.content, &self.root, extended);
     }
 
+    /// What BINARY[path] gives for a part (RFC 3516): a leaf's content decoded from its
+    /// transfer encoding, a multipart's or an attached message's as it is; None if there is
+    /// no such part, Err if the encoding is unknown.
+    pub fn binary(&self, path: &[u32]) -> Result<Option<Vec<u8>>, ()> {
+        let Some(part) = find_part(&self.root, path) else { return Ok(None) };
+        let body = &self.content[part.body.clone()];
+        match (&part.kind, &part.encoding) {
+            (Kind::Leaf, wasmail_mime::transfer::Encoding::Other(_)) => Err(()),
+            (Kind::Leaf, encoding) => Ok(Some(wasmail_mime::transfer::decode(encoding, body))),
+            _ => Ok(Some(body.to_vec())),
+        }
+    }
+
     /// The octets of a section; None if the part does not exist.
     pub fn section(&self, section: &Section) -> Option<Vec<u8>> {
         let content = self.content;
