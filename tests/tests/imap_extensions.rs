@@ -53,3 +53,51 @@ Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\
     // BINARY without PEEK sets \Seen, as BODY[] does.
     assert!(imap.cmd("a8", "FETCH 1 (BINARY[1])").lines().iter().any(|l| l.contains("\\Seen")));
 }
+
+#[test]
+fn list_extended_selects_returns_and_gives_status() {
+    let server = server();
+    let mut imap = Imap::login(&server, "tyler");
+    let caps = imap.cmd("c", "CAPABILITY").lines()[0].clone();
+    assert!(caps.contains(" LIST-EXTENDED") && caps.contains(" LIST-STATUS"), "{caps}");
+    for name in ["box/one", "box/two", "box/two/deep", "box/three/leaf", "box/gone"] {
+        assert!(imap.cmd("a", &format!("CREATE {name}")).ok());
+    }
+    for name in ["box/one", "box/two/deep", "box/gone"] {
+        assert!(imap.cmd("b", &format!("SUBSCRIBE {name}")).ok());
+    }
+    // DELETE keeps the subscription (RFC 3501 6.3.6): it is listed as \NonExistent.
+    assert!(imap.cmd("d", "DELETE box/gone").ok());
+    let subscribed = imap.cmd("l1", "LIST (SUBSCRIBED) \"\" box/*");
+    assert!(subscribed.has("LIST (\\Subscribed) \"/\" \"box/one\""), "{subscribed:?}");
+    assert!(subscribed.has("LIST (\\Subscribed) \"/\" \"box/two/deep\""), "{subscribed:?}");
+    assert!(subscribed.has("LIST (\\NonExistent \\Subscribed) \"/\" \"box/gone\""), "{subscribed:?}");
+    assert_eq!(subscribed.lines().len(), 3, "{subscribed:?}");
+    // RECURSIVEMATCH: a parent whose subscribed child the pattern does not reach.
+    let recursive = imap.cmd("l2", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" box/% RETURN (CHILDREN)");
+    assert!(recursive.has("LIST (\\HasChildren) \"/\" \"box/two\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"), "{recursive:?}");
+    assert!(!recursive.lines().iter().any(|l| l.contains("\"box/two/deep\"")), "{recursive:?}");
+    // Several patterns and return options. (CREATE made box/three for box/three/leaf; a level
+    // that only holds others, \Noselect, is in the unit tests of imap/list.rs.)
+    let returned = imap.cmd("l3", "LIST \"\" (box/% INBOX) RETURN (SUBSCRIBED CHILDREN)");
+    assert!(returned.has("LIST (\\Subscribed \\HasNoChildren) \"/\" \"box/one\""), "{returned:?}");
+    assert!(returned.has("LIST (\\HasChildren) \"/\" \"box/two\""), "{returned:?}");
+    assert!(returned.has("LIST (\\HasChildren) \"/\" \"box/three\""), "{returned:?}");
+    assert!(returned.has("LIST (\\HasNoChildren) \"/\" \"INBOX\""), "{returned:?}");
+    // LIST-STATUS: STATUS after each selectable mailbox listed.
+    let message = "Subject: hi\r\n\r\nhello\r\n";
+    imap.send(format!("e APPEND box/one {{{}+}}\r\n{message}\r\n", message.len()).as_bytes());
+    assert!(imap.until("e").ok());
+    let status = imap.cmd("l4", "LIST \"\" box/% RETURN (STATUS (MESSAGES UNSEEN))");
+    let lines = status.lines();
+    let at = lines.iter().position(|l| l.ends_with("\"box/one\"")).unwrap_or_else(|| panic!("{status:?}"));
+    assert_eq!(lines[at + 1], "STATUS \"box/one\" (MESSAGES 1 UNSEEN 1)", "{status:?}");
+    let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!((count("LIST"), count("STATUS")), (3, 3), "one STATUS per mailbox: {status:?}");
+    // SPECIAL-USE selection: only the special-use mailboxes.
+    let special = imap.cmd("l5", "LIST (SPECIAL-USE) \"\" *");
+    assert!(special.has("LIST (\\Sent) \"/\" \"Sent\"") && !special.lines().iter().any(|l| l.contains("INBOX")), "{special:?}");
+    for bad in ["LIST (RECURSIVEMATCH) \"\" %", "LIST (FOO) \"\" %", "LIST \"\" % RETURN (FOO)"] {
+        assert!(imap.cmd("x", bad).tagged.starts_with("x BAD"), "{bad}");
+    }
+}

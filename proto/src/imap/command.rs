@@ -93,6 +93,14 @@ pub enum Command {
         pattern: String,
         subscribed: bool,
     },
+    /// LIST with selection options, several patterns or return options (RFC 5258
+    /// LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE).
+    ListExtended {
+        selection: ListSelection,
+        reference: String,
+        patterns: Vec<String>,
+        returns: ListReturn,
+    },
     Status {
         mailbox: String,
         items: Vec<StatusItem>,
@@ -246,36 +254,19 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
             p.space()?;
             Command::Rename { from, to: mailbox(p)? }
         }
-        "LIST" | "LSUB" => {
+        "LSUB" => {
             p.space()?;
             let reference = decode_pattern(&p.astring()?);
             p.space()?;
             let pattern = decode_pattern(&p.list_mailbox()?);
-            Command::List { reference, pattern, subscribed: name == "LSUB" }
+            Command::List { reference, pattern, subscribed: true }
         }
+        "LIST" => list(p)?,
         "STATUS" => {
             p.space()?;
             let mailbox = mailbox(p)?;
             p.space()?;
-            p.open()?;
-            let mut items = Vec::new();
-            loop {
-                items.push(match p.atom()?.to_ascii_uppercase().as_str() {
-                    "MESSAGES" => StatusItem::Messages,
-                    "RECENT" => StatusItem::Recent,
-                    "UIDNEXT" => StatusItem::UidNext,
-                    "UIDVALIDITY" => StatusItem::UidValidity,
-                    "UNSEEN" => StatusItem::Unseen,
-                    "SIZE" => StatusItem::Size,
-                    "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
-                    other => return Err(Error::Syntax(format!("unknown status item {other}"))),
-                });
-                if !p.eat(b' ') {
-                    break;
-                }
-            }
-            p.close()?;
-            Command::Status { mailbox, items }
+            Command::Status { mailbox, items: status_items(p)? }
         }
         "APPEND" => {
             p.space()?;
@@ -481,6 +472,133 @@ pub struct AppendMessage {
     pub message: Vec<u8>,
     /// Sent as a literal8 (RFC 3516): it may hold binary parts.
     pub binary: bool,
+}
+
+/// LIST's selection options (RFC 5258 3.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListSelection {
+    /// Subscribed names, whether they exist or not.
+    pub subscribed: bool,
+    /// Parents of what the other options select, with CHILDINFO.
+    pub recursive_match: bool,
+    /// Only mailboxes with a special use (RFC 6154).
+    pub special_use: bool,
+}
+
+/// LIST's return options (RFC 5258 3.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListReturn {
+    pub subscribed: bool,
+    pub children: bool,
+    pub special_use: bool,
+    /// A STATUS response after each mailbox listed (RFC 5819).
+    pub status: Option<Vec<StatusItem>>,
+}
+
+/// `LIST [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]`: a plain
+/// LIST when it has none of the extended parts.
+fn list(p: &mut Parser<'_>) -> Result<Command, Error> {
+    p.space()?;
+    let mut extended = false;
+    let mut selection = ListSelection::default();
+    if p.peek() == Some(b'(') {
+        extended = true;
+        p.open()?;
+        let mut others = false;
+        while p.peek() != Some(b')') {
+            if selection != ListSelection::default() || others {
+                p.space()?;
+            }
+            match p.atom()?.to_ascii_uppercase().as_str() {
+                "SUBSCRIBED" => selection.subscribed = true,
+                "RECURSIVEMATCH" => selection.recursive_match = true,
+                "SPECIAL-USE" => selection.special_use = true,
+                // There are no remote mailboxes: REMOTE changes nothing.
+                "REMOTE" => others = true,
+                other => return Err(Error::Syntax(format!("unknown LIST selection option {other}"))),
+            }
+        }
+        p.close()?;
+        p.space()?;
+        // RFC 5258 3.1: RECURSIVEMATCH needs an option whose matches it can follow up.
+        if selection.recursive_match && !selection.subscribed && !selection.special_use {
+            return Err(Error::Syntax("RECURSIVEMATCH needs another selection option".into()));
+        }
+    }
+    let reference = decode_pattern(&p.astring()?);
+    p.space()?;
+    let mut patterns = Vec::new();
+    if p.peek() == Some(b'(') {
+        extended = true;
+        p.open()?;
+        loop {
+            patterns.push(decode_pattern(&p.list_mailbox()?));
+            if patterns.len() > 100 {
+                return Err(Error::Syntax("too many LIST patterns".into()));
+            }
+            if !p.eat(b' ') {
+                break;
+            }
+        }
+        p.close()?;
+    } else {
+        patterns.push(decode_pattern(&p.list_mailbox()?));
+    }
+    let mut returns = ListReturn::default();
+    if p.eat(b' ') {
+        extended = true;
+        if !p.keyword("RETURN") {
+            return Err(Error::Syntax("expected RETURN".into()));
+        }
+        p.space()?;
+        p.open()?;
+        let mut first = true;
+        while p.peek() != Some(b')') {
+            if !first {
+                p.space()?;
+            }
+            first = false;
+            match p.atom()?.to_ascii_uppercase().as_str() {
+                "SUBSCRIBED" => returns.subscribed = true,
+                "CHILDREN" => returns.children = true,
+                "SPECIAL-USE" => returns.special_use = true,
+                "STATUS" if returns.status.is_none() => {
+                    p.space()?;
+                    returns.status = Some(status_items(p)?);
+                }
+                other => return Err(Error::Syntax(format!("unknown LIST return option {other}"))),
+            }
+        }
+        p.close()?;
+    }
+    if !extended {
+        let pattern = patterns.pop().expect("one pattern");
+        return Ok(Command::List { reference, pattern, subscribed: false });
+    }
+    Ok(Command::ListExtended { selection, reference, patterns, returns })
+}
+
+/// `"(" status-att *(SP status-att) ")"`.
+fn status_items(p: &mut Parser<'_>) -> Result<Vec<StatusItem>, Error> {
+    p.open()?;
+    let mut items = Vec::new();
+    loop {
+        items.push(match p.atom()?.to_ascii_uppercase().as_str() {
+            "MESSAGES" => StatusItem::Messages,
+            "RECENT" => StatusItem::Recent,
+            "UIDNEXT" => StatusItem::UidNext,
+            "UIDVALIDITY" => StatusItem::UidValidity,
+            "UNSEEN" => StatusItem::Unseen,
+            "SIZE" => StatusItem::Size,
+            "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            other => return Err(Error::Syntax(format!("unknown status item {other}"))),
+        });
+        if !p.eat(b' ') {
+            break;
+        }
+    }
+    p.close()?;
+    Ok(items)
 }
 
 /// One SORT criterion: a key, perhaps reversed.
@@ -812,6 +930,31 @@ mod tests {
         ));
         assert!(matches!(ok("A284 UID THREAD REFERENCES US-ASCII TEXT \"gewp\""), Command::Thread { uid: true, .. }));
         for bad in ["x SORT SUBJECT UTF-8 ALL", "x SORT () UTF-8 ALL", "x SORT (REVERSE) UTF-8 ALL", "x SORT (SUBJECT) ALL", "x THREAD X UTF-8 ALL"] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn list_extended() {
+        // RFC 5258 5 and RFC 5819 3.
+        let Command::ListExtended { selection, patterns, returns, .. } =
+            ok("A01 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"%\" \"Foo/%\") RETURN (CHILDREN)")
+        else {
+            panic!()
+        };
+        assert!(selection.subscribed && selection.recursive_match && returns.children);
+        assert_eq!(patterns, ["%", "Foo/%"]);
+        let Command::ListExtended { returns, .. } = ok("A02 LIST \"\" % RETURN (STATUS (MESSAGES UNSEEN))") else { panic!() };
+        assert_eq!(returns.status, Some(vec![StatusItem::Messages, StatusItem::Unseen]));
+        assert!(matches!(ok("A03 LIST (REMOTE) \"\" %"), Command::ListExtended { .. }));
+        assert!(matches!(ok("A04 LIST () \"\" %"), Command::ListExtended { .. }));
+        assert!(matches!(ok("A05 LIST \"\" %"), Command::List { subscribed: false, .. }));
+        for bad in [
+            "x LIST (imaptest) \"\" \"\"",
+            "x LIST (RECURSIVEMATCH) \"\" %",
+            "x LIST (RECURSIVEMATCH REMOTE) \"\" %",
+            "x LIST \"\" % RETURN (imaptest)",
+        ] {
             assert!(parse(bad.as_bytes()).is_err(), "{bad}");
         }
     }

@@ -11,7 +11,8 @@ pub mod search;
 pub mod sequence;
 
 pub use command::{
-    parse, AppendMessage, Command, Qresync, Request, SearchReturn, SelectParams, SortCriterion, SortKey, StatusItem, StoreMode, ThreadAlgorithm,
+    parse, AppendMessage, Command, ListReturn, ListSelection, Qresync, Request, SearchReturn, SelectParams, SortCriterion, SortKey, StatusItem,
+    StoreMode, ThreadAlgorithm,
 };
 pub use fetch::{FetchAttr, Section, SectionText};
 pub use framing::{Framed, Receiver};

@@ -1,6 +1,5 @@
 //! Commands on mailboxes (RFC 3501 6.3): SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE,
-//! UNSUBSCRIBE, LIST, LSUB, STATUS; LIST answers with CHILDREN (RFC 3348) and SPECIAL-USE
-//! (RFC 6154) attributes.
+//! UNSUBSCRIBE, STATUS. (LIST and LSUB are in `list`.)
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,7 +8,7 @@ use wasmail_proto::imap::response::mailbox as wire_name;
 use wasmail_proto::imap::{SelectParams, StatusItem};
 
 use super::session::{blocking, flags_lines, learn_keywords, store_error, Outcome, Selected, Session};
-use crate::store::{special_use, valid_mailbox_name, Flags};
+use crate::store::{valid_mailbox_name, Flags};
 
 impl Session {
     /// SELECT and EXAMINE, with CONDSTORE or QRESYNC (RFC 7162 3.1.8, 3.2.5) if asked.
@@ -131,76 +130,23 @@ impl Session {
         }
     }
 
-    pub(super) async fn list(&mut self, reference: &str, pattern: &str, subscribed: bool) -> Outcome {
-        let verb = if subscribed { "LSUB" } else { "LIST" };
-        if pattern.is_empty() {
-            // RFC 3501 6.3.8: the hierarchy delimiter and the root of the reference.
-            if !subscribed {
-                self.untagged("LIST (\\Noselect) \"/\" \"\"");
-            }
-            return Outcome::ok(format!("{verb} completed"));
-        }
-        let (store, user) = (Arc::clone(&self.ctx.store), self.user());
-        let listed = blocking(move || {
-            let names = store.mailboxes(&user)?;
-            let subscriptions = if subscribed { store.subscriptions(&user)? } else { Vec::new() };
-            Ok((names, subscriptions))
-        })
-        .await;
-        let (names, subscriptions) = match listed {
-            Ok(listed) => listed,
-            Err(e) => return store_error(&e, verb),
-        };
-        let full = format!("{reference}{pattern}");
-        let candidates = if subscribed { &subscriptions } else { &names };
-        for name in candidates {
-            if !matches_pattern(name, &full) {
-                continue;
-            }
-            let mut attributes: Vec<&str> = Vec::new();
-            if !names.contains(name) {
-                attributes.push("\\NonExistent");
-            } else if !subscribed {
-                let prefix = format!("{name}/");
-                attributes.push(if names.iter().any(|n| n.starts_with(&prefix)) { "\\HasChildren" } else { "\\HasNoChildren" });
-                attributes.extend(special_use(name));
-            }
-            if subscribed {
-                attributes.retain(|a| *a != "\\NonExistent");
-            }
-            self.untagged(&format!("{verb} ({}) \"/\" {}", attributes.join(" "), wire_name(name)));
-        }
-        if subscribed && full.contains('%') && !full.contains('*') {
-            // RFC 3501 6.3.9: where `%` stops at a level whose name is not subscribed but has a
-            // subscribed name below it, LSUB gives that level as \Noselect. (`*` reaches the
-            // subscribed names themselves.)
-            let mut parents: Vec<String> = Vec::new();
-            for name in &subscriptions {
-                let mut at = 0;
-                while let Some(slash) = name[at..].find('/') {
-                    let parent = &name[..at + slash];
-                    at += slash + 1;
-                    if !subscriptions.iter().any(|s| s == parent) && !parents.iter().any(|p| p == parent) && matches_pattern(parent, &full) {
-                        parents.push(parent.to_string());
-                    }
-                }
-            }
-            for parent in parents {
-                self.untagged(&format!("LSUB (\\Noselect) \"/\" {}", wire_name(&parent)));
-            }
-        }
-        Outcome::ok(format!("{verb} completed"))
-    }
-
     pub(super) async fn status(&mut self, name: &str, items: &[StatusItem]) -> Outcome {
         if items.contains(&StatusItem::HighestModSeq) {
             self.use_condstore();
         }
+        match self.status_line(name, items).await {
+            Ok(line) => {
+                self.untagged(&line);
+                Outcome::ok("STATUS completed")
+            }
+            Err(e) => store_error(&e, "STATUS"),
+        }
+    }
+
+    /// `STATUS name (MESSAGES 3 ...)` for a mailbox, as STATUS and LIST-STATUS answer.
+    pub(super) async fn status_line(&mut self, name: &str, items: &[StatusItem]) -> std::io::Result<String> {
         let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
-        let synced = match blocking(move || store.sync(&user, &mailbox, false)).await {
-            Ok(synced) => synced,
-            Err(e) => return store_error(&e, "STATUS"),
-        };
+        let synced = blocking(move || store.sync(&user, &mailbox, false)).await?;
         let values: Vec<String> = items
             .iter()
             .map(|item| match item {
@@ -213,55 +159,6 @@ impl Session {
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", synced.highest_modseq),
             })
             .collect();
-        self.untagged(&format!("STATUS {} ({})", wire_name(name), values.join(" ")));
-        Outcome::ok("STATUS completed")
-    }
-}
-
-/// LIST wildcards (RFC 3501 6.3.8): `*` matches anything, `%` anything but the delimiter.
-/// INBOX matches in any case.
-fn matches_pattern(name: &str, pattern: &str) -> bool {
-    let name: Vec<char> = name.chars().collect();
-    let mut pattern: Vec<char> = pattern.chars().collect();
-    let inbox: Vec<char> = "INBOX".chars().collect();
-    if pattern.len() >= 5 && pattern[..5].iter().collect::<String>().eq_ignore_ascii_case("INBOX") && name.starts_with(&inbox) {
-        pattern.splice(..5, inbox);
-    }
-    // matched[j]: the name's first i characters match the pattern's first j (dynamic
-    // programming, so that hostile patterns cost O(name × pattern), not backtracking).
-    let mut matched = vec![false; pattern.len() + 1];
-    matched[0] = true;
-    for j in 1..=pattern.len() {
-        matched[j] = matched[j - 1] && matches!(pattern[j - 1], '*' | '%');
-    }
-    for &c in &name {
-        let mut next = vec![false; pattern.len() + 1];
-        for j in 1..=pattern.len() {
-            next[j] = match pattern[j - 1] {
-                '*' => next[j - 1] || matched[j],
-                '%' => next[j - 1] || (matched[j] && c != '/'),
-                p => matched[j - 1] && p == c,
-            };
-        }
-        matched = next;
-    }
-    matched[pattern.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::matches_pattern;
-
-    #[test]
-    fn list_wildcards() {
-        assert!(matches_pattern("INBOX", "*"));
-        assert!(matches_pattern("INBOX", "inbox"));
-        assert!(matches_pattern("Lists/rust", "*"));
-        assert!(!matches_pattern("Lists/rust", "%"));
-        assert!(matches_pattern("Lists/rust", "Lists/%"));
-        assert!(matches_pattern("Lists", "%"));
-        assert!(!matches_pattern("Sent", "S%x"));
-        assert!(matches_pattern("Sent", "S%t"));
-        assert!(!matches_pattern("aaaa", "*a*a*a*a*a*a*a*a*a*a*a*b"));
+        Ok(format!("STATUS {} ({})", wire_name(name), values.join(" ")))
     }
 }

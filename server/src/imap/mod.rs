@@ -9,9 +9,9 @@
 //! - `session`: the connection, the state machine and the selected mailbox's view;
 //!   `refresh` brings the view up to date after each command and tells the client.
 //! - one file per command family: `auth` (LOGIN, AUTHENTICATE), `mailbox` (SELECT, CREATE,
-//!   LIST, STATUS, ...), `append`, `fetch`, `flags` (STORE), `copy` (COPY, MOVE), `expunge`
-//!   (EXPUNGE, CLOSE, UNSELECT), `search`, `sort` (SORT, ESORT), `thread`, `idle`,
-//!   `condstore` (ENABLE, QRESYNC's SELECT).
+//!   STATUS, ...), `list` (LIST, LSUB, LIST-EXTENDED), `append`, `fetch`, `flags` (STORE),
+//!   `copy` (COPY, MOVE), `expunge` (EXPUNGE, CLOSE, UNSELECT), `search`, `sort` (SORT,
+//!   ESORT), `thread`, `idle`, `condstore` (ENABLE, QRESYNC's SELECT).
 //! - `fields`: what SORT and THREAD compare, kept in the cache with the structures.
 //! - `structure`: ENVELOPE, BODYSTRUCTURE and body sections from the MIME parser; `cache`
 //!   keeps the rendered structures.
@@ -27,6 +27,7 @@ mod fetch;
 mod fields;
 mod flags;
 mod idle;
+mod list;
 mod listener;
 mod mailbox;
 mod refresh;

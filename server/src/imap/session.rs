@@ -31,7 +31,8 @@ const MAX_ERRORS: u32 = 20;
 /// added by the session as the connection allows.
 const EXTENSIONS: &str =
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND CONDSTORE QRESYNC \
-     SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY";
+     SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY \
+     LIST-EXTENDED LIST-STATUS";
 
 /// A mailbox as the session sees it.
 pub(super) struct Selected {
@@ -465,6 +466,9 @@ impl Session {
             (true, _, Command::Subscribe(name)) => self.subscribe(&name, true).await,
             (true, _, Command::Unsubscribe(name)) => self.subscribe(&name, false).await,
             (true, _, Command::List { reference, pattern, subscribed }) => self.list(&reference, &pattern, subscribed).await,
+            (true, _, Command::ListExtended { selection, reference, patterns, returns }) => {
+                self.list_extended(&selection, &reference, &patterns, &returns).await
+            }
             (true, _, Command::Status { mailbox, items }) => self.status(&mailbox, &items).await,
             (true, _, Command::Append { mailbox, messages }) => self.append(&mailbox, messages).await,
             (true, _, Command::Namespace) => {

@@ -155,7 +155,8 @@ impl Maildir {
         sync_dir(&user_dir)?;
         self.forget(&dir);
         fs::remove_dir_all(&doomed)?;
-        self.imap_set_subscribed(user, name, false)?;
+        // The subscription stays: RFC 3501 6.3.6 says a server must not drop one because the
+        // mailbox is gone (LIST (SUBSCRIBED) shows it \NonExistent, RFC 5258).
         Ok(())
     }
 
