@@ -101,3 +101,38 @@ fn list_extended_selects_returns_and_gives_status() {
         assert!(imap.cmd("x", bad).tagged.starts_with("x BAD"), "{bad}");
     }
 }
+
+#[test]
+fn catenate_joins_text_and_parts_of_stored_messages() {
+    let server = Server::start_with(Setup { users: vec!["tyler".into()], imap: "max_literal = 4096\n".into(), ..Setup::default() });
+    let mut imap = Imap::login(&server, "tyler");
+    assert!(imap.cmd("c", "CAPABILITY").lines()[0].split(' ').any(|c| c == "CATENATE"));
+    let original = "From: a@b.c\r\nSubject: draft\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\nfirst part\r\n--x--\r\n";
+    imap.send(format!("a1 APPEND Drafts {{{}+}}\r\n{original}\r\n", original.len()).as_bytes());
+    let appended = imap.until("a1");
+    let validity = appended.tagged.split(' ').nth(3).unwrap().to_string();
+    // The header of the stored message, new text, and a range of its first part.
+    let command = format!(
+        "a2 APPEND Drafts (\\Seen) CATENATE (URL \"/Drafts;UIDVALIDITY={validity}/;UID=1/;section=HEADER\" TEXT {{5+}}\r\nnew\r\n URL \"/Drafts/;UID=1/;SECTION=1/;PARTIAL=6.4\")\r\n"
+    );
+    imap.send(command.as_bytes());
+    let joined = imap.until("a2");
+    assert!(joined.ok() && joined.tagged.contains("APPENDUID"), "{joined:?}");
+    assert!(imap.cmd("a3", "SELECT Drafts").ok());
+    let body = imap.cmd("a4", "FETCH 2 (FLAGS BODY.PEEK[])");
+    let expected = "From: a@b.c\r\nSubject: draft\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\nnew\r\npart";
+    assert!(body.lines()[0].ends_with(&format!("{{{}}}\r\n{expected})", expected.len())), "{body:?}");
+    assert!(body.lines()[0].contains("\\Seen"));
+    // A URL that names nothing, or another UIDVALIDITY: NO [BADURL "url"], nothing stored.
+    let stale = imap.cmd("a5", "APPEND Drafts CATENATE (TEXT {2+}\r\nx\n URL \"/Drafts;UIDVALIDITY=1/;UID=1\")");
+    assert!(stale.tagged.starts_with("a5 NO [BADURL \"/Drafts;UIDVALIDITY=1/;UID=1\"]"), "{stale:?}");
+    let absolute = imap.cmd("a6", "APPEND Drafts CATENATE (URL \"imap://host/Drafts/;UID=1\")");
+    assert!(absolute.tagged.starts_with("a6 NO [BADURL"), "{absolute:?}");
+    // A mailbox that is not there comes first; a result over max_literal is refused.
+    let missing = imap.cmd("a7", "APPEND Nowhere CATENATE (URL \"/Drafts;UIDVALIDITY=1/;UID=1\")");
+    assert!(missing.tagged.starts_with("a7 NO [TRYCREATE]"), "{missing:?}");
+    let parts = vec!["URL \"/Drafts/;UID=1\""; 60].join(" ");
+    let big = imap.cmd("a8", &format!("APPEND Drafts CATENATE ({parts})"));
+    assert!(big.tagged.starts_with("a8 NO [TOOBIG]"), "{big:?}");
+    assert!(imap.cmd("a9", "NOOP").lines().iter().all(|l| !l.ends_with("EXISTS")), "nothing was stored");
+}

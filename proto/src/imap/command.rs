@@ -288,12 +288,14 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
                 } else {
                     None
                 };
-                // RFC 3516 4.2: a literal8 (`~{n}`) may carry any octet, NUL included.
-                let binary = p.eat(b'~');
-                if p.peek() != Some(b'{') {
-                    return Err(Error::Syntax("APPEND needs the message as a literal".into()));
+                // RFC 4469: the message made of text literals and URLs of stored messages.
+                if p.keyword("CATENATE") {
+                    p.space()?;
+                    messages.push(AppendMessage { flags, date, message: Vec::new(), binary: false, catenate: Some(cat_parts(p)?) });
+                    continue;
                 }
-                messages.push(AppendMessage { flags, date, message: p.string()?, binary });
+                let (message, binary) = literal_or_literal8(p)?;
+                messages.push(AppendMessage { flags, date, message, binary, catenate: None });
             }
             if messages.is_empty() {
                 return Err(Error::Syntax("APPEND needs a message".into()));
@@ -472,6 +474,55 @@ pub struct AppendMessage {
     pub message: Vec<u8>,
     /// Sent as a literal8 (RFC 3516): it may hold binary parts.
     pub binary: bool,
+    /// CATENATE (RFC 4469): the message is these parts joined (and `message` is empty).
+    pub catenate: Option<Vec<CatPart>>,
+}
+
+/// A part of a CATENATE: text as given, or (a part of) a stored message named by an IMAP URL
+/// (RFC 5092), relative to this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    Text(Vec<u8>),
+    Url(String),
+}
+
+/// The most parts one CATENATE may have.
+pub const MAX_CAT_PARTS: usize = 64;
+
+/// `"(" cat-part *(SP cat-part) ")"`, `cat-part = "TEXT" SP literal / "URL" SP astring`.
+fn cat_parts(p: &mut Parser<'_>) -> Result<Vec<CatPart>, Error> {
+    p.open()?;
+    let mut parts = Vec::new();
+    loop {
+        if p.keyword("TEXT") {
+            p.space()?;
+            parts.push(CatPart::Text(literal_or_literal8(p)?.0));
+        } else if p.keyword("URL") {
+            p.space()?;
+            let url = String::from_utf8(p.astring()?).map_err(|_| Error::Syntax("a URL is ASCII".into()))?;
+            parts.push(CatPart::Url(url));
+        } else {
+            return Err(Error::Syntax("CATENATE takes TEXT and URL parts".into()));
+        }
+        if parts.len() > MAX_CAT_PARTS {
+            return Err(Error::Syntax(format!("more than {MAX_CAT_PARTS} CATENATE parts")));
+        }
+        if !p.eat(b' ') {
+            break;
+        }
+    }
+    p.close()?;
+    Ok(parts)
+}
+
+/// A literal, or a literal8 (`~{n}`, RFC 3516 4.2, which may carry any octet, NUL included):
+/// its octets and whether it was a literal8.
+fn literal_or_literal8(p: &mut Parser<'_>) -> Result<(Vec<u8>, bool), Error> {
+    let binary = p.eat(b'~');
+    if p.peek() != Some(b'{') {
+        return Err(Error::Syntax("APPEND needs the message as a literal".into()));
+    }
+    Ok((p.string()?, binary))
 }
 
 /// LIST's selection options (RFC 5258 3.1).
@@ -827,6 +878,7 @@ mod tests {
                     date: Some(chrono::DateTime::parse_from_rfc3339("2026-01-05T10:00:00+01:00").unwrap()),
                     message: b"hi\n".to_vec(),
                     binary: false,
+                    catenate: None,
                 }]
             }
         );
@@ -843,6 +895,19 @@ mod tests {
             ]
         ));
         assert!(parse(b"A5 FETCH 1 BINARY[1.TEXT]").is_err());
+        // RFC 4469 5: CATENATE, and a plain message after it (MULTIAPPEND).
+        let Command::Append { messages, .. } =
+            ok("A003 APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE (URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER\" TEXT {42+}\r\n\r\n--------------030308070208000400050907\r\n URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1.MIME\") {3+}\r\nabc")
+        else {
+            panic!()
+        };
+        let parts = messages[0].catenate.as_ref().unwrap();
+        assert_eq!(parts.len(), 3);
+        assert!(matches!(&parts[1], CatPart::Text(t) if t.len() == 42));
+        assert!(matches!(&parts[2], CatPart::Url(u) if u.ends_with("section=1.MIME")));
+        assert_eq!((messages[1].catenate.is_none(), &messages[1].message[..]), (true, &b"abc"[..]));
+        assert!(parse(b"A6 APPEND x CATENATE ()").is_err());
+        assert!(parse(b"A7 APPEND x CATENATE (FOO \"x\")").is_err());
         assert!(parse(b"A3 APPEND Sent").is_err());
         assert_eq!(ok("A4 LIST \"\" \"*\""), Command::List { reference: "".into(), pattern: "*".into(), subscribed: false });
         assert_eq!(ok("A5 LSUB \"\" %"), Command::List { reference: "".into(), pattern: "%".into(), subscribed: true });

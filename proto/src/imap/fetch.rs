@@ -193,6 +193,16 @@ fn binary_section(p: &mut Parser<'_>) -> Result<Vec<u32>, Error> {
     Ok(part)
 }
 
+/// A section as an IMAP URL names it (RFC 5092 `enc-section`, decoded): `HEADER`, `1.MIME`,
+/// `2.TEXT`, `HEADER.FIELDS (From)`, or empty for the whole message.
+pub fn parse_section(text: &str) -> Result<Section, Error> {
+    let bracketed = format!("[{text}]");
+    let mut p = Parser::new(bracketed.as_bytes());
+    let section = section(&mut p)?;
+    p.end()?;
+    Ok(section)
+}
+
 /// "[" [section-spec] "]".
 fn section(p: &mut Parser<'_>) -> Result<Section, Error> {
     p.expect(b'[')?;

@@ -9,12 +9,13 @@ pub mod parse;
 pub mod response;
 pub mod search;
 pub mod sequence;
+pub mod url;
 
 pub use command::{
-    parse, AppendMessage, Command, ListReturn, ListSelection, Qresync, Request, SearchReturn, SelectParams, SortCriterion, SortKey, StatusItem,
-    StoreMode, ThreadAlgorithm,
+    parse, AppendMessage, CatPart, Command, ListReturn, ListSelection, Qresync, Request, SearchReturn, SelectParams, SortCriterion, SortKey,
+    StatusItem, StoreMode, ThreadAlgorithm,
 };
-pub use fetch::{FetchAttr, Section, SectionText};
+pub use fetch::{parse_section, FetchAttr, Section, SectionText};
 pub use framing::{Framed, Receiver};
 pub use search::SearchKey;
 pub use sequence::SequenceSet;

@@ -1,8 +1,9 @@
 //! APPEND (RFC 3501 6.3.11) with flags and an internal date, several messages at once (RFC
-//! 3502 MULTIAPPEND: all or none), answered with APPENDUID (RFC 4315). A message sent as a
-//! literal8 (RFC 3516) or holding NULs has its binary parts re-encoded (base64, or
-//! quoted-printable for text) before it is stored: Maildir keeps lines, and every reader
-//! expects them; BINARY gives the octets back.
+//! 3502 MULTIAPPEND: all or none), messages joined from parts (RFC 4469 CATENATE, see
+//! `catenate`), answered with APPENDUID (RFC 4315). A message sent as a literal8 (RFC 3516)
+//! or holding NULs has its binary parts re-encoded (base64, or quoted-printable for text)
+//! before it is stored: Maildir keeps lines, and every reader expects them; BINARY gives the
+//! octets back.
 
 use std::sync::Arc;
 
@@ -13,20 +14,36 @@ use crate::store::{Flags, NewMessage};
 
 impl Session {
     pub(super) async fn append(&mut self, name: &str, messages: Vec<AppendMessage>) -> Outcome {
-        if messages.iter().any(|m| m.message.is_empty()) {
-            return Outcome::no("An empty message cannot be appended");
+        if messages.iter().any(|m| m.catenate.is_some()) {
+            // A mailbox that is not there is the first thing to say (TRYCREATE), before any
+            // URL is looked at.
+            let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
+            match blocking(move || store.sync(&user, &mailbox, false)).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::no_code("TRYCREATE", "No such mailbox"),
+                Err(e) => return store_error(&e, "APPEND"),
+            }
         }
-        let messages: Vec<NewMessage> = messages
-            .into_iter()
-            .map(|m| {
-                let mut flags = Flags::default();
-                for flag in &m.flags {
-                    apply_flag(&mut flags, flag, true);
-                }
-                let content = if m.binary || m.message.contains(&0) { wasmail_mime::rewrite::encode_binary_parts(&m.message) } else { m.message };
-                NewMessage { content, flags, date: m.date.map(|d| d.timestamp()) }
-            })
-            .collect();
+        let mut new = Vec::with_capacity(messages.len());
+        for m in messages {
+            let mut flags = Flags::default();
+            for flag in &m.flags {
+                apply_flag(&mut flags, flag, true);
+            }
+            let (content, binary) = match m.catenate {
+                Some(parts) => match self.catenated(parts).await {
+                    Ok(content) => (content, false),
+                    Err(refused) => return refused,
+                },
+                None => (m.message, m.binary),
+            };
+            if content.is_empty() {
+                return Outcome::no("An empty message cannot be appended");
+            }
+            let content = if binary || content.contains(&0) { wasmail_mime::rewrite::encode_binary_parts(&content) } else { content };
+            new.push(NewMessage { content, flags, date: m.date.map(|d| d.timestamp()) });
+        }
+        let messages = new;
         let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
         match blocking(move || store.append(&user, &mailbox, &messages)).await {
             Ok((validity, uids)) => Outcome::ok_code(format!("APPENDUID {validity} {}", sequence::compact(&uids)), "APPEND completed"),

@@ -1,5 +1,5 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID, ENABLE, SPECIAL-USE,
-//! UNSELECT, CHILDREN, SASL-IR, ESEARCH, STATUS=SIZE, MULTIAPPEND, CONDSTORE, QRESYNC, SORT (with
+//! UNSELECT, CHILDREN, SASL-IR, ESEARCH, STATUS=SIZE, MULTIAPPEND, CATENATE, CONDSTORE, QRESYNC, SORT (with
 //! SORT=DISPLAY and ESORT) and THREAD, over
 //! the same mailboxes as SMTP delivers to and POP3 reads.
 //!
@@ -20,6 +20,7 @@
 mod append;
 mod auth;
 mod cache;
+mod catenate;
 mod condstore;
 mod copy;
 mod expunge;
