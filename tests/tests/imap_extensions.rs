@@ -136,3 +136,78 @@ fn catenate_joins_text_and_parts_of_stored_messages() {
     assert!(big.tagged.starts_with("a8 NO [TOOBIG]"), "{big:?}");
     assert!(imap.cmd("a9", "NOOP").lines().iter().all(|l| !l.ends_with("EXISTS")), "nothing was stored");
 }
+
+/// Appends `count` messages with subjects m1, m2, ... and selects INBOX.
+fn filled(imap: &mut Imap, count: usize) {
+    for i in 1..=count {
+        let message = format!("Subject: m{i}\r\nFrom: a@b.c\r\n\r\nbody {i}\r\n");
+        imap.send(format!("f APPEND INBOX {{{}+}}\r\n{message}\r\n", message.len()).as_bytes());
+        assert!(imap.until("f").ok());
+    }
+    assert!(imap.cmd("s", "SELECT INBOX").ok());
+}
+
+#[test]
+fn searchres_saves_a_result_for_later_commands() {
+    let server = server();
+    let mut imap = Imap::login(&server, "tyler");
+    assert!(imap.cmd("c", "CAPABILITY").lines()[0].contains(" SEARCHRES"));
+    filled(&mut imap, 5);
+    // SAVE alone answers nothing but OK (RFC 5182 2.1); `$` is then the result.
+    let saved = imap.cmd("a1", "SEARCH RETURN (SAVE) OR SUBJECT m2 SUBJECT m4");
+    assert!(saved.ok() && saved.untagged.is_empty(), "{saved:?}");
+    assert_eq!(imap.cmd("a2", "FETCH $ (UID)").lines(), ["2 FETCH (UID 2)", "4 FETCH (UID 4)"]);
+    assert!(imap.cmd("a3", "STORE $ +FLAGS.SILENT (\\Flagged)").ok());
+    assert!(imap.cmd("a4", "SEARCH FLAGGED").has("SEARCH 2 4"));
+    assert!(imap.cmd("a5", "UID SEARCH $ SUBJECT m4").has("SEARCH 4"));
+    // With MIN alone, only the lowest is saved; other options answer as ESEARCH.
+    let min = imap.cmd("a6", "SEARCH RETURN (SAVE MIN) ALL");
+    assert!(min.has("ESEARCH (TAG \"a6\") MIN 1"), "{min:?}");
+    assert_eq!(imap.cmd("a7", "FETCH $ (UID)").lines(), ["1 FETCH (UID 1)"]);
+    // `$` follows messages, not numbers: after an expunge it still names the same one.
+    assert!(imap.cmd("a8", "SEARCH RETURN (SAVE) SUBJECT m5").ok());
+    assert!(imap.cmd("a9", "STORE 1 +FLAGS.SILENT (\\Deleted)").ok() && imap.cmd("a10", "EXPUNGE").ok());
+    assert_eq!(imap.cmd("a11", "FETCH $ (UID)").lines(), ["4 FETCH (UID 5)"]);
+    // A new mailbox starts without one.
+    assert!(imap.cmd("a12", "SELECT INBOX").ok());
+    assert!(imap.cmd("a13", "FETCH $ (UID)").lines().is_empty());
+}
+
+#[test]
+fn context_search_partial_results_and_updates() {
+    let server = server();
+    let mut imap = Imap::login(&server, "tyler");
+    let caps = imap.cmd("c", "CAPABILITY").lines()[0].clone();
+    assert!(caps.contains(" CONTEXT=SEARCH") && caps.contains(" CONTEXT=SORT"), "{caps}");
+    filled(&mut imap, 5);
+    assert!(imap.cmd("p1", "SEARCH RETURN (PARTIAL 4:2) ALL").has("ESEARCH (TAG \"p1\") PARTIAL (2:4 2:4)"));
+    assert!(imap.cmd("p2", "SEARCH RETURN (PARTIAL 6:9) ALL").has("ESEARCH (TAG \"p2\") PARTIAL (6:9 NIL)"));
+    assert!(imap.cmd("p3", "SORT RETURN (PARTIAL 1:2) (REVERSE SUBJECT) UTF-8 ALL").has("ESEARCH (TAG \"p3\") PARTIAL (1:2 5,4)"));
+    assert!(imap.cmd("p4", "SEARCH RETURN (PARTIAL 1) ALL").tagged.starts_with("p4 BAD"));
+    // A kept search hears of what joins and leaves its result, after any command.
+    let kept = imap.cmd("u1", "SEARCH RETURN (UPDATE ALL) SEEN");
+    assert!(kept.has("ESEARCH (TAG \"u1\")"), "{kept:?}");
+    let joined = imap.cmd("u2", "STORE 1,2,4 +FLAGS.SILENT (\\Seen)");
+    assert!(joined.has("ESEARCH (TAG \"u1\") ADDTO (0 1:2,4)"), "{joined:?}");
+    let left = imap.cmd("u3", "STORE 2 -FLAGS.SILENT (\\Seen)");
+    assert!(left.has("ESEARCH (TAG \"u1\") REMOVEFROM (0 2)"), "{left:?}");
+    // An expunge: REMOVEFROM with the number the client had, before the EXPUNGE.
+    assert!(imap.cmd("u4", "STORE 4 +FLAGS.SILENT (\\Deleted)").ok());
+    let expunged = imap.cmd("u5", "EXPUNGE");
+    assert_eq!(expunged.lines()[..2], ["ESEARCH (TAG \"u1\") REMOVEFROM (0 4)", "4 EXPUNGE"], "{expunged:?}");
+    // Another session's change, and new mail, are news too.
+    let mut other = Imap::login(&server, "tyler");
+    assert!(other.cmd("o1", "SELECT INBOX").ok() && other.cmd("o2", "STORE 3 +FLAGS (\\Seen)").ok());
+    assert!(imap.cmd("u6", "NOOP").has("ESEARCH (TAG \"u1\") ADDTO (0 3)"));
+    // A kept SORT says where in its order.
+    let sorted = imap.cmd("u7", "UID SORT RETURN (UPDATE) (REVERSE SUBJECT) UTF-8 SEEN");
+    assert!(sorted.has("ESEARCH (TAG \"u7\") UID"), "{sorted:?}");
+    let placed = imap.cmd("u8", "UID STORE 2 +FLAGS.SILENT (\\Seen)");
+    assert!(placed.has("ESEARCH (TAG \"u7\") UID ADDTO (2 2)"), "m3, m2, m1 by reverse subject: {placed:?}");
+    // CANCELUPDATE stops one; an unknown tag is BAD.
+    assert!(imap.cmd("u9", "CANCELUPDATE \"u1\"").ok());
+    assert!(imap.cmd("u10", "CANCELUPDATE \"nope\"").tagged.starts_with("u10 BAD"));
+    let quiet = imap.cmd("u11", "STORE 1 -FLAGS.SILENT (\\Seen)");
+    assert!(!quiet.lines().iter().any(|l| l.contains("\"u1\"")), "{quiet:?}");
+    assert!(quiet.has("ESEARCH (TAG \"u7\") UID REMOVEFROM (3 1)"), "{quiet:?}");
+}

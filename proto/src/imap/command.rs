@@ -170,6 +170,8 @@ pub enum Command {
     /// ID (RFC 2971): the client's fields, or None for NIL.
     Id(Option<Vec<(String, Option<String>)>>),
     Enable(Vec<String>),
+    /// CANCELUPDATE (RFC 5267): stop the updates of these searches, by tag.
+    CancelUpdate(Vec<String>),
 }
 
 /// Parses one whole command as [`super::framing`] delivers it. `Err(_, tag)` carries the tag
@@ -452,6 +454,20 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
                 Command::Id(Some(fields))
             }
         }
+        "CANCELUPDATE" => {
+            // RFC 5267 4.3: CANCELUPDATE tag-string *(SP tag-string).
+            let mut tags = Vec::new();
+            while p.eat(b' ') {
+                tags.push(String::from_utf8(p.string()?).map_err(|_| Error::Syntax("a tag is ASCII".into()))?);
+                if tags.len() > 100 {
+                    return Err(Error::Syntax("too many tags".into()));
+                }
+            }
+            if tags.is_empty() {
+                return Err(Error::Syntax("CANCELUPDATE needs a tag".into()));
+            }
+            Command::CancelUpdate(tags)
+        }
         "ENABLE" => {
             let mut caps = Vec::new();
             while p.eat(b' ') {
@@ -715,13 +731,21 @@ fn sort_criteria(p: &mut Parser<'_>) -> Result<Vec<SortCriterion>, Error> {
     Ok(criteria)
 }
 
-/// What an ESEARCH answer gives (RFC 4731 3.1).
+/// What an ESEARCH answer gives (RFC 4731 3.1), and what else a search returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchReturn {
     Min,
     Max,
     All,
     Count,
+    /// Keep the result for `$` (RFC 5182 SEARCHRES).
+    Save,
+    /// The results from this position to that one, 1-based, in order (RFC 5267 4.4).
+    Partial(u32, u32),
+    /// Keep the search and tell of changes to its result: ADDTO, REMOVEFROM (RFC 5267 4.2).
+    Update,
+    /// A hint that UPDATE or PARTIAL will follow; nothing to do (RFC 5267 4.1).
+    Context,
 }
 
 /// `"(" [search-return-opt *(SP search-return-opt)] ")"`; `()` means ALL.
@@ -735,6 +759,17 @@ fn search_return(p: &mut Parser<'_>) -> Result<Vec<SearchReturn>, Error> {
                 "MAX" => SearchReturn::Max,
                 "ALL" => SearchReturn::All,
                 "COUNT" => SearchReturn::Count,
+                "SAVE" => SearchReturn::Save,
+                "UPDATE" => SearchReturn::Update,
+                "CONTEXT" => SearchReturn::Context,
+                "PARTIAL" => {
+                    // PARTIAL SP nz-number ":" nz-number, either way round.
+                    p.space()?;
+                    let first = p.nz_number()?;
+                    p.expect(b':')?;
+                    let second = p.nz_number()?;
+                    SearchReturn::Partial(first.min(second), first.max(second))
+                }
                 other => return Err(Error::Syntax(format!("unknown SEARCH RETURN option {other}"))),
             };
             if !options.contains(&option) {
@@ -928,7 +963,21 @@ mod tests {
             matches!(ok("B4 SEARCH RETURN (MIN count) ALL"), Command::Search { ret: Some(r), .. } if r == [SearchReturn::Min, SearchReturn::Count])
         );
         assert!(matches!(ok("B5 UID SEARCH RETURN () SEEN"), Command::Search { uid: true, ret: Some(r), .. } if r == [SearchReturn::All]));
-        assert!(parse(b"B6 SEARCH RETURN (SAVE) ALL").is_err());
+        assert!(matches!(ok("B6 SEARCH RETURN (SAVE) ALL"), Command::Search { ret: Some(r), .. } if r == [SearchReturn::Save]));
+        assert!(
+            matches!(ok("B7 SEARCH RETURN (PARTIAL 4:2 UPDATE) ALL"), Command::Search { ret: Some(r), .. } if r == [SearchReturn::Partial(2, 4), SearchReturn::Update])
+        );
+        assert!(matches!(ok("B8 FETCH $ FLAGS"), Command::Fetch { set, .. } if set.is_saved()));
+        assert_eq!(ok("B9 CANCELUPDATE \"A1\" \"A2\""), Command::CancelUpdate(vec!["A1".into(), "A2".into()]));
+        for bad in [
+            "x SEARCH RETURN (PARTIAL 1) ALL",
+            "x SEARCH RETURN (PARTIAL 1:*) ALL",
+            "x SEARCH RETURN (PARTIAL *:1) ALL",
+            "x FETCH $,1 FLAGS",
+            "x CANCELUPDATE",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
         assert_eq!(
             ok("B4 AUTHENTICATE PLAIN AGNyYWlnAHNlY3JldA=="),
             Command::Authenticate { mechanism: "PLAIN".into(), initial: Some("AGNyYWlnAHNlY3JldA==".into()) }

@@ -66,7 +66,8 @@ fn key(p: &mut Parser<'_>) -> Result<SearchKey, Error> {
         p.close()?;
         return Ok(SearchKey::And(keys));
     }
-    if p.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+    // A sequence set, or `$`, the saved result (RFC 5182).
+    if p.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$') {
         return Ok(SearchKey::Sequence(SequenceSet::parse(p)?));
     }
     let name = p.atom()?.to_ascii_uppercase();
@@ -197,6 +198,7 @@ mod tests {
         // RFC 7162 3.1.5.
         assert_eq!(keys("MODSEQ \"/flags/\\\\draft\" all 620162338").unwrap(), SearchKey::ModSeq(620162338));
         assert_eq!(keys("MODSEQ 0").unwrap(), SearchKey::ModSeq(0));
+        assert!(matches!(keys("$ SEEN").unwrap(), SearchKey::And(k) if matches!(&k[0], SearchKey::Sequence(s) if s.is_saved())));
     }
 
     #[test]

@@ -8,6 +8,9 @@ use super::Error;
 pub enum SeqNumber {
     Value(u32),
     Largest,
+    /// `$`: the saved search result (RFC 5182), which the session puts in its place; a set
+    /// that still holds it names nothing.
+    Saved,
 }
 
 /// A set of numbers, as ranges whose ends may come in either order.
@@ -16,6 +19,10 @@ pub struct SequenceSet(pub Vec<(SeqNumber, SeqNumber)>);
 
 impl SequenceSet {
     pub fn parse(p: &mut Parser<'_>) -> Result<SequenceSet, Error> {
+        // RFC 5182: `$` stands alone.
+        if p.eat(b'$') {
+            return Ok(SequenceSet(vec![(SeqNumber::Saved, SeqNumber::Saved)]));
+        }
         let mut ranges = Vec::new();
         loop {
             let first = seq_number(p)?;
@@ -81,6 +88,23 @@ impl SequenceSet {
             next = next.max(end);
         }
         out
+    }
+
+    /// Whether this is `$`, the saved search result.
+    pub fn is_saved(&self) -> bool {
+        self.0 == [(SeqNumber::Saved, SeqNumber::Saved)]
+    }
+
+    /// The set of exactly these ascending numbers.
+    pub fn of(numbers: &[u32]) -> SequenceSet {
+        let mut ranges: Vec<(SeqNumber, SeqNumber)> = Vec::new();
+        for &n in numbers {
+            match ranges.last_mut() {
+                Some((_, SeqNumber::Value(high))) if high.checked_add(1) == Some(n) => *high = n,
+                _ => ranges.push((SeqNumber::Value(n), SeqNumber::Value(n))),
+            }
+        }
+        SequenceSet(ranges)
     }
 
     /// Whether every number is at most `largest` (for message numbers, which must exist).
@@ -174,6 +198,7 @@ fn resolve(n: SeqNumber, largest: u32) -> u32 {
     match n {
         SeqNumber::Value(v) => v,
         SeqNumber::Largest => largest,
+        SeqNumber::Saved => 0,
     }
 }
 

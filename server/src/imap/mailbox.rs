@@ -62,6 +62,8 @@ impl Session {
             keywords,
             snapshot: synced.messages,
             highest_modseq: synced.highest_modseq,
+            saved: Vec::new(),
+            contexts: Vec::new(),
             changes,
         });
         if let Some(known) = &params.qresync {

@@ -11,7 +11,8 @@
 //! - one file per command family: `auth` (LOGIN, AUTHENTICATE), `mailbox` (SELECT, CREATE,
 //!   STATUS, ...), `list` (LIST, LSUB, LIST-EXTENDED), `append`, `fetch`, `flags` (STORE),
 //!   `copy` (COPY, MOVE), `expunge` (EXPUNGE, CLOSE, UNSELECT), `search`, `sort` (SORT,
-//!   ESORT), `thread`, `idle`, `condstore` (ENABLE, QRESYNC's SELECT).
+//!   ESORT), `thread`, `idle`, `condstore` (ENABLE, QRESYNC's SELECT), `context` (SAVE,
+//!   UPDATE, CANCELUPDATE).
 //! - `fields`: what SORT and THREAD compare, kept in the cache with the structures.
 //! - `structure`: ENVELOPE, BODYSTRUCTURE and body sections from the MIME parser; `cache`
 //!   keeps the rendered structures.
@@ -22,6 +23,7 @@ mod auth;
 mod cache;
 mod catenate;
 mod condstore;
+mod context;
 mod copy;
 mod expunge;
 mod fetch;

@@ -98,6 +98,9 @@ impl Session {
         for line in lines {
             self.untagged(&line);
         }
+        if self.selected.as_ref().is_some_and(|s| !s.contexts.is_empty()) {
+            self.update_contexts().await;
+        }
     }
 }
 
@@ -105,7 +108,10 @@ impl Session {
 /// that each number is still right when the client reads it (RFC 3501 7.4.1), or one VANISHED
 /// with their UIDs once QRESYNC is on (RFC 7162 3.2.10).
 fn report_gone(selected: &mut Selected, qresync: bool) -> Vec<String> {
-    let mut lines = Vec::new();
+    // Kept searches first lose them (RFC 5267), in the numbers the client still has.
+    let numbered: Vec<(u32, u32)> =
+        selected.messages.iter().enumerate().filter(|(_, m)| selected.gone.contains(&m.uid)).map(|(i, m)| (i as u32 + 1, m.uid)).collect();
+    let mut lines = super::context::expunged(selected, &numbered);
     let mut uids = Vec::new();
     for i in (0..selected.messages.len()).rev() {
         if selected.gone.contains(&selected.messages[i].uid) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use wasmail_mime::{Kind, Part};
 use wasmail_proto::imap::response::string_into;
-use wasmail_proto::imap::{sequence, Flag, SearchKey, SearchReturn};
+use wasmail_proto::imap::{sequence, Flag, SearchKey, SearchReturn, SequenceSet};
 
 use super::session::{blocking, Outcome, Session};
 use super::structure::{addresses_text, Parsed};
@@ -25,36 +25,51 @@ impl Session {
         if with_modseq {
             self.use_condstore();
         }
-        let found =
-            self.matching(key).await.map(|found| found.into_iter().map(|(seq, m)| (if uid { m.uid } else { seq }, m.modseq)).collect::<Vec<_>>());
-        match found {
-            Ok(found) => {
-                match ret {
-                    None => {
-                        let mut list: String = found.iter().map(|(n, _)| format!(" {n}")).collect();
-                        // RFC 7162 3.1.5: a search by MODSEQ gives the highest of the matches.
-                        if let (true, Some(highest)) = (with_modseq, found.iter().map(|(_, m)| *m).max()) {
-                            list.push_str(&format!(" (MODSEQ {highest})"));
-                        }
-                        self.untagged(&format!("SEARCH{list}"));
-                    }
-                    Some(options) => self.untagged(&esearch(tag, uid, options, &found, with_modseq)),
+        let found = match self.matching(key).await {
+            Ok(found) => found,
+            Err(e) => {
+                // RFC 5182 2.1: a failed SEARCH ... SAVE leaves `$` empty.
+                if ret.is_some_and(|r| r.contains(&SearchReturn::Save)) {
+                    self.selected.as_mut().expect("selected").saved.clear();
                 }
-                Outcome::ok("SEARCH completed")
+                return super::session::store_error(&e, "SEARCH");
             }
-            Err(e) => super::session::store_error(&e, "SEARCH"),
+        };
+        let results: Vec<Result> = found.iter().map(|(seq, m)| Result { uid: m.uid, seq: *seq, modseq: m.modseq }).collect();
+        match ret {
+            None => {
+                let mut list: String = results.iter().map(|r| format!(" {}", r.number(uid))).collect();
+                // RFC 7162 3.1.5: a search by MODSEQ gives the highest of the matches.
+                if let (true, Some(highest)) = (with_modseq, results.iter().map(|r| r.modseq).max()) {
+                    list.push_str(&format!(" (MODSEQ {highest})"));
+                }
+                self.untagged(&format!("SEARCH{list}"));
+            }
+            Some(options) => {
+                if let Err(refused) = self.returned(tag, uid, options, &results, with_modseq, key, None) {
+                    return refused;
+                }
+            }
         }
+        Outcome::ok("SEARCH completed")
     }
 
     /// The messages of the view that match `key`, with their message numbers, in order
     /// (what SEARCH, SORT and THREAD start from). Messages gone meanwhile do not match.
     pub(super) async fn matching(&mut self, key: &SearchKey) -> std::io::Result<Vec<(u32, MessageInfo)>> {
+        self.matching_among(key, None).await
+    }
+
+    /// [`Session::matching`] among the messages with these UIDs only (all if None).
+    pub(super) async fn matching_among(&mut self, key: &SearchKey, only: Option<&HashSet<u32>>) -> std::io::Result<Vec<(u32, MessageInfo)>> {
         let selected = self.selected.as_ref().expect("selected");
+        // `$` (RFC 5182) is the saved result: its UIDs.
+        let key = &with_saved(key, &selected.saved);
         let messages: Vec<(u32, MessageInfo, bool)> = selected
             .messages
             .iter()
             .enumerate()
-            .filter(|(_, m)| !selected.gone.contains(&m.uid))
+            .filter(|(_, m)| !selected.gone.contains(&m.uid) && only.is_none_or(|only| only.contains(&m.uid)))
             .map(|(i, m)| (i as u32 + 1, m.clone(), selected.recent.contains(&m.uid)))
             .collect();
         let count = selected.messages.len() as u32;
@@ -85,11 +100,30 @@ impl Session {
     }
 }
 
-/// `ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 4 ALL 2:3,9` for the numbers found, ascending,
-/// with their mod-sequences (RFC 4731 3.1): MIN, MAX and ALL are left out when nothing
-/// matched, COUNT is not. `with_modseq` (a search by MODSEQ) adds the highest mod-sequence of
-/// the messages the answer names: all of them with ALL or COUNT, else the MIN and MAX ones
-/// (RFC 7162 3.1.5).
+/// One message a SEARCH or SORT found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Result {
+    pub uid: u32,
+    pub seq: u32,
+    pub modseq: u64,
+}
+
+impl Result {
+    /// Its UID for a UID command, else its message number.
+    pub fn number(&self, uid: bool) -> u32 {
+        if uid {
+            self.uid
+        } else {
+            self.seq
+        }
+    }
+}
+
+/// `ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 4 ALL 2:3,9` for the numbers found, in result
+/// order, with their mod-sequences (RFC 4731 3.1): MIN, MAX and ALL are left out when nothing
+/// matched, COUNT is not; PARTIAL gives the results from one position to another (RFC 5267
+/// 4.4). `with_modseq` (a search by MODSEQ) adds the highest mod-sequence of the messages the
+/// answer names: all of them with ALL or COUNT, else the MIN and MAX ones (RFC 7162 3.1.5).
 pub(super) fn esearch(tag: &str, uid: bool, options: &[SearchReturn], found: &[(u32, u64)], with_modseq: bool) -> String {
     // A tag is an atom: its quoted string is always a quoted string, never a literal.
     let mut quoted = Vec::new();
@@ -108,6 +142,13 @@ pub(super) fn esearch(tag: &str, uid: bool, options: &[SearchReturn], found: &[(
                 out.push_str(&format!(" ALL {}", sequence::compact(&numbers)));
             }
             SearchReturn::All => {}
+            SearchReturn::Partial(first, last) => {
+                let (first, last) = (*first as usize, *last as usize);
+                let numbers: Vec<u32> = found.iter().skip(first - 1).take(last + 1 - first).map(|(n, _)| *n).collect();
+                let set = if numbers.is_empty() { "NIL".to_string() } else { sequence::compact(&numbers) };
+                out.push_str(&format!(" PARTIAL ({first}:{last} {set})"));
+            }
+            SearchReturn::Save | SearchReturn::Update | SearchReturn::Context => {}
         }
     }
     if with_modseq {
@@ -132,6 +173,17 @@ fn uses_modseq(key: &SearchKey) -> bool {
         SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
         SearchKey::And(keys) => keys.iter().any(uses_modseq),
         _ => false,
+    }
+}
+
+/// The key with every `$` set made the saved UIDs.
+fn with_saved(key: &SearchKey, saved: &[u32]) -> SearchKey {
+    match key {
+        SearchKey::Uid(set) | SearchKey::Sequence(set) if set.is_saved() => SearchKey::Uid(SequenceSet::of(saved)),
+        SearchKey::Not(inner) => SearchKey::Not(Box::new(with_saved(inner, saved))),
+        SearchKey::Or(a, b) => SearchKey::Or(Box::new(with_saved(a, saved)), Box::new(with_saved(b, saved))),
+        SearchKey::And(keys) => SearchKey::And(keys.iter().map(|k| with_saved(k, saved)).collect()),
+        other => other.clone(),
     }
 }
 
@@ -266,5 +318,8 @@ mod tests {
         assert_eq!(esearch("a4", false, &[SearchReturn::Min], &found, true), "ESEARCH (TAG \"a4\") MIN 2 MODSEQ 5");
         assert_eq!(esearch("a5", false, &[SearchReturn::Min, SearchReturn::Max], &found, true), "ESEARCH (TAG \"a5\") MIN 2 MAX 12 MODSEQ 7");
         assert_eq!(esearch("a6", false, &[SearchReturn::Count], &found, true), "ESEARCH (TAG \"a6\") COUNT 6 MODSEQ 9");
+        // RFC 5267 4.4, as imaptest's search-partial asks.
+        assert_eq!(esearch("a7", false, &[SearchReturn::Partial(2, 4)], &found, false), "ESEARCH (TAG \"a7\") PARTIAL (2:4 3:4,9)");
+        assert_eq!(esearch("a8", false, &[SearchReturn::Partial(7, 9)], &found, false), "ESEARCH (TAG \"a8\") PARTIAL (7:9 NIL)");
     }
 }

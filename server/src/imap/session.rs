@@ -32,7 +32,7 @@ const MAX_ERRORS: u32 = 20;
 const EXTENSIONS: &str =
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND CONDSTORE QRESYNC \
      SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY \
-     LIST-EXTENDED LIST-STATUS CATENATE";
+     LIST-EXTENDED LIST-STATUS CATENATE SEARCHRES CONTEXT=SEARCH CONTEXT=SORT";
 
 /// A mailbox as the session sees it.
 pub(super) struct Selected {
@@ -54,6 +54,10 @@ pub(super) struct Selected {
     /// The mailbox's HIGHESTMODSEQ as far as the client has been told every change up to it
     /// (RFC 7162 3.1.2.1): not raised while an expunge waits to be reported.
     pub highest_modseq: u64,
+    /// The saved search result, `$` (RFC 5182): UIDs, ascending.
+    pub saved: Vec<u32>,
+    /// Searches whose results the client follows (RFC 5267 UPDATE).
+    pub contexts: Vec<super::context::SearchContext>,
     /// Wakes IDLE when the mailbox changes.
     pub changes: tokio::sync::watch::Receiver<u64>,
 }
@@ -63,6 +67,11 @@ impl Selected {
     /// (else the set is bad); UIDs that do not exist are skipped (RFC 3501 6.4.8).
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
         let messages = &self.messages;
+        if set.is_saved() {
+            // `$` (RFC 5182) names messages, by UID whatever the command.
+            let largest = messages.last().map(|m| m.uid).unwrap_or(0);
+            return Ok(SequenceSet::of(&self.saved).positions(messages.len(), |i| messages[i].uid, largest));
+        }
         if uid {
             let largest = messages.last().map(|m| m.uid).unwrap_or(0);
             return Ok(set.positions(messages.len(), |i| messages[i].uid, largest));
@@ -478,6 +487,7 @@ impl Session {
             (true, false, Command::Enable(capabilities)) => self.enable(&capabilities),
             (true, _, Command::Idle) => self.idle().await?,
             (true, true, Command::Check) => Outcome::ok("CHECK completed"),
+            (true, true, Command::CancelUpdate(tags)) => self.cancel_update(&tags),
             (true, true, Command::Close) => self.close(true).await,
             (true, true, Command::Unselect) => self.close(false).await,
             (true, true, Command::Expunge) => self.expunge(None).await,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use wasmail_proto::imap::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
 use super::cache::Rendered;
+use super::search::Result as Found;
 use super::session::{blocking, store_error, Outcome, Session};
 use super::structure::Parsed;
 use crate::store::MessageInfo;
@@ -27,16 +28,21 @@ impl Session {
             Ok(keyed) => keyed,
             Err(e) => return store_error(&e, "SORT"),
         };
-        keyed.sort_by(|a, b| compare(a, b, criteria));
-        let numbers: Vec<(u32, u64)> = keyed.iter().map(|(seq, m, _)| (if uid { m.uid } else { *seq }, m.modseq)).collect();
+        order(&mut keyed, criteria);
+        let results: Vec<Found> = keyed.iter().map(|(seq, m, _)| Found { uid: m.uid, seq: *seq, modseq: m.modseq }).collect();
         match ret {
             None => {
-                let list: String = numbers.iter().map(|(n, _)| format!(" {n}")).collect();
+                let list: String = results.iter().map(|r| format!(" {}", r.number(uid))).collect();
                 self.untagged(&format!("SORT{list}"));
             }
             // ESORT (RFC 5267 3.2): MIN and MAX are the first and last in the sort order, ALL
-            // the numbers as a set. (ESEARCH's writer takes them in the order given.)
-            Some(options) => self.untagged(&super::search::esearch(tag, uid, options, &numbers, false)),
+            // the numbers as a set, PARTIAL positions in it. (ESEARCH's writer takes them in
+            // the order given.)
+            Some(options) => {
+                if let Err(refused) = self.returned(tag, uid, options, &results, false, key, Some(criteria)) {
+                    return refused;
+                }
+            }
         }
         Outcome::ok("SORT completed")
     }
@@ -68,6 +74,11 @@ impl Session {
         })
         .await
     }
+}
+
+/// Puts messages in the order `criteria` give.
+pub(super) fn order(keyed: &mut [Keyed], criteria: &[SortCriterion]) {
+    keyed.sort_by(|a, b| compare(a, b, criteria));
 }
 
 fn compare(a: &Keyed, b: &Keyed, criteria: &[SortCriterion]) -> Ordering {
