@@ -3,8 +3,10 @@
 # with an attachment, 1 to 7 KiB of text), served by Wasmail and by a private Dovecot imapd
 # (Debian's dovecot-imapd, on loopback, reading a copy of the same Maildir). For each server,
 # Python's imaplib times SELECT, FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE), FETCH 1:* BODY.PEEK[]
-# (all bodies) and SEARCH TEXT, and mbsync pulls the whole mailbox into an empty Maildir
-# (on tmpfs, without fsync: the server's speed, not the client's disk).
+# (all bodies), SEARCH TEXT, SORT (SUBJECT), THREAD REFERENCES and a QRESYNC resync (SELECT
+# ... (QRESYNC (...)) after another session changed the flags of 100 messages: it must answer
+# with exactly those 100), and mbsync pulls the whole mailbox into an empty Maildir (on tmpfs,
+# without fsync: the server's speed, not the client's disk).
 # Every figure but the first SELECT is the second of two runs (the first warms the page cache
 # and lets each server build its index and caches); it prints messages per second and the
 # ratio.
@@ -80,8 +82,8 @@ start_dovecot "$work/dovecot" imap "$DOVECOT_IMAP" "$work/maildir"
 
 wait_for_ports "$WASMAIL_IMAP" "$DOVECOT_IMAP"
 
-# Prints "first-select select fetch bodies search" in messages per second: the first SELECT
-# (no index yet), then the second run's figures.
+# Prints "first-select select fetch bodies search sort thread resync" in messages per second:
+# the first SELECT (no index yet), then the second run's figures.
 imaplib_rates() {
     python3 - "$1" "$MESSAGES" <<'PY'
 import imaplib, sys, time
@@ -90,6 +92,30 @@ def timed(f):
     start = time.monotonic()
     result = f()
     return time.monotonic() - start, result
+def resync(round):
+    # The client's last visit, then 100 flag changes by another session, then the resync.
+    m = imaplib.IMAP4("127.0.0.1", port)
+    m.login("bench", "secret")
+    m.enable("QRESYNC")
+    m.select("INBOX")
+    validity, highest = m.untagged_responses["UIDVALIDITY"][-1].decode(), m.untagged_responses["HIGHESTMODSEQ"][-1].decode()
+    m.logout()
+    other = imaplib.IMAP4("127.0.0.1", port)
+    other.login("bench", "secret")
+    other.select("INBOX")
+    typ, _ = other.store("1:100", "FLAGS.SILENT", f"(\\Seen $Round{round})")
+    assert typ == "OK"
+    other.logout()
+    m = imaplib.IMAP4("127.0.0.1", port)
+    m.login("bench", "secret")
+    m.enable("QRESYNC")
+    m.untagged_responses.clear()
+    seconds, (typ, _) = timed(lambda: m._simple_command("SELECT", f"INBOX (QRESYNC ({validity} {highest}))"))
+    assert typ == "OK"
+    changed = len(m.untagged_responses.get("FETCH", []))
+    assert changed == 100, changed
+    m.logout()
+    return seconds
 def run():
     m = imaplib.IMAP4("127.0.0.1", port)
     m.login("bench", "secret")
@@ -101,10 +127,16 @@ def run():
     assert typ == "OK" and sum(1 for d in data if isinstance(d, tuple)) == count
     t_search, (typ, data) = timed(lambda: m.search(None, "TEXT", "needle"))
     assert typ == "OK" and len(data[0].split()) == (count + 492) // 500, data
+    t_sort, (typ, data) = timed(lambda: m.sort("(SUBJECT)", "UTF-8", "ALL"))
+    assert typ == "OK" and len(data[0].split()) == count, len(data[0].split())
+    t_thread, (typ, data) = timed(lambda: m.thread("REFERENCES", "UTF-8", "ALL"))
+    assert typ == "OK" and data[0].startswith(b"("), data[0][:40]
     m.logout()
-    return [count / t for t in (t_select, t_fetch, t_bodies, t_search)]
+    return [count / t for t in (t_select, t_fetch, t_bodies, t_search, t_sort, t_thread)]
 first = run()
-print(" ".join(f"{r:.0f}" for r in [first[0]] + run()))
+second = run()
+# Last, as it changes the mailbox (the SELECTs above find it as the first run left it).
+print(" ".join(f"{r:.0f}" for r in [first[0]] + second + [count / resync(1)]))
 PY
 }
 
@@ -130,8 +162,8 @@ mbsync_rate() {
     echo "$MESSAGES / $seconds" | bc -l | xargs printf '%.0f\n'
 }
 
-read -r w_first w_select w_fetch w_bodies w_search < <(imaplib_rates "$WASMAIL_IMAP")
-read -r d_first d_select d_fetch d_bodies d_search < <(imaplib_rates "$DOVECOT_IMAP")
+read -r w_first w_select w_fetch w_bodies w_search w_sort w_thread w_resync < <(imaplib_rates "$WASMAIL_IMAP")
+read -r d_first d_select d_fetch d_bodies d_search d_sort d_thread d_resync < <(imaplib_rates "$DOVECOT_IMAP")
 w_mbsync=$(mbsync_rate "$WASMAIL_IMAP")
 d_mbsync=$(mbsync_rate "$DOVECOT_IMAP")
 
@@ -142,4 +174,7 @@ row "SELECT INBOX" "$w_select" "$d_select"
 row "FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)" "$w_fetch" "$d_fetch"
 row "FETCH 1:* BODY.PEEK[]" "$w_bodies" "$d_bodies"
 row "SEARCH TEXT" "$w_search" "$d_search"
+row "SORT (SUBJECT) UTF-8 ALL" "$w_sort" "$d_sort"
+row "THREAD REFERENCES UTF-8 ALL" "$w_thread" "$d_thread"
+row "QRESYNC resync after 100 flag changes" "$w_resync" "$d_resync"
 row "mbsync full pull" "$w_mbsync" "$d_mbsync"

@@ -151,6 +151,8 @@ pub mod codes {
     pub const TEMP_OTHER: E = E::new(4, 0, 0);
     /// The mailbox exists but cannot take mail now (RFC 3463 3.3: X.2.0).
     pub const TEMP_MAILBOX: E = E::new(4, 2, 0);
+    /// Mailbox full (RFC 3463 X.2.2): over the user's quota.
+    pub const MAILBOX_FULL: E = E::new(4, 2, 2);
     /// The destination domain does not exist (X.1.2).
     pub const BAD_DEST_SYSTEM: E = E::new(5, 1, 2);
     /// The domain publishes a null MX: it takes no mail (RFC 7505 4.2).

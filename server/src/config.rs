@@ -37,6 +37,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub mime: MimeConfig,
+    pub quota: QuotaConfig,
     pub queue: QueueConfig,
     /// Next hop per recipient domain (`"example.org" = "127.0.0.1:2626"`); `"*"` is the
     /// smarthost for every other domain; without either, MX records decide.
@@ -276,6 +277,32 @@ impl Default for ImapConfig {
     }
 }
 
+/// Per-user limits on what the mailboxes hold, all folders together (IMAP QUOTA, RFC 9208).
+/// Checked before a message is stored: a delivery over a limit waits in the queue (4.2.2,
+/// mailbox full) and is retried until the user makes room or `queue.max_age` bounces it;
+/// APPEND and COPY over a limit answer `NO [OVERQUOTA]`. Soft limits: sessions storing at
+/// the same moment may together pass one by a message each.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    /// Octets (RFC822.SIZE, summed); 0: no limit.
+    pub storage: ByteSize,
+    /// Messages; 0: no limit.
+    pub messages: u64,
+}
+
+impl QuotaConfig {
+    /// Whether any limit is set.
+    pub fn is_set(&self) -> bool {
+        self.storage.0 > 0 || self.messages > 0
+    }
+
+    /// Whether a mailbox holding `held` (octets, messages) may take `more` (octets, messages).
+    pub fn allows(&self, held: (u64, u64), more: (u64, u64)) -> bool {
+        (self.storage.0 == 0 || held.0 + more.0 <= self.storage.0) && (self.messages == 0 || held.1 + more.1 <= self.messages)
+    }
+}
+
 /// Limits of the MIME parser and what happens beyond them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -429,6 +456,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             mime: MimeConfig::default(),
+            quota: QuotaConfig::default(),
             queue: QueueConfig::default(),
             routes: Default::default(),
             plugins: PluginsConfig::default(),
@@ -666,7 +694,7 @@ pub fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
 }
 
 /// A size in octets, written as a number or as `"25MiB"`, `"512KiB"`, `"10MB"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ByteSize(pub u64);
 
 impl std::str::FromStr for ByteSize {

@@ -140,7 +140,7 @@ impl Parts {
     fn queue_settings(&self, config: &Config) -> crate::queue::Settings {
         let router: Arc<dyn crate::queue::Router> = Arc::clone(&self.directory) as _;
         let settings = crate::queue::Settings::new(router, Arc::clone(&self.plugins), config.queue.clone(), &config.routes);
-        crate::queue::Settings { header_limits: config.mime.limits(), ..settings }
+        crate::queue::Settings { header_limits: config.mime.limits(), quota: config.quota.clone(), ..settings }
     }
 }
 

@@ -31,6 +31,10 @@ pub enum StatusItem {
     Size,
     /// RFC 7162 3.1.2.
     HighestModSeq,
+    /// Messages with \Deleted (RFC 9051 6.3.11).
+    Deleted,
+    /// The octets they hold (RFC 9208 4.3).
+    DeletedStorage,
 }
 
 /// What SELECT and EXAMINE may ask beyond the mailbox (RFC 7162 3.1.8, 3.2.5).
@@ -172,6 +176,12 @@ pub enum Command {
     Enable(Vec<String>),
     /// CANCELUPDATE (RFC 5267): stop the updates of these searches, by tag.
     CancelUpdate(Vec<String>),
+    /// GETQUOTA root (RFC 9208 4.2).
+    GetQuota(String),
+    /// GETQUOTAROOT mailbox (RFC 9208 4.3).
+    GetQuotaRoot(String),
+    /// SETQUOTA (RFC 9208 4.1): read, and refused here (limits come from the configuration).
+    SetQuota(String),
 }
 
 /// Parses one whole command as [`super::framing`] delivers it. `Err(_, tag)` carries the tag
@@ -454,6 +464,29 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
                 Command::Id(Some(fields))
             }
         }
+        "GETQUOTA" => {
+            p.space()?;
+            Command::GetQuota(p.astring_text()?)
+        }
+        "GETQUOTAROOT" => {
+            p.space()?;
+            Command::GetQuotaRoot(mailbox(p)?)
+        }
+        "SETQUOTA" => {
+            // SETQUOTA quota-root SP "(" [setquota-resource *(SP setquota-resource)] ")"
+            p.space()?;
+            let root = p.astring_text()?;
+            p.space()?;
+            p.open()?;
+            while p.peek() != Some(b')') {
+                p.atom()?;
+                p.space()?;
+                p.number64()?;
+                p.eat(b' ');
+            }
+            p.close()?;
+            Command::SetQuota(root)
+        }
         "CANCELUPDATE" => {
             // RFC 5267 4.3: CANCELUPDATE tag-string *(SP tag-string).
             let mut tags = Vec::new();
@@ -658,6 +691,8 @@ fn status_items(p: &mut Parser<'_>) -> Result<Vec<StatusItem>, Error> {
             "UNSEEN" => StatusItem::Unseen,
             "SIZE" => StatusItem::Size,
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            "DELETED" => StatusItem::Deleted,
+            "DELETED-STORAGE" => StatusItem::DeletedStorage,
             other => return Err(Error::Syntax(format!("unknown status item {other}"))),
         });
         if !p.eat(b' ') {
@@ -969,6 +1004,13 @@ mod tests {
         );
         assert!(matches!(ok("B8 FETCH $ FLAGS"), Command::Fetch { set, .. } if set.is_saved()));
         assert_eq!(ok("B9 CANCELUPDATE \"A1\" \"A2\""), Command::CancelUpdate(vec!["A1".into(), "A2".into()]));
+        // RFC 9208 4.
+        assert_eq!(ok("G0001 GETQUOTA \"!partition/sda4\""), Command::GetQuota("!partition/sda4".into()));
+        assert_eq!(ok("G0002 GETQUOTAROOT inbox"), Command::GetQuotaRoot("INBOX".into()));
+        assert_eq!(ok("S0000 SETQUOTA \"#user/alice\" (STORAGE 510)"), Command::SetQuota("#user/alice".into()));
+        assert!(
+            matches!(ok("S1 STATUS INBOX (DELETED DELETED-STORAGE)"), Command::Status { items, .. } if items == [StatusItem::Deleted, StatusItem::DeletedStorage])
+        );
         for bad in [
             "x SEARCH RETURN (PARTIAL 1) ALL",
             "x SEARCH RETURN (PARTIAL 1:*) ALL",

@@ -44,6 +44,9 @@ impl Session {
             new.push(NewMessage { content, flags, date: m.date.map(|d| d.timestamp()) });
         }
         let messages = new;
+        if let Some(refused) = self.over_quota(messages.iter().map(|m| m.content.len() as u64).sum(), messages.len() as u64).await {
+            return refused;
+        }
         let (store, user, mailbox) = (Arc::clone(&self.ctx.store), self.user(), name.to_string());
         match blocking(move || store.append(&user, &mailbox, &messages)).await {
             Ok((validity, uids)) => Outcome::ok_code(format!("APPENDUID {validity} {}", sequence::compact(&uids)), "APPEND completed"),

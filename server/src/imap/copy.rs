@@ -22,6 +22,14 @@ impl Session {
         if uids.is_empty() {
             return Outcome::ok(format!("{verb} completed (nothing to do)"));
         }
+        if !remove {
+            // A MOVE keeps the user's usage as it was; a COPY adds to it.
+            let octets = indexes.iter().map(|&i| selected.messages[i].size).sum();
+            if let Some(refused) = self.over_quota(octets, uids.len() as u64).await {
+                return refused;
+            }
+        }
+        let selected = self.selected.as_ref().expect("selected");
         let (store, user, from, to) = (Arc::clone(&self.ctx.store), self.user(), selected.name.clone(), target.to_string());
         let result = blocking(move || {
             let copied = store.copy(&user, &from, &uids, &to)?;

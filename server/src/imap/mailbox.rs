@@ -159,6 +159,10 @@ impl Session {
                 StatusItem::Unseen => format!("UNSEEN {}", synced.messages.iter().filter(|m| !m.flags.has(Flags::SEEN)).count()),
                 StatusItem::Size => format!("SIZE {}", synced.messages.iter().map(|m| m.size).sum::<u64>()),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", synced.highest_modseq),
+                StatusItem::Deleted => format!("DELETED {}", synced.messages.iter().filter(|m| m.flags.has(Flags::DELETED)).count()),
+                StatusItem::DeletedStorage => {
+                    format!("DELETED-STORAGE {}", synced.messages.iter().filter(|m| m.flags.has(Flags::DELETED)).map(|m| m.size).sum::<u64>())
+                }
             })
             .collect();
         Ok(format!("STATUS {} ({})", wire_name(name), values.join(" ")))

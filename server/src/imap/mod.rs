@@ -12,7 +12,7 @@
 //!   STATUS, ...), `list` (LIST, LSUB, LIST-EXTENDED), `append`, `fetch`, `flags` (STORE),
 //!   `copy` (COPY, MOVE), `expunge` (EXPUNGE, CLOSE, UNSELECT), `search`, `sort` (SORT,
 //!   ESORT), `thread`, `idle`, `condstore` (ENABLE, QRESYNC's SELECT), `context` (SAVE,
-//!   UPDATE, CANCELUPDATE).
+//!   UPDATE, CANCELUPDATE), `quota` (GETQUOTA, GETQUOTAROOT, SETQUOTA).
 //! - `fields`: what SORT and THREAD compare, kept in the cache with the structures.
 //! - `structure`: ENVELOPE, BODYSTRUCTURE and body sections from the MIME parser; `cache`
 //!   keeps the rendered structures.
@@ -33,6 +33,7 @@ mod idle;
 mod list;
 mod listener;
 mod mailbox;
+mod quota;
 mod refresh;
 mod search;
 mod session;

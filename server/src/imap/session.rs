@@ -32,7 +32,8 @@ const MAX_ERRORS: u32 = 20;
 const EXTENSIONS: &str =
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND CONDSTORE QRESYNC \
      SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY \
-     LIST-EXTENDED LIST-STATUS CATENATE SEARCHRES CONTEXT=SEARCH CONTEXT=SORT";
+     LIST-EXTENDED LIST-STATUS CATENATE SEARCHRES CONTEXT=SEARCH CONTEXT=SORT \
+     QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE";
 
 /// A mailbox as the session sees it.
 pub(super) struct Selected {
@@ -480,6 +481,9 @@ impl Session {
             }
             (true, _, Command::Status { mailbox, items }) => self.status(&mailbox, &items).await,
             (true, _, Command::Append { mailbox, messages }) => self.append(&mailbox, messages).await,
+            (true, _, Command::GetQuota(root)) => self.get_quota(&root).await,
+            (true, _, Command::GetQuotaRoot(mailbox)) => self.get_quota_root(&mailbox).await,
+            (true, _, Command::SetQuota(_)) => Outcome::no_code("NOPERM", "Quotas are set in the server's configuration"),
             (true, _, Command::Namespace) => {
                 self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
                 Outcome::ok("NAMESPACE completed")

@@ -100,9 +100,31 @@ impl Queue {
     /// settles the local recipients. Returns the errors.
     pub(super) fn deliver_local(&self, mut envelope: Envelope, check: bool, content: &[u8], held: &[usize]) -> (Envelope, Vec<String>) {
         let id = envelope.id.clone();
+        let quota = self.settings().quota.clone();
         let mut errors: Vec<(usize, String)> = Vec::new();
+        let mut full: Vec<usize> = Vec::new();
         for (index, mailbox) in envelope.mailboxes.iter_mut().enumerate().filter(|(i, m)| !m.delivered && !held.contains(i)) {
             let key = DeliveryKey { key: format!("{id}-{index}"), time: envelope.arrived };
+            // Over quota: the message waits here until there is room or it expires. (Not on
+            // the first attempt after a start: the message may be in the mailbox already.)
+            if quota.is_set() && !check {
+                match self.store.usage(&mailbox.user) {
+                    Ok(usage) if !quota.allows((usage.octets, usage.messages), (content.len() as u64, 1)) => {
+                        tracing::info!(
+                            queue_id = id,
+                            user = mailbox.user,
+                            octets = usage.octets,
+                            messages = usage.messages,
+                            "mailbox over quota; will retry"
+                        );
+                        errors.push((index, "mailbox full: over the user's quota".to_string()));
+                        full.push(index);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(queue_id = id, user = mailbox.user, error = %e, "cannot count the mailbox for its quota"),
+                }
+            }
             match self.store.deliver(&mailbox.user, mailbox.folder.as_deref(), &key, &[content], check) {
                 Ok(stored) => {
                     mailbox.delivered = true;
@@ -129,9 +151,9 @@ impl Queue {
                 recipient.state = State::Delivered;
                 recipient.detail = Some("delivered to the mailbox".into());
                 recipient.status = Some(codes::OK);
-            } else if let Some((_, error)) = errors.iter().find(|(i, _)| recipient.mailboxes.contains(i)) {
+            } else if let Some((index, error)) = errors.iter().find(|(i, _)| recipient.mailboxes.contains(i)) {
                 recipient.detail = Some(error.clone());
-                recipient.status = Some(codes::TEMP_MAILBOX);
+                recipient.status = Some(if full.contains(index) { codes::MAILBOX_FULL } else { codes::TEMP_MAILBOX });
             }
         }
         (envelope, errors.into_iter().map(|(_, e)| e).collect())

@@ -126,6 +126,8 @@ pub struct Settings {
     pub config: QueueConfig,
     /// How much of a message's header the delivery hooks see (`[mime]` header limits).
     pub header_limits: wasmail_mime::Limits,
+    /// Per-user limits a local delivery must keep within.
+    pub quota: crate::config::QuotaConfig,
 }
 
 impl Settings {
@@ -136,7 +138,7 @@ impl Settings {
         routes: &std::collections::BTreeMap<String, String>,
     ) -> Settings {
         let hops = route::Router::new(routes, &config.nameservers, config.mx_port);
-        Settings { router, hops, plugins, config, header_limits: wasmail_mime::Limits::default() }
+        Settings { router, hops, plugins, config, header_limits: wasmail_mime::Limits::default(), quota: Default::default() }
     }
 }
 

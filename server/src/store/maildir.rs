@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use super::files::{bare_lf_count, base_name, create_dir_durably, crlf_size_in, crlf_size_of, crlf_to_lf, lf_to_crlf, sync_dir};
 use super::folder::Folders;
-use super::{Delivered, DeliveryKey, FlagChange, Flags, FlagsChanged, Listed, MailStore, MessageInfo, NewMessage, Synced};
+use super::{Delivered, DeliveryKey, FlagChange, Flags, FlagsChanged, Listed, MailStore, MessageInfo, NewMessage, Synced, Usage};
 
 pub struct Maildir {
     /// `DATA_DIR/mail`: one folder per user below it.
@@ -265,6 +265,54 @@ impl MailStore for Maildir {
         unchanged_since: Option<u64>,
     ) -> io::Result<FlagsChanged> {
         self.imap_change_flags(user, mailbox, uids, change, flags, unchanged_since)
+    }
+
+    /// Counted from the file names (`W=`, else the file's size counted): a `readdir` of each
+    /// folder, no file opened for names that carry their size.
+    fn usage(&self, user: &str) -> io::Result<Usage> {
+        let root = self.checked_user_dir(user)?;
+        let mut usage = Usage::default();
+        let mut folders = vec![root.clone()];
+        match fs::read_dir(&root) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    // Maildir++ folders are `.Name`; `..deleted*` is a DELETE under way.
+                    if name.starts_with('.') && !name.starts_with("..") && entry.path().join("cur").is_dir() {
+                        folders.push(entry.path());
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(usage),
+            Err(e) => return Err(e),
+        }
+        for folder in folders {
+            for sub in ["new", "cur"] {
+                let entries = match fs::read_dir(folder.join(sub)) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') {
+                        continue;
+                    }
+                    usage.octets += match crlf_size_in(&name) {
+                        Some(size) => size,
+                        None => match crlf_size_of(&entry.path()) {
+                            Ok(size) => size,
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                            Err(e) => return Err(e),
+                        },
+                    };
+                    usage.messages += 1;
+                }
+            }
+        }
+        Ok(usage)
     }
 
     fn expunged_since(&self, user: &str, mailbox: &str, since: u64) -> io::Result<Vec<(u32, u32)>> {

@@ -115,6 +115,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// Removes messages (by UID) durably.
     fn expunge(&self, user: &str, mailbox: &str, uids: &[u32]) -> std::io::Result<()>;
 
+    /// What all of `user`'s mailboxes hold together (for quotas).
+    fn usage(&self, user: &str) -> std::io::Result<Usage>;
+
     /// A message of a mailbox, in CRLF form.
     fn fetch(&self, user: &str, mailbox: &str, message: &MessageInfo) -> std::io::Result<Vec<u8>>;
 
@@ -157,6 +160,14 @@ impl Flags {
     pub fn remove_keyword(&mut self, keyword: &str) {
         self.keywords.retain(|k| !k.eq_ignore_ascii_case(keyword));
     }
+}
+
+/// What a user's mailboxes hold, all folders together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// RFC822.SIZE summed.
+    pub octets: u64,
+    pub messages: u64,
 }
 
 /// What a flag change did.
