@@ -211,3 +211,104 @@ fn context_search_partial_results_and_updates() {
     assert!(!quiet.lines().iter().any(|l| l.contains("\"u1\"")), "{quiet:?}");
     assert!(quiet.has("ESEARCH (TAG \"u7\") UID REMOVEFROM (3 1)"), "{quiet:?}");
 }
+
+/// Both directions of a COMPRESS=DEFLATE session, as a client does it with flate2.
+struct Deflated {
+    stream: std::net::TcpStream,
+    out: flate2::Compress,
+    inflate: flate2::Decompress,
+    plain: Vec<u8>,
+}
+
+impl Deflated {
+    fn send(&mut self, text: &[u8]) {
+        use std::io::Write;
+        let mut wire = Vec::with_capacity(text.len() / 100 + 1024);
+        let mut rest = text;
+        loop {
+            if wire.capacity() - wire.len() < 1024 {
+                wire.reserve(wire.capacity().max(4096));
+            }
+            let before = self.out.total_in();
+            self.out.compress_vec(rest, &mut wire, flate2::FlushCompress::Sync).unwrap();
+            rest = &rest[(self.out.total_in() - before) as usize..];
+            if rest.is_empty() && wire.len() < wire.capacity() {
+                break;
+            }
+        }
+        self.stream.write_all(&wire).unwrap();
+    }
+
+    /// Inflated input up to and including the line tagged `tag`.
+    fn until(&mut self, tag: &str) -> String {
+        use std::io::Read;
+        loop {
+            let text = String::from_utf8_lossy(&self.plain).into_owned();
+            let mut at = 0;
+            while let Some(end) = text[at..].find("\r\n") {
+                let line = &text[at..at + end];
+                if line.starts_with(&format!("{tag} ")) {
+                    let line = line.to_string();
+                    self.plain.drain(..at + end + 2);
+                    return line;
+                }
+                at += end + 2;
+            }
+            let mut raw = [0u8; 4096];
+            let n = self.stream.read(&mut raw).unwrap();
+            assert!(n > 0, "closed; so far {text:?}");
+            let mut chunk = Vec::with_capacity(1 << 16);
+            self.inflate.decompress_vec(&raw[..n], &mut chunk, flate2::FlushDecompress::Sync).unwrap();
+            self.plain.extend_from_slice(&chunk);
+        }
+    }
+}
+
+#[test]
+fn compress_deflate_both_ways_with_the_limits_still_holding() {
+    use std::io::{BufRead, BufReader, Write};
+    let server = server();
+    let stream = std::net::TcpStream::connect(server.imap.unwrap()).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("COMPRESS=DEFLATE"), "{line}");
+    let mut writer = stream.try_clone().unwrap();
+    for (command, tag) in [("a LOGIN tyler secret\r\n", "a OK"), ("b COMPRESS DEFLATE\r\n", "b OK")] {
+        writer.write_all(command.as_bytes()).unwrap();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if line.starts_with(tag) {
+                break;
+            }
+            assert!(!line.starts_with(&tag[..2]), "{line}");
+        }
+    }
+    assert!(reader.buffer().is_empty());
+    let mut session = Deflated {
+        stream,
+        out: flate2::Compress::new(flate2::Compression::fast(), false),
+        inflate: flate2::Decompress::new(false),
+        plain: Vec::new(),
+    };
+    session.send(b"c SELECT INBOX\r\nd NOOP\r\n");
+    assert!(session.until("c").contains("c OK [READ-WRITE]"));
+    assert!(session.until("d").starts_with("d OK"));
+    // 64 MiB of command line compress to some 64 KiB: inflated a read at a time, the line
+    // limit (64 KiB) refuses it as it arrives, and the server holds none of it.
+    let before = server.rss_kib();
+    let mut bomb = b"e NOOP ".to_vec();
+    bomb.resize(64 << 20, b'a');
+    bomb.extend_from_slice(b"\r\n");
+    session.send(&bomb);
+    drop(bomb);
+    assert!(session.until("e").starts_with("e BAD"));
+    let grown = server.rss_kib().saturating_sub(before);
+    assert!(grown < 16 * 1024, "the server grew by {grown} KiB");
+    session.send(b"f COMPRESS DEFLATE\r\n");
+    assert!(session.until("f").starts_with("f NO [COMPRESSIONACTIVE]"));
+    session.send(b"g LOGOUT\r\n");
+    assert!(session.until("g").starts_with("g OK"));
+}

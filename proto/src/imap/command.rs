@@ -176,6 +176,8 @@ pub enum Command {
     Enable(Vec<String>),
     /// CANCELUPDATE (RFC 5267): stop the updates of these searches, by tag.
     CancelUpdate(Vec<String>),
+    /// COMPRESS DEFLATE (RFC 4978).
+    Compress,
     /// GETQUOTA root (RFC 9208 4.2).
     GetQuota(String),
     /// GETQUOTAROOT mailbox (RFC 9208 4.3).
@@ -462,6 +464,13 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
                 }
                 p.close()?;
                 Command::Id(Some(fields))
+            }
+        }
+        "COMPRESS" => {
+            p.space()?;
+            match p.atom()?.to_ascii_uppercase().as_str() {
+                "DEFLATE" => Command::Compress,
+                other => return Err(Error::Syntax(format!("unknown compression {other}"))),
             }
         }
         "GETQUOTA" => {

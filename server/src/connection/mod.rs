@@ -12,11 +12,14 @@
 //!   time of its first byte (a client dripping a byte at a time is cut off like an idle one),
 //!   the whole session within an optional maximum, and the server's shutdown;
 //! - the STARTTLS/STLS upgrade, which throws away whatever the client sent after the command
-//!   in the clear (CVE-2011-0411) before the handshake.
+//!   in the clear (CVE-2011-0411) before the handshake;
+//! - IMAP's COMPRESS=DEFLATE (`deflate`): output compressed as it is written, input inflated
+//!   a read's worth at a time, so the limits above hold for what the session sees.
 //!
 //! `accept` is the listener loop that makes the connections.
 
 pub mod accept;
+mod deflate;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -65,6 +68,10 @@ pub struct Connection {
     max_session: Option<Duration>,
     /// The server's shutdown stage: at `Closing` a waiting read returns.
     stage: watch::Receiver<Stage>,
+    /// COMPRESS=DEFLATE, once started.
+    deflate: Option<Box<deflate::Deflate>>,
+    /// Compressed octets just read, before they are inflated into `input`.
+    raw: Vec<u8>,
 }
 
 impl Connection {
@@ -80,6 +87,8 @@ impl Connection {
             started: Instant::now(),
             max_session: None,
             stage,
+            deflate: None,
+            raw: Vec::new(),
         }
     }
 
@@ -124,7 +133,13 @@ impl Connection {
     /// Writes out what is queued.
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await?;
+            match &mut self.deflate {
+                Some(deflate) => {
+                    let compressed = deflate.deflate(&self.output)?;
+                    self.stream.write_all(&compressed).await?;
+                }
+                None => self.stream.write_all(&self.output).await?,
+            }
             self.stream.flush().await?;
             self.output.clear();
             // A long reply leaves a large buffer behind; an idle session should not keep it.
@@ -157,22 +172,63 @@ impl Connection {
         }
         let session_left = self.max_session.map(|max| max.saturating_sub(self.started.elapsed()));
         let wait = session_left.map_or(wait, |left| wait.min(left));
-        self.input.reserve(self.read_chunk);
-        // Read into spare capacity: the buffer is not zero-filled on every read. Reading is
-        // cancel-safe, so IDLE may wait on it beside other events.
-        let room = self.input.capacity() - self.input.len();
-        let mut limited = (&mut self.stream).take(room.min(self.read_chunk.max(1)) as u64);
-        let read = tokio::select! {
-            read = tokio::time::timeout(wait, limited.read_buf(&mut self.input)) => read,
-            _ = reached(&mut self.stage, Stage::Closing) => return Ok(Read::ShuttingDown),
-        };
-        match read {
-            Ok(Ok(0)) => Ok(Read::Closed),
-            Ok(Ok(_)) => Ok(Read::Data),
-            Ok(Err(e)) => Err(e),
-            Err(_) if session_left.is_some_and(|left| left <= wait) => Ok(Read::SessionOver),
-            Err(_) => Ok(Read::TimedOut),
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(deflate) = &mut self.deflate {
+                // Compressed input is inflated a read's worth at a time.
+                match deflate.inflate_into(&mut self.input, self.read_chunk.max(1))? {
+                    deflate::Inflated::Octets => return Ok(Read::Data),
+                    deflate::Inflated::Ended => return Ok(Read::Closed),
+                    deflate::Inflated::NeedMore => {}
+                }
+                if deflate.pending() > 4 * self.read_chunk.max(1) {
+                    return Err(io::Error::other("compressed input that inflates to nothing"));
+                }
+            }
+            // Read into spare capacity: the buffer is not zero-filled on every read. Reading
+            // is cancel-safe, so IDLE may wait on it beside other events.
+            let target = if self.deflate.is_some() { &mut self.raw } else { &mut self.input };
+            target.reserve(self.read_chunk);
+            let room = target.capacity() - target.len();
+            let mut limited = (&mut self.stream).take(room.min(self.read_chunk.max(1)) as u64);
+            let read = tokio::select! {
+                read = tokio::time::timeout_at(deadline, limited.read_buf(target)) => read,
+                _ = reached(&mut self.stage, Stage::Closing) => return Ok(Read::ShuttingDown),
+            };
+            match read {
+                Ok(Ok(0)) => return Ok(Read::Closed),
+                Ok(Ok(_)) => match &mut self.deflate {
+                    Some(deflate) => {
+                        deflate.take(&self.raw);
+                        self.raw.clear();
+                    }
+                    None => return Ok(Read::Data),
+                },
+                Ok(Err(e)) => return Err(e),
+                Err(_) if session_left.is_some_and(|left| left <= wait) => return Ok(Read::SessionOver),
+                Err(_) => return Ok(Read::TimedOut),
+            }
         }
+    }
+
+    /// COMPRESS=DEFLATE after its OK (RFC 4978): writes the reply uncompressed, throws away
+    /// anything the client sent after the command before it saw the OK (it must not have),
+    /// and compresses both ways from here on. False if compression is on already.
+    pub async fn start_deflate(&mut self) -> io::Result<bool> {
+        if self.deflate.is_some() {
+            return Ok(false);
+        }
+        self.flush().await?;
+        let octets = self.discard_input();
+        if octets > 0 {
+            tracing::warn!(octets, "discarding what the client sent after COMPRESS before the reply");
+        }
+        self.deflate = Some(Box::new(deflate::Deflate::new()));
+        Ok(true)
+    }
+
+    pub fn is_deflating(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// Reads for the next command: within `idle` when no command is begun, else within what

@@ -33,7 +33,7 @@ const EXTENSIONS: &str =
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND CONDSTORE QRESYNC \
      SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY \
      LIST-EXTENDED LIST-STATUS CATENATE SEARCHRES CONTEXT=SEARCH CONTEXT=SORT \
-     QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE";
+     QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE";
 
 /// A mailbox as the session sees it.
 pub(super) struct Selected {
@@ -252,6 +252,8 @@ pub struct Session {
     pub(super) logout: bool,
     /// STARTTLS was answered: the handshake follows the tagged reply.
     pending_tls: Option<Arc<crate::tls::Tls>>,
+    /// COMPRESS was answered: compression starts after the tagged reply.
+    pending_deflate: bool,
     /// The server's shutdown stage: at `Closing` the session ends at its next read.
     pub(super) stage: watch::Receiver<Stage>,
 }
@@ -279,6 +281,7 @@ impl Session {
             errors: 0,
             logout: false,
             pending_tls: None,
+            pending_deflate: false,
         }
     }
 
@@ -481,6 +484,11 @@ impl Session {
             }
             (true, _, Command::Status { mailbox, items }) => self.status(&mailbox, &items).await,
             (true, _, Command::Append { mailbox, messages }) => self.append(&mailbox, messages).await,
+            (true, _, Command::Compress) if self.conn.is_deflating() => Outcome::no_code("COMPRESSIONACTIVE", "DEFLATE is on already"),
+            (true, _, Command::Compress) => {
+                self.pending_deflate = true;
+                Outcome::ok("DEFLATE active")
+            }
             (true, _, Command::GetQuota(root)) => self.get_quota(&root).await,
             (true, _, Command::GetQuotaRoot(mailbox)) => self.get_quota_root(&mailbox).await,
             (true, _, Command::SetQuota(_)) => Outcome::no_code("NOPERM", "Quotas are set in the server's configuration"),
@@ -531,6 +539,17 @@ impl Session {
         }
         if let Some(tls) = self.pending_tls.take() {
             self.upgrade(tls).await?;
+        }
+        if std::mem::take(&mut self.pending_deflate) {
+            // RFC 4978 3: compression starts right after the OK; commands the client sent
+            // before it saw the OK are thrown away with the rest (it must not send any).
+            let ahead = self.frames.len() + usize::from(!self.receiver.is_idle());
+            if ahead > 0 {
+                tracing::warn!(commands = ahead, "discarding commands sent after COMPRESS before its reply");
+            }
+            self.frames.clear();
+            self.receiver.reset();
+            self.conn.start_deflate().await?;
         }
         Ok(())
     }
