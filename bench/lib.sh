@@ -96,6 +96,10 @@ service $protocol-login {
   }
 }
 CONF
+    if [ "$protocol" = imap ]; then
+        # COMPRESS=DEFLATE as Wasmail offers it (level 1): mbsync uses it with both servers.
+        printf 'protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\nplugin {\n  imap_compress_deflate_level = 1\n}\n' >>"$d/dovecot.conf"
+    fi
     $sudo dovecot -c "$d/dovecot.conf"
 }
 
