@@ -312,3 +312,36 @@ fn compress_deflate_both_ways_with_the_limits_still_holding() {
     session.send(b"g LOGOUT\r\n");
     assert!(session.until("g").starts_with("g OK"));
 }
+
+#[test]
+fn imap4rev2_after_enable_speaks_utf8_names_and_drops_recent() {
+    let server = server();
+    let mut old = Imap::login(&server, "tyler");
+    assert!(old.cmd("c", "CAPABILITY").lines()[0].split(' ').any(|c| c == "IMAP4rev2"));
+    let mut imap = Imap::login(&server, "tyler");
+    assert!(imap.cmd("e", "ENABLE IMAP4rev2").has("ENABLED IMAP4rev2"));
+    // Names in UTF-8 both ways (a literal or quoted string); `&` is just an ampersand.
+    let create = "a1 CREATE {9+}\r\nEntwürfe\r\n";
+    imap.send(create.as_bytes());
+    assert!(imap.until("a1").ok());
+    assert!(imap.cmd("a2", "CREATE \"R&D\"").ok());
+    let listed = imap.cmd("a3", "LIST \"\" \"*\"");
+    assert!(listed.untagged.iter().any(|l| l.ends_with("{9}\r\nEntwürfe".as_bytes())), "{listed:?}");
+    assert!(listed.has("LIST (\\HasNoChildren) \"/\" \"R&D\""), "{listed:?}");
+    // A session that did not enable it sees the same mailboxes in modified UTF-7.
+    let classic = old.cmd("b1", "LIST \"\" \"*\"");
+    assert!(classic.has("LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\"") && classic.has("LIST (\\HasNoChildren) \"/\" \"R&-D\""), "{classic:?}");
+    // SELECT: no RECENT or UNSEEN, the mailbox's LIST instead; no \Recent in FLAGS.
+    let message = "Subject: hi\r\n\r\nhello\r\n";
+    imap.send(format!("a4 APPEND INBOX {{{}+}}\r\n{message}\r\n", message.len()).as_bytes());
+    assert!(imap.until("a4").ok());
+    let selected = imap.cmd("a5", "SELECT INBOX");
+    assert!(
+        selected.has("LIST () \"/\" \"INBOX\"") && !selected.lines().iter().any(|l| l.ends_with("RECENT") || l.contains("UNSEEN")),
+        "{selected:?}"
+    );
+    assert_eq!(imap.cmd("a6", "FETCH 1 FLAGS").lines(), ["1 FETCH (FLAGS ())"]);
+    // SEARCH answers with ESEARCH.
+    assert_eq!(imap.cmd("a7", "SEARCH ALL").lines(), ["ESEARCH (TAG \"a7\") ALL 1"]);
+    assert!(imap.cmd("a8", "STATUS \"Entwürfe\" (MESSAGES)").has("STATUS {9}\r\nEntwürfe (MESSAGES 0)"));
+}

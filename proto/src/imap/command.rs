@@ -189,7 +189,14 @@ pub enum Command {
 /// Parses one whole command as [`super::framing`] delivers it. `Err(_, tag)` carries the tag
 /// when there was one, for the BAD reply.
 pub fn parse(input: &[u8]) -> Result<Request, (Error, Option<String>)> {
+    parse_with(input, false)
+}
+
+/// [`parse`], with mailbox names in UTF-8 when `utf8_names` (a session that enabled
+/// IMAP4rev2, RFC 9051 5.1) rather than modified UTF-7.
+pub fn parse_with(input: &[u8], utf8_names: bool) -> Result<Request, (Error, Option<String>)> {
     let mut p = Parser::new(input);
+    p.utf8_names = utf8_names;
     let tag = p.tag().map_err(|e| (e, None))?.to_string();
     let command = command(&mut p).and_then(|c| p.end().map(|()| c)).map_err(|e| (e, Some(tag.clone())))?;
     Ok(Request { tag, command })
@@ -270,9 +277,9 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
         }
         "LSUB" => {
             p.space()?;
-            let reference = decode_pattern(&p.astring()?);
+            let reference = decode_pattern(p.utf8_names, &p.astring()?);
             p.space()?;
-            let pattern = decode_pattern(&p.list_mailbox()?);
+            let pattern = decode_pattern(p.utf8_names, &p.list_mailbox()?);
             Command::List { reference, pattern, subscribed: true }
         }
         "LIST" => list(p)?,
@@ -634,14 +641,14 @@ fn list(p: &mut Parser<'_>) -> Result<Command, Error> {
             return Err(Error::Syntax("RECURSIVEMATCH needs another selection option".into()));
         }
     }
-    let reference = decode_pattern(&p.astring()?);
+    let reference = decode_pattern(p.utf8_names, &p.astring()?);
     p.space()?;
     let mut patterns = Vec::new();
     if p.peek() == Some(b'(') {
         extended = true;
         p.open()?;
         loop {
-            patterns.push(decode_pattern(&p.list_mailbox()?));
+            patterns.push(decode_pattern(p.utf8_names, &p.list_mailbox()?));
             if patterns.len() > 100 {
                 return Err(Error::Syntax("too many LIST patterns".into()));
             }
@@ -651,7 +658,7 @@ fn list(p: &mut Parser<'_>) -> Result<Command, Error> {
         }
         p.close()?;
     } else {
-        patterns.push(decode_pattern(&p.list_mailbox()?));
+        patterns.push(decode_pattern(p.utf8_names, &p.list_mailbox()?));
     }
     let mut returns = ListReturn::default();
     if p.eat(b' ') {
@@ -874,7 +881,12 @@ fn select_params(p: &mut Parser<'_>) -> Result<SelectParams, Error> {
 
 /// mailbox = "INBOX" / astring, in modified UTF-7.
 fn mailbox(p: &mut Parser<'_>) -> Result<String, Error> {
-    let name = decode_name(&p.astring()?)?;
+    let wire = p.astring()?;
+    let name = if p.utf8_names {
+        String::from_utf8(wire).map_err(|e| Error::BadName(String::from_utf8_lossy(e.as_bytes()).into_owned()))?
+    } else {
+        decode_name(&wire)?
+    };
     Ok(if name.eq_ignore_ascii_case("INBOX") { "INBOX".to_string() } else { name })
 }
 
@@ -884,7 +896,10 @@ fn decode_name(wire: &[u8]) -> Result<String, Error> {
 
 /// A LIST reference or pattern: one that is not modified UTF-7 names no mailbox, so it is
 /// taken as it is (and matches nothing a client could have made) rather than refused.
-fn decode_pattern(wire: &[u8]) -> String {
+fn decode_pattern(utf8_names: bool, wire: &[u8]) -> String {
+    if utf8_names {
+        return String::from_utf8_lossy(wire).into_owned();
+    }
     crate::mutf7::decode(wire).unwrap_or_else(|| String::from_utf8_lossy(wire).into_owned())
 }
 
@@ -1122,6 +1137,15 @@ mod tests {
         ] {
             assert!(parse(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn imap4rev2_names_are_utf8() {
+        let rev2 = |line: &str| parse_with(line.as_bytes(), true).unwrap().command;
+        assert_eq!(rev2("a SELECT \"Entwürfe\""), Command::Select { mailbox: "Entwürfe".into(), read_only: false, params: SelectParams::default() });
+        assert_eq!(rev2("a CREATE A&B"), Command::Create("A&B".into()), "& is only an ampersand");
+        assert_eq!(ok("a CREATE Entw&APw-rfe"), Command::Create("Entwürfe".into()));
+        assert!(matches!(rev2("a LIST \"\" \"Entw*\""), Command::List { pattern, .. } if pattern == "Entw*"));
     }
 
     #[test]

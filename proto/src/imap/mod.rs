@@ -12,8 +12,8 @@ pub mod sequence;
 pub mod url;
 
 pub use command::{
-    parse, AppendMessage, CatPart, Command, ListReturn, ListSelection, Qresync, Request, SearchReturn, SelectParams, SortCriterion, SortKey,
-    StatusItem, StoreMode, ThreadAlgorithm,
+    parse, parse_with, AppendMessage, CatPart, Command, ListReturn, ListSelection, Qresync, Request, SearchReturn, SelectParams, SortCriterion,
+    SortKey, StatusItem, StoreMode, ThreadAlgorithm,
 };
 pub use fetch::{parse_section, FetchAttr, Section, SectionText};
 pub use framing::{Framed, Receiver};

@@ -23,11 +23,13 @@ pub struct Parser<'a> {
     pos: usize,
     /// Current parenthesis depth, for [`MAX_NESTING`].
     pub depth: usize,
+    /// Mailbox names are UTF-8 (IMAP4rev2, RFC 9051 5.1), not modified UTF-7.
+    pub utf8_names: bool,
 }
 
 impl<'a> Parser<'a> {
     pub fn new(input: &'a [u8]) -> Parser<'a> {
-        Parser { input, pos: 0, depth: 0 }
+        Parser { input, pos: 0, depth: 0, utf8_names: false }
     }
 
     pub fn peek(&self) -> Option<u8> {

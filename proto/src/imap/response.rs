@@ -43,6 +43,13 @@ pub fn astring(text: &str) -> String {
 
 /// A mailbox name on the wire: modified UTF-7, quoted when needed (always quoted if it has
 /// a space, `%`, `*` or quotes).
+/// A mailbox name as IMAP4rev2 writes it (RFC 9051 5.1): UTF-8, quoted or a literal.
+pub fn mailbox_utf8(name: &str) -> String {
+    let mut out = Vec::new();
+    string_into(&mut out, name.as_bytes());
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub fn mailbox(name: &str) -> String {
     let wire = crate::mutf7::encode(name);
     let mut out = Vec::new();

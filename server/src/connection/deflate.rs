@@ -110,9 +110,10 @@ mod tests {
         let mut input = Vec::new();
         while let Inflated::Octets = server.inflate_into(&mut input, 512).unwrap() {}
         assert!(input == line, "{} of {} octets", input.len(), line.len());
-        // 64 MiB of one octet compresses to some 64 KiB; inflating gives 16 KiB per call.
+        // 64 MiB of one octet compresses to some 300 KiB (level 1); inflating gives 16 KiB
+        // per call.
         let bomb = client.deflate(&vec![b'a'; 64 << 20]).unwrap();
-        assert!(bomb.len() < 128 << 10, "{}", bomb.len());
+        assert!(bomb.len() < 512 << 10, "{}", bomb.len());
         server.take(&bomb);
         let mut input = Vec::new();
         assert!(matches!(server.inflate_into(&mut input, 16 << 10).unwrap(), Inflated::Octets));

@@ -10,8 +10,8 @@ use wasmail_proto::imap::{sequence, Qresync, SequenceSet};
 use super::session::{blocking, Outcome, Session};
 
 impl Session {
-    /// ENABLE: CONDSTORE, and QRESYNC, which implies it (RFC 7162 3.2.3). Nothing else offered
-    /// here needs enabling, so nothing else is listed as enabled.
+    /// ENABLE: CONDSTORE, QRESYNC, which implies it (RFC 7162 3.2.3), and IMAP4rev2 (RFC
+    /// 9051). Nothing else offered here needs enabling, so nothing else is listed as enabled.
     pub(super) fn enable(&mut self, capabilities: &[String]) -> Outcome {
         let mut enabled = String::new();
         let condstore_before = self.condstore;
@@ -20,6 +20,10 @@ impl Session {
                 "CONDSTORE" if !condstore_before && !enabled.contains(" CONDSTORE") => {
                     self.condstore = true;
                     enabled.push_str(" CONDSTORE");
+                }
+                "IMAP4REV2" if !self.rev2 => {
+                    self.rev2 = true;
+                    enabled.push_str(" IMAP4rev2");
                 }
                 "QRESYNC" if !self.qresync => {
                     self.qresync = true;

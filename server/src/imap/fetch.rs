@@ -110,7 +110,11 @@ impl Session {
         let selected = self.selected.as_ref().expect("selected");
         let targets: Vec<Target> = indexes
             .iter()
-            .map(|&i| Target { seq: i + 1, message: selected.messages[i].clone(), recent: selected.recent.contains(&selected.messages[i].uid) })
+            .map(|&i| Target {
+                seq: i + 1,
+                message: selected.messages[i].clone(),
+                recent: !selected.rev2 && selected.recent.contains(&selected.messages[i].uid),
+            })
             .collect();
         let (items, targets) = (Arc::new(items), Arc::new(targets));
         let (mut failed, mut unknown_cte) = (0, 0);

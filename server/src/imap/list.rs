@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use wasmail_proto::imap::response::mailbox as wire_name;
+use wasmail_proto::imap::response::{mailbox as wire_name, mailbox_utf8};
 use wasmail_proto::imap::{ListReturn, ListSelection};
 
 use super::session::{blocking, store_error, Outcome, Session};
@@ -29,7 +29,7 @@ impl Session {
         let full = format!("{reference}{pattern}");
         if !subscribed {
             let returns = ListReturn { children: true, special_use: true, ..ListReturn::default() };
-            let view = Names::new(&names, &subscriptions, std::slice::from_ref(&full));
+            let view = Names::new(&names, &subscriptions, std::slice::from_ref(&full), self.rev2);
             for name in view.levels() {
                 self.untagged(&view.line(&name, &ListSelection::default(), &returns, false));
             }
@@ -37,7 +37,8 @@ impl Session {
         }
         for name in &subscriptions {
             if matches_pattern(name, &full) {
-                self.untagged(&format!("LSUB () \"/\" {}", wire_name(name)));
+                let line = format!("LSUB () \"/\" {}", self.wire_name(name));
+                self.untagged(&line);
             }
         }
         if full.contains('%') && !full.contains('*') {
@@ -53,7 +54,8 @@ impl Session {
                 }
             }
             for parent in parents {
-                self.untagged(&format!("LSUB (\\Noselect) \"/\" {}", wire_name(&parent)));
+                let line = format!("LSUB (\\Noselect) \"/\" {}", self.wire_name(&parent));
+                self.untagged(&line);
             }
         }
         Outcome::ok("LSUB completed")
@@ -66,7 +68,7 @@ impl Session {
             Err(e) => return store_error(&e, "LIST"),
         };
         let patterns: Vec<String> = patterns.iter().map(|p| format!("{reference}{p}")).collect();
-        let view = Names::new(&names, &subscriptions, &patterns);
+        let view = Names::new(&names, &subscriptions, &patterns, self.rev2);
         let mut lines = Vec::new();
         for name in view.candidates(selection) {
             let matched = view.matches(&name);
@@ -123,11 +125,14 @@ struct Names<'a> {
     subscribed: HashSet<&'a str>,
     /// Reference and pattern joined.
     patterns: &'a [String],
+    /// Names go out in UTF-8 (IMAP4rev2), not modified UTF-7.
+    utf8: bool,
 }
 
 impl<'a> Names<'a> {
-    fn new(names: &'a [String], subscriptions: &'a [String], patterns: &'a [String]) -> Names<'a> {
+    fn new(names: &'a [String], subscriptions: &'a [String], patterns: &'a [String], utf8: bool) -> Names<'a> {
         Names {
+            utf8,
             names,
             existing: names.iter().map(String::as_str).collect(),
             subscriptions,
@@ -211,7 +216,7 @@ impl<'a> Names<'a> {
         if (returns.special_use || selection.special_use) && exists {
             attributes.extend(special_use(name));
         }
-        let mut line = format!("LIST ({}) \"/\" {}", attributes.join(" "), wire_name(name));
+        let mut line = format!("LIST ({}) \"/\" {}", attributes.join(" "), if self.utf8 { mailbox_utf8(name) } else { wire_name(name) });
         if child_info {
             line.push_str(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
         }
@@ -276,7 +281,7 @@ mod tests {
         let names: Vec<String> = ["INBOX", "a/b/c", "x"].iter().map(|s| s.to_string()).collect();
         let subs: Vec<String> = ["a/b/c", "gone"].iter().map(|s| s.to_string()).collect();
         let patterns = vec!["%".to_string()];
-        let view = Names::new(&names, &subs, &patterns);
+        let view = Names::new(&names, &subs, &patterns, false);
         assert_eq!(view.levels(), ["INBOX", "a", "x"], "a level that only holds others is listed for %");
         assert_eq!(
             view.line("a", &ListSelection::default(), &ListReturn { children: true, ..ListReturn::default() }, false),

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use wasmail_proto::imap::response::mailbox as wire_name;
 use wasmail_proto::imap::{SelectParams, StatusItem};
 
 use super::session::{blocking, flags_lines, learn_keywords, store_error, Outcome, Selected, Session};
@@ -44,9 +43,16 @@ impl Session {
             self.untagged(&line);
         }
         self.untagged(&format!("{} EXISTS", synced.messages.len()));
-        self.untagged(&format!("{} RECENT", recent.len()));
-        if let Some(i) = first_unseen {
-            self.untagged(&format!("OK [UNSEEN {}] First unseen message", i + 1));
+        if self.rev2 {
+            // RFC 9051 6.3.2: no RECENT or UNSEEN; the mailbox's LIST, with its name as the
+            // server has it.
+            let line = format!("LIST () \"/\" {}", self.wire_name(name));
+            self.untagged(&line);
+        } else {
+            self.untagged(&format!("{} RECENT", recent.len()));
+            if let Some(i) = first_unseen {
+                self.untagged(&format!("OK [UNSEEN {}] First unseen message", i + 1));
+            }
         }
         self.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", synced.uid_validity));
         self.untagged(&format!("OK [UIDNEXT {}] Predicted next UID", synced.uid_next));
@@ -63,6 +69,7 @@ impl Session {
             snapshot: synced.messages,
             highest_modseq: synced.highest_modseq,
             saved: Vec::new(),
+            rev2: self.rev2,
             contexts: Vec::new(),
             changes,
         });
@@ -165,6 +172,6 @@ impl Session {
                 }
             })
             .collect();
-        Ok(format!("STATUS {} ({})", wire_name(name), values.join(" ")))
+        Ok(format!("STATUS {} ({})", self.wire_name(name), values.join(" ")))
     }
 }

@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use wasmail_proto::imap::response::mailbox as wire_name;
-
 use super::session::{blocking, store_error, Outcome, Session};
 use crate::store::Usage;
 
@@ -32,7 +30,8 @@ impl Session {
         }
         match self.usage().await {
             Ok(usage) => {
-                self.untagged(&format!("QUOTAROOT {} \"\"", wire_name(mailbox)));
+                let line = format!("QUOTAROOT {} \"\"", self.wire_name(mailbox));
+                self.untagged(&line);
                 let line = self.quota_line(&usage);
                 self.untagged(&line);
                 Outcome::ok("GETQUOTAROOT completed")

@@ -92,7 +92,7 @@ impl Session {
             selected.highest_modseq = synced.highest_modseq;
         }
         // RECENT goes with every EXISTS for new mail, as clients expect, and whenever it changed.
-        if arrived || selected.recent.len() != recent_before {
+        if !selected.rev2 && (arrived || selected.recent.len() != recent_before) {
             lines.push(format!("{} RECENT", selected.recent.len()));
         }
         for line in lines {

@@ -37,6 +37,12 @@ impl Session {
         };
         let results: Vec<Result> = found.iter().map(|(seq, m)| Result { uid: m.uid, seq: *seq, modseq: m.modseq }).collect();
         match ret {
+            // IMAP4rev2 has no SEARCH response: ESEARCH with ALL (RFC 9051 6.4.4).
+            None if self.rev2 => {
+                if let Err(refused) = self.returned(tag, uid, &[SearchReturn::All], &results, with_modseq, key, None) {
+                    return refused;
+                }
+            }
             None => {
                 let mut list: String = results.iter().map(|r| format!(" {}", r.number(uid))).collect();
                 // RFC 7162 3.1.5: a search by MODSEQ gives the highest of the matches.

@@ -30,7 +30,7 @@ const MAX_ERRORS: u32 = 20;
 /// The extensions that work (RFC 3501 7.2.1); STARTTLS, LOGINDISABLED and AUTH=PLAIN are
 /// added by the session as the connection allows.
 const EXTENSIONS: &str =
-    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND CONDSTORE QRESYNC \
+    "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND CONDSTORE QRESYNC \
      SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY \
      LIST-EXTENDED LIST-STATUS CATENATE SEARCHRES CONTEXT=SEARCH CONTEXT=SORT \
      QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE";
@@ -47,6 +47,8 @@ pub(super) struct Selected {
     pub gone: HashSet<u32>,
     /// This session's \Recent messages.
     pub recent: HashSet<u32>,
+    /// IMAP4rev2: \Recent is not shown (RFC 9051 removed it).
+    pub rev2: bool,
     /// The keywords the client was told of (FLAGS, PERMANENTFLAGS): a message showing
     /// another is preceded by new FLAGS and PERMANENTFLAGS responses (RFC 3501 7.2.6).
     pub keywords: Vec<String>,
@@ -86,7 +88,7 @@ impl Selected {
 
     /// The flags of a message as FETCH shows them: `(\Seen \Recent $Label1)`.
     pub fn flags_text(&self, message: &MessageInfo) -> String {
-        flags_text(&message.flags, self.recent.contains(&message.uid))
+        flags_text(&message.flags, !self.rev2 && self.recent.contains(&message.uid))
     }
 
     /// `* 3 FETCH (FLAGS (\Seen) UID 7 MODSEQ (12))` for the message at index `i`, with the
@@ -246,6 +248,9 @@ pub struct Session {
     pub(super) condstore: bool,
     /// QRESYNC is on (ENABLE QRESYNC, RFC 7162 3.2): expunges are told with VANISHED.
     pub(super) qresync: bool,
+    /// IMAP4rev2 is on (ENABLE IMAP4rev2, RFC 9051): mailbox names in UTF-8, no \Recent or
+    /// RECENT, SEARCH answered with ESEARCH, SELECT with the mailbox's LIST.
+    pub(super) rev2: bool,
     pub(super) auth_failures: u32,
     errors: u32,
     /// The session ends after the current reply (LOGOUT, too many errors).
@@ -277,6 +282,7 @@ impl Session {
             selected: None,
             condstore: false,
             qresync: false,
+            rev2: false,
             auth_failures: 0,
             errors: 0,
             logout: false,
@@ -409,7 +415,7 @@ impl Session {
                 self.tagged(&tag, &Outcome::no_code("TOOBIG", format!("Literal of {size} octets is over the limit of {limit} for this command")));
                 self.too_many_errors();
             }
-            Framed::Command(bytes) => match proto::parse(&bytes) {
+            Framed::Command(bytes) => match proto::parse_with(&bytes, self.rev2) {
                 Ok(request) => self.request(request).await?,
                 Err((error @ proto::Error::BadName(_), tag)) => {
                     let tag = tag.unwrap_or_else(|| "*".into());
@@ -596,6 +602,15 @@ impl Session {
             self.logout = true;
         }
         Ok(())
+    }
+
+    /// A mailbox name as this session writes it: modified UTF-7, or UTF-8 once IMAP4rev2 is on.
+    pub(super) fn wire_name(&self, name: &str) -> String {
+        if self.rev2 {
+            proto::response::mailbox_utf8(name)
+        } else {
+            proto::response::mailbox(name)
+        }
     }
 
     /// The logged-in user (commands that need one run only after login).
