@@ -170,28 +170,10 @@ impl MailStore for Maildir {
     }
 
     fn list(&self, user: &str) -> io::Result<Vec<Listed>> {
-        let dir = self.user_dir(user);
         let mut out = Vec::new();
-        for sub in ["new", "cur"] {
-            let entries = match fs::read_dir(dir.join(sub)) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                let entry = entry?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') {
-                    continue;
-                }
-                let size = match crlf_size_in(&name) {
-                    Some(size) => size,
-                    // A file another program put there without W=: count.
-                    None => crlf_size_of(&entry.path())?,
-                };
-                out.push(Listed { id: base_name(&name).to_string(), size, location: format!("{sub}/{name}") });
-            }
-        }
+        each_message(&self.user_dir(user), |sub, name, size| {
+            out.push(Listed { id: base_name(name).to_string(), size, location: format!("{sub}/{name}") });
+        })?;
         // Maildir names start with the arrival time: name order is arrival order.
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
@@ -288,29 +270,10 @@ impl MailStore for Maildir {
             Err(e) => return Err(e),
         }
         for folder in folders {
-            for sub in ["new", "cur"] {
-                let entries = match fs::read_dir(folder.join(sub)) {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                };
-                for entry in entries {
-                    let entry = entry?;
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    if name.starts_with('.') {
-                        continue;
-                    }
-                    usage.octets += match crlf_size_in(&name) {
-                        Some(size) => size,
-                        None => match crlf_size_of(&entry.path()) {
-                            Ok(size) => size,
-                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                            Err(e) => return Err(e),
-                        },
-                    };
-                    usage.messages += 1;
-                }
-            }
+            each_message(&folder, |_, _, size| {
+                usage.octets += size;
+                usage.messages += 1;
+            })?;
         }
         Ok(usage)
     }
@@ -345,6 +308,36 @@ impl Maildir {
     fn locate(&self, user: &str, message: &Listed) -> io::Result<PathBuf> {
         super::folder::locate(&self.user_dir(user), &message.location, &message.id)
     }
+}
+
+/// Calls `f` with the sub-folder (`new` or `cur`), name and CRLF size of every message file
+/// of the Maildir folder `dir`: the size from the name's `W=`, else counted (a file another
+/// program put there). A file gone between the listing and the count is skipped.
+fn each_message(dir: &Path, mut f: impl FnMut(&str, &str, u64)) -> io::Result<()> {
+    for sub in ["new", "cur"] {
+        let entries = match fs::read_dir(dir.join(sub)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let size = match crlf_size_in(&name) {
+                Some(size) => size,
+                None => match crlf_size_of(&entry.path()) {
+                    Ok(size) => size,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                },
+            };
+            f(sub, &name, size);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
