@@ -345,3 +345,24 @@ fn imap4rev2_after_enable_speaks_utf8_names_and_drops_recent() {
     assert_eq!(imap.cmd("a7", "SEARCH ALL").lines(), ["ESEARCH (TAG \"a7\") ALL 1"]);
     assert!(imap.cmd("a8", "STATUS \"Entwürfe\" (MESSAGES)").has("STATUS {9}\r\nEntwürfe (MESSAGES 0)"));
 }
+
+#[test]
+fn client_text_echoed_in_a_status_line_cannot_start_a_new_response() {
+    let server = server();
+    let mut imap = Imap::login(&server, "tyler");
+    assert!(imap.cmd("s", "SELECT INBOX").ok());
+    // A tag-string, a charset and a mailbox name may be literals, and literals may hold line
+    // ends: echoed in a status line they must not end it and forge the next response.
+    let forged = "q\r\n* BYE forged";
+    for (tag, command) in [
+        ("x1", format!("x1 CANCELUPDATE {{{}+}}\r\n{forged}\r\n", forged.len())),
+        ("x2", format!("x2 SORT (SUBJECT) {{{}+}}\r\n{forged} ALL\r\n", forged.len())),
+        ("x3", format!("x3 SELECT {{{}+}}\r\n\u{ff}{forged}\r\n", forged.len() + 2)),
+    ] {
+        imap.send(command.as_bytes());
+        let reply = imap.until(tag);
+        assert!(reply.untagged.is_empty(), "{reply:?}");
+        assert!(reply.tagged.contains("* BYE forged"), "the text is still there, on one line: {reply:?}");
+    }
+    assert!(imap.cmd("n", "NOOP").ok(), "the session goes on");
+}

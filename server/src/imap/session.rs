@@ -388,9 +388,14 @@ impl Session {
             Status::Bad => "BAD",
         };
         let line = match &outcome.code {
-            Some(code) => format!("{tag} {status} [{code}] {}\r\n", outcome.text),
-            None => format!("{tag} {status} {}\r\n", outcome.text),
+            Some(code) => format!("{tag} {status} [{code}] {}", outcome.text),
+            None => format!("{tag} {status} {}", outcome.text),
         };
+        // A status line is one line: text a client sent (a tag-string, a charset, a mailbox
+        // name, any of which may come as a literal holding line ends) echoed in it must not
+        // end it and forge the next response.
+        let mut line: String = line.chars().map(|c| if matches!(c, '\r' | '\n' | '\0') { ' ' } else { c }).collect();
+        line.push_str("\r\n");
         self.conn.send(line.as_bytes());
     }
 
