@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use wasmail_proto::imap::response::string_into;
 use wasmail_proto::imap::{sequence, SearchKey, SearchReturn, SortCriterion};
 
-use super::search::{esearch, Result as Found};
+use super::search::{esearch, Found};
 use super::session::{Outcome, Selected, Session};
 
 /// A search whose result the client follows.
@@ -143,7 +143,8 @@ impl Session {
             return Vec::new();
         }
         let (tag, uid, sort) = (context.tag.clone(), context.uid, context.sort.clone());
-        let mut results: Vec<u32> = before.iter().copied().filter(|u| !removed.contains(u)).chain(added.iter().copied()).collect();
+        let leaving: HashSet<u32> = removed.iter().copied().collect();
+        let mut results: Vec<u32> = before.iter().copied().filter(|u| !leaving.contains(u)).chain(added.iter().copied()).collect();
         if let Some(criteria) = &sort {
             results = self.sort_uids(&results, criteria).await;
         } else {
@@ -202,6 +203,7 @@ pub(super) fn expunged(selected: &mut Selected, gone: &[(u32, u32)]) -> Vec<Stri
     let mut lines = Vec::new();
     let gone_uids: HashSet<u32> = gone.iter().map(|(_, u)| *u).collect();
     for context in &mut selected.contexts {
+        let held: HashSet<u32> = context.results.iter().copied().collect();
         let head = format!("ESEARCH (TAG {}){}", quoted(&context.tag), if context.uid { " UID" } else { "" });
         if context.sort.is_some() {
             let mut at: Vec<(usize, u32)> = gone
@@ -211,8 +213,7 @@ pub(super) fn expunged(selected: &mut Selected, gone: &[(u32, u32)]) -> Vec<Stri
             at.sort_unstable_by(|a, b| b.cmp(a));
             lines.extend(at.into_iter().map(|(at, n)| format!("{head} REMOVEFROM ({at} {n})")));
         } else {
-            let mut numbers: Vec<u32> =
-                gone.iter().filter(|(_, u)| context.results.contains(u)).map(|(seq, u)| if context.uid { *u } else { *seq }).collect();
+            let mut numbers: Vec<u32> = gone.iter().filter(|(_, u)| held.contains(u)).map(|(seq, u)| if context.uid { *u } else { *seq }).collect();
             numbers.sort_unstable();
             if !numbers.is_empty() {
                 lines.push(format!("{head} REMOVEFROM (0 {})", sequence::compact(&numbers)));

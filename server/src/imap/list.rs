@@ -82,10 +82,11 @@ impl Session {
                 };
             // RFC 5258 3.5: a parent whose subscribed descendant the patterns do not reach
             // is given with CHILDINFO, so that a client knows to look deeper.
+            let prefix = format!("{name}/");
             let child_info = selection.recursive_match
                 && selection.subscribed
                 && matched
-                && view.subscriptions.iter().any(|s| s.starts_with(&format!("{name}/")) && !view.matches(s));
+                && view.subscriptions.iter().any(|s| s.starts_with(&prefix) && !view.matches(s));
             if selected || child_info {
                 let status = returns.status.is_some() && view.exists(&name);
                 lines.push((view.line(&name, selection, returns, child_info), status.then_some(name)));
@@ -200,8 +201,9 @@ impl<'a> Names<'a> {
     fn line(&self, name: &str, selection: &ListSelection, returns: &ListReturn, child_info: bool) -> String {
         let mut attributes: Vec<&str> = Vec::new();
         let exists = self.exists(name);
+        let prefix = format!("{name}/");
+        let has_children = self.names.iter().any(|n| n.starts_with(&prefix));
         if !exists {
-            let has_children = self.names.iter().any(|n| n.starts_with(&format!("{name}/")));
             // A level that only holds others is \Noselect (RFC 3501); a subscribed name with
             // nothing there, \NonExistent (RFC 5258 3.4).
             attributes.push(if has_children && !self.subscribed.contains(name) { "\\Noselect" } else { "\\NonExistent" });
@@ -210,7 +212,6 @@ impl<'a> Names<'a> {
             attributes.push("\\Subscribed");
         }
         if returns.children {
-            let has_children = self.names.iter().any(|n| n.starts_with(&format!("{name}/")));
             attributes.push(if has_children { "\\HasChildren" } else { "\\HasNoChildren" });
         }
         if (returns.special_use || selection.special_use) && exists {

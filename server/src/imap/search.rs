@@ -35,7 +35,7 @@ impl Session {
                 return super::session::store_error(&e, "SEARCH");
             }
         };
-        let results: Vec<Result> = found.iter().map(|(seq, m)| Result { uid: m.uid, seq: *seq, modseq: m.modseq }).collect();
+        let results: Vec<Found> = found.iter().map(|(seq, m)| Found { uid: m.uid, seq: *seq, modseq: m.modseq }).collect();
         match ret {
             // IMAP4rev2 has no SEARCH response: ESEARCH with ALL (RFC 9051 6.4.4).
             None if self.rev2 => {
@@ -108,13 +108,13 @@ impl Session {
 
 /// One message a SEARCH or SORT found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Result {
+pub(super) struct Found {
     pub uid: u32,
     pub seq: u32,
     pub modseq: u64,
 }
 
-impl Result {
+impl Found {
     /// Its UID for a UID command, else its message number.
     pub fn number(&self, uid: bool) -> u32 {
         if uid {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use wasmail_proto::imap::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
 use super::cache::Rendered;
-use super::search::Result as Found;
+use super::search::Found;
 use super::session::{blocking, store_error, Outcome, Session};
 use super::structure::Parsed;
 use crate::store::MessageInfo;
