@@ -277,9 +277,9 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
         }
         "LSUB" => {
             p.space()?;
-            let reference = decode_pattern(p.utf8_names, &p.astring()?);
+            let reference = decode_pattern(p.utf8_names, &p.astring()?)?;
             p.space()?;
-            let pattern = decode_pattern(p.utf8_names, &p.list_mailbox()?);
+            let pattern = decode_pattern(p.utf8_names, &p.list_mailbox()?)?;
             Command::List { reference, pattern, subscribed: true }
         }
         "LIST" => list(p)?,
@@ -590,6 +590,14 @@ fn literal_or_literal8(p: &mut Parser<'_>) -> Result<(Vec<u8>, bool), Error> {
     Ok((p.string()?, binary))
 }
 
+/// The most patterns one LIST may give (RFC 5258 sets none): each is matched against every
+/// mailbox name, so this bounds the work of one command, with [`MAX_PATTERN`].
+pub const MAX_LIST_PATTERNS: usize = 16;
+
+/// The longest LIST reference or pattern, in octets: far beyond any mailbox name (200 octets
+/// a level), short enough that matching one against every name stays cheap.
+pub const MAX_PATTERN: usize = 1024;
+
 /// LIST's selection options (RFC 5258 3.1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListSelection {
@@ -641,16 +649,16 @@ fn list(p: &mut Parser<'_>) -> Result<Command, Error> {
             return Err(Error::Syntax("RECURSIVEMATCH needs another selection option".into()));
         }
     }
-    let reference = decode_pattern(p.utf8_names, &p.astring()?);
+    let reference = decode_pattern(p.utf8_names, &p.astring()?)?;
     p.space()?;
     let mut patterns = Vec::new();
     if p.peek() == Some(b'(') {
         extended = true;
         p.open()?;
         loop {
-            patterns.push(decode_pattern(p.utf8_names, &p.list_mailbox()?));
-            if patterns.len() > 100 {
-                return Err(Error::Syntax("too many LIST patterns".into()));
+            patterns.push(decode_pattern(p.utf8_names, &p.list_mailbox()?)?);
+            if patterns.len() > MAX_LIST_PATTERNS {
+                return Err(Error::Syntax(format!("more than {MAX_LIST_PATTERNS} LIST patterns")));
             }
             if !p.eat(b' ') {
                 break;
@@ -658,7 +666,7 @@ fn list(p: &mut Parser<'_>) -> Result<Command, Error> {
         }
         p.close()?;
     } else {
-        patterns.push(decode_pattern(p.utf8_names, &p.list_mailbox()?));
+        patterns.push(decode_pattern(p.utf8_names, &p.list_mailbox()?)?);
     }
     let mut returns = ListReturn::default();
     if p.eat(b' ') {
@@ -896,11 +904,14 @@ fn decode_name(wire: &[u8]) -> Result<String, Error> {
 
 /// A LIST reference or pattern: one that is not modified UTF-7 names no mailbox, so it is
 /// taken as it is (and matches nothing a client could have made) rather than refused.
-fn decode_pattern(utf8_names: bool, wire: &[u8]) -> String {
-    if utf8_names {
-        return String::from_utf8_lossy(wire).into_owned();
+fn decode_pattern(utf8_names: bool, wire: &[u8]) -> Result<String, Error> {
+    if wire.len() > MAX_PATTERN {
+        return Err(Error::Syntax(format!("a LIST reference or pattern is at most {MAX_PATTERN} octets")));
     }
-    crate::mutf7::decode(wire).unwrap_or_else(|| String::from_utf8_lossy(wire).into_owned())
+    if utf8_names {
+        return Ok(String::from_utf8_lossy(wire).into_owned());
+    }
+    Ok(crate::mutf7::decode(wire).unwrap_or_else(|| String::from_utf8_lossy(wire).into_owned()))
 }
 
 /// flag-list = "(" [flag *(SP flag)] ")".
