@@ -174,6 +174,8 @@ pub enum Command {
     /// ID (RFC 2971): the client's fields, or None for NIL.
     Id(Option<Vec<(String, Option<String>)>>),
     Enable(Vec<String>),
+    /// NOTIFY SET (RFC 5465), or NOTIFY NONE (None).
+    Notify(Option<super::notify::NotifySet>),
     /// CANCELUPDATE (RFC 5267): stop the updates of these searches, by tag.
     CancelUpdate(Vec<String>),
     /// COMPRESS DEFLATE (RFC 4978).
@@ -517,6 +519,7 @@ fn command(p: &mut Parser<'_>) -> Result<Command, Error> {
             }
             Command::CancelUpdate(tags)
         }
+        "NOTIFY" => Command::Notify(super::notify::parse(p)?),
         "ENABLE" => {
             let mut caps = Vec::new();
             while p.eat(b' ') {
@@ -888,7 +891,7 @@ fn select_params(p: &mut Parser<'_>) -> Result<SelectParams, Error> {
 }
 
 /// mailbox = "INBOX" / astring, in modified UTF-7.
-fn mailbox(p: &mut Parser<'_>) -> Result<String, Error> {
+pub(super) fn mailbox(p: &mut Parser<'_>) -> Result<String, Error> {
     let wire = p.astring()?;
     let name = if p.utf8_names {
         String::from_utf8(wire).map_err(|e| Error::BadName(String::from_utf8_lossy(e.as_bytes()).into_owned()))?

@@ -5,6 +5,7 @@
 pub mod command;
 pub mod fetch;
 pub mod framing;
+pub mod notify;
 pub mod parse;
 pub mod response;
 pub mod search;

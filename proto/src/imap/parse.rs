@@ -36,6 +36,11 @@ impl<'a> Parser<'a> {
         self.input.get(self.pos).copied()
     }
 
+    /// The byte `ahead` places after the next one.
+    pub fn peek_at(&self, ahead: usize) -> Option<u8> {
+        self.input.get(self.pos + ahead).copied()
+    }
+
     /// Whether only the line end is left.
     pub fn at_end(&self) -> bool {
         matches!(&self.input[self.pos..], b"" | b"\r\n" | b"\n")

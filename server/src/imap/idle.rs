@@ -1,6 +1,7 @@
 //! IDLE (RFC 2177): the client waits; the server sends EXISTS, EXPUNGE and FETCH FLAGS as the
 //! selected mailbox changes (a delivery over SMTP, another session's STORE), until DONE. The
-//! idle timer restarts with each IDLE, as the RFC expects clients to re-issue it.
+//! idle timer restarts with each IDLE, as the RFC expects clients to re-issue it. What NOTIFY
+//! follows in other mailboxes is told meanwhile too.
 
 use wasmail_proto::imap::Framed;
 
@@ -30,8 +31,18 @@ impl Session {
                 }
             };
             let mut stage = self.stage.clone();
-            tokio::select! {
-                read = self.read_more() => match read? {
+            // NOTIFY's events for other mailboxes are told during IDLE too (RFC 5465 4).
+            let mut events = self.take_events();
+            let woke = tokio::select! {
+                read = self.read_more() => Woke::Read(read),
+                changed = changes.changed(), if self.selected.is_some() => Woke::Selected(changed.is_ok()),
+                event = super::notify::next_event(&mut events) => Woke::Event(event),
+                _ = crate::lifecycle::reached(&mut stage, crate::lifecycle::Stage::Closing) => Woke::Closing,
+                _ = tokio::time::sleep_until(deadline) => Woke::TimedOut,
+            };
+            self.restore_events(events);
+            match woke {
+                Woke::Read(read) => match read? {
                     None => {}
                     Some(Next::ShuttingDown) => {
                         self.untagged("BYE Server shutting down");
@@ -43,20 +54,21 @@ impl Session {
                         return Ok(Outcome::bad("Connection closed during IDLE"));
                     }
                 },
-                changed = changes.changed(), if self.selected.is_some() => {
-                    if changed.is_ok() {
+                Woke::Selected(changed) => {
+                    if changed {
                         if let Some(selected) = self.selected.as_mut() {
                             selected.changes.borrow_and_update();
                         }
                         self.refresh(true).await;
                     }
                 }
-                _ = crate::lifecycle::reached(&mut stage, crate::lifecycle::Stage::Closing) => {
+                Woke::Event(event) => self.received(event).await,
+                Woke::Closing => {
                     self.untagged("BYE Server shutting down");
                     self.logout = true;
                     return Ok(Outcome::ok("IDLE terminated"));
                 }
-                _ = tokio::time::sleep_until(deadline) => {
+                Woke::TimedOut => {
                     self.untagged("BYE Autologout; idle for too long");
                     self.logout = true;
                     return Ok(Outcome::ok("IDLE terminated by timeout"));
@@ -64,4 +76,14 @@ impl Session {
             }
         }
     }
+}
+
+/// What woke an idling session.
+enum Woke {
+    Read(std::io::Result<Option<Next>>),
+    /// The selected mailbox changed (false: its channel closed).
+    Selected(bool),
+    Event(Result<crate::store::MailboxEvent, tokio::sync::broadcast::error::RecvError>),
+    Closing,
+    TimedOut,
 }

@@ -1,6 +1,6 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID, ENABLE, SPECIAL-USE,
 //! UNSELECT, CHILDREN, SASL-IR, ESEARCH, STATUS=SIZE, MULTIAPPEND, CATENATE, CONDSTORE, QRESYNC, SORT (with
-//! SORT=DISPLAY and ESORT) and THREAD, over
+//! SORT=DISPLAY and ESORT), THREAD and NOTIFY, over
 //! the same mailboxes as SMTP delivers to and POP3 reads.
 //!
 //! Layout:
@@ -12,7 +12,8 @@
 //!   STATUS, ...), `list` (LIST, LSUB, LIST-EXTENDED), `append`, `fetch`, `flags` (STORE),
 //!   `copy` (COPY, MOVE), `expunge` (EXPUNGE, CLOSE, UNSELECT), `search`, `sort` (SORT,
 //!   ESORT), `thread`, `idle`, `condstore` (ENABLE, QRESYNC's SELECT), `context` (SAVE,
-//!   UPDATE, CANCELUPDATE), `quota` (GETQUOTA, GETQUOTAROOT, SETQUOTA).
+//!   UPDATE, CANCELUPDATE), `quota` (GETQUOTA, GETQUOTAROOT, SETQUOTA), `notify` (NOTIFY and
+//!   the events it follows, between commands and during IDLE).
 //! - `fields`: what SORT and THREAD compare, kept in the cache with the structures.
 //! - `structure`: ENVELOPE, BODYSTRUCTURE and body sections from the MIME parser; `cache`
 //!   keeps the rendered structures.
@@ -33,6 +34,7 @@ mod idle;
 mod list;
 mod listener;
 mod mailbox;
+mod notify;
 mod quota;
 mod refresh;
 mod search;

@@ -33,7 +33,7 @@ const EXTENSIONS: &str =
     "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE MULTIAPPEND CONDSTORE QRESYNC \
      SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY \
      LIST-EXTENDED LIST-STATUS CATENATE SEARCHRES CONTEXT=SEARCH CONTEXT=SORT \
-     QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE";
+     QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE NOTIFY";
 
 /// A mailbox as the session sees it.
 pub(super) struct Selected {
@@ -251,6 +251,8 @@ pub struct Session {
     /// IMAP4rev2 is on (ENABLE IMAP4rev2, RFC 9051): mailbox names in UTF-8, no \Recent or
     /// RECENT, SEARCH answered with ESEARCH, SELECT with the mailbox's LIST.
     pub(super) rev2: bool,
+    /// What NOTIFY SET asked to be told of (RFC 5465), until NOTIFY NONE.
+    pub(super) notify: Option<super::notify::Notify>,
     pub(super) auth_failures: u32,
     errors: u32,
     /// The session ends after the current reply (LOGOUT, too many errors).
@@ -283,6 +285,7 @@ impl Session {
             condstore: false,
             qresync: false,
             rev2: false,
+            notify: None,
             auth_failures: 0,
             errors: 0,
             logout: false,
@@ -296,7 +299,11 @@ impl Session {
         self.conn.send(greeting.as_bytes());
         loop {
             self.flush().await?;
-            match self.next_frame().await? {
+            let next = match self.notify {
+                Some(_) => self.next_frame_notifying().await?,
+                None => self.next_frame().await?,
+            };
+            match next {
                 Next::Frame(frame) => self.frame(frame).await?,
                 Next::Closed => return Ok(()),
                 Next::TimedOut => {
@@ -337,7 +344,7 @@ impl Session {
     }
 
     /// Frames what a read brought; or how the read ended the session.
-    fn framed(&mut self, read: Read) -> Option<Next> {
+    pub(super) fn framed(&mut self, read: Read) -> Option<Next> {
         match read {
             Read::Data => {
                 let mut framed = Vec::new();
@@ -508,6 +515,7 @@ impl Session {
                 Outcome::ok("NAMESPACE completed")
             }
             (true, false, Command::Enable(capabilities)) => self.enable(&capabilities),
+            (true, _, Command::Notify(set)) => self.notify(set).await,
             (true, _, Command::Idle) => self.idle().await?,
             (true, true, Command::Check) => Outcome::ok("CHECK completed"),
             (true, true, Command::CancelUpdate(tags)) => self.cancel_update(&tags),

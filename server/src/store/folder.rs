@@ -31,6 +31,8 @@ pub(super) struct Folders {
     pub(super) open: Mutex<HashMap<PathBuf, Arc<Mutex<Folder>>>>,
     /// Change counters by folder directory.
     pub(super) watchers: Mutex<HashMap<PathBuf, tokio::sync::watch::Sender<u64>>>,
+    /// Event channels by user directory, for those users some session follows.
+    pub(super) events: Mutex<HashMap<PathBuf, tokio::sync::broadcast::Sender<super::MailboxEvent>>>,
 }
 
 /// A folder's index in memory, under the store's per-folder lock.

@@ -14,7 +14,7 @@ use super::files::{bare_lf_count, create_dir_durably, crlf_to_lf, lf_to_crlf, sy
 use super::folder::Folder;
 use super::maildir::Maildir;
 use super::names::{dir_name, from_dir_name, valid_mailbox_name, SPECIAL_USE};
-use super::{FlagChange, Flags, FlagsChanged, MessageInfo, NewMessage, Synced};
+use super::{FlagChange, Flags, FlagsChanged, MailboxEvent, MessageInfo, NewMessage, Synced};
 
 const SUBSCRIPTIONS: &str = "subscriptions";
 
@@ -63,6 +63,14 @@ impl Maildir {
     pub(super) fn notify(&self, dir: &Path) {
         if let Some(sender) = self.folders.watchers.lock().expect("watchers lock").get(dir) {
             sender.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Tells the sessions following `user`'s mailboxes of a change.
+    pub(super) fn announce(&self, user: &str, event: MailboxEvent) {
+        if let Some(sender) = self.folders.events.lock().expect("events lock").get(&self.user_dir(user)) {
+            // No receiver left is no error: the entry goes at the next subscription.
+            let _ = sender.send(event);
         }
     }
 
@@ -136,6 +144,7 @@ impl Maildir {
                 create_dir_durably(&level_dir.join(sub))?;
             }
             File::create(level_dir.join("maildirfolder"))?.sync_all()?;
+            self.announce(user, MailboxEvent::Created(levels[..depth].join("/")));
         }
         Ok(())
     }
@@ -154,6 +163,7 @@ impl Maildir {
         fs::rename(&dir, &doomed)?;
         sync_dir(&user_dir)?;
         self.forget(&dir);
+        self.announce(user, MailboxEvent::Deleted(name.to_string()));
         fs::remove_dir_all(&doomed)?;
         // The subscription stays: RFC 3501 6.3.6 says a server must not drop one because the
         // mailbox is gone (LIST (SUBSCRIBED) shows it \NonExistent, RFC 5258).
@@ -189,6 +199,8 @@ impl Maildir {
             sync_dir(&inbox.join("new"))?;
             drop(_held);
             self.notify(&inbox);
+            self.announce(user, MailboxEvent::Expunged("INBOX".to_string()));
+            self.announce(user, MailboxEvent::New(to.to_string()));
             return Ok(());
         }
         let source = self.mailbox_dir(user, from)?;
@@ -200,10 +212,16 @@ impl Maildir {
         let prefix = format!("{}.", dir_name(from).expect("not INBOX"));
         let new_prefix = format!("{}.", dir_name(to).expect("not INBOX"));
         let mut moves = vec![(source.clone(), target.clone())];
+        let mut renamed = vec![(from.to_string(), to.to_string())];
         for entry in fs::read_dir(&user_dir)? {
             let dir = entry?.file_name().to_string_lossy().into_owned();
             if let Some(rest) = dir.strip_prefix(&prefix) {
                 moves.push((user_dir.join(&dir), user_dir.join(format!("{new_prefix}{rest}"))));
+                if let Some(inferior) = from_dir_name(&dir) {
+                    if let Some(tail) = inferior.strip_prefix(from) {
+                        renamed.push((inferior.clone(), format!("{to}{tail}")));
+                    }
+                }
             }
         }
         if let Some(parent) = to.rsplit_once('/').map(|(parent, _)| parent) {
@@ -219,6 +237,9 @@ impl Maildir {
             self.forget(a);
         }
         sync_dir(&user_dir)?;
+        for (from, to) in renamed {
+            self.announce(user, MailboxEvent::Renamed { from, to });
+        }
         let subscribed = self.imap_subscriptions(user)?;
         if subscribed.iter().any(|s| s == from) {
             self.imap_set_subscribed(user, from, false)?;
@@ -254,7 +275,9 @@ impl Maildir {
         file.write_all(names.iter().map(|n| format!("{n}\n")).collect::<String>().as_bytes())?;
         file.sync_all()?;
         fs::rename(&tmp, user_dir.join(SUBSCRIPTIONS))?;
-        sync_dir(&user_dir)
+        sync_dir(&user_dir)?;
+        self.announce(user, MailboxEvent::Subscribed { name: name.to_string(), subscribed });
+        Ok(())
     }
 
     pub(super) fn imap_sync(&self, user: &str, mailbox: &str, claim_recent: bool) -> io::Result<Synced> {
@@ -275,6 +298,9 @@ impl Maildir {
         let (dir, folder) = self.folder(user, mailbox)?;
         let changed = folder.lock().expect("folder lock").change_flags(uids, change, flags, unchanged_since)?;
         self.notify(&dir);
+        if !changed.stored.is_empty() {
+            self.announce(user, MailboxEvent::Flags(mailbox.to_string()));
+        }
         Ok(changed)
     }
 
@@ -339,6 +365,7 @@ impl Maildir {
         let validity = index.uid_validity();
         drop(index);
         self.notify(&dir);
+        self.announce(user, MailboxEvent::New(mailbox.to_string()));
         Ok((validity, uids))
     }
 
@@ -391,6 +418,9 @@ impl Maildir {
         let validity = index.uid_validity();
         drop(index);
         self.notify(&target_dir);
+        if !placed.is_empty() {
+            self.announce(user, MailboxEvent::New(to.to_string()));
+        }
         Ok((validity, placed.iter().map(|(uid, _)| *uid).zip(new_uids).collect()))
     }
 
@@ -398,6 +428,9 @@ impl Maildir {
         let (dir, folder) = self.folder(user, mailbox)?;
         folder.lock().expect("folder lock").expunge(uids)?;
         self.notify(&dir);
+        if !uids.is_empty() {
+            self.announce(user, MailboxEvent::Expunged(mailbox.to_string()));
+        }
         Ok(())
     }
 
@@ -424,6 +457,19 @@ impl Maildir {
         watchers.retain(|_, sender| sender.receiver_count() > 0);
         let (sender, receiver) = tokio::sync::watch::channel(0);
         watchers.insert(dir, sender);
+        receiver
+    }
+
+    pub(super) fn imap_events(&self, user: &str) -> tokio::sync::broadcast::Receiver<MailboxEvent> {
+        let key = self.user_dir(user);
+        let mut events = self.folders.events.lock().expect("events lock");
+        if let Some(sender) = events.get(&key) {
+            return sender.subscribe();
+        }
+        // Users nobody follows any more are forgotten, as folders are in `imap_changes`.
+        events.retain(|_, sender| sender.receiver_count() > 0);
+        let (sender, receiver) = tokio::sync::broadcast::channel(super::EVENTS_PER_USER);
+        events.insert(key, sender);
         receiver
     }
 

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use super::files::{bare_lf_count, base_name, create_dir_durably, crlf_size_in, crlf_size_of, crlf_to_lf, lf_to_crlf, sync_dir};
 use super::folder::Folders;
-use super::{Delivered, DeliveryKey, FlagChange, Flags, FlagsChanged, Listed, MailStore, MessageInfo, NewMessage, Synced, Usage};
+use super::{Delivered, DeliveryKey, FlagChange, Flags, FlagsChanged, Listed, MailStore, MailboxEvent, MessageInfo, NewMessage, Synced, Usage};
 
 pub struct Maildir {
     /// `DATA_DIR/mail`: one folder per user below it.
@@ -75,7 +75,7 @@ impl Maildir {
 
     /// A folder of a mailbox, Maildir++ style: `Lists/rust` is `USER/.Lists.rust/` with its
     /// own `tmp`, `new`, `cur` and a `maildirfolder` marker, as Dovecot lays them out.
-    fn ensure_folder(&self, user_dir: &Path, folder: &str) -> io::Result<PathBuf> {
+    fn ensure_folder(&self, user: &str, user_dir: &Path, folder: &str) -> io::Result<PathBuf> {
         if !super::valid_folder(folder) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad folder name {folder:?}")));
         }
@@ -86,6 +86,7 @@ impl Maildir {
                 create_dir_durably(&dir.join(sub))?;
             }
             File::create(dir.join("maildirfolder"))?;
+            self.announce(user, MailboxEvent::Created(folder.to_string()));
         }
         Ok(dir)
     }
@@ -118,7 +119,7 @@ impl Maildir {
         }
         let mut dir = self.ensure_user(user)?;
         if let Some(folder) = folder {
-            dir = self.ensure_folder(&dir, folder)?;
+            dir = self.ensure_folder(user, &dir, folder)?;
         }
         let unique = self.unique_name(key);
         if check {
@@ -147,6 +148,7 @@ impl Maildir {
             fs::rename(&tmp, dir.join("new").join(&name))?;
             sync_dir(&dir.join("new"))?;
             self.notify(&dir);
+            self.announce(user, MailboxEvent::New(folder.unwrap_or("INBOX").to_string()));
             Ok(Delivered { id: name })
         })();
         if result.is_err() {
@@ -202,6 +204,9 @@ impl MailStore for Maildir {
             }
         }
         self.notify(&dir);
+        if !messages.is_empty() {
+            self.announce(user, MailboxEvent::Expunged("INBOX".to_string()));
+        }
         Ok(())
     }
 
@@ -301,6 +306,10 @@ impl MailStore for Maildir {
     fn changes(&self, user: &str, mailbox: &str) -> tokio::sync::watch::Receiver<u64> {
         self.imap_changes(user, mailbox)
     }
+
+    fn events(&self, user: &str) -> tokio::sync::broadcast::Receiver<MailboxEvent> {
+        self.imap_events(user)
+    }
 }
 
 impl Maildir {
@@ -370,6 +379,39 @@ mod tests {
         // The watched one is still the one deliveries wake.
         let again = store.imap_changes("tyler", "INBOX");
         assert!(inbox.same_channel(&again));
+    }
+
+    #[test]
+    fn event_channels_are_kept_only_while_followed_and_tell_what_happened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Maildir::new(dir.path(), "mx").unwrap();
+        let mut events = store.imap_events("tyler");
+        // Logins that follow a user for a moment: each channel goes with its last receiver.
+        for n in 0..1000 {
+            drop(store.imap_events(&format!("user{n}")));
+        }
+        assert!(store.folders.events.lock().unwrap().len() <= 2);
+        store.imap_create("tyler", "a/b").unwrap();
+        store.imap_rename("tyler", "a", "c").unwrap();
+        store.imap_set_subscribed("tyler", "c/b", true).unwrap();
+        let key = DeliveryKey { key: "Q1-0".into(), time: 1 };
+        store.deliver("tyler", None, &key, &[b"a: b\r\n\r\nbody\r\n"], false).unwrap();
+        let mut told = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            told.push(event);
+        }
+        let name = |s: &str| s.to_string();
+        assert_eq!(
+            told,
+            [
+                MailboxEvent::Created(name("a")),
+                MailboxEvent::Created(name("a/b")),
+                MailboxEvent::Renamed { from: name("a"), to: name("c") },
+                MailboxEvent::Renamed { from: name("a/b"), to: name("c/b") },
+                MailboxEvent::Subscribed { name: name("c/b"), subscribed: true },
+                MailboxEvent::New(name("INBOX")),
+            ]
+        );
     }
 
     #[test]

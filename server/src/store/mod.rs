@@ -124,6 +124,36 @@ pub trait MailStore: Send + Sync + 'static {
     /// A counter that goes up whenever the mailbox changes through this store (delivery,
     /// append, flags, expunge): what IDLE waits on.
     fn changes(&self, user: &str, mailbox: &str) -> tokio::sync::watch::Receiver<u64>;
+
+    /// What happens to the user's mailboxes through this store from now on, for sessions
+    /// that follow several (IMAP NOTIFY). The channel holds [`EVENTS_PER_USER`] events: a
+    /// receiver that falls further behind is told it lagged.
+    fn events(&self, user: &str) -> tokio::sync::broadcast::Receiver<MailboxEvent>;
+}
+
+/// How many events a user's channel keeps for its slowest receiver (see [`MailStore::events`]).
+pub const EVENTS_PER_USER: usize = 1024;
+
+/// A change to one of a user's mailboxes, as [`MailStore::events`] tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxEvent {
+    /// Messages arrived (delivery, APPEND, COPY, MOVE).
+    New(String),
+    /// Messages were expunged (EXPUNGE, MOVE, POP3, RENAME of INBOX).
+    Expunged(String),
+    /// Flags of messages changed.
+    Flags(String),
+    Created(String),
+    Deleted(String),
+    /// A mailbox and its inferiors got a new name: one event per mailbox moved.
+    Renamed {
+        from: String,
+        to: String,
+    },
+    Subscribed {
+        name: String,
+        subscribed: bool,
+    },
 }
 
 /// Message flags as stored: the system flags of RFC 3501 2.3.2 (but \Recent, which is
