@@ -83,6 +83,9 @@ pub struct Setup {
     /// -f`, with SIGXFSZ ignored so that a write past it fails with EFBIG): a way to make
     /// one write fail — a large one — while small ones succeed.
     pub file_size_limit_kib: Option<u64>,
+    /// `WASMAIL_FAILPOINT` for this start only (not for [`Server::restarted`]): the server
+    /// aborts, as kill -9 would stop it, at the point of that name.
+    pub failpoint: Option<String>,
 }
 
 /// Runs `tests/clients/SCRIPT` with python3 on `files` and returns what it printed (the
@@ -195,6 +198,11 @@ impl Server {
             assert!(user_add(&config, user, "secret"), "wasmail user add {user}");
         }
         let args = ["serve", "--config", config.to_str().unwrap()];
+        if let Some(point) = &setup.failpoint {
+            let mut command = Command::new(wasmail_bin());
+            command.args(args).env("WASMAIL_FAILPOINT", point);
+            return Server::spawn_command(dir, command);
+        }
         match setup.file_size_limit_kib {
             None => Server::spawn(dir, &args),
             Some(kib) => {
@@ -299,10 +307,14 @@ impl Server {
 
     /// The queue entries (ids) in the spool now.
     pub fn queued(&self) -> Vec<String> {
-        let dir = self.dir.path().join("data/queue");
-        let mut ids: Vec<String> = std::fs::read_dir(dir)
-            .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".env").map(str::to_string)).collect())
-            .unwrap_or_default();
+        // What `wasmail queue list` shows: the spool's classic files and its log alike.
+        let (ok, out, err) = self.queue_command(&["list"]);
+        assert!(ok, "wasmail queue list failed: {err}");
+        let mut ids: Vec<String> = out
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.starts_with("--") && !l.starts_with("Mail queue is empty"))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect();
         ids.sort();
         ids
     }
@@ -312,7 +324,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.queued().is_empty() {
             assert!(Instant::now() < deadline, "the queue did not empty: {:?}", self.queued());
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -85,6 +85,41 @@ fn every_message_answered_250_survives_kill_9_exactly_once() {
     assert!(server.mailbox("tyler").iter().any(|m| m.contains("Subject: after restart")));
 }
 
+#[test]
+fn a_crash_between_the_group_fsync_and_the_replies_loses_nothing_acknowledged() {
+    // The server aborts right after the spool log's first sync, before any session hears
+    // that its message is safe.
+    let server = Server::start_with(Setup { failpoint: Some("spool-synced".into()), ..Setup::default() });
+    let addr = server.smtp;
+    let senders: Vec<_> = (0..8)
+        .map(|session| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                c.greet();
+                let marker = format!("crash-{session}");
+                let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    c.send_mail("load@client.test", &["tyler@localhost"], &format!("Subject: {marker}\r\n\r\n{}", BODY_LINE.repeat(20)))
+                }));
+                // Some(code) if a reply came; None if the connection died first.
+                sent.ok().map(|reply| reply.code)
+            })
+        })
+        .collect();
+    let replies: Vec<Option<u16>> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+    // Nobody was told 250: the process ended between the sync and the replies.
+    assert!(replies.iter().all(|r| r.is_none()), "{replies:?}");
+    // After the restart each message is delivered whole or not at all, and none twice: those
+    // the sync covered may be (their clients, told nothing, will send them again).
+    let server = server.restarted();
+    server.wait_for_queue();
+    let count = subjects(&read_maildir(&server.data_dir().join("mail").join("tyler")));
+    assert!(count.values().all(|&n| n == 1), "{count:?}");
+    assert!(!count.is_empty(), "the synced batch is in the log and delivered after the restart");
+    let mut c = server.connect();
+    c.greet();
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: after\r\n\r\nok\r\n").code, 250);
+}
+
 /// Counts stored messages by subject, checking that each is whole.
 fn subjects(messages: &[String]) -> HashMap<String, usize> {
     let mut count: HashMap<String, usize> = HashMap::new();

@@ -28,15 +28,14 @@ pub enum Request {
 
 /// The queue as text: each entry with its recipients, like `mailq`.
 pub fn list(spool: &Spool) -> io::Result<String> {
-    let entries = spool.scan()?;
+    let entries = spool.scan_sized()?;
     let mut out = String::new();
     if entries.is_empty() {
         out.push_str("Mail queue is empty\n");
         return Ok(out);
     }
     let now = super::now();
-    for e in &entries {
-        let size = std::fs::metadata(spool.dir().join(format!("{}.msg", e.id))).map(|m| m.len()).unwrap_or(0);
+    for (e, size) in &entries {
         let arrived = chrono::DateTime::from_timestamp(e.arrived as i64, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default();
         let sender = if e.sender.is_empty() { "<>" } else { e.sender.as_str() };
         let next = if e.attempts == 0 { "now".to_string() } else { format!("in {}s", e.next_attempt.saturating_sub(now)) };
@@ -48,7 +47,7 @@ pub fn list(spool: &Spool) -> io::Result<String> {
             let _ = writeln!(out, "    {} {state}{detail}{owed}", r.address);
         }
     }
-    let pending: usize = entries.iter().map(|e| e.recipients.iter().filter(|r| r.state == State::Pending).count()).sum();
+    let pending: usize = entries.iter().map(|(e, _)| e.recipients.iter().filter(|r| r.state == State::Pending).count()).sum();
     let _ = writeln!(out, "-- {} message(s), {pending} recipient(s) pending", entries.len());
     Ok(out)
 }

@@ -101,6 +101,8 @@ impl Queue {
     pub(super) fn deliver_local(&self, mut envelope: Envelope, check: bool, content: &[u8], held: &[usize]) -> (Envelope, Vec<String>) {
         let id = envelope.id.clone();
         let quota = self.settings().quota.clone();
+        // An entry in the spool's log stays there until its copies are synced in a batch.
+        let sync = !self.spool.in_log(&id);
         let mut errors: Vec<(usize, String)> = Vec::new();
         let mut full: Vec<usize> = Vec::new();
         for (index, mailbox) in envelope.mailboxes.iter_mut().enumerate().filter(|(i, m)| !m.delivered && !held.contains(i)) {
@@ -125,7 +127,7 @@ impl Queue {
                     Err(e) => tracing::warn!(queue_id = id, user = mailbox.user, error = %e, "cannot count the mailbox for its quota"),
                 }
             }
-            match self.store.deliver(&mailbox.user, mailbox.folder.as_deref(), &key, &[content], check) {
+            match self.store.deliver(&mailbox.user, mailbox.folder.as_deref(), &key, &[content], check, sync) {
                 Ok(stored) => {
                     mailbox.delivered = true;
                     tracing::info!(

@@ -27,6 +27,7 @@ pub mod admin;
 mod attempt;
 pub mod client;
 pub mod dsn;
+mod journal;
 mod notices;
 pub mod route;
 mod routing;
@@ -234,7 +235,10 @@ impl Queue {
     /// first attempt checks the mailboxes for copies already stored.
     pub fn recover(self: &Arc<Self>) -> std::io::Result<usize> {
         self.spool.clean_leftovers(&self._lock)?;
-        let entries = self.spool.scan()?;
+        let store = Arc::clone(&self.store);
+        let mut entries = self.spool.start_log(&self._lock, Box::new(move || store.sync_deliveries()))?;
+        entries.extend(self.spool.scan_files()?);
+        entries.sort_by(|a, b| (a.arrived, &a.id).cmp(&(b.arrived, &b.id)));
         let n = entries.len();
         for envelope in entries {
             self.track(&envelope);

@@ -130,7 +130,7 @@ impl Queue {
                 "recipient done"
             );
         }
-        if let Err(e) = self.spool.remove(&envelope.id) {
+        if let Err(e) = self.spool.finished(&envelope.id) {
             // Left in the spool, the entry is retried at the next start and the check finds
             // the copies already stored.
             tracing::error!(queue_id = envelope.id, error = %e, "cannot remove the finished queue entry");

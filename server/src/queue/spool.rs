@@ -1,9 +1,13 @@
-//! The spool on disk: `DATA_DIR/queue/ID.msg` holds the message as it will be delivered
-//! (trace fields and content, CRLF), `ID.env` its envelope as JSON. An entry exists once its
-//! `.env` does: the message is written and fsync'd first, then the envelope is written to a
-//! temporary name, fsync'd and renamed into place, and the folder fsync'd — all before the
-//! `250`. Updates replace the envelope the same way. An entry is removed envelope first, so a
-//! crash never leaves an envelope without its message.
+//! The spool on disk. A message the server takes goes into the spool's log
+//! ([`super::journal`]: `DATA_DIR/queue/log/`, envelope and message in one record, one
+//! fsync for a whole batch of sessions) before its `250`; most entries are delivered from
+//! there and never leave it otherwise. An entry that must wait for a retry moves to classic
+//! files: `DATA_DIR/queue/ID.msg` holds the message as it will be delivered (trace fields
+//! and content, CRLF), `ID.env` its envelope as JSON. A classic entry exists once its `.env`
+//! does: the message is written and fsync'd first, then the envelope is written to a
+//! temporary name, fsync'd and renamed into place, and the folder fsync'd. Updates replace
+//! the envelope the same way. An entry is removed envelope first, so a crash never leaves an
+//! envelope without its message; classic files win over a log record of the same id.
 //!
 //! Who may change the folder: only the running server, which holds `queue/lock` (an
 //! exclusive `flock`) for its whole life, or — when no server runs — an admin command that
@@ -15,9 +19,12 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use wasmail_proto::reply::EnhancedCode;
+
+use super::journal::{self, Journal, SyncDeliveries};
 
 /// What becomes of one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,9 +193,18 @@ impl Envelope {
 }
 
 /// The spool folder.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Spool {
     dir: PathBuf,
+    /// The log, once the server started it ([`Spool::start_log`]); admin commands read it
+    /// from the files instead.
+    log: Arc<OnceLock<Arc<Journal>>>,
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool").field("dir", &self.dir).finish()
+    }
 }
 
 impl Spool {
@@ -196,7 +212,22 @@ impl Spool {
     pub fn open(data_dir: &Path) -> io::Result<Spool> {
         let dir = data_dir.join("queue");
         fs::create_dir_all(&dir)?;
-        Ok(Spool { dir })
+        Ok(Spool { dir, log: Arc::default() })
+    }
+
+    /// Starts the log (the lock held, after [`Spool::clean_leftovers`]): new entries go into
+    /// it from now on. Returns the entries it still holds, for the queue to drive.
+    pub fn start_log(&self, _lock: &SpoolLock, sync_deliveries: SyncDeliveries) -> io::Result<Vec<Envelope>> {
+        let (classic, _, _) = self.names()?;
+        let (log, live) = Journal::open(&self.dir, &classic, sync_deliveries)?;
+        self.log.set(log).map_err(|_| io::Error::other("the spool log is started already"))?;
+        Ok(live)
+    }
+
+    /// Whether an entry lives in the log (its deliveries may then skip their own fsyncs:
+    /// the log keeps the message until [`Spool::finished`] ends it after a sync).
+    pub fn in_log(&self, id: &str) -> bool {
+        self.log.get().is_some_and(|log| log.contains(id))
     }
 
     pub fn dir(&self) -> &Path {
@@ -207,9 +238,17 @@ impl Spool {
         self.dir.join(format!("{id}.{ext}"))
     }
 
-    /// Writes a new entry durably: message, then envelope, then the folder.
+    /// Writes a new entry durably: into the log when it is started, else as classic files.
     pub fn enqueue(&self, envelope: &Envelope, pieces: &[&[u8]]) -> io::Result<()> {
         check_id(&envelope.id)?;
+        match self.log.get() {
+            Some(log) => log.append(envelope, pieces),
+            None => self.enqueue_files(envelope, pieces),
+        }
+    }
+
+    /// Writes an entry as classic files: message, then envelope, then the folder.
+    fn enqueue_files(&self, envelope: &Envelope, pieces: &[&[u8]]) -> io::Result<()> {
         let msg = self.path(&envelope.id, "msg");
         // create_new: an id is used once; a clash leaves the other entry's file alone.
         let mut file = File::options().write(true).create_new(true).open(&msg)?;
@@ -221,7 +260,7 @@ impl Spool {
             writer.flush()?;
             drop(writer);
             file.sync_all()?;
-            self.write_envelope(envelope)
+            self.write_envelope_file(envelope)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&msg);
@@ -229,9 +268,23 @@ impl Spool {
         result
     }
 
-    /// Replaces an entry's envelope durably.
+    /// Replaces an entry's envelope durably; an entry in the log moves to classic files.
     pub fn write_envelope(&self, envelope: &Envelope) -> io::Result<()> {
         check_id(&envelope.id)?;
+        if let Some(log) = self.log.get() {
+            if let Some(message) = log.message(&envelope.id)? {
+                // A copy left by an earlier try that failed is not an entry: replaced.
+                let _ = fs::remove_file(self.path(&envelope.id, "msg"));
+                self.enqueue_files(envelope, &[&message])?;
+                log.end_now(&envelope.id)?;
+                return Ok(());
+            }
+        }
+        self.write_envelope_file(envelope)
+    }
+
+    /// Writes an envelope's classic file durably (temporary name, fsync, rename, folder).
+    fn write_envelope_file(&self, envelope: &Envelope) -> io::Result<()> {
         let tmp = self.path(&envelope.id, "env.tmp");
         let json = serde_json::to_vec_pretty(envelope).map_err(io::Error::other)?;
         let mut file = File::create(&tmp)?;
@@ -244,6 +297,9 @@ impl Spool {
     /// The message of an entry.
     pub fn message(&self, id: &str) -> io::Result<Vec<u8>> {
         check_id(id)?;
+        if let Some(message) = self.log.get().map(|log| log.message(id)).transpose()?.flatten() {
+            return Ok(message);
+        }
         fs::read(self.path(id, "msg"))
     }
 
@@ -305,9 +361,32 @@ impl Spool {
         Ok((ids, messages, temporary))
     }
 
-    /// Every entry, oldest first; reads only. Unreadable envelopes are reported and left in
-    /// place; files being written by a session are not entries yet and are ignored.
+    /// Every entry, oldest first — classic ones and those in the log (as they were taken;
+    /// their attempts are not written there); reads only. Unreadable envelopes are reported
+    /// and left in place; files being written by a session are not entries yet and are
+    /// ignored.
     pub fn scan(&self) -> io::Result<Vec<Envelope>> {
+        Ok(self.scan_sized()?.into_iter().map(|(envelope, _)| envelope).collect())
+    }
+
+    /// [`Spool::scan`], each entry with its message's size.
+    pub fn scan_sized(&self) -> io::Result<Vec<(Envelope, u64)>> {
+        let mut out: Vec<(Envelope, u64)> = self
+            .scan_files()?
+            .into_iter()
+            .map(|e| {
+                let size = fs::metadata(self.path(&e.id, "msg")).map(|m| m.len()).unwrap_or(0);
+                (e, size)
+            })
+            .collect();
+        let classic: std::collections::HashSet<String> = out.iter().map(|(e, _)| e.id.clone()).collect();
+        out.extend(journal::read_live(&self.dir)?.into_iter().filter(|(e, _)| !classic.contains(&e.id)));
+        out.sort_by(|(a, _), (b, _)| (a.arrived, &a.id).cmp(&(b.arrived, &b.id)));
+        Ok(out)
+    }
+
+    /// The classic entries, oldest first.
+    pub fn scan_files(&self) -> io::Result<Vec<Envelope>> {
         let (ids, _, _) = self.names()?;
         let mut out = Vec::new();
         for id in ids {
@@ -320,10 +399,37 @@ impl Spool {
         Ok(out)
     }
 
-    /// Removes an entry: envelope first, so that no envelope is ever left without its message.
+    /// A delivered or bounced entry leaves the spool: from the log after the next sync of
+    /// the mailboxes (its copies were stored without their own fsync), classic files now.
+    pub fn finished(&self, id: &str) -> io::Result<()> {
+        check_id(id)?;
+        match self.log.get() {
+            Some(log) if log.contains(id) => {
+                log.finished(id);
+                Ok(())
+            }
+            _ => self.remove(id).map(drop),
+        }
+    }
+
+    /// Removes an entry now (the operator's removal), durably when it is in the log. Classic
+    /// files go envelope first, so that no envelope is ever left without its message.
     /// Returns false if there was no such entry.
     pub fn remove(&self, id: &str) -> io::Result<bool> {
         check_id(id)?;
+        match self.log.get() {
+            Some(log) => {
+                if log.end_now(id)? {
+                    return Ok(true);
+                }
+            }
+            // No server (the caller holds the lock): the log is ended from here.
+            None => {
+                if !self.path(id, "env").exists() && journal::end_offline(&self.dir, id)? {
+                    return Ok(true);
+                }
+            }
+        }
         let existed = match fs::remove_file(self.path(id, "env")) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -374,10 +480,11 @@ mod status_text {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn envelope(id: &str) -> Envelope {
+    /// An entry for one local recipient, for the spool's tests and the log's.
+    pub(in crate::queue) fn envelope(id: &str) -> Envelope {
         Envelope {
             id: id.into(),
             arrived: 1_800_000_000,

@@ -32,16 +32,20 @@ pub struct DeliveryKey {
 
 /// A mailbox store. Calls block (they fsync); async callers run them on the blocking pool.
 pub trait MailStore: Send + Sync + 'static {
-    /// Stores a message in `user`'s inbox, durably: when this returns Ok the message survives
+    /// Stores a message in `user`'s inbox, durably (see `sync`): when this returns Ok it survives
     /// a crash or power loss, and when it returns Err nothing of it is visible. The message is
     /// given as pieces in SMTP's CRLF form.
     ///
     /// With `check`, the store first looks for a message already stored under `key` and, if
-    /// there is one, returns it without storing again: after a crash between a delivery and
-    /// the queue's record of it, the retry must not make a second copy.
+    /// there is one (whole), returns it without storing again: after a crash between a
+    /// delivery and the queue's record of it, the retry must not make a second copy.
     /// `folder`: a folder of the mailbox (`Lists/rust`, levels separated by `/`), created if
-    /// missing; None is the inbox.
-    fn deliver(&self, user: &str, folder: Option<&str>, key: &DeliveryKey, pieces: &[&[u8]], check: bool) -> std::io::Result<Delivered>;
+    /// missing; None is the inbox. Without `sync`, the copy is durable only after the next
+    /// [`MailStore::sync_deliveries`] (the caller keeps the message durably until then).
+    fn deliver(&self, user: &str, folder: Option<&str>, key: &DeliveryKey, pieces: &[&[u8]], check: bool, sync: bool) -> std::io::Result<Delivered>;
+
+    /// Makes every copy delivered without `sync` so far durable, in one go.
+    fn sync_deliveries(&self) -> std::io::Result<()>;
 
     /// The messages of `user`'s inbox, oldest first (none if the mailbox does not exist yet).
     fn list(&self, user: &str) -> std::io::Result<Vec<Listed>>;
