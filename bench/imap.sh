@@ -11,7 +11,7 @@
 # and lets each server build its index and caches); it prints messages per second and the
 # ratio.
 #
-# Usage: bench/imap.sh [MESSAGES]   (default 10000)
+# Usage: [PAIRS=3] bench/imap.sh [MESSAGES]   (default 10000; PAIRS interleaved rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,12 +82,13 @@ start_dovecot "$work/dovecot" imap "$DOVECOT_IMAP" "$work/maildir"
 
 wait_for_ports "$WASMAIL_IMAP" "$DOVECOT_IMAP"
 
-# Prints "first-select select fetch bodies search sort thread resync" in messages per second:
-# the first SELECT (no index yet), then the second run's figures.
+# imaplib_rates PORT PAIR: prints "first-select select fetch bodies search sort thread resync
+# store expunge" in messages per second: the first SELECT of the round, then the second run's
+# figures, the resync, STORE +FLAGS on all, and EXPUNGE of 1,000 (per expunged message).
 imaplib_rates() {
-    python3 - "$1" "$MESSAGES" <<'PY'
+    python3 - "$1" "$MESSAGES" "$2" <<'PY'
 import imaplib, sys, time
-port, count = int(sys.argv[1]), int(sys.argv[2])
+port, count, PAIR = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 def timed(f):
     start = time.monotonic()
     result = f()
@@ -133,19 +134,40 @@ def run():
     assert typ == "OK" and data[0].startswith(b"("), data[0][:40]
     m.logout()
     return [count / t for t in (t_select, t_fetch, t_bodies, t_search, t_sort, t_thread)]
+def store_and_expunge():
+    # STORE on every message (then undone), and EXPUNGE of 1,000 messages COPYed into a
+    # folder of their own for it, so that INBOX stays as it was for the next round.
+    m = imaplib.IMAP4("127.0.0.1", port)
+    m.login("bench", "secret")
+    m.select("INBOX")
+    t_store, (typ, _) = timed(lambda: m.store("1:*", "+FLAGS.SILENT", "(\\Flagged)"))
+    assert typ == "OK"
+    assert m.store("1:*", "-FLAGS.SILENT", "(\\Flagged)")[0] == "OK"
+    m.create("expunge-bench")
+    assert m.copy("1:1000", "expunge-bench")[0] == "OK"
+    m.select("expunge-bench")
+    assert m.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+    t_expunge, (typ, data) = timed(lambda: m.expunge())
+    assert typ == "OK" and len(data) == 1000, len(data)
+    m.close() if m.state == "SELECTED" else None
+    m.delete("expunge-bench")
+    m.logout()
+    return [count / t_store, 1000 / t_expunge]
 first = run()
 second = run()
-# Last, as it changes the mailbox (the SELECTs above find it as the first run left it).
-print(" ".join(f"{r:.0f}" for r in [first[0]] + second + [count / resync(1)]))
+writes = store_and_expunge()
+# Last, as it changes the flags of 100 messages (the SELECTs above find them as before).
+print(" ".join(f"{r:.0f}" for r in [first[0]] + second + [count / resync(PAIR)] + writes))
 PY
 }
 
-# Prints messages per second for an mbsync pull of the whole mailbox into an empty Maildir.
+# Prints messages per second for two mbsync pulls of the whole mailbox, each into an empty
+# Maildir (the first and the second run: the server's caches warm for the second).
 # The local copy is on tmpfs (/dev/shm where there is one) and mbsync does not fsync it, so
 # that the figure is the server's speed, not the client's disk.
 mbsync_rate() {
     local port=$1 dir="$scratch/mbsync-$1"
-    local seconds
+    local seconds rates=()
     for round in 1 2; do
         rm -rf "$dir" && mkdir -p "$dir/mail"
         printf 'FSync no\n\nIMAPAccount a\nHost 127.0.0.1\nPort %s\nUser bench\nPass secret\nSSLType None\nAuthMechs PLAIN\n\nIMAPStore remote\nAccount a\n\nMaildirStore local\nPath %s/mail/\nInbox %s/mail/INBOX\n\nChannel c\nFar :remote:INBOX\nNear :local:INBOX\nCreate Near\nSync Pull\nSyncState *\n' \
@@ -155,26 +177,37 @@ mbsync_rate() {
         mbsync -q -c "$dir/rc" -a
         end=$(date +%s.%N)
         seconds=$(echo "$end - $start" | bc -l)
+        local got
+        got=$(find "$dir/mail/INBOX" -type f -path '*/cur/*' -o -type f -path '*/new/*' | wc -l)
+        [ "$got" -eq "$MESSAGES" ] || { echo "mbsync pulled $got of $MESSAGES" >&2; return 1; }
+        rates+=("$(echo "$MESSAGES / $seconds" | bc -l | xargs printf '%.0f')")
     done
-    local got
-    got=$(find "$dir/mail/INBOX" -type f -path '*/cur/*' -o -type f -path '*/new/*' | wc -l)
-    [ "$got" -eq "$MESSAGES" ] || { echo "mbsync pulled $got of $MESSAGES" >&2; return 1; }
-    echo "$MESSAGES / $seconds" | bc -l | xargs printf '%.0f\n'
+    echo "${rates[@]}"
 }
 
-read -r w_first w_select w_fetch w_bodies w_search w_sort w_thread w_resync < <(imaplib_rates "$WASMAIL_IMAP")
-read -r d_first d_select d_fetch d_bodies d_search d_sort d_thread d_resync < <(imaplib_rates "$DOVECOT_IMAP")
-w_mbsync=$(mbsync_rate "$WASMAIL_IMAP")
-d_mbsync=$(mbsync_rate "$DOVECOT_IMAP")
+# Rounds in turn (Wasmail, Dovecot, Wasmail, Dovecot, ...: ABAB), so that a machine whose
+# speed drifts (this VM's fsync latency does) affects both alike; each row's ratio is the
+# median of the rounds' ratios.
+PAIRS=${PAIRS:-3}
+names=("first SELECT INBOX of a round (1st: indexing)" "SELECT INBOX" "FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)"
+    "FETCH 1:* BODY.PEEK[]" "SEARCH TEXT" "SORT (SUBJECT) UTF-8 ALL" "THREAD REFERENCES UTF-8 ALL"
+    "QRESYNC resync after 100 flag changes" "STORE 1:* +FLAGS (\\Flagged)" "EXPUNGE 1,000 (per message)"
+    "mbsync full pull, first run" "mbsync full pull, second run")
+for pair in $(seq 1 "$PAIRS"); do
+    echo "$(imaplib_rates "$WASMAIL_IMAP" "$pair") $(mbsync_rate "$WASMAIL_IMAP")" >"$work/wasmail.$pair"
+    echo "$(imaplib_rates "$DOVECOT_IMAP" "$pair") $(mbsync_rate "$DOVECOT_IMAP")" >"$work/dovecot.$pair"
+done
 
-printf '%-46s %12s %12s %8s\n' "messages/s ($MESSAGES messages)" wasmail dovecot ratio
-row() { printf '%-46s %12d %12d %8.2f\n' "$1" "$2" "$3" "$(echo "$2 / $3" | bc -l)"; }
-row "first SELECT INBOX (building the index)" "$w_first" "$d_first"
-row "SELECT INBOX" "$w_select" "$d_select"
-row "FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)" "$w_fetch" "$d_fetch"
-row "FETCH 1:* BODY.PEEK[]" "$w_bodies" "$d_bodies"
-row "SEARCH TEXT" "$w_search" "$d_search"
-row "SORT (SUBJECT) UTF-8 ALL" "$w_sort" "$d_sort"
-row "THREAD REFERENCES UTF-8 ALL" "$w_thread" "$d_thread"
-row "QRESYNC resync after 100 flag changes" "$w_resync" "$d_resync"
-row "mbsync full pull" "$w_mbsync" "$d_mbsync"
+python3 - "$work" "$PAIRS" "$MESSAGES" "${names[@]}" <<'PY'
+import statistics, sys
+work, pairs, messages, names = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+def rounds(server):
+    return [[float(x) for x in open(f"{work}/{server}.{p}").read().split()] for p in range(1, pairs + 1)]
+w, d = rounds("wasmail"), rounds("dovecot")
+print(f"messages/s ({messages} messages), medians of {pairs} interleaved pairs; ratio per pair, then its median")
+print(f"{'':44} {'wasmail':>10} {'dovecot':>10}  {'pairs':<24} {'ratio':>6}")
+for i, name in enumerate(names):
+    ratios = [w[p][i] / d[p][i] for p in range(pairs)]
+    wm, dm = statistics.median(r[i] for r in w), statistics.median(r[i] for r in d)
+    print(f"{name:44} {wm:10.0f} {dm:10.0f}  {' '.join(f'{r:.2f}' for r in ratios):<24} {statistics.median(ratios):6.2f}")
+PY

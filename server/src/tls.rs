@@ -126,6 +126,18 @@ fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the connection was lost in a TLS upgrade")
 }
 
+impl Stream {
+    /// Waits until a plain connection has octets to read, holding no buffer meanwhile. A TLS
+    /// connection answers at once: rustls may hold decrypted octets the socket no longer
+    /// shows, so only a read can tell.
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.readable().await,
+            Stream::Tls(_) | Stream::Gone => Ok(()),
+        }
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {

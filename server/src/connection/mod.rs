@@ -185,9 +185,27 @@ impl Connection {
                     return Err(io::Error::other("compressed input that inflates to nothing"));
                 }
             }
+            // A session waiting for its client holds no read buffer (10,000 idle sessions
+            // held 10,000 of them): the buffer is taken when octets are there to read, and
+            // given back while none wait unconsumed.
+            let deflating = self.deflate.is_some();
+            let target = if deflating { &mut self.raw } else { &mut self.input };
+            if target.is_empty() {
+                *target = Vec::new();
+                let ready = tokio::select! {
+                    ready = tokio::time::timeout_at(deadline, self.stream.readable()) => ready,
+                    _ = reached(&mut self.stage, Stage::Closing) => return Ok(Read::ShuttingDown),
+                };
+                match ready {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) if session_left.is_some_and(|left| left <= wait) => return Ok(Read::SessionOver),
+                    Err(_) => return Ok(Read::TimedOut),
+                }
+            }
             // Read into spare capacity: the buffer is not zero-filled on every read. Reading
             // is cancel-safe, so IDLE may wait on it beside other events.
-            let target = if self.deflate.is_some() { &mut self.raw } else { &mut self.input };
+            let target = if deflating { &mut self.raw } else { &mut self.input };
             target.reserve(self.read_chunk);
             let room = target.capacity() - target.len();
             let mut limited = (&mut self.stream).take(room.min(self.read_chunk.max(1)) as u64);

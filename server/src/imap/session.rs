@@ -304,7 +304,9 @@ impl Session {
                 None => self.next_frame().await?,
             };
             match next {
-                Next::Frame(frame) => self.frame(frame).await?,
+                // Boxed: an idle session, waiting between commands, carries no room for
+                // the largest command's state.
+                Next::Frame(frame) => Box::pin(self.frame(frame)).await?,
                 Next::Closed => return Ok(()),
                 Next::TimedOut => {
                     // RFC 3501 5.4: an autologout timer of at least 30 minutes.

@@ -93,7 +93,7 @@ impl Session {
                 self.conn.consume(used);
                 if let Some(bytes) = owned {
                     self.conn.command_done();
-                    if let Flow::Close = self.command(&bytes).await? {
+                    if let Flow::Close = Box::pin(self.command(&bytes)).await? {
                         return self.conn.close().await;
                     }
                     self.conn.flush_if_full().await?;

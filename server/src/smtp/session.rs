@@ -210,7 +210,7 @@ impl Session {
                 tls: self.conn.is_tls(),
                 session_id: self.id.clone(),
             };
-            match self.plugins.on_connect(&info).await {
+            match Box::pin(self.plugins.on_connect(&info)).await {
                 Decision::Refuse(reply) | Decision::Disconnect(reply) => {
                     tracing::info!(%reply, "connection refused by a plugin");
                     self.reply(reply);
@@ -240,7 +240,9 @@ impl Session {
                 }
                 Ok(command) => {
                     self.conn.command_done();
-                    let flow = self.handle(command).await?;
+                    // Boxed: a command's state (DATA, the plugins' calls) is large, and an
+                    // idle session, waiting between commands, should not carry room for it.
+                    let flow = Box::pin(self.handle(command)).await?;
                     self.conn.flush_if_full().await?;
                     flow
                 }
