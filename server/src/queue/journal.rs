@@ -78,6 +78,9 @@ struct State {
     index: HashMap<String, Place>,
     /// Live entries per segment, every segment on disk listed (oldest first).
     live: BTreeMap<u64, usize>,
+    /// Damaged segments: never deleted, nor any newer one (their ends may end entries the
+    /// damaged one holds past what could be read).
+    damaged: Vec<u64>,
 }
 
 #[derive(Clone, Copy)]
@@ -94,6 +97,10 @@ type Live = Vec<(Envelope, Place)>;
 struct Replayed {
     entries: Vec<(Envelope, Place)>,
     ends: Vec<String>,
+    /// Read to its end (or to a torn record at its end: the tail of the newest segment a
+    /// crash cut). False for a damaged segment: a bad header, or a bad record with more
+    /// after it.
+    whole: bool,
 }
 
 impl Journal {
@@ -103,7 +110,7 @@ impl Journal {
     pub fn open(queue_dir: &Path, moved: &HashSet<String>, sync_deliveries: SyncDeliveries) -> io::Result<(Arc<Journal>, Vec<Envelope>)> {
         let dir = queue_dir.join("log");
         fs::create_dir_all(&dir)?;
-        let (segments, live_entries) = replay(&dir, moved)?;
+        let Replay { segments, live: live_entries, damaged } = replay(&dir, moved)?;
         let mut live: BTreeMap<u64, usize> = segments.iter().map(|&n| (n, 0)).collect();
         let mut index = HashMap::new();
         let mut envelopes = Vec::new();
@@ -125,6 +132,7 @@ impl Journal {
             broken: None,
             index,
             live,
+            damaged,
         };
         let journal = Arc::new(Journal {
             dir,
@@ -136,9 +144,9 @@ impl Journal {
         });
         let weak = Arc::downgrade(&journal);
         std::thread::Builder::new().name("spool-ends".into()).spawn(move || write_ends(weak))?;
-        // Segments replayed with nothing live go at the first batch of ends.
-        journal.ending.lock().expect("ending").push(String::new());
-        journal.ended.notify_one();
+        // Segments replayed with nothing live go now: every end in them was written after
+        // the sync that made its entry's copies durable.
+        journal.retire(&mut journal.state.lock().expect("spool log"));
         Ok((journal, envelopes))
     }
 
@@ -322,7 +330,7 @@ impl Journal {
     /// Deletes the oldest segments while they hold no live entry (with the lock held).
     fn retire(&self, state: &mut State) {
         while let Some((&number, &count)) = state.live.first_key_value() {
-            if count > 0 || number == state.number {
+            if count > 0 || number == state.number || state.damaged.contains(&number) {
                 break;
             }
             match fs::remove_file(segment_path(&self.dir, number)) {
@@ -345,7 +353,7 @@ impl Journal {
             return false;
         }
         let mut state = self.state.lock().expect("spool log");
-        for id in ids.iter().filter(|id| !id.is_empty()) {
+        for id in ids {
             if let Err(e) = self.append_end(&mut state, id) {
                 tracing::error!(queue_id = id, error = %e, "cannot end a spool log entry; it is delivered again (and found) after a restart");
                 if let Some(place) = state.index.remove(id) {
@@ -406,19 +414,36 @@ fn end_record(id: &str) -> Vec<u8> {
     record
 }
 
-/// The segments' numbers in order, and the entries still live after replaying them all
-/// (oldest first; those in `moved` left out).
-fn replay(dir: &Path, moved: &HashSet<String>) -> io::Result<(Vec<u64>, Live)> {
+/// What the segments hold together.
+struct Replay {
+    /// Their numbers, in order.
+    segments: Vec<u64>,
+    /// The entries still live after replaying them all (oldest first; those in `moved`
+    /// left out).
+    live: Live,
+    /// Damaged segments (see [`Replayed::whole`]).
+    damaged: Vec<u64>,
+}
+
+fn replay(dir: &Path, moved: &HashSet<String>) -> io::Result<Replay> {
     let segments = segments(dir)?;
+    let newest = segments.last().copied();
     let mut live: Live = Vec::new();
+    let mut damaged = Vec::new();
     for &number in &segments {
         let replayed = read_segment(dir, number)?;
+        if !replayed.whole && Some(number) != newest {
+            // Acknowledged mail may sit past the damage: the file is left for an operator
+            // and never deleted, whatever of it could be read.
+            tracing::error!(segment = number, "a damaged spool log segment; what could be read is delivered, the file is kept");
+            damaged.push(number);
+        }
         live.extend(replayed.entries);
         let ended: HashSet<String> = replayed.ends.into_iter().collect();
         live.retain(|(envelope, _)| !ended.contains(&envelope.id));
     }
     live.retain(|(envelope, _)| !moved.contains(&envelope.id));
-    Ok((segments, live))
+    Ok(Replay { segments, live, damaged })
 }
 
 fn segments(dir: &Path) -> io::Result<Vec<u64>> {
@@ -444,9 +469,9 @@ fn segments(dir: &Path) -> io::Result<Vec<u64>> {
 fn read_segment(dir: &Path, number: u64) -> io::Result<Replayed> {
     let path = segment_path(dir, number);
     let data = fs::read(&path)?;
-    let mut out = Replayed { entries: Vec::new(), ends: Vec::new() };
+    let mut out = Replayed { entries: Vec::new(), ends: Vec::new(), whole: false };
     if !data.starts_with(HEADER) {
-        tracing::error!(segment = %path.display(), "not a spool log segment; ignored");
+        tracing::error!(segment = %path.display(), "not a spool log segment; kept for inspection, never deleted");
         return Ok(out);
     }
     let mut at = HEADER.len();
@@ -476,6 +501,13 @@ fn read_segment(dir: &Path, number: u64) -> io::Result<Replayed> {
         }
         at = start + length;
     }
+    // What is left is a record a crash cut short (its stated length runs past the end), or
+    // damage: a bad record with a whole record's room after it.
+    let rest = &data[at..];
+    out.whole = rest.len() < RECORD_HEAD as usize || {
+        let length = u32::from_le_bytes(rest[..4].try_into().expect("4 octets")) as usize;
+        RECORD_HEAD as usize + length > rest.len()
+    };
     Ok(out)
 }
 
@@ -483,15 +515,15 @@ fn read_segment(dir: &Path, number: u64) -> io::Result<Replayed> {
 /// a server may be writing: a record being written is not read).
 /// Each with its message's size.
 pub fn read_live(queue_dir: &Path) -> io::Result<Vec<(Envelope, u64)>> {
-    let (_, live) = replay(&queue_dir.join("log"), &HashSet::new())?;
-    Ok(live.into_iter().map(|(envelope, place)| (envelope, place.length)).collect())
+    let replay = replay(&queue_dir.join("log"), &HashSet::new())?;
+    Ok(replay.live.into_iter().map(|(envelope, place)| (envelope, place.length)).collect())
 }
 
 /// Ends an entry with no server running (the spool's lock held): the end goes into a new
 /// segment of its own. Returns whether the entry was live in the log.
 pub fn end_offline(queue_dir: &Path, id: &str) -> io::Result<bool> {
     let dir = queue_dir.join("log");
-    let (segments, live) = replay(&dir, &HashSet::new())?;
+    let Replay { segments, live, .. } = replay(&dir, &HashSet::new())?;
     if !live.iter().any(|(envelope, _)| envelope.id == id) {
         return Ok(false);
     }
@@ -574,6 +606,33 @@ mod tests {
         let (log, replayed) = Journal::open(dir.path(), &HashSet::new(), no_sync()).unwrap();
         assert_eq!(replayed.len(), 800);
         assert_eq!(log.message("T7N49").unwrap().unwrap(), b"message 7 49");
+    }
+
+    #[test]
+    fn a_damaged_segment_is_read_as_far_as_it_goes_and_never_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = Journal::open(dir.path(), &HashSet::new(), no_sync()).unwrap();
+        log.append(&envelope("Q1"), &[b"one"]).unwrap();
+        log.append(&envelope("Q2"), &[b"two"]).unwrap();
+        drop(log);
+        // Opened again: segment 1 is no longer the newest.
+        drop(Journal::open(dir.path(), &HashSet::new(), no_sync()).unwrap());
+        // A flipped octet in Q1's record, with Q2's whole record after it: damage, not a
+        // torn tail.
+        let first = segment_path(&dir.path().join("log"), 1);
+        let mut data = fs::read(&first).unwrap();
+        data[HEADER.len() + 20] ^= 0xff;
+        fs::write(&first, data).unwrap();
+        let (log, replayed) = Journal::open(dir.path(), &HashSet::new(), no_sync()).unwrap();
+        assert!(replayed.is_empty(), "nothing readable past the damage");
+        log.append(&envelope("Q3"), &[b"three"]).unwrap();
+        log.finished("Q3");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while log.contains("Q3") {
+            assert!(std::time::Instant::now() < deadline, "end not written");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(first.exists(), "the damaged segment is kept");
     }
 
     #[test]
