@@ -312,6 +312,11 @@ pub async fn run(ctx: Arc<Context>, source: ConfigSource, plugins_required: bool
             config.domains.join(", ")
         );
     }
+    // The handlers go in before the pid file appears: whoever reads the pid may signal at once,
+    // and a SIGTERM before them would kill the process without its shutdown.
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
+    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
     let _pid_file = PidFile::create(&config.data_dir)?;
     // What was queued before a restart or a crash is delivered first.
     let recovered = ctx.queue.recover().with_context(|| format!("cannot read the queue in {}", ctx.queue.spool().dir().display()))?;
@@ -341,9 +346,6 @@ pub async fn run(ctx: Arc<Context>, source: ConfigSource, plugins_required: bool
     for (listener, implicit_tls) in imap_listeners {
         tasks.spawn(crate::imap::serve(listener, Arc::clone(&live) as Arc<dyn Contexts>, Arc::clone(&structures), implicit_tls));
     }
-    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
-    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
-    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
     loop {
         tokio::select! {
             _ = hangup.recv() => {
