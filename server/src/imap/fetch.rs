@@ -122,11 +122,15 @@ impl Session {
         while let Some(resume) = next {
             let (store, cache, user, name, items, targets) =
                 (Arc::clone(&self.ctx.store), Arc::clone(&self.cache), user.clone(), name.clone(), Arc::clone(&items), Arc::clone(&targets));
-            let (bytes, trouble, resume) = blocking(move || Ok(render_piece(store.as_ref(), &cache, &user, &name, &targets, resume, &items))).await?;
+            // Rendered straight into the connection's output buffer, which goes to the blocking
+            // pool and back: no piece-sized buffer made, copied and freed per piece.
+            let out = std::mem::take(self.conn.output());
+            let (out, trouble, resume) =
+                blocking(move || Ok(render_piece(store.as_ref(), &cache, &user, &name, &targets, resume, &items, out))).await?;
+            *self.conn.output() = out;
             failed += trouble.missing;
             unknown_cte += trouble.unknown_cte;
             next = resume;
-            self.conn.send(&bytes);
             self.flush_if_large().await?;
         }
         if !wants_flags {
@@ -149,10 +153,11 @@ impl Session {
     }
 }
 
-/// Renders `* n FETCH (...)` for the targets from `resume` on, until the output passes
-/// [`PIECE`]; returns the bytes, how many messages could not be read (removed meanwhile), and
+/// Renders `* n FETCH (...)` for the targets from `resume` on after what `out` holds, until
+/// it passes [`PIECE`]; returns it, how many messages could not be read (removed meanwhile), and
 /// where the next piece starts (None: done). ENVELOPE, BODY and BODYSTRUCTURE come from the
 /// cache when it has them; the message is read (and parsed) only for what is left.
+#[allow(clippy::too_many_arguments)]
 fn render_piece(
     store: &dyn MailStore,
     cache: &StructureCache,
@@ -161,6 +166,7 @@ fn render_piece(
     targets: &[Target],
     resume: Resume,
     items: &[FetchAttr],
+    mut out: Vec<u8>,
 ) -> (Vec<u8>, Trouble, Option<Resume>) {
     let wants_structure = items.iter().any(|i| matches!(i, FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure));
     let others_need_content = items.iter().any(|i| {
@@ -181,7 +187,6 @@ fn render_piece(
         FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => true,
         _ => false,
     });
-    let mut out = Vec::new();
     let (mut missing, mut unknown_cte) = (0, 0);
     for (index, target) in targets.iter().enumerate().skip(resume.target) {
         let first_item = if index == resume.target { resume.item } else { 0 };

@@ -16,7 +16,14 @@ impl Session {
     pub(super) async fn refresh(&mut self, expunge_allowed: bool) {
         let (Some(user), Some(selected)) = (self.user.clone(), self.selected.as_ref()) else { return };
         let (store, name, claim) = (Arc::clone(&self.ctx.store), selected.name.clone(), !selected.read_only);
-        let synced = match tokio::task::spawn_blocking(move || store.sync(&user, &name, claim)).await {
+        // Two `stat`s answer most refreshes (nothing changed); the blocking pool, and its two
+        // thread switches, only the rest.
+        let unchanged = store.sync_unchanged(&user, &name, claim);
+        let synced = match unchanged {
+            Some(synced) => Ok(Ok(synced)),
+            None => tokio::task::spawn_blocking(move || store.sync(&user, &name, claim)).await,
+        };
+        let synced = match synced {
             Ok(Ok(synced)) => synced,
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 // The mailbox was deleted or renamed under us: nothing of it is left.

@@ -286,6 +286,14 @@ impl Maildir {
         folder.sync(claim_recent)
     }
 
+    pub(super) fn imap_sync_unchanged(&self, user: &str, mailbox: &str, claim_recent: bool) -> Option<Synced> {
+        let dir = self.mailbox_dir(user, mailbox).ok()?;
+        let folder = Arc::clone(self.folders.open.lock().expect("folders lock").get(&dir)?);
+        // Busy is as good as changed: the caller syncs on the blocking pool then.
+        let folder = folder.try_lock().ok()?;
+        folder.sync_unchanged(claim_recent).ok().flatten()
+    }
+
     pub(super) fn imap_change_flags(
         &self,
         user: &str,

@@ -262,6 +262,10 @@ impl MailStore for Maildir {
         self.imap_sync(user, mailbox, claim_recent)
     }
 
+    fn sync_unchanged(&self, user: &str, mailbox: &str, claim_recent: bool) -> Option<Synced> {
+        self.imap_sync_unchanged(user, mailbox, claim_recent)
+    }
+
     fn change_flags(
         &self,
         user: &str,

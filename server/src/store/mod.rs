@@ -85,6 +85,14 @@ pub trait MailStore: Send + Sync + 'static {
     /// no other caller's.
     fn sync(&self, user: &str, mailbox: &str, claim_recent: bool) -> std::io::Result<Synced>;
 
+    /// What [`MailStore::sync`] would return, when the store knows it cheaply — the mailbox
+    /// did not change since the last sync and no one else is at it — without waiting for a
+    /// lock or reading a directory, so that a session may call it from its own task after
+    /// every command. None: call `sync`.
+    fn sync_unchanged(&self, _user: &str, _mailbox: &str, _claim_recent: bool) -> Option<Synced> {
+        None
+    }
+
     /// Changes the flags of messages (by UID) as STORE says: applied to their flags as they
     /// are now in the store, not to a session's older copy, atomically with respect to every
     /// other change through this store, so that two sessions changing different flags of one
