@@ -145,13 +145,16 @@ impl Folder {
                 self.cache = None;
             }
         }
-        Ok(Synced {
-            uid_validity: self.index.uid_validity,
-            uid_next: self.index.next_uid,
-            highest_modseq: self.index.highest_modseq,
-            messages,
-            claimed,
-        })
+        Ok(self.synced(messages, claimed))
+    }
+
+    fn synced(&self, messages: Arc<Vec<MessageInfo>>, claimed: Vec<u32>) -> Synced {
+        Synced { uid_validity: self.index.uid_validity, uid_next: self.index.next_uid, highest_modseq: self.index.highest_modseq, messages, claimed }
+    }
+
+    /// The modification times of `new/` and `cur/`.
+    fn mtimes(&self) -> io::Result<(SystemTime, SystemTime)> {
+        Ok((fs::metadata(self.dir.join("new"))?.modified()?, fs::metadata(self.dir.join("cur"))?.modified()?))
     }
 
     /// What [`Folder::sync`] would return when that is known without reading a directory:
@@ -162,18 +165,11 @@ impl Folder {
         if claim && (cache.holds_new || self.recent_from < self.index.next_uid) {
             return Ok(None);
         }
-        let new_mtime = fs::metadata(self.dir.join("new"))?.modified()?;
-        let cur_mtime = fs::metadata(self.dir.join("cur"))?.modified()?;
+        let (new_mtime, cur_mtime) = self.mtimes()?;
         if !cache.valid_for(new_mtime, cur_mtime) {
             return Ok(None);
         }
-        Ok(Some(Synced {
-            uid_validity: self.index.uid_validity,
-            uid_next: self.index.next_uid,
-            highest_modseq: self.index.highest_modseq,
-            messages: Arc::clone(&cache.messages),
-            claimed: Vec::new(),
-        }))
+        Ok(Some(self.synced(Arc::clone(&cache.messages), Vec::new())))
     }
 
     /// Moves every message in `new/` to `cur/` (RFC 3501 \Recent: this session saw it first).
@@ -228,8 +224,7 @@ impl Folder {
     /// The messages now, from the cache when the directories did not change; the index
     /// squared with the files first.
     fn list(&mut self) -> io::Result<Arc<Vec<MessageInfo>>> {
-        let new_mtime = fs::metadata(self.dir.join("new"))?.modified()?;
-        let cur_mtime = fs::metadata(self.dir.join("cur"))?.modified()?;
+        let (new_mtime, cur_mtime) = self.mtimes()?;
         if let Some(cache) = self.cache.as_ref().filter(|c| c.valid_for(new_mtime, cur_mtime)) {
             return Ok(Arc::clone(&cache.messages));
         }
