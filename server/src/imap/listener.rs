@@ -24,8 +24,8 @@ pub async fn serve(listener: TcpListener, live: Arc<dyn Contexts>, cache: Arc<St
     crate::connection::accept::serve(listener, protocol, live, caps, move |socket, peer, _session, ctx: Arc<Context>| {
         let cache = Arc::clone(&cache);
         async move {
-            let stream = crate::tls::open(socket, ctx.tls.as_deref(), implicit_tls).await?;
-            Session::new(stream, ctx, cache, peer).run().await
+            let stream = Box::pin(crate::tls::open(socket, ctx.tls.as_deref(), implicit_tls)).await?;
+            Box::new(Session::new(stream, ctx, cache, peer)).run().await
         }
     })
     .await

@@ -294,7 +294,7 @@ impl Session {
         }
     }
 
-    pub async fn run(mut self) -> std::io::Result<()> {
+    pub async fn run(mut self: Box<Self>) -> std::io::Result<()> {
         let greeting = format!("* OK [CAPABILITY {}] {} IMAP4rev1 server ready\r\n", self.capabilities(), self.ctx.config.hostname);
         self.conn.send(greeting.as_bytes());
         loop {

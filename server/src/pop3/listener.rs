@@ -24,8 +24,8 @@ pub async fn serve(listener: TcpListener, live: Arc<dyn Contexts>, locks: Arc<Lo
     crate::connection::accept::serve(listener, protocol, live, caps, move |socket, peer, _session, ctx: Arc<Context>| {
         let locks = Arc::clone(&locks);
         async move {
-            let stream = crate::tls::open(socket, ctx.tls.as_deref(), implicit_tls).await?;
-            Session::new(stream, ctx, locks, peer).run().await
+            let stream = Box::pin(crate::tls::open(socket, ctx.tls.as_deref(), implicit_tls)).await?;
+            Box::new(Session::new(stream, ctx, locks, peer)).run().await
         }
     })
     .await

@@ -67,7 +67,7 @@ impl Session {
         self.conn.send(format!("-ERR {text}\r\n").as_bytes());
     }
 
-    pub async fn run(mut self) -> std::io::Result<()> {
+    pub async fn run(mut self: Box<Self>) -> std::io::Result<()> {
         let hostname = self.ctx.config.hostname.clone();
         self.ok(&format!("{hostname} POP3 server ready"));
         let idle = self.ctx.config.pop3.idle_timeout.0;

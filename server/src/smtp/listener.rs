@@ -27,8 +27,8 @@ pub async fn serve(listener: TcpListener, live: Arc<dyn Contexts>, port: Port, p
         .to_bytes(),
     };
     crate::connection::accept::serve(listener, protocol, live, caps, move |socket, peer, session, ctx: Arc<Context>| async move {
-        let stream = crate::tls::open(socket, ctx.tls.as_deref(), port == Port::Submissions).await?;
-        Session::new(stream, ctx, peer, session, port).run().await
+        let stream = Box::pin(crate::tls::open(socket, ctx.tls.as_deref(), port == Port::Submissions)).await?;
+        Box::new(Session::new(stream, ctx, peer, session, port)).run().await
     })
     .await
 }

@@ -202,7 +202,7 @@ impl Session {
 
     /// Runs the session to its end. Only IO errors are errors; everything the client does
     /// wrong is answered.
-    pub async fn run(mut self) -> std::io::Result<()> {
+    pub async fn run(mut self: Box<Self>) -> std::io::Result<()> {
         if self.plugins.wants(Hook::Connect) {
             let info = ConnectInfo {
                 client_ip: self.peer.ip().to_string(),
@@ -259,7 +259,7 @@ impl Session {
         }
     }
 
-    async fn end(mut self) -> std::io::Result<()> {
+    async fn end(&mut self) -> std::io::Result<()> {
         self.conn.close().await
     }
 
