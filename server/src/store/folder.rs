@@ -300,42 +300,60 @@ impl Folder {
     /// reported as modified (RFC 7162 3.1.3). Durable when it returns.
     pub fn change_flags(&mut self, uids: &[u32], change: FlagChange, flags: &Flags, unchanged_since: Option<u64>) -> io::Result<FlagsChanged> {
         let messages = self.list()?;
-        let by_uid: HashMap<u32, &MessageInfo> = messages.iter().map(|m| (m.uid, m)).collect();
-        let (mut touched_new, mut renamed) = (false, Vec::new());
+        // Renamed relative to the open directories: a STORE on a whole mailbox is bound by
+        // the kernel's `rename`, and the path walk of two absolute names was a tenth of it.
+        let cur = File::open(self.dir.join("cur"))?;
+        let mut new_dir: Option<File> = None;
         let mut result = FlagsChanged::default();
         let mut kept = Vec::with_capacity(uids.len());
+        let (mut renamed, mut letters) = (Vec::new(), Vec::new());
+        let mut target = String::new();
         for uid in uids {
-            let Some(message) = by_uid.get(uid) else { continue };
+            let Ok(at) = messages.binary_search_by_key(uid, |m| m.uid) else { continue };
+            let message = &messages[at];
             if unchanged_since.is_some_and(|limit| message.modseq > limit) {
                 result.modified.push(*uid);
                 continue;
             }
             let new = change.apply(&message.flags, flags);
-            let current = info_of(&message.location);
-            let info = self.info_for(&new, current)?;
-            let target = format!("cur/{}:2,{info}", message.id);
-            if new == message.flags || target == message.location {
+            let info = self.info_for(&new, info_of(&message.location))?;
+            target.clear();
+            target.push_str(&message.id);
+            target.push_str(":2,");
+            target.push_str(&info);
+            let (from_new, from_name) = match message.location.split_once('/') {
+                Some(("new", name)) => (true, name),
+                Some((_, name)) => (false, name),
+                None => (false, message.location.as_str()),
+            };
+            if new == message.flags || (!from_new && from_name == target) {
                 kept.push((*uid, new, message.modseq));
                 continue;
             }
-            match fs::rename(self.dir.join(&message.location), self.dir.join(&target)) {
+            let from = match from_new {
+                true => match &new_dir {
+                    Some(dir) => dir,
+                    None => &*new_dir.insert(File::open(self.dir.join("new"))?),
+                },
+                false => &cur,
+            };
+            match rustix::fs::renameat(from, from_name, &cur, target.as_str()) {
                 Ok(()) => {
-                    touched_new |= message.location.starts_with("new/");
-                    renamed.push((*uid, new, message.id.clone(), info));
+                    renamed.push((*uid, new));
+                    letters.push((message.id.clone(), info));
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {} // expunged meanwhile
-                Err(e) => return Err(e),
+                Err(rustix::io::Errno::NOENT) => {} // expunged meanwhile
+                Err(e) => return Err(e.into()),
             }
         }
         if !renamed.is_empty() {
-            sync_dir(&self.dir.join("cur"))?;
-            if touched_new {
-                sync_dir(&self.dir.join("new"))?;
+            cur.sync_all()?;
+            if let Some(new_dir) = new_dir {
+                new_dir.sync_all()?;
             }
             self.cache = None;
-            let letters: Vec<(String, String)> = renamed.iter().map(|(_, _, base, info)| (base.clone(), info.clone())).collect();
             let modseq = self.index.set_flags(&letters)?;
-            kept.extend(renamed.into_iter().map(|(uid, flags, _, _)| (uid, flags, modseq)));
+            kept.extend(renamed.into_iter().map(|(uid, flags)| (uid, flags, modseq)));
             self.index.compact_if_worth_it()?;
         }
         result.stored = kept;

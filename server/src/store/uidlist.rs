@@ -26,6 +26,7 @@
 //! mod-sequence 1 and whatever flags the files have, and written again as version 2.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -255,7 +256,7 @@ impl Uidlist {
             let Some(entry) = self.entries.get_mut(base) else { continue };
             entry.modseq = modseq;
             entry.info = Some(info.clone());
-            text.push_str(&format!("{} {} {modseq} {base}:2,{info}\n", entry.uid, entry.date));
+            let _ = writeln!(text, "{} {} {modseq} {base}:2,{info}", entry.uid, entry.date);
             lines += 1;
         }
         if lines > 0 {
