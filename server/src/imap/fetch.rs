@@ -119,14 +119,30 @@ impl Session {
         let (items, targets) = (Arc::new(items), Arc::new(targets));
         let (mut failed, mut unknown_cte) = (0, 0);
         let mut next = Some(Resume::default());
+        // A few small messages whose pages are in memory (a synchronising client such as
+        // mbsync fetches one message per command) are rendered on the session's own task:
+        // the trip to the blocking pool and back cost more than reading them.
+        if let Some(contents) = read_cached(self.ctx.store.as_ref(), &user, &name, &targets, &items) {
+            let read = |index: usize| contents.get(index).map(|c| Cow::Borrowed(c.as_slice())).ok_or_else(|| std::io::ErrorKind::NotFound.into());
+            let out = std::mem::take(self.conn.output());
+            let (out, trouble, resume) = render_piece(&read, &self.cache, &user, &name, &targets, Resume::default(), &items, out);
+            *self.conn.output() = out;
+            failed += trouble.missing;
+            unknown_cte += trouble.unknown_cte;
+            next = resume;
+            self.flush_if_large().await?;
+        }
         while let Some(resume) = next {
             let (store, cache, user, name, items, targets) =
                 (Arc::clone(&self.ctx.store), Arc::clone(&self.cache), user.clone(), name.clone(), Arc::clone(&items), Arc::clone(&targets));
             // Rendered straight into the connection's output buffer, which goes to the blocking
             // pool and back: no piece-sized buffer made, copied and freed per piece.
             let out = std::mem::take(self.conn.output());
-            let (out, trouble, resume) =
-                blocking(move || Ok(render_piece(store.as_ref(), &cache, &user, &name, &targets, resume, &items, out))).await?;
+            let (out, trouble, resume) = blocking(move || {
+                let read = |index: usize| store.fetch(&user, &name, &targets[index].message).map(Cow::Owned);
+                Ok(render_piece(&read, &cache, &user, &name, &targets, resume, &items, out))
+            })
+            .await?;
             *self.conn.output() = out;
             failed += trouble.missing;
             unknown_cte += trouble.unknown_cte;
@@ -153,13 +169,44 @@ impl Session {
     }
 }
 
+/// The most messages a FETCH renders on the session's task (see [`read_cached`]).
+const INLINE_TARGETS: usize = 8;
+
+/// The content of each target, when there are at most [`INLINE_TARGETS`] and the store can
+/// give each without waiting for the disk (none read when the items need no content); None:
+/// render on the blocking pool.
+fn read_cached(store: &dyn MailStore, user: &str, mailbox: &str, targets: &[Target], items: &[FetchAttr]) -> Option<Vec<Vec<u8>>> {
+    if targets.len() > INLINE_TARGETS {
+        return None;
+    }
+    let needs_content = items.iter().any(|i| {
+        matches!(
+            i,
+            FetchAttr::Envelope
+                | FetchAttr::Body
+                | FetchAttr::BodyStructure
+                | FetchAttr::Rfc822
+                | FetchAttr::Rfc822Header
+                | FetchAttr::Rfc822Text
+                | FetchAttr::Section { .. }
+                | FetchAttr::Binary { .. }
+                | FetchAttr::BinarySize { .. }
+        )
+    });
+    if !needs_content {
+        return Some(Vec::new());
+    }
+    targets.iter().map(|t| store.fetch_cached(user, mailbox, &t.message)).collect()
+}
+
 /// Renders `* n FETCH (...)` for the targets from `resume` on after what `out` holds, until
 /// it passes [`PIECE`]; returns it, how many messages could not be read (removed meanwhile), and
 /// where the next piece starts (None: done). ENVELOPE, BODY and BODYSTRUCTURE come from the
 /// cache when it has them; the message is read (and parsed) only for what is left.
+/// `read` gives a target's content by its index.
 #[allow(clippy::too_many_arguments)]
-fn render_piece(
-    store: &dyn MailStore,
+fn render_piece<'a>(
+    read: &dyn Fn(usize) -> std::io::Result<Cow<'a, [u8]>>,
     cache: &StructureCache,
     user: &str,
     mailbox: &str,
@@ -193,7 +240,7 @@ fn render_piece(
         let cached = if wants_structure { cache.get(user, mailbox, &target.message.id) } else { None };
         let must_parse = others_need_parse || (wants_structure && cached.is_none());
         let content = if others_need_content || must_parse {
-            match store.fetch(user, mailbox, &target.message) {
+            match read(index) {
                 Ok(content) => Some(content),
                 Err(e) => {
                     if e.kind() != std::io::ErrorKind::NotFound {

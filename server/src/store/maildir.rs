@@ -327,6 +327,10 @@ impl MailStore for Maildir {
         self.imap_fetch(user, mailbox, message)
     }
 
+    fn fetch_cached(&self, user: &str, mailbox: &str, message: &MessageInfo) -> Option<Vec<u8>> {
+        self.imap_fetch_cached(user, mailbox, message)
+    }
+
     fn changes(&self, user: &str, mailbox: &str) -> tokio::sync::watch::Receiver<u64> {
         self.imap_changes(user, mailbox)
     }
@@ -388,6 +392,26 @@ mod tests {
         for sub in ["tmp", "cur"] {
             assert!(dir.path().join("mail/tyler").join(sub).is_dir(), "{sub}");
         }
+    }
+
+    #[test]
+    fn a_small_message_in_memory_is_read_without_the_blocking_pool_and_a_large_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Maildir::new(dir.path(), "mx").unwrap();
+        let small = b"Subject: small\r\n\r\nbody\r\n".to_vec();
+        let large = [b"Subject: large\r\n\r\n".to_vec(), vec![b'x'; 200 * 1024]].concat();
+        for (n, content) in [&small, &large].into_iter().enumerate() {
+            store.deliver("tyler", None, &DeliveryKey { key: format!("Q{n}-0"), time: 1 }, &[content], false, true).unwrap();
+        }
+        let synced = store.imap_sync("tyler", "INBOX", false).unwrap();
+        let (first, second) = (&synced.messages[0], &synced.messages[1]);
+        // Just written, so in the page cache: read in CRLF form, as fetch reads it.
+        assert_eq!(store.fetch_cached("tyler", "INBOX", first).unwrap(), store.fetch("tyler", "INBOX", first).unwrap());
+        assert_eq!(store.fetch_cached("tyler", "INBOX", first).unwrap(), small);
+        assert!(store.fetch_cached("tyler", "INBOX", second).is_none(), "over FETCH_CACHED_MAX");
+        // Moved since it was listed: the blocking path looks for it.
+        fs::remove_file(dir.path().join("mail/tyler").join(&first.location)).unwrap();
+        assert!(store.fetch_cached("tyler", "INBOX", first).is_none());
     }
 
     #[test]

@@ -133,6 +133,13 @@ pub trait MailStore: Send + Sync + 'static {
     /// A message of a mailbox, in CRLF form.
     fn fetch(&self, user: &str, mailbox: &str, message: &MessageInfo) -> std::io::Result<Vec<u8>>;
 
+    /// [`MailStore::fetch`] for a small message that can be read without waiting for the
+    /// disk (its pages in memory), so that a session may call it from its own task; None when
+    /// it would wait, is large, or moved: then call `fetch` on the blocking pool.
+    fn fetch_cached(&self, _user: &str, _mailbox: &str, _message: &MessageInfo) -> Option<Vec<u8>> {
+        None
+    }
+
     /// A counter that goes up whenever the mailbox changes through this store (delivery,
     /// append, flags, expunge): what IDLE waits on.
     fn changes(&self, user: &str, mailbox: &str) -> tokio::sync::watch::Receiver<u64>;
