@@ -31,9 +31,10 @@ impl Rendered {
     }
 }
 
-/// Messages are named by user, mailbox and the store's message id, which is never reused.
-type Key = (String, String, String);
-type Generation = HashMap<Key, Arc<Rendered>>;
+/// Messages are named by user, mailbox and the store's message id, which is never reused:
+/// the key is the three joined by NUL, which none of them holds, so that a lookup needs no
+/// allocation of its own (see [`Lookup`]).
+type Generation = HashMap<String, Arc<Rendered>>;
 
 #[derive(Default)]
 pub struct StructureCache {
@@ -41,24 +42,55 @@ pub struct StructureCache {
     generations: Mutex<(Generation, Generation)>,
 }
 
-impl StructureCache {
-    pub fn get(&self, user: &str, mailbox: &str, id: &str) -> Option<Arc<Rendered>> {
-        let key = (user.to_string(), mailbox.to_string(), id.to_string());
-        let mut generations = self.generations.lock().expect("cache lock");
-        if let Some(found) = generations.0.get(&key) {
+/// Lookups in one mailbox: the key's user and mailbox are written once, then each id after
+/// them in the same buffer (SORT and THREAD look up every message of a mailbox).
+pub struct Lookup<'a> {
+    cache: &'a StructureCache,
+    key: String,
+    prefix: usize,
+}
+
+impl Lookup<'_> {
+    fn key(&mut self, id: &str) -> &str {
+        self.key.truncate(self.prefix);
+        self.key.push_str(id);
+        &self.key
+    }
+
+    pub fn get(&mut self, id: &str) -> Option<Arc<Rendered>> {
+        let cache = self.cache;
+        let key = self.key(id);
+        let mut generations = cache.generations.lock().expect("cache lock");
+        if let Some(found) = generations.0.get(key) {
             return Some(Arc::clone(found));
         }
-        let found = generations.1.remove(&key)?;
-        Self::insert_locked(&mut generations, key, Arc::clone(&found));
+        let found = generations.1.remove(key)?;
+        StructureCache::insert_locked(&mut generations, key.to_string(), Arc::clone(&found));
         Some(found)
     }
 
-    pub fn put(&self, user: &str, mailbox: &str, id: &str, rendered: Arc<Rendered>) {
-        let mut generations = self.generations.lock().expect("cache lock");
-        Self::insert_locked(&mut generations, (user.to_string(), mailbox.to_string(), id.to_string()), rendered);
+    pub fn put(&mut self, id: &str, rendered: Arc<Rendered>) {
+        let cache = self.cache;
+        let key = self.key(id).to_string();
+        StructureCache::insert_locked(&mut cache.generations.lock().expect("cache lock"), key, rendered);
+    }
+}
+
+impl StructureCache {
+    pub fn lookup(&self, user: &str, mailbox: &str) -> Lookup<'_> {
+        let key = format!("{user}\0{mailbox}\0");
+        Lookup { cache: self, prefix: key.len(), key }
     }
 
-    fn insert_locked(generations: &mut (Generation, Generation), key: Key, rendered: Arc<Rendered>) {
+    pub fn get(&self, user: &str, mailbox: &str, id: &str) -> Option<Arc<Rendered>> {
+        self.lookup(user, mailbox).get(id)
+    }
+
+    pub fn put(&self, user: &str, mailbox: &str, id: &str, rendered: Arc<Rendered>) {
+        self.lookup(user, mailbox).put(id, rendered)
+    }
+
+    fn insert_locked(generations: &mut (Generation, Generation), key: String, rendered: Arc<Rendered>) {
         if generations.0.len() >= GENERATION {
             generations.1 = std::mem::take(&mut generations.0);
         }

@@ -4,6 +4,7 @@
 //! INTERNALDATE), and the message number breaks every tie.
 
 use std::cmp::Ordering;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use wasmail_proto::imap::{SearchKey, SearchReturn, SortCriterion, SortKey};
@@ -32,8 +33,12 @@ impl Session {
         let results: Vec<Found> = keyed.iter().map(|(seq, m, _)| Found { uid: m.uid, seq: *seq, modseq: m.modseq }).collect();
         match ret {
             None => {
-                let list: String = results.iter().map(|r| format!(" {}", r.number(uid))).collect();
-                self.untagged(&format!("SORT{list}"));
+                let mut line = String::with_capacity(5 + 7 * results.len());
+                line.push_str("SORT");
+                for r in &results {
+                    let _ = write!(line, " {}", r.number(uid));
+                }
+                self.untagged(&line);
             }
             // ESORT (RFC 5267 3.2): MIN and MAX are the first and last in the sort order, ALL
             // the numbers as a set, PARTIAL positions in it. (ESEARCH's writer takes them in
@@ -54,8 +59,9 @@ impl Session {
         let (store, cache, user, name) = (Arc::clone(&self.ctx.store), Arc::clone(&self.cache), self.user(), selected.name.clone());
         blocking(move || {
             let mut out = Vec::with_capacity(found.len());
+            let mut cached = cache.lookup(&user, &name);
             for (seq, message) in found {
-                let rendered = match cache.get(&user, &name, &message.id) {
+                let rendered = match cached.get(&message.id) {
                     Some(rendered) => rendered,
                     None => {
                         let content = match store.fetch(&user, &name, &message) {
@@ -64,7 +70,7 @@ impl Session {
                             Err(e) => return Err(e),
                         };
                         let rendered = Arc::new(Rendered::of(&Parsed::new(&content)));
-                        cache.put(&user, &name, &message.id, Arc::clone(&rendered));
+                        cached.put(&message.id, Arc::clone(&rendered));
                         rendered
                     }
                 };
@@ -77,8 +83,46 @@ impl Session {
 }
 
 /// Puts messages in the order `criteria` give.
-pub(super) fn order(keyed: &mut [Keyed], criteria: &[SortCriterion]) {
-    keyed.sort_by(|a, b| compare(a, b, criteria));
+///
+/// Positions are sorted, not the entries (a message's listing and keys are large to move),
+/// and unstably: the message number breaks every tie, so the order is total.
+/// Each position carries a prefix of its first key, compared first: most comparisons end
+/// there, without following a message's keys through two pointers.
+pub(super) fn order(keyed: &mut Vec<Keyed>, criteria: &[SortCriterion]) {
+    let first = criteria.first();
+    let mut positions: Vec<(u128, usize)> = keyed.iter().enumerate().map(|(i, k)| (first.map_or(0, |c| prefix(k, c.key)), i)).collect();
+    positions.sort_unstable_by(|&(pa, a), &(pb, b)| {
+        let by_prefix = if first.is_some_and(|c| c.reverse) { pb.cmp(&pa) } else { pa.cmp(&pb) };
+        by_prefix.then_with(|| compare(&keyed[a], &keyed[b], criteria))
+    });
+    let mut slots: Vec<Option<Keyed>> = keyed.drain(..).map(Some).collect();
+    keyed.extend(positions.into_iter().map(|(_, p)| slots[p].take().expect("each position once")));
+}
+
+/// A number whose order agrees with `key`'s order: when two prefixes differ, the keys differ
+/// the same way. A text key's first 16 octets, zero-padded (a shorter key that is a prefix of
+/// a longer one comes first, as in the full comparison); a number's value, sign-adjusted.
+fn prefix(keyed: &Keyed, key: SortKey) -> u128 {
+    let (_, message, rendered) = keyed;
+    let fields = &rendered.fields;
+    let text = |s: &str| {
+        let mut octets = [0u8; 16];
+        let n = s.len().min(16);
+        octets[..n].copy_from_slice(&s.as_bytes()[..n]);
+        u128::from_be_bytes(octets)
+    };
+    let number = |n: i64| u128::from((n as u64) ^ (1 << 63));
+    match key {
+        SortKey::Arrival => number(message.internal_date),
+        SortKey::Date => number(fields.sent.unwrap_or(message.internal_date)),
+        SortKey::Size => u128::from(message.size),
+        SortKey::Subject => text(&fields.subject),
+        SortKey::From => text(&fields.from),
+        SortKey::To => text(&fields.to),
+        SortKey::Cc => text(&fields.cc),
+        SortKey::DisplayFrom => text(&fields.display_from),
+        SortKey::DisplayTo => text(&fields.display_to),
+    }
 }
 
 fn compare(a: &Keyed, b: &Keyed, criteria: &[SortCriterion]) -> Ordering {
@@ -103,4 +147,46 @@ fn compare(a: &Keyed, b: &Keyed, criteria: &[SortCriterion]) -> Ordering {
     }
     // RFC 5256 3: the message number breaks ties, whatever REVERSE said.
     a_seq.cmp(b_seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::fields::Fields;
+    use crate::store::Flags;
+
+    fn keyed(seq: u32, subject: &str, sent: Option<i64>) -> Keyed {
+        let message = MessageInfo {
+            uid: seq,
+            id: seq.to_string(),
+            location: String::new(),
+            size: 10,
+            flags: Flags::default(),
+            internal_date: 0,
+            modseq: 1,
+            unseen_by_any: false,
+        };
+        let fields = Fields { subject: subject.to_string(), sent, ..Fields::default() };
+        (seq, message, Arc::new(Rendered { envelope: vec![], body: vec![], bodystructure: vec![], fields }))
+    }
+
+    fn sorted(mut all: Vec<Keyed>, criteria: &[SortCriterion]) -> Vec<u32> {
+        order(&mut all, criteria);
+        all.iter().map(|k| k.0).collect()
+    }
+
+    #[test]
+    fn the_prefix_agrees_with_the_full_comparison() {
+        let subjects = ["SAME SIXTEEN OCTB", "SAME SIXTEEN OCTA", "SAME", "SAME\0", "", "SAME SIXTEEN OCT", "B", "SAME SIXTEEN OCTA"];
+        let all: Vec<Keyed> = subjects.iter().enumerate().map(|(i, s)| keyed(i as u32 + 1, s, None)).collect();
+        let by = |key, reverse| [SortCriterion { key, reverse }];
+        // Ascending: by the whole subject, then the message number.
+        assert_eq!(sorted(all.clone(), &by(SortKey::Subject, false)), [5, 7, 3, 4, 6, 2, 8, 1]);
+        // REVERSE reverses the subjects; the number still breaks the tie ascending.
+        assert_eq!(sorted(all, &by(SortKey::Subject, true)), [1, 2, 8, 6, 4, 3, 7, 5]);
+        // Dates before 1970 come first.
+        let dated: Vec<Keyed> =
+            [Some(5), Some(-5), None, Some(-1_000_000_000_000)].iter().enumerate().map(|(i, d)| keyed(i as u32 + 1, "", *d)).collect();
+        assert_eq!(sorted(dated, &by(SortKey::Date, false)), [4, 2, 3, 1]);
+    }
 }
