@@ -385,16 +385,22 @@ impl Folder {
         let messages = self.list()?;
         let wanted: HashSet<u32> = uids.iter().copied().collect();
         let mut removed = Vec::new();
+        // Unlinked relative to the open directories, as STORE renames (no path walk each).
+        let (cur, new) = (File::open(self.dir.join("cur"))?, File::open(self.dir.join("new"))?);
         for message in messages.iter().filter(|m| wanted.contains(&m.uid)) {
-            match fs::remove_file(self.dir.join(&message.location)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+            let (dir, name) = match message.location.split_once('/') {
+                Some(("new", name)) => (&new, name),
+                Some((_, name)) => (&cur, name),
+                None => (&cur, message.location.as_str()),
+            };
+            match rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
             }
             removed.push(message.id.as_str());
         }
-        sync_dir(&self.dir.join("cur"))?;
-        sync_dir(&self.dir.join("new"))?;
+        cur.sync_all()?;
+        new.sync_all()?;
         self.cache = None;
         self.index.expunge(&removed)?;
         self.index.compact_if_worth_it()
