@@ -11,7 +11,7 @@
 # and lets each server build its index and caches); it prints messages per second and the
 # ratio.
 #
-# Usage: [PAIRS=3] bench/imap.sh [MESSAGES]   (default 10000; PAIRS interleaved rounds)
+# Usage: [PAIRS=3] [PERF=1] bench/imap.sh [MESSAGES]   (default 10000; PAIRS interleaved rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -197,6 +197,11 @@ for pair in $(seq 1 "$PAIRS"); do
     echo "$(imaplib_rates "$WASMAIL_IMAP" "$pair") $(mbsync_rate "$WASMAIL_IMAP")" >"$work/wasmail.$pair"
     echo "$(imaplib_rates "$DOVECOT_IMAP" "$pair") $(mbsync_rate "$DOVECOT_IMAP")" >"$work/dovecot.$pair"
 done
+
+# PERF=1: one more mbsync pull from Wasmail under `perf record`, and its profile.
+if [ -n "${PERF:-}" ]; then
+    profile mbsync "$(pgrep -f "wasmail serve --config $work/wasmail")" mbsync_rate "$WASMAIL_IMAP"
+fi
 
 python3 - "$work" "$PAIRS" "$MESSAGES" "${names[@]}" <<'PY'
 import statistics, sys

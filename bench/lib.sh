@@ -124,3 +124,26 @@ wait_for_ports() {
         for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
     done
 }
+
+# profile NAME PID COMMAND...: runs COMMAND; with PERF=1 set, records the Wasmail server PID
+# with `perf record -g` meanwhile and prints its hottest functions, by their own time and with
+# what they call (the summaries in bench/README.md come from here).
+profile() {
+    local name=$1 pid=$2
+    shift 2
+    if [ -z "${PERF:-}" ]; then
+        "$@"
+        return
+    fi
+    command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf >/dev/null
+    perf record -F 2000 -g -p "$pid" -o "$work/$name.perf" >/dev/null 2>&1 &
+    local recorder=$!
+    sleep 1
+    "$@"
+    kill -INT "$recorder"
+    wait "$recorder" || true
+    echo "--- $name: the Wasmail server's hottest functions, own time (% of its samples)"
+    perf report -i "$work/$name.perf" --no-children --sort dso,sym -g none --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20 || true
+    echo "--- $name: with what they call"
+    perf report -i "$work/$name.perf" --children --sort sym -g none --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30 || true
+}

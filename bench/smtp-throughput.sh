@@ -12,7 +12,7 @@
 # Then the same load to another domain, relayed by each server to a Wasmail next hop, whose
 # Maildir is counted.
 #
-# Usage: [PAIRS=3] bench/smtp-throughput.sh [MESSAGES] [SESSIONS] [SIZE]   (defaults 5000 20 4096)
+# Usage: [PAIRS=3] [PERF=1] bench/smtp-throughput.sh [MESSAGES] [SESSIONS] [SIZE]   (defaults 5000 20 4096)
 # Installs postfix (for smtp-source and the comparison; the system Postfix is never started:
 # the peer runs as a private instance under a temporary directory) and builds wasmail in
 # release mode. Servers listen on 127.0.0.1 only and are stopped at the end.
@@ -94,6 +94,10 @@ pairs() {
     echo "$a/$b delivered ratio per pair: ${ratios[*]}; median $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END { print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }')"
 }
 pairs wasmail "$WASMAIL_PORT" "$work/wasmail/data/mail" postfix "$POSTFIX_PORT" "$pf/mail"
+# PERF=1: one more round on Wasmail under `perf record`, and its profile.
+if [ -n "${PERF:-}" ]; then
+    EXPECT=$(((PAIRS + 1) * MESSAGES)) profile smtp "${pids[0]}" run_source wasmail "$WASMAIL_PORT" "$work/wasmail/data/mail"
+fi
 
 # Relaying: the same load for another domain, through Wasmail and through the same Postfix,
 # each relaying to a fresh Wasmail instance (the next hop) that delivers into its Maildir.
