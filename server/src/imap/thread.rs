@@ -3,6 +3,7 @@
 //! thread list written as the RFC's grammar wants it.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use wasmail_proto::imap::{SearchKey, ThreadAlgorithm};
 
@@ -52,37 +53,51 @@ impl Session {
             ThreadAlgorithm::OrderedSubject => ordered_subject(&items),
             ThreadAlgorithm::References => references(&items),
         };
-        let line = format!("THREAD {}", write(&threads)).trim_end().to_string();
+        let mut line = String::from("THREAD");
+        if !threads.is_empty() {
+            line.push(' ');
+            write_into(&mut line, &threads);
+        }
         self.untagged(&line);
         Outcome::ok("THREAD completed")
     }
 }
 
 /// The thread list: `(1 2 (3)(4))(5)`, a dummy as `((6)(7))`.
+#[cfg(test)]
 pub fn write(threads: &[Node]) -> String {
-    threads.iter().map(|t| format!("({})", chain(t))).collect()
+    let mut out = String::new();
+    write_into(&mut out, threads);
+    out
 }
 
-fn chain(node: &Node) -> String {
-    let mut out = node.id.map(|id| id.to_string()).unwrap_or_default();
+/// The thread list into `out` (one buffer for the whole list): `(1 2 (3)(4))(5)`, a dummy
+/// as `((6)(7))`.
+fn write_into(out: &mut String, threads: &[Node]) {
+    for thread in threads {
+        out.push('(');
+        chain(out, thread);
+        out.push(')');
+    }
+}
+
+fn chain(out: &mut String, node: &Node) {
+    if let Some(id) = node.id {
+        let _ = write!(out, "{id}");
+    }
     match (node.id, node.children.as_slice()) {
         (_, []) => {}
         (Some(_), [only]) => {
             out.push(' ');
-            out.push_str(&chain(only));
+            chain(out, only);
         }
         (id, children) => {
             if id.is_some() {
                 out.push(' ');
             }
-            for child in children {
-                out.push('(');
-                out.push_str(&chain(child));
-                out.push(')');
-            }
+            write_into(out, children);
         }
     }
-    out
 }
 
 /// ORDEREDSUBJECT: messages grouped by base subject, each group a thread whose first message

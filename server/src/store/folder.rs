@@ -317,6 +317,7 @@ impl Folder {
         let mut kept = Vec::with_capacity(uids.len());
         let (mut renamed, mut letters) = (Vec::new(), Vec::new());
         let mut target = String::new();
+        let mut touched_new = false;
         for uid in uids {
             let Ok(at) = messages.binary_search_by_key(uid, |m| m.uid) else { continue };
             let message = &messages[at];
@@ -351,7 +352,15 @@ impl Folder {
                     renamed.push((*uid, new));
                     letters.push((message.id.clone(), info));
                 }
-                Err(rustix::io::Errno::NOENT) => {} // expunged meanwhile
+                // Not where the listing says: renamed by someone the listing did not see
+                // (another program, in the same tick as the scan), or expunged.
+                Err(rustix::io::Errno::NOENT) => {
+                    if let Some((new, info)) = self.change_flags_found(message, change, flags)? {
+                        renamed.push((*uid, new));
+                        letters.push((message.id.clone(), info));
+                        touched_new = true;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -359,6 +368,8 @@ impl Folder {
             cur.sync_all()?;
             if let Some(new_dir) = new_dir {
                 new_dir.sync_all()?;
+            } else if touched_new {
+                sync_dir(&self.dir.join("new"))?;
             }
             self.cache = None;
             let modseq = self.index.set_flags(&letters)?;
@@ -367,6 +378,27 @@ impl Folder {
         }
         result.stored = kept;
         Ok(result)
+    }
+
+    /// [`Folder::change_flags`] for a message that was not where the listing said: found
+    /// by its name, the change applied to the flags its file has now; None if it is gone.
+    /// The listing is dropped (it missed a change).
+    fn change_flags_found(&mut self, message: &MessageInfo, change: FlagChange, flags: &Flags) -> io::Result<Option<(Flags, String)>> {
+        tracing::info!(uid = message.uid, listed = %message.location, "a flag change found the message moved since the folder was listed");
+        self.cache = None;
+        let path = match locate(&self.dir, "", &message.id) {
+            Ok(path) => path,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None), // expunged meanwhile
+            Err(e) => return Err(e),
+        };
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let new = change.apply(&self.flags_from_info(info_of(&name)), flags);
+        let info = self.info_for(&new, info_of(&name))?;
+        match fs::rename(&path, self.dir.join("cur").join(format!("{}:2,{info}", message.id))) {
+            Ok(()) => Ok(Some((new, info))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Takes files just placed in `cur/` (by append or copy): numbers them, with whatever
@@ -612,6 +644,28 @@ mod tests {
         for sub in ["new", "cur"] {
             fs::File::open(dir.join(sub)).unwrap().set_times(fs::FileTimes::new().set_modified(mtime)).unwrap();
         }
+    }
+
+    #[test]
+    fn a_flag_change_reaches_a_file_the_listing_did_not_see_renamed() {
+        let (_tmp, dir) = maildir();
+        fs::write(dir.join("cur/100.A.host,S=3,W=4:2,"), b"a\n\n").unwrap();
+        let mut folder = Folder::open(&dir).unwrap();
+        let fine = SystemTime::now() - Duration::from_secs(1) + Duration::from_nanos(123);
+        stamp(&dir, fine);
+        assert_eq!(folder.list().unwrap()[0].location, "cur/100.A.host,S=3,W=4:2,");
+        // Another program marks it answered in the same tick: the directory's time stays,
+        // so the listing is still trusted and names the old file.
+        fs::rename(dir.join("cur/100.A.host,S=3,W=4:2,"), dir.join("cur/100.A.host,S=3,W=4:2,R")).unwrap();
+        stamp(&dir, fine);
+        let flagged = Flags { system: Flags::FLAGGED, keywords: Vec::new() };
+        let changed = folder.change_flags(&[1], FlagChange::Add, &flagged, None).unwrap();
+        assert_eq!(changed.stored.len(), 1, "the change is not dropped as if expunged");
+        assert!(changed.stored[0].1.has(Flags::FLAGGED) && changed.stored[0].1.has(Flags::ANSWERED));
+        assert!(dir.join("cur/100.A.host,S=3,W=4:2,FR").exists());
+        // Gone for real: nothing to change, no error.
+        fs::remove_file(dir.join("cur/100.A.host,S=3,W=4:2,FR")).unwrap();
+        assert!(folder.change_flags(&[1], FlagChange::Add, &Flags { system: Flags::SEEN, keywords: Vec::new() }, None).unwrap().stored.is_empty());
     }
 
     #[test]
