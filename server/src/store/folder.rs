@@ -250,11 +250,11 @@ impl Folder {
         // large mailbox, walking each file's whole path was a good part of the work.
         let mut dirs: [Option<File>; 2] = [None, None];
         for f in unknown {
-            let (sub, name) = f.location.split_once('/').unwrap_or(("cur", f.location.as_str()));
-            let slot = &mut dirs[usize::from(sub == "new")];
+            let (in_new, name) = split_location(&f.location);
+            let slot = &mut dirs[usize::from(in_new)];
             let dir = match slot {
                 Some(dir) => dir,
-                None => slot.insert(File::open(self.dir.join(sub))?),
+                None => slot.insert(File::open(self.dir.join(if in_new { "new" } else { "cur" }))?),
             };
             let date = rustix::fs::statat(&*dir, name, rustix::fs::AtFlags::empty()).map(|st| st.st_mtime).unwrap_or(0);
             new.push((f.base.clone(), date, f.info.clone()));
@@ -331,11 +331,7 @@ impl Folder {
             target.push_str(&message.id);
             target.push_str(":2,");
             target.push_str(&info);
-            let (from_new, from_name) = match message.location.split_once('/') {
-                Some(("new", name)) => (true, name),
-                Some((_, name)) => (false, name),
-                None => (false, message.location.as_str()),
-            };
+            let (from_new, from_name) = split_location(&message.location);
             if new == message.flags || (!from_new && from_name == target) {
                 kept.push((*uid, new, message.modseq));
                 continue;
@@ -420,11 +416,8 @@ impl Folder {
         // Unlinked relative to the open directories, as STORE renames (no path walk each).
         let (cur, new) = (File::open(self.dir.join("cur"))?, File::open(self.dir.join("new"))?);
         for message in messages.iter().filter(|m| wanted.contains(&m.uid)) {
-            let (dir, name) = match message.location.split_once('/') {
-                Some(("new", name)) => (&new, name),
-                Some((_, name)) => (&cur, name),
-                None => (&cur, message.location.as_str()),
-            };
+            let (in_new, name) = split_location(&message.location);
+            let dir = if in_new { &new } else { &cur };
             match rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty()) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                 Err(e) => return Err(e.into()),
@@ -555,6 +548,15 @@ pub(super) fn locate(dir: &Path, location: &str, id: &str) -> io::Result<PathBuf
         }
     }
     Err(io::Error::new(io::ErrorKind::NotFound, format!("no message {id}")))
+}
+
+/// Where a listed location (`new/NAME` or `cur/NAME`) points: whether in `new/`, and the
+/// file's name in its directory.
+fn split_location(location: &str) -> (bool, &str) {
+    match location.split_once('/') {
+        Some((sub, name)) => (sub == "new", name),
+        None => (false, location),
+    }
 }
 
 /// The flag letters after `:2,` (empty if none).
