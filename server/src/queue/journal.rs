@@ -97,10 +97,10 @@ type Live = Vec<(Envelope, Place)>;
 struct Replayed {
     entries: Vec<(Envelope, Place)>,
     ends: Vec<String>,
-    /// Read to its end (or to a torn record at its end: the tail of the newest segment a
-    /// crash cut). False for a damaged segment: a bad header, or a bad record with more
-    /// after it.
-    whole: bool,
+    /// How far the records could be read (0: not a segment), and the file's length. What
+    /// lies between is a tail a crash cut in the newest segment, or damage anywhere else.
+    read_to: u64,
+    length: u64,
 }
 
 impl Journal {
@@ -110,6 +110,7 @@ impl Journal {
     pub fn open(queue_dir: &Path, moved: &HashSet<String>, sync_deliveries: SyncDeliveries) -> io::Result<(Arc<Journal>, Vec<Envelope>)> {
         let dir = queue_dir.join("log");
         fs::create_dir_all(&dir)?;
+        set_tail_aside(&dir)?;
         let Replay { segments, live: live_entries, damaged } = replay(&dir, moved)?;
         let mut live: BTreeMap<u64, usize> = segments.iter().map(|&n| (n, 0)).collect();
         let mut index = HashMap::new();
@@ -421,7 +422,7 @@ struct Replay {
     /// The entries still live after replaying them all (oldest first; those in `moved`
     /// left out).
     live: Live,
-    /// Damaged segments (see [`Replayed::whole`]).
+    /// Damaged segments: never deleted (see [`replay`]).
     damaged: Vec<u64>,
 }
 
@@ -432,7 +433,10 @@ fn replay(dir: &Path, moved: &HashSet<String>) -> io::Result<Replay> {
     let mut damaged = Vec::new();
     for &number in &segments {
         let replayed = read_segment(dir, number)?;
-        if !replayed.whole && Some(number) != newest {
+        // Only the newest segment can end in a record a crash cut (every older one was
+        // complete when the next began, and the server sets the newest one's tail aside
+        // before it begins another): anything unread in an older one is damage.
+        if replayed.read_to < replayed.length && Some(number) != newest {
             // Acknowledged mail may sit past the damage: the file is left for an operator
             // and never deleted, whatever of it could be read.
             tracing::error!(segment = number, "a damaged spool log segment; what could be read is delivered, the file is kept");
@@ -444,6 +448,31 @@ fn replay(dir: &Path, moved: &HashSet<String>) -> io::Result<Replay> {
     }
     live.retain(|(envelope, _)| !moved.contains(&envelope.id));
     Ok(Replay { segments, live, damaged })
+}
+
+/// The newest segment's unreadable tail — records a crash cut before their sync, so never
+/// acknowledged — is moved to `NNNNNNNNNNNN.tail` beside it (kept for an operator, never
+/// read), and the segment cut to its last whole record. After this, a later segment is
+/// begun, and an older segment with anything unreadable in it is damaged, whatever its
+/// last record's length says (a damaged length field looks like a cut record).
+fn set_tail_aside(dir: &Path) -> io::Result<()> {
+    let Some(&number) = segments(dir)?.last() else { return Ok(()) };
+    let replayed = read_segment(dir, number)?;
+    if replayed.read_to == 0 || replayed.read_to >= replayed.length {
+        return Ok(());
+    }
+    let path = segment_path(dir, number);
+    let file = File::options().read(true).write(true).open(&path)?;
+    let mut tail = vec![0; (replayed.length - replayed.read_to) as usize];
+    file.read_exact_at(&mut tail, replayed.read_to)?;
+    let aside = dir.join(format!("{number:012}.tail"));
+    fs::write(&aside, &tail)?;
+    File::open(&aside)?.sync_all()?;
+    File::open(dir)?.sync_all()?;
+    file.set_len(replayed.read_to)?;
+    file.sync_all()?;
+    tracing::warn!(segment = %path.display(), octets = tail.len(), kept = %aside.display(), "the spool log ended in a record cut short (never acknowledged); set aside");
+    Ok(())
 }
 
 fn segments(dir: &Path) -> io::Result<Vec<u64>> {
@@ -469,7 +498,7 @@ fn segments(dir: &Path) -> io::Result<Vec<u64>> {
 fn read_segment(dir: &Path, number: u64) -> io::Result<Replayed> {
     let path = segment_path(dir, number);
     let data = fs::read(&path)?;
-    let mut out = Replayed { entries: Vec::new(), ends: Vec::new(), whole: false };
+    let mut out = Replayed { entries: Vec::new(), ends: Vec::new(), read_to: 0, length: data.len() as u64 };
     if !data.starts_with(HEADER) {
         tracing::error!(segment = %path.display(), "not a spool log segment; kept for inspection, never deleted");
         return Ok(out);
@@ -501,13 +530,7 @@ fn read_segment(dir: &Path, number: u64) -> io::Result<Replayed> {
         }
         at = start + length;
     }
-    // What is left is a record a crash cut short (its stated length runs past the end), or
-    // damage: a bad record with a whole record's room after it.
-    let rest = &data[at..];
-    out.whole = rest.len() < RECORD_HEAD as usize || {
-        let length = u32::from_le_bytes(rest[..4].try_into().expect("4 octets")) as usize;
-        RECORD_HEAD as usize + length > rest.len()
-    };
+    out.read_to = at as u64;
     Ok(out)
 }
 
@@ -523,6 +546,7 @@ pub fn read_live(queue_dir: &Path) -> io::Result<Vec<(Envelope, u64)>> {
 /// segment of its own. Returns whether the entry was live in the log.
 pub fn end_offline(queue_dir: &Path, id: &str) -> io::Result<bool> {
     let dir = queue_dir.join("log");
+    set_tail_aside(&dir)?;
     let Replay { segments, live, .. } = replay(&dir, &HashSet::new())?;
     if !live.iter().any(|(envelope, _)| envelope.id == id) {
         return Ok(false);
@@ -574,8 +598,15 @@ mod tests {
         torn.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, ENTRY, 9]);
         fs::write(&path, torn).unwrap();
         let moved: HashSet<String> = ["Q3".to_string()].into();
+        let whole_length = fs::metadata(&path).unwrap().len() - 10;
         let (log, replayed) = Journal::open(dir.path(), &moved, no_sync()).unwrap();
         assert_eq!(replayed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["Q1"], "Q3 has classic files");
+        // The cut record is set aside for an operator, and the segment ends where it began.
+        let aside = dir.path().join("log").join(format!("{current:012}.tail"));
+        assert_eq!(fs::read(&aside).unwrap(), [200, 0, 0, 0, 1, 2, 3, 4, ENTRY, 9]);
+        if path.exists() {
+            assert_eq!(fs::metadata(&path).unwrap().len(), whole_length);
+        }
         assert_eq!(log.message("Q1").unwrap().unwrap(), b"Subject: one\r\n\r\nbody\r\n");
         // Ended by a batch: after the deliveries' sync, and then its segments go.
         log.finished("Q1");
@@ -608,31 +639,58 @@ mod tests {
         assert_eq!(log.message("T7N49").unwrap().unwrap(), b"message 7 49");
     }
 
-    #[test]
-    fn a_damaged_segment_is_read_as_far_as_it_goes_and_never_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let (log, _) = Journal::open(dir.path(), &HashSet::new(), no_sync()).unwrap();
+    /// Q1 and Q2 in segment 1, which a second opening made older than the newest; its path.
+    fn two_entries_in_an_older_segment(dir: &Path) -> PathBuf {
+        let (log, _) = Journal::open(dir, &HashSet::new(), no_sync()).unwrap();
         log.append(&envelope("Q1"), &[b"one"]).unwrap();
         log.append(&envelope("Q2"), &[b"two"]).unwrap();
         drop(log);
-        // Opened again: segment 1 is no longer the newest.
-        drop(Journal::open(dir.path(), &HashSet::new(), no_sync()).unwrap());
-        // A flipped octet in Q1's record, with Q2's whole record after it: damage, not a
-        // torn tail.
-        let first = segment_path(&dir.path().join("log"), 1);
+        drop(Journal::open(dir, &HashSet::new(), no_sync()).unwrap());
+        segment_path(&dir.join("log"), 1)
+    }
+
+    /// Ends the entries and waits until the ends are written.
+    fn finish(log: &Journal, ids: &[&str]) {
+        ids.iter().for_each(|id| log.finished(id));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while ids.iter().any(|id| log.contains(id)) {
+            assert!(std::time::Instant::now() < deadline, "ends not written");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_damaged_segment_is_read_as_far_as_it_goes_and_never_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = two_entries_in_an_older_segment(dir.path());
+        // A flipped octet in Q1's record, with Q2's whole record after it.
         let mut data = fs::read(&first).unwrap();
         data[HEADER.len() + 20] ^= 0xff;
         fs::write(&first, data).unwrap();
         let (log, replayed) = Journal::open(dir.path(), &HashSet::new(), no_sync()).unwrap();
         assert!(replayed.is_empty(), "nothing readable past the damage");
         log.append(&envelope("Q3"), &[b"three"]).unwrap();
-        log.finished("Q3");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while log.contains("Q3") {
-            assert!(std::time::Instant::now() < deadline, "end not written");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        finish(&log, &["Q3"]);
         assert!(first.exists(), "the damaged segment is kept");
+    }
+
+    #[test]
+    fn an_older_segment_whose_last_length_is_damaged_is_kept_not_taken_for_a_cut_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = two_entries_in_an_older_segment(dir.path());
+        // Q2's length field says more than the file holds: what a cut record looks like,
+        // but segment 1 is not the newest, so it is damage (Q2 was acknowledged).
+        let mut data = fs::read(&first).unwrap();
+        let q1 = RECORD_HEAD as usize + u32::from_le_bytes(data[HEADER.len()..HEADER.len() + 4].try_into().unwrap()) as usize;
+        data[HEADER.len() + q1 + 3] = 0x7f;
+        fs::write(&first, &data).unwrap();
+        let (log, replayed) = Journal::open(dir.path(), &HashSet::new(), no_sync()).unwrap();
+        assert_eq!(replayed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["Q1"]);
+        log.append(&envelope("Q3"), &[b"three"]).unwrap();
+        finish(&log, &["Q1", "Q3"]);
+        drop(log);
+        assert_eq!(fs::read(&first).unwrap(), data, "the damaged segment is kept as it was");
+        assert!(!dir.path().join("log").join(format!("{:012}.tail", 1)).exists(), "an older segment's tail is not cut");
     }
 
     #[test]
