@@ -115,7 +115,7 @@ impl Session {
             let newest = selected.messages.iter().map(|m| m.modseq).max().unwrap_or(since);
             let key = context.key.clone();
             let matched: HashSet<u32> = match self.matching_among(&key, Some(&changed)).await {
-                Ok(found) => found.into_iter().map(|(_, m)| m.uid).collect(),
+                Ok(found) => found.iter().map(|(_, m)| m.uid).collect(),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot bring a kept search up to date");
                     continue;
@@ -184,12 +184,13 @@ impl Session {
     async fn sort_uids(&mut self, uids: &[u32], criteria: &[SortCriterion]) -> Vec<u32> {
         let selected = self.selected.as_ref().expect("selected");
         let wanted: HashSet<u32> = uids.iter().copied().collect();
-        let found: Vec<(u32, crate::store::MessageInfo)> =
-            selected.messages.iter().enumerate().filter(|(_, m)| wanted.contains(&m.uid)).map(|(i, m)| (i as u32 + 1, m.clone())).collect();
+        let seqs: Vec<u32> = selected.messages.iter().zip(1..).filter(|(m, _)| wanted.contains(&m.uid)).map(|(_, seq)| seq).collect();
+        let found = super::search::Matched { messages: std::sync::Arc::clone(&selected.messages), seqs };
         match self.sort_fields(found).await {
-            Ok(mut keyed) => {
+            Ok(fielded) => {
+                let mut keyed = fielded.keyed();
                 super::sort::order(&mut keyed, criteria);
-                keyed.into_iter().map(|(_, m, _)| m.uid).collect()
+                keyed.iter().map(|k| k.message.uid).collect()
             }
             Err(_) => uids.to_vec(),
         }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use wasmail_proto::imap::response::{literal_into, nstring_into};
 use wasmail_proto::imap::{FetchAttr, SequenceSet};
 
-use super::cache::{Rendered, StructureCache};
+use super::cache::{Lookup, Rendered};
 use super::session::{blocking, flags_text, Outcome, Session};
 use super::structure::Parsed;
 use crate::store::{FlagChange, Flags, MailStore, MessageInfo};
@@ -82,7 +82,7 @@ impl Session {
                 )
             });
         let wants_flags = items.contains(&FetchAttr::Flags);
-        let (user, name) = (self.user(), selected.name.clone());
+        let (user, name, uid_validity) = (self.user(), selected.name.clone(), selected.uid_validity);
         // Messages expunged elsewhere but not yet reported are skipped: their files are gone.
         let indexes: Vec<usize> = indexes.into_iter().filter(|&i| !selected.gone.contains(&selected.messages[i].uid)).collect();
         let mut newly_seen = Vec::new();
@@ -97,8 +97,8 @@ impl Session {
                         let selected = self.selected.as_mut().expect("selected");
                         for &i in &indexes {
                             if let Some((flags, modseq)) = changed.get(&selected.messages[i].uid) {
-                                selected.messages[i].flags = flags.clone();
-                                selected.messages[i].modseq = *modseq;
+                                Arc::make_mut(&mut selected.messages)[i].flags = flags.clone();
+                                Arc::make_mut(&mut selected.messages)[i].modseq = *modseq;
                                 newly_seen.push(i);
                             }
                         }
@@ -125,7 +125,8 @@ impl Session {
         if let Some(contents) = read_cached(self.ctx.store.as_ref(), &user, &name, &targets, &items) {
             let read = |index: usize| contents.get(index).map(|c| Cow::Borrowed(c.as_slice())).ok_or_else(|| std::io::ErrorKind::NotFound.into());
             let out = std::mem::take(self.conn.output());
-            let (out, trouble, resume) = render_piece(&read, &self.cache, &user, &name, &targets, Resume::default(), &items, out);
+            let (out, trouble, resume) =
+                render_piece(&read, &mut self.cache.lookup(&user, &name, uid_validity), &targets, Resume::default(), &items, out);
             *self.conn.output() = out;
             failed += trouble.missing;
             unknown_cte += trouble.unknown_cte;
@@ -140,7 +141,7 @@ impl Session {
             let out = std::mem::take(self.conn.output());
             let (out, trouble, resume) = blocking(move || {
                 let read = |index: usize| store.fetch(&user, &name, &targets[index].message).map(Cow::Owned);
-                Ok(render_piece(&read, &cache, &user, &name, &targets, resume, &items, out))
+                Ok(render_piece(&read, &mut cache.lookup(&user, &name, uid_validity), &targets, resume, &items, out))
             })
             .await?;
             *self.conn.output() = out;
@@ -207,9 +208,7 @@ fn read_cached(store: &dyn MailStore, user: &str, mailbox: &str, targets: &[Targ
 #[allow(clippy::too_many_arguments)]
 fn render_piece<'a>(
     read: &dyn Fn(usize) -> std::io::Result<Cow<'a, [u8]>>,
-    cache: &StructureCache,
-    user: &str,
-    mailbox: &str,
+    cache: &mut Lookup<'_>,
     targets: &[Target],
     resume: Resume,
     items: &[FetchAttr],
@@ -237,7 +236,7 @@ fn render_piece<'a>(
     let (mut missing, mut unknown_cte) = (0, 0);
     for (index, target) in targets.iter().enumerate().skip(resume.target) {
         let first_item = if index == resume.target { resume.item } else { 0 };
-        let cached = if wants_structure { cache.get(user, mailbox, &target.message.id) } else { None };
+        let cached = if wants_structure { cache.get(target.message.uid) } else { None };
         let must_parse = others_need_parse || (wants_structure && cached.is_none());
         let content = if others_need_content || must_parse {
             match read(index) {
@@ -264,7 +263,7 @@ fn render_piece<'a>(
             (true, None, parsed) => {
                 let parsed = parsed.as_ref().expect("parsed when not cached");
                 let rendered = Arc::new(Rendered::of(parsed));
-                cache.put(user, mailbox, &target.message.id, Arc::clone(&rendered));
+                cache.put(target.message.uid, Arc::clone(&rendered));
                 Some(rendered)
             }
         };

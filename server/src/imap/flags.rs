@@ -66,8 +66,8 @@ impl Session {
             let Some((flags, modseq)) = stored.get(&message_uid) else { continue };
             lines.extend(selected.announce(flags));
             let changed = *modseq != selected.messages[i].modseq;
-            selected.messages[i].flags = flags.clone();
-            selected.messages[i].modseq = *modseq;
+            Arc::make_mut(&mut selected.messages)[i].flags = flags.clone();
+            Arc::make_mut(&mut selected.messages)[i].modseq = *modseq;
             if !silent {
                 lines.push(selected.flags_response(i, with_uid, condstore));
             } else if condstore && changed {

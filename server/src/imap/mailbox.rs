@@ -62,7 +62,7 @@ impl Session {
             name: name.to_string(),
             read_only,
             uid_validity: synced.uid_validity,
-            messages: synced.messages.to_vec(),
+            messages: Arc::clone(&synced.messages),
             gone: HashSet::new(),
             recent,
             keywords,

@@ -58,7 +58,7 @@ impl Session {
         let mut arrived = false;
         if !unchanged || !selected.gone.is_empty() {
             let current: HashMap<u32, &MessageInfo> = synced.messages.iter().map(|m| (m.uid, m)).collect();
-            for message in &selected.messages {
+            for message in selected.messages.iter() {
                 if !current.contains_key(&message.uid) {
                     selected.gone.insert(message.uid);
                 }
@@ -71,22 +71,27 @@ impl Session {
                 let flags_changed = now.flags != selected.messages[i].flags;
                 if flags_changed || now.modseq != selected.messages[i].modseq {
                     lines.extend(selected.announce(&now.flags));
-                    selected.messages[i].flags = now.flags.clone();
-                    selected.messages[i].modseq = now.modseq;
+                    Arc::make_mut(&mut selected.messages)[i].flags = now.flags.clone();
+                    Arc::make_mut(&mut selected.messages)[i].modseq = now.modseq;
                     // A change the client cannot see (a letter this server does not manage) is
                     // news only to a client that follows mod-sequences.
                     if flags_changed || condstore {
                         lines.push(selected.flags_response(i, condstore, condstore));
                     }
                 }
-                selected.messages[i].location = now.location.clone();
+                if selected.messages[i].location != now.location {
+                    Arc::make_mut(&mut selected.messages)[i].location = now.location.clone();
+                }
             }
             let last = selected.messages.last().map(|m| m.uid).unwrap_or(0);
             let before = selected.messages.len();
-            for message in synced.messages.iter().filter(|m| m.uid > last) {
+            let new = synced.messages.partition_point(|m| m.uid <= last);
+            for message in &synced.messages[new..] {
                 lines.extend(selected.announce(&message.flags));
             }
-            selected.messages.extend(synced.messages.iter().filter(|m| m.uid > last).cloned());
+            if new < synced.messages.len() {
+                Arc::make_mut(&mut selected.messages).extend_from_slice(&synced.messages[new..]);
+            }
             if selected.messages.len() != before {
                 lines.push(format!("{} EXISTS", selected.messages.len()));
                 arrived = true;
@@ -125,7 +130,7 @@ fn report_gone(selected: &mut Selected, qresync: bool) -> Vec<String> {
             if !qresync {
                 lines.push(format!("{} EXPUNGE", i + 1));
             }
-            let uid = selected.messages.remove(i).uid;
+            let uid = Arc::make_mut(&mut selected.messages).remove(i).uid;
             selected.recent.remove(&uid);
             uids.push(uid);
         }

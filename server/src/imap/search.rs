@@ -35,7 +35,7 @@ impl Session {
                 return super::session::store_error(&e, "SEARCH");
             }
         };
-        let results: Vec<Found> = found.iter().map(|(seq, m)| Found { uid: m.uid, seq: *seq, modseq: m.modseq }).collect();
+        let results: Vec<Found> = found.iter().map(|(seq, m)| Found { uid: m.uid, seq, modseq: m.modseq }).collect();
         match ret {
             // IMAP4rev2 has no SEARCH response: ESEARCH with ALL (RFC 9051 6.4.4).
             None if self.rev2 => {
@@ -62,31 +62,34 @@ impl Session {
 
     /// The messages of the view that match `key`, with their message numbers, in order
     /// (what SEARCH, SORT and THREAD start from). Messages gone meanwhile do not match.
-    pub(super) async fn matching(&mut self, key: &SearchKey) -> std::io::Result<Vec<(u32, MessageInfo)>> {
+    pub(super) async fn matching(&mut self, key: &SearchKey) -> std::io::Result<Matched> {
         self.matching_among(key, None).await
     }
 
     /// [`Session::matching`] among the messages with these UIDs only (all if None).
-    pub(super) async fn matching_among(&mut self, key: &SearchKey, only: Option<&HashSet<u32>>) -> std::io::Result<Vec<(u32, MessageInfo)>> {
+    pub(super) async fn matching_among(&mut self, key: &SearchKey, only: Option<&HashSet<u32>>) -> std::io::Result<Matched> {
         let selected = self.selected.as_ref().expect("selected");
         // `$` (RFC 5182) is the saved result: its UIDs.
         let key = &with_saved(key, &selected.saved);
-        let messages: Vec<(u32, MessageInfo, bool)> = selected
+        // The view goes to the blocking pool shared, not copied: candidates by number.
+        let candidates: Vec<(u32, bool)> = selected
             .messages
             .iter()
             .enumerate()
             .filter(|(_, m)| !selected.gone.contains(&m.uid) && only.is_none_or(|only| only.contains(&m.uid)))
-            .map(|(i, m)| (i as u32 + 1, m.clone(), selected.recent.contains(&m.uid)))
+            .map(|(i, m)| (i as u32 + 1, selected.recent.contains(&m.uid)))
             .collect();
+        let messages = Arc::clone(&selected.messages);
         let count = selected.messages.len() as u32;
         let largest_uid = selected.messages.last().map(|m| m.uid).unwrap_or(0);
         let (store, user, name, key) = (Arc::clone(&self.ctx.store), self.user(), selected.name.clone(), key.clone());
         blocking(move || {
-            let mut found = Vec::new();
+            let mut seqs = Vec::new();
             let needs_content = needs_content(&key);
-            for (seq, message, recent) in messages {
+            for (seq, recent) in candidates {
+                let message = &messages[seq as usize - 1];
                 let content = if needs_content {
-                    match store.fetch(&user, &name, &message) {
+                    match store.fetch(&user, &name, message) {
                         Ok(content) => Some(content),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                         Err(e) => return Err(e),
@@ -95,14 +98,27 @@ impl Session {
                     None
                 };
                 let parsed = content.as_deref().map(Parsed::new);
-                let context = Candidate { seq, message: &message, recent, parsed: parsed.as_ref(), count, largest_uid };
+                let context = Candidate { seq, message, recent, parsed: parsed.as_ref(), count, largest_uid };
                 if context.matches(&key) {
-                    found.push((seq, message));
+                    seqs.push(seq);
                 }
             }
-            Ok(found)
+            Ok(Matched { messages, seqs })
         })
         .await
+    }
+}
+
+/// What a search found: message numbers, ascending, in the view it searched.
+pub(super) struct Matched {
+    pub messages: Arc<Vec<MessageInfo>>,
+    pub seqs: Vec<u32>,
+}
+
+impl Matched {
+    /// The messages found, with their numbers.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &MessageInfo)> {
+        self.seqs.iter().map(|&seq| (seq, &self.messages[seq as usize - 1]))
     }
 }
 

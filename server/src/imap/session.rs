@@ -41,7 +41,10 @@ pub(super) struct Selected {
     pub read_only: bool,
     pub uid_validity: u32,
     /// Messages by sequence number (index + 1), with the flags last told to the client.
-    pub messages: Vec<MessageInfo>,
+    /// Shared with the store's list it was taken from until the first change the client is
+    /// told of (`Arc::make_mut`): SELECT copies nothing, and SEARCH, SORT and THREAD hand it
+    /// to the blocking pool without a copy.
+    pub messages: Arc<Vec<MessageInfo>>,
     /// UIDs gone from the store but not yet reported with EXPUNGE (not allowed during FETCH,
     /// STORE and SEARCH, RFC 3501 7.4.1): they keep their sequence numbers until then.
     pub gone: HashSet<u32>,

@@ -10,13 +10,31 @@ use std::sync::Arc;
 use wasmail_proto::imap::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
 use super::cache::Rendered;
-use super::search::Found;
+use super::search::{Found, Matched};
 use super::session::{blocking, store_error, Outcome, Session};
 use super::structure::Parsed;
 use crate::store::MessageInfo;
 
 /// A message with its number and its sort keys.
-pub(super) type Keyed = (u32, MessageInfo, Arc<Rendered>);
+#[derive(Clone, Copy)]
+pub(super) struct Keyed<'a> {
+    pub seq: u32,
+    pub message: &'a MessageInfo,
+    pub rendered: &'a Rendered,
+}
+
+/// Messages a search found, with their sort keys: what SORT and THREAD work on.
+pub(super) struct WithFields {
+    messages: Arc<Vec<MessageInfo>>,
+    rendered: Vec<(u32, Arc<Rendered>)>,
+}
+
+impl WithFields {
+    /// The messages in number order, each with its keys.
+    pub fn keyed(&self) -> Vec<Keyed<'_>> {
+        self.rendered.iter().map(|(seq, rendered)| Keyed { seq: *seq, message: &self.messages[*seq as usize - 1], rendered }).collect()
+    }
+}
 
 impl Session {
     /// SORT, UID SORT, and with RETURN options ESORT.
@@ -25,12 +43,13 @@ impl Session {
             Ok(found) => found,
             Err(e) => return store_error(&e, "SORT"),
         };
-        let mut keyed = match self.sort_fields(found).await {
-            Ok(keyed) => keyed,
+        let fielded = match self.sort_fields(found).await {
+            Ok(fielded) => fielded,
             Err(e) => return store_error(&e, "SORT"),
         };
+        let mut keyed = fielded.keyed();
         order(&mut keyed, criteria);
-        let results: Vec<Found> = keyed.iter().map(|(seq, m, _)| Found { uid: m.uid, seq: *seq, modseq: m.modseq }).collect();
+        let results: Vec<Found> = keyed.iter().map(|k| Found { uid: k.message.uid, seq: k.seq, modseq: k.message.modseq }).collect();
         match ret {
             None => {
                 let mut line = String::with_capacity(5 + 7 * results.len());
@@ -54,29 +73,30 @@ impl Session {
 
     /// The sort keys of messages, from the structure cache or read from the message (and
     /// cached). Messages gone meanwhile are left out.
-    pub(super) async fn sort_fields(&mut self, found: Vec<(u32, MessageInfo)>) -> std::io::Result<Vec<Keyed>> {
+    pub(super) async fn sort_fields(&mut self, found: Matched) -> std::io::Result<WithFields> {
         let selected = self.selected.as_ref().expect("selected");
         let (store, cache, user, name) = (Arc::clone(&self.ctx.store), Arc::clone(&self.cache), self.user(), selected.name.clone());
+        let uid_validity = selected.uid_validity;
         blocking(move || {
-            let mut out = Vec::with_capacity(found.len());
-            let mut cached = cache.lookup(&user, &name);
-            for (seq, message) in found {
-                let rendered = match cached.get(&message.id) {
-                    Some(rendered) => rendered,
+            let mut rendered = Vec::with_capacity(found.seqs.len());
+            let mut cached = cache.lookup(&user, &name, uid_validity);
+            for (seq, message) in found.iter() {
+                let keys = match cached.get(message.uid) {
+                    Some(keys) => keys,
                     None => {
-                        let content = match store.fetch(&user, &name, &message) {
+                        let content = match store.fetch(&user, &name, message) {
                             Ok(content) => content,
                             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                             Err(e) => return Err(e),
                         };
-                        let rendered = Arc::new(Rendered::of(&Parsed::new(&content)));
-                        cached.put(&message.id, Arc::clone(&rendered));
-                        rendered
+                        let keys = Arc::new(Rendered::of(&Parsed::new(&content)));
+                        cached.put(message.uid, Arc::clone(&keys));
+                        keys
                     }
                 };
-                out.push((seq, message, rendered));
+                rendered.push((seq, keys));
             }
-            Ok(out)
+            Ok(WithFields { messages: found.messages, rendered })
         })
         .await
     }
@@ -84,27 +104,25 @@ impl Session {
 
 /// Puts messages in the order `criteria` give.
 ///
-/// Positions are sorted, not the entries (a message's listing and keys are large to move),
-/// and unstably: the message number breaks every tie, so the order is total.
-/// Each position carries a prefix of its first key, compared first: most comparisons end
+/// Sorted unstably: the message number breaks every tie, so the order is total.
+/// Each entry carries a prefix of its first key, compared first: most comparisons end
 /// there, without following a message's keys through two pointers.
-pub(super) fn order(keyed: &mut Vec<Keyed>, criteria: &[SortCriterion]) {
+pub(super) fn order(keyed: &mut Vec<Keyed<'_>>, criteria: &[SortCriterion]) {
     let first = criteria.first();
-    let mut positions: Vec<(u128, usize)> = keyed.iter().enumerate().map(|(i, k)| (first.map_or(0, |c| prefix(k, c.key)), i)).collect();
-    positions.sort_unstable_by(|&(pa, a), &(pb, b)| {
-        let by_prefix = if first.is_some_and(|c| c.reverse) { pb.cmp(&pa) } else { pa.cmp(&pb) };
-        by_prefix.then_with(|| compare(&keyed[a], &keyed[b], criteria))
+    let mut positions: Vec<(u128, Keyed<'_>)> = keyed.iter().map(|k| (first.map_or(0, |c| prefix(k, c.key)), *k)).collect();
+    positions.sort_unstable_by(|(pa, a), (pb, b)| {
+        let by_prefix = if first.is_some_and(|c| c.reverse) { pb.cmp(pa) } else { pa.cmp(pb) };
+        by_prefix.then_with(|| compare(a, b, criteria))
     });
-    let mut slots: Vec<Option<Keyed>> = keyed.drain(..).map(Some).collect();
-    keyed.extend(positions.into_iter().map(|(_, p)| slots[p].take().expect("each position once")));
+    keyed.clear();
+    keyed.extend(positions.into_iter().map(|(_, k)| k));
 }
 
 /// A number whose order agrees with `key`'s order: when two prefixes differ, the keys differ
 /// the same way. A text key's first 16 octets, zero-padded (a shorter key that is a prefix of
 /// a longer one comes first, as in the full comparison); a number's value, sign-adjusted.
-fn prefix(keyed: &Keyed, key: SortKey) -> u128 {
-    let (_, message, rendered) = keyed;
-    let fields = &rendered.fields;
+fn prefix(keyed: &Keyed<'_>, key: SortKey) -> u128 {
+    let (message, fields) = (keyed.message, &keyed.rendered.fields);
     let text = |s: &str| {
         let mut octets = [0u8; 16];
         let n = s.len().min(16);
@@ -125,9 +143,9 @@ fn prefix(keyed: &Keyed, key: SortKey) -> u128 {
     }
 }
 
-fn compare(a: &Keyed, b: &Keyed, criteria: &[SortCriterion]) -> Ordering {
-    let ((a_seq, a_message, a_rendered), (b_seq, b_message, b_rendered)) = (a, b);
-    let (af, bf) = (&a_rendered.fields, &b_rendered.fields);
+fn compare(a: &Keyed<'_>, b: &Keyed<'_>, criteria: &[SortCriterion]) -> Ordering {
+    let (a_message, b_message) = (a.message, b.message);
+    let (af, bf) = (&a.rendered.fields, &b.rendered.fields);
     for criterion in criteria {
         let order = match criterion.key {
             SortKey::Arrival => a_message.internal_date.cmp(&b_message.internal_date),
@@ -146,7 +164,7 @@ fn compare(a: &Keyed, b: &Keyed, criteria: &[SortCriterion]) -> Ordering {
         }
     }
     // RFC 5256 3: the message number breaks ties, whatever REVERSE said.
-    a_seq.cmp(b_seq)
+    a.seq.cmp(&b.seq)
 }
 
 #[cfg(test)]
@@ -155,7 +173,7 @@ mod tests {
     use crate::imap::fields::Fields;
     use crate::store::Flags;
 
-    fn keyed(seq: u32, subject: &str, sent: Option<i64>) -> Keyed {
+    fn message(seq: u32, subject: &str, sent: Option<i64>) -> (MessageInfo, Rendered) {
         let message = MessageInfo {
             uid: seq,
             id: seq.to_string(),
@@ -167,26 +185,28 @@ mod tests {
             unseen_by_any: false,
         };
         let fields = Fields { subject: subject.to_string(), sent, ..Fields::default() };
-        (seq, message, Arc::new(Rendered { envelope: vec![], body: vec![], bodystructure: vec![], fields }))
+        (message, Rendered { envelope: vec![], body: vec![], bodystructure: vec![], fields })
     }
 
-    fn sorted(mut all: Vec<Keyed>, criteria: &[SortCriterion]) -> Vec<u32> {
-        order(&mut all, criteria);
-        all.iter().map(|k| k.0).collect()
+    /// The numbers of `all` (numbered from 1) in the order `criteria` give.
+    fn sorted(all: &[(MessageInfo, Rendered)], criteria: &[SortCriterion]) -> Vec<u32> {
+        let mut keyed: Vec<Keyed<'_>> = all.iter().zip(1..).map(|((message, rendered), seq)| Keyed { seq, message, rendered }).collect();
+        order(&mut keyed, criteria);
+        keyed.iter().map(|k| k.seq).collect()
     }
 
     #[test]
     fn the_prefix_agrees_with_the_full_comparison() {
         let subjects = ["SAME SIXTEEN OCTB", "SAME SIXTEEN OCTA", "SAME", "SAME\0", "", "SAME SIXTEEN OCT", "B", "SAME SIXTEEN OCTA"];
-        let all: Vec<Keyed> = subjects.iter().enumerate().map(|(i, s)| keyed(i as u32 + 1, s, None)).collect();
+        let all: Vec<_> = subjects.iter().enumerate().map(|(i, s)| message(i as u32 + 1, s, None)).collect();
         let by = |key, reverse| [SortCriterion { key, reverse }];
         // Ascending: by the whole subject, then the message number.
-        assert_eq!(sorted(all.clone(), &by(SortKey::Subject, false)), [5, 7, 3, 4, 6, 2, 8, 1]);
+        assert_eq!(sorted(&all, &by(SortKey::Subject, false)), [5, 7, 3, 4, 6, 2, 8, 1]);
         // REVERSE reverses the subjects; the number still breaks the tie ascending.
-        assert_eq!(sorted(all, &by(SortKey::Subject, true)), [1, 2, 8, 6, 4, 3, 7, 5]);
+        assert_eq!(sorted(&all, &by(SortKey::Subject, true)), [1, 2, 8, 6, 4, 3, 7, 5]);
         // Dates before 1970 come first.
-        let dated: Vec<Keyed> =
-            [Some(5), Some(-5), None, Some(-1_000_000_000_000)].iter().enumerate().map(|(i, d)| keyed(i as u32 + 1, "", *d)).collect();
-        assert_eq!(sorted(dated, &by(SortKey::Date, false)), [4, 2, 3, 1]);
+        let dated: Vec<_> =
+            [Some(5), Some(-5), None, Some(-1_000_000_000_000)].iter().enumerate().map(|(i, d)| message(i as u32 + 1, "", *d)).collect();
+        assert_eq!(sorted(&dated, &by(SortKey::Date, false)), [4, 2, 3, 1]);
     }
 }

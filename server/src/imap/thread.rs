@@ -2,6 +2,7 @@
 //! threader as the RFC pins it down step by step — over the keys `fields` reads, and the
 //! thread list written as the RFC's grammar wants it.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -36,17 +37,18 @@ impl Session {
             Ok(found) => found,
             Err(e) => return super::session::store_error(&e, "THREAD"),
         };
-        let keyed = match self.sort_fields(found).await {
-            Ok(keyed) => keyed,
+        let fielded = match self.sort_fields(found).await {
+            Ok(fielded) => fielded,
             Err(e) => return super::session::store_error(&e, "THREAD"),
         };
-        let items: Vec<Item<'_>> = keyed
-            .iter()
-            .map(|(seq, message, rendered)| Item {
-                id: if uid { message.uid } else { *seq },
-                seq: *seq,
-                date: rendered.fields.sent.unwrap_or(message.internal_date),
-                fields: &rendered.fields,
+        let items: Vec<Item<'_>> = fielded
+            .keyed()
+            .into_iter()
+            .map(|k| Item {
+                id: if uid { k.message.uid } else { k.seq },
+                seq: k.seq,
+                date: k.rendered.fields.sent.unwrap_or(k.message.internal_date),
+                fields: &k.rendered.fields,
             })
             .collect();
         let threads = match algorithm {
@@ -121,6 +123,11 @@ pub fn ordered_subject(items: &[Item<'_>]) -> Vec<Node> {
     threads.into_iter().map(|(_, _, node)| node).collect()
 }
 
+/// Message-IDs or subjects to what holds them. The strings come from mail anyone can send:
+/// foldhash's per-table random seed keeps colliding keys a guess, at a fraction of SipHash's
+/// cost.
+type Table<'a> = HashMap<&'a str, usize, foldhash::fast::RandomState>;
+
 /// A message (by index in the items) or a dummy, with its children, while threading.
 struct Tree {
     item: Option<usize>,
@@ -152,8 +159,8 @@ fn link(items: &[Item<'_>]) -> Vec<Tree> {
         parent: Option<usize>,
         children: Vec<usize>,
     }
-    let mut arena: Vec<Container> = Vec::new();
-    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    let mut arena: Vec<Container> = Vec::with_capacity(items.len());
+    let mut by_id: Table<'_> = HashMap::with_capacity_and_hasher(items.len(), Default::default());
     let new = |arena: &mut Vec<Container>, item: Option<usize>| {
         arena.push(Container { item, parent: None, children: Vec::new() });
         arena.len() - 1
@@ -184,31 +191,19 @@ fn link(items: &[Item<'_>]) -> Vec<Tree> {
         // A message takes the container its Message-ID names (a dummy an earlier reference
         // made, perhaps); without one, or when an earlier message has it, one of its own.
         let me = match fields.message_id.as_deref() {
-            Some(id) => match by_id.get(id) {
-                Some(&k) if arena[k].item.is_none() => {
-                    arena[k].item = Some(i);
-                    k
+            Some(id) => match by_id.entry(id) {
+                Entry::Occupied(held) if arena[*held.get()].item.is_none() => {
+                    arena[*held.get()].item = Some(i);
+                    *held.get()
                 }
-                Some(_) => new(&mut arena, Some(i)),
-                None => {
-                    let k = new(&mut arena, Some(i));
-                    by_id.insert(id, k);
-                    k
-                }
+                Entry::Occupied(_) => new(&mut arena, Some(i)),
+                Entry::Vacant(vacant) => *vacant.insert(new(&mut arena, Some(i))),
             },
             None => new(&mut arena, Some(i)),
         };
         let mut chain = Vec::with_capacity(fields.references.len());
         for reference in &fields.references {
-            let k = match by_id.get(reference.as_str()) {
-                Some(&k) => k,
-                None => {
-                    let k = new(&mut arena, None);
-                    by_id.insert(reference, k);
-                    k
-                }
-            };
-            chain.push(k);
+            chain.push(*by_id.entry(reference).or_insert_with(|| new(&mut arena, None)));
         }
         // (1A) Each reference the parent of the next, unless the next has a parent already
         // or the link would close a loop.
@@ -266,7 +261,8 @@ fn sort_siblings(trees: &mut [Tree], items: &[Item<'_>], deep: bool) {
             sort_siblings(&mut tree.children, items, deep);
         }
     }
-    trees.sort_by_key(|t| sort_key(t, items));
+    // Unstable is enough: the message number in the key makes it total.
+    trees.sort_unstable_by_key(|t| sort_key(t, items));
 }
 
 /// The subject of a thread: its message's base subject, or its first child's for a dummy.
@@ -284,31 +280,39 @@ fn is_reply(tree: &Tree, items: &[Item<'_>]) -> bool {
 
 /// (5): threads at the top with the same base subject become one.
 fn gather_by_subject(roots: Vec<Tree>, items: &[Item<'_>]) -> Vec<Tree> {
-    // (5B) One thread per subject: a dummy over a message, a message over a reply.
-    let mut table: HashMap<&str, usize> = HashMap::new();
+    // (5B) One thread per subject: a dummy over a message, a message over a reply. Each
+    // subject is looked up once: `group` gives a root's subject by number, `holders` which
+    // root holds each.
+    let mut groups: Table<'_> = HashMap::with_capacity_and_hasher(roots.len(), Default::default());
+    let mut holders: Vec<usize> = Vec::new();
+    let mut group: Vec<Option<usize>> = Vec::with_capacity(roots.len());
     for (k, tree) in roots.iter().enumerate() {
         let subject = thread_subject(tree, items);
         if subject.is_empty() {
+            group.push(None);
             continue;
         }
-        match table.get(subject) {
-            None => {
-                table.insert(subject, k);
+        match groups.entry(subject) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(holders.len());
+                group.push(Some(holders.len()));
+                holders.push(k);
             }
-            Some(&held) => {
-                let held = &roots[held];
+            Entry::Occupied(occupied) => {
+                let g = *occupied.get();
+                group.push(Some(g));
+                let held = &roots[holders[g]];
                 if held.item.is_some() && (tree.item.is_none() || (is_reply(held, items) && !is_reply(tree, items))) {
-                    table.insert(subject, k);
+                    holders[g] = k;
                 }
             }
         }
     }
     // (5C) The others join it.
-    let subjects: Vec<&str> = roots.iter().map(|t| thread_subject(t, items)).collect();
     let mut slots: Vec<Option<Tree>> = roots.into_iter().map(Some).collect();
     for k in 0..slots.len() {
-        let subject = subjects[k];
-        let Some(&held) = table.get(subject).filter(|_| !subject.is_empty()) else { continue };
+        let Some(g) = group[k] else { continue };
+        let held = holders[g];
         if held == k {
             continue;
         }
