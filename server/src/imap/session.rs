@@ -301,7 +301,14 @@ impl Session {
         let greeting = format!("* OK [CAPABILITY {}] {} IMAP4rev1 server ready\r\n", self.capabilities(), self.ctx.config.hostname);
         self.conn.send(greeting.as_bytes());
         loop {
-            self.flush().await?;
+            // Replies to commands the client pipelined go out together (one write, and with
+            // COMPRESS one deflate block, not one per reply): the read for the next command
+            // flushes them (`Connection::read`), as does a batch grown past its bound.
+            if self.frames.is_empty() {
+                self.flush().await?;
+            } else {
+                self.flush_if_large().await?;
+            }
             let next = match self.notify {
                 Some(_) => self.next_frame_notifying().await?,
                 None => self.next_frame().await?,
