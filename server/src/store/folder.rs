@@ -245,20 +245,7 @@ impl Folder {
         let mut unknown: Vec<&Found> = found.iter().filter(|f| !self.index.entries.contains_key(&f.base)).collect();
         unknown.sort_by(|a, b| a.base.cmp(&b.base));
         unknown.dedup_by(|a, b| a.base == b.base);
-        let mut new = Vec::new();
-        // Each file's time is read relative to its open directory: on a first SELECT of a
-        // large mailbox, walking each file's whole path was a good part of the work.
-        let mut dirs: [Option<File>; 2] = [None, None];
-        for f in unknown {
-            let (in_new, name) = split_location(&f.location);
-            let slot = &mut dirs[usize::from(in_new)];
-            let dir = match slot {
-                Some(dir) => dir,
-                None => slot.insert(File::open(self.dir.join(if in_new { "new" } else { "cur" }))?),
-            };
-            let date = rustix::fs::statat(&*dir, name, rustix::fs::AtFlags::empty()).map(|st| st.st_mtime).unwrap_or(0);
-            new.push((f.base.clone(), date, f.info.clone()));
-        }
+        let new = arrival_dates(&self.dir, &unknown)?;
         self.index.add(&new)?;
         // Flags another program changed (or that an index of version 1 did not hold).
         let mut changed = Vec::new();
@@ -552,6 +539,39 @@ pub(super) fn locate(dir: &Path, location: &str, id: &str) -> io::Result<PathBuf
 
 /// Where a listed location (`new/NAME` or `cur/NAME`) points: whether in `new/`, and the
 /// file's name in its directory.
+/// The messages seen for the first time, each with its INTERNALDATE (its file's modification
+/// time, as Dovecot reads it) and its flag letters.
+///
+/// Each time is read relative to the open `new/` or `cur/`, not by walking the whole path;
+/// a large mailbox's files are split among a few threads, as each `stat` is a name lookup in
+/// a directory the kernel has not cached (its listing does not fill the dentry cache): on a
+/// first SELECT of 10,000 messages the lookups were half the work.
+fn arrival_dates(folder: &Path, unknown: &[&Found]) -> io::Result<Vec<(String, i64, String)>> {
+    /// Below this, one thread: starting another costs more than it saves.
+    const PER_THREAD: usize = 2_000;
+    let dirs = [File::open(folder.join("cur")), File::open(folder.join("new"))];
+    let date = |f: &Found| -> io::Result<(String, i64, String)> {
+        let (in_new, name) = split_location(&f.location);
+        let dir = dirs[usize::from(in_new)].as_ref().map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+        let date = rustix::fs::statat(dir, name, rustix::fs::AtFlags::empty()).map(|st| st.st_mtime).unwrap_or(0);
+        Ok((f.base.clone(), date, f.info.clone()))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(unknown.len() / PER_THREAD).max(1);
+    if threads == 1 {
+        return unknown.iter().map(|f| date(f)).collect();
+    }
+    let chunk = unknown.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> =
+            unknown.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(|f| date(f)).collect::<io::Result<Vec<_>>>())).collect();
+        let mut all = Vec::with_capacity(unknown.len());
+        for part in parts {
+            all.extend(part.join().map_err(|_| io::Error::other("a thread reading arrival dates panicked"))??);
+        }
+        Ok(all)
+    })
+}
+
 fn split_location(location: &str) -> (bool, &str) {
     match location.split_once('/') {
         Some((sub, name)) => (sub == "new", name),
