@@ -56,7 +56,35 @@ impl Session {
         let unchanged = Arc::ptr_eq(&synced.messages, &selected.snapshot);
         let mut lines = Vec::new();
         let mut arrived = false;
-        if !unchanged || !selected.gone.is_empty() {
+        // Nothing gone, nothing waiting to be reported: the view's messages are the first of
+        // the store's, and after this the view is the store's list itself (no copy, and the
+        // next refresh finds it unchanged by a pointer).
+        let in_step = !unchanged
+            && selected.gone.is_empty()
+            && synced.messages.len() >= selected.messages.len()
+            && selected.messages.iter().zip(synced.messages.iter()).all(|(seen, now)| seen.uid == now.uid);
+        if in_step {
+            let told = std::mem::replace(&mut selected.messages, Arc::clone(&synced.messages));
+            for (i, (seen, now)) in told.iter().zip(synced.messages.iter()).enumerate() {
+                let flags_changed = now.flags != seen.flags;
+                if flags_changed || now.modseq != seen.modseq {
+                    lines.extend(selected.announce(&now.flags));
+                    // A change the client cannot see (a letter this server does not manage) is
+                    // news only to a client that follows mod-sequences.
+                    if flags_changed || condstore {
+                        lines.push(selected.flags_response(i, condstore, condstore));
+                    }
+                }
+            }
+            for message in &synced.messages[told.len()..] {
+                lines.extend(selected.announce(&message.flags));
+            }
+            if synced.messages.len() != told.len() {
+                lines.push(format!("{} EXISTS", synced.messages.len()));
+                arrived = true;
+            }
+            selected.snapshot = synced.messages;
+        } else if !unchanged || !selected.gone.is_empty() {
             let current: HashMap<u32, &MessageInfo> = synced.messages.iter().map(|m| (m.uid, m)).collect();
             for message in selected.messages.iter() {
                 if !current.contains_key(&message.uid) {

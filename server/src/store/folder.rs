@@ -58,6 +58,9 @@ struct Cache {
     messages: Arc<Vec<MessageInfo>>,
     /// Whether some of `messages` were in `new/` (not yet claimed).
     holds_new: bool,
+    /// Made by this folder's own changes, not by reading it: good for one listing (see
+    /// [`Folder::after_own_renames`]).
+    provisional: bool,
 }
 
 impl Cache {
@@ -65,6 +68,9 @@ impl Cache {
     /// coarse, so it is trusted only once it is older than the scan by more than the file
     /// system's tick (a change in the same tick as the scan is not missed).
     fn valid_for(&self, new_mtime: SystemTime, cur_mtime: SystemTime) -> bool {
+        if self.provisional {
+            return self.new_mtime == new_mtime && self.cur_mtime == cur_mtime;
+        }
         let latest = self.new_mtime.max(self.cur_mtime);
         let settled = latest + mtime_tick(self.new_mtime).max(mtime_tick(self.cur_mtime)) < self.scanned_at;
         settled && self.new_mtime == new_mtime && self.cur_mtime == cur_mtime
@@ -161,7 +167,7 @@ impl Folder {
     /// its listing is valid for the directories' times, and (with `claim`) there is nothing
     /// to claim. Two `stat`s; None when `sync` must do the work.
     pub fn sync_unchanged(&self, claim: bool) -> io::Result<Option<Synced>> {
-        let Some(cache) = &self.cache else { return Ok(None) };
+        let Some(cache) = self.cache.as_ref().filter(|c| !c.provisional) else { return Ok(None) };
         if claim && (cache.holds_new || self.recent_from < self.index.next_uid) {
             return Ok(None);
         }
@@ -226,7 +232,11 @@ impl Folder {
     fn list(&mut self) -> io::Result<Arc<Vec<MessageInfo>>> {
         let (new_mtime, cur_mtime) = self.mtimes()?;
         if let Some(cache) = self.cache.as_ref().filter(|c| c.valid_for(new_mtime, cur_mtime)) {
-            return Ok(Arc::clone(&cache.messages));
+            let messages = Arc::clone(&cache.messages);
+            if cache.provisional {
+                self.cache = None;
+            }
+            return Ok(messages);
         }
         let scanned_at = SystemTime::now();
         let mut found = self.scan()?;
@@ -285,7 +295,7 @@ impl Folder {
         self.index.compact_if_worth_it()?;
         let messages = Arc::new(messages);
         let holds_new = messages.iter().any(|m| m.location.starts_with("new/"));
-        self.cache = Some(Cache { new_mtime, cur_mtime, scanned_at, messages: Arc::clone(&messages), holds_new });
+        self.cache = Some(Cache { new_mtime, cur_mtime, scanned_at, messages: Arc::clone(&messages), holds_new, provisional: false });
         Ok(messages)
     }
 
@@ -295,6 +305,9 @@ impl Folder {
     /// With `unchanged_since`, a message whose mod-sequence is greater is left alone and
     /// reported as modified (RFC 7162 3.1.3). Durable when it returns.
     pub fn change_flags(&mut self, uids: &[u32], change: FlagChange, flags: &Flags, unchanged_since: Option<u64>) -> io::Result<FlagsChanged> {
+        // A listing made from another one is not made from again: a change another program
+        // made meanwhile is found by the next read of the folder, however many STOREs follow.
+        let derived = self.cache.as_ref().is_some_and(|c| c.provisional);
         let messages = self.list()?;
         // Renamed relative to the open directories: a STORE on a whole mailbox is bound by
         // the kernel's `rename`, and the path walk of two absolute names was a tenth of it.
@@ -305,6 +318,10 @@ impl Folder {
         let (mut renamed, mut letters) = (Vec::new(), Vec::new());
         let mut target = String::new();
         let mut touched_new = false;
+        // Where each renamed message is now (by its place in the listing), and whether the
+        // listing missed a change (a message was not where it said).
+        let mut moved_to: Vec<(usize, String)> = Vec::new();
+        let mut stale = false;
         for uid in uids {
             let Ok(at) = messages.binary_search_by_key(uid, |m| m.uid) else { continue };
             let message = &messages[at];
@@ -332,12 +349,14 @@ impl Folder {
             };
             match rustix::fs::renameat(from, from_name, &cur, target.as_str()) {
                 Ok(()) => {
+                    moved_to.push((at, format!("cur/{target}")));
                     renamed.push((*uid, new));
                     letters.push((message.id.clone(), info));
                 }
                 // Not where the listing says: renamed by someone the listing did not see
                 // (another program, in the same tick as the scan), or expunged.
                 Err(rustix::io::Errno::NOENT) => {
+                    stale = true;
                     if let Some((new, info)) = self.change_flags_found(message, change, flags)? {
                         renamed.push((*uid, new));
                         letters.push((message.id.clone(), info));
@@ -356,11 +375,35 @@ impl Folder {
             }
             self.cache = None;
             let modseq = self.index.set_flags(&letters)?;
+            if !stale && !derived {
+                self.cache = Some(self.after_own_renames(&messages, &moved_to, &renamed, modseq)?);
+            }
             kept.extend(renamed.into_iter().map(|(uid, flags)| (uid, flags, modseq)));
             self.index.compact_if_worth_it()?;
         }
         result.stored = kept;
         Ok(result)
+    }
+
+    /// The listing after this folder's own renames (`moved_to`: place in `before` and new
+    /// location; `renamed`, in the same order: UID and flags), without reading the folder
+    /// again: after a STORE on a whole mailbox, the sync that follows it read 10,000 names
+    /// back. Provisional: another program may have changed the folder during the renames
+    /// (its change is hidden by ours in the directories' times), so it serves the next
+    /// listing once, and the one after that reads the folder.
+    fn after_own_renames(&self, before: &[MessageInfo], moved_to: &[(usize, String)], renamed: &[(u32, Flags)], modseq: u64) -> io::Result<Cache> {
+        let (new_mtime, cur_mtime) = self.mtimes()?;
+        let mut messages = before.to_vec();
+        for ((at, location), (uid, flags)) in moved_to.iter().zip(renamed) {
+            let message = &mut messages[*at];
+            debug_assert_eq!(message.uid, *uid);
+            message.location.clone_from(location);
+            message.flags = flags.clone();
+            message.modseq = modseq;
+            message.unseen_by_any = *uid >= self.recent_from;
+        }
+        let holds_new = messages.iter().any(|m| m.location.starts_with("new/"));
+        Ok(Cache { new_mtime, cur_mtime, scanned_at: SystemTime::now(), messages: Arc::new(messages), holds_new, provisional: true })
     }
 
     /// [`Folder::change_flags`] for a message that was not where the listing said: found
@@ -688,6 +731,37 @@ mod tests {
         // Gone for real: nothing to change, no error.
         fs::remove_file(dir.join("cur/100.A.host,S=3,W=4:2,FR")).unwrap();
         assert!(folder.change_flags(&[1], FlagChange::Add, &Flags { system: Flags::SEEN, keywords: Vec::new() }, None).unwrap().stored.is_empty());
+    }
+
+    #[test]
+    fn the_listing_made_by_a_flag_change_serves_once_then_the_folder_is_read_again() {
+        let (_tmp, dir) = maildir();
+        fs::write(dir.join("cur/100.A.host,S=3,W=4:2,"), b"a\n\n").unwrap();
+        fs::write(dir.join("cur/200.B.host,S=3,W=4:2,"), b"b\n\n").unwrap();
+        let mut folder = Folder::open(&dir).unwrap();
+        stamp(&dir, SystemTime::now() - Duration::from_secs(1) + Duration::from_nanos(123));
+        assert_eq!(folder.list().unwrap().len(), 2);
+        let flagged = Flags { system: Flags::FLAGGED, keywords: Vec::new() };
+        folder.change_flags(&[1], FlagChange::Add, &flagged, None).unwrap();
+        // Another program marks 2 seen while the change is made: the directories' times
+        // are those the change left.
+        let (new_mtime, cur_mtime) = folder.mtimes().unwrap();
+        fs::rename(dir.join("cur/200.B.host,S=3,W=4:2,"), dir.join("cur/200.B.host,S=3,W=4:2,S")).unwrap();
+        fs::File::open(dir.join("cur")).unwrap().set_times(fs::FileTimes::new().set_modified(cur_mtime)).unwrap();
+        fs::File::open(dir.join("new")).unwrap().set_times(fs::FileTimes::new().set_modified(new_mtime)).unwrap();
+        // The sync after the change gets the listing it made: the change, not the other.
+        let after = folder.list().unwrap();
+        assert_eq!(after[0].location, "cur/100.A.host,S=3,W=4:2,F");
+        assert!(after[0].flags.has(Flags::FLAGGED) && after[0].modseq > after[1].modseq);
+        assert!(!after[1].flags.has(Flags::SEEN));
+        // Once only: the next listing reads the folder.
+        let read = folder.list().unwrap();
+        assert!(read[0].flags.has(Flags::FLAGGED) && read[1].flags.has(Flags::SEEN), "{read:?}");
+        // A change made from a listing read from the folder makes one; from a made one, not.
+        folder.change_flags(&[1], FlagChange::Remove, &flagged, None).unwrap();
+        assert!(folder.cache.as_ref().is_some_and(|c| c.provisional));
+        folder.change_flags(&[1], FlagChange::Add, &flagged, None).unwrap();
+        assert!(folder.cache.is_none());
     }
 
     #[test]
