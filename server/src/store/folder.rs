@@ -14,7 +14,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::files::{base_name, crlf_size_in, crlf_size_of, sync_dir};
 use super::uidlist::{Loaded, Uidlist};
@@ -58,18 +58,22 @@ struct Cache {
     messages: Arc<Vec<MessageInfo>>,
     /// Whether some of `messages` were in `new/` (not yet claimed).
     holds_new: bool,
-    /// Made by this folder's own changes, not by reading it: good for one listing (see
+    /// Made by this folder's own changes, not by reading it: good until this instant (see
     /// [`Folder::after_own_renames`]).
-    provisional: bool,
+    provisional: Option<Instant>,
 }
+
+/// How long a listing made by the folder's own changes (and those made from it) may stand in
+/// for reading the folder while its directories keep the times those changes left.
+const PROVISIONAL_FOR: Duration = Duration::from_secs(1);
 
 impl Cache {
     /// The listing, if directories with these times hold what it was made from: a time is
     /// coarse, so it is trusted only once it is older than the scan by more than the file
     /// system's tick (a change in the same tick as the scan is not missed).
     fn valid_for(&self, new_mtime: SystemTime, cur_mtime: SystemTime) -> bool {
-        if self.provisional {
-            return self.new_mtime == new_mtime && self.cur_mtime == cur_mtime;
+        if let Some(until) = self.provisional {
+            return Instant::now() < until && self.new_mtime == new_mtime && self.cur_mtime == cur_mtime;
         }
         let latest = self.new_mtime.max(self.cur_mtime);
         let settled = latest + mtime_tick(self.new_mtime).max(mtime_tick(self.cur_mtime)) < self.scanned_at;
@@ -79,10 +83,22 @@ impl Cache {
 
 /// A message file found by a scan.
 struct Found {
-    base: String,
+    /// `new/NAME` or `cur/NAME`.
     location: String,
+    /// Where the base name (the name before `:`) ends in `location`.
+    base_end: usize,
     in_new: bool,
-    info: String,
+}
+
+impl Found {
+    fn base(&self) -> &str {
+        &self.location[4..self.base_end]
+    }
+
+    /// The flag letters after `:2,`.
+    fn info(&self) -> &str {
+        info_of(&self.location[4..])
+    }
 }
 
 impl Folder {
@@ -167,7 +183,7 @@ impl Folder {
     /// its listing is valid for the directories' times, and (with `claim`) there is nothing
     /// to claim. Two `stat`s; None when `sync` must do the work.
     pub fn sync_unchanged(&self, claim: bool) -> io::Result<Option<Synced>> {
-        let Some(cache) = self.cache.as_ref().filter(|c| !c.provisional) else { return Ok(None) };
+        let Some(cache) = &self.cache else { return Ok(None) };
         if claim && (cache.holds_new || self.recent_from < self.index.next_uid) {
             return Ok(None);
         }
@@ -209,13 +225,16 @@ impl Folder {
         let mut found = Vec::new();
         for (sub, in_new) in [("new", true), ("cur", false)] {
             for entry in read_dir_or_empty(&self.dir.join(sub))? {
-                let name = entry?.file_name().to_string_lossy().into_owned();
+                let name = entry?.file_name();
+                let name = name.to_string_lossy();
                 if name.starts_with('.') {
                     continue;
                 }
-                let base = base_name(&name).to_string();
-                let info = info_of(&name).to_string();
-                found.push(Found { base, location: format!("{sub}/{name}"), in_new, info });
+                let mut location = String::with_capacity(4 + name.len());
+                location.push_str(sub);
+                location.push('/');
+                location.push_str(&name);
+                found.push(Found { base_end: 4 + base_name(&name).len(), location, in_new });
             }
         }
         Ok(found)
@@ -223,7 +242,7 @@ impl Folder {
 
     /// The messages the index holds whose files a scan did not find.
     fn missing(&self, found: &[Found]) -> Vec<String> {
-        let present: HashSet<&str> = found.iter().map(|f| f.base.as_str()).collect();
+        let present: HashSet<&str, foldhash::fast::RandomState> = found.iter().map(Found::base).collect();
         self.index.entries.keys().filter(|base| !present.contains(base.as_str())).cloned().collect()
     }
 
@@ -232,70 +251,80 @@ impl Folder {
     fn list(&mut self) -> io::Result<Arc<Vec<MessageInfo>>> {
         let (new_mtime, cur_mtime) = self.mtimes()?;
         if let Some(cache) = self.cache.as_ref().filter(|c| c.valid_for(new_mtime, cur_mtime)) {
-            let messages = Arc::clone(&cache.messages);
-            if cache.provisional {
-                self.cache = None;
-            }
-            return Ok(messages);
+            return Ok(Arc::clone(&cache.messages));
         }
         let scanned_at = SystemTime::now();
-        let mut found = self.scan()?;
-        let mut missing = self.missing(&found);
-        if !missing.is_empty() {
-            // A file another program renamed while the directory was read can be missed by
-            // that read: look again before calling anything expunged.
-            found = self.scan()?;
-            missing = self.missing(&found);
-        }
-        if !missing.is_empty() {
-            let bases: Vec<&str> = missing.iter().map(String::as_str).collect();
-            self.index.expunge(&bases)?;
-        }
-        // Messages seen for the first time are numbered in arrival (name) order.
-        let mut unknown: Vec<&Found> = found.iter().filter(|f| !self.index.entries.contains_key(&f.base)).collect();
-        unknown.sort_by(|a, b| a.base.cmp(&b.base));
-        unknown.dedup_by(|a, b| a.base == b.base);
-        let new = arrival_dates(&self.dir, &unknown)?;
-        self.index.add(&new)?;
-        // Flags another program changed (or that an index of version 1 did not hold).
-        let mut changed = Vec::new();
-        for f in &found {
-            match self.index.entries.get(&f.base).map(|e| e.info.as_deref()) {
-                Some(Some(info)) if info != f.info => changed.push((f.base.clone(), f.info.clone())),
-                Some(None) => self.index.learn_flags(&f.base, &f.info),
-                _ => {}
+        let mut messages = self.listing(self.scan()?)?;
+        if messages.len() < self.index.entries.len() {
+            // Some of the index's messages were not found. A file another program renamed
+            // while the directory was read can be missed by that read: look again before
+            // calling anything expunged.
+            let found = self.scan()?;
+            let missing = self.missing(&found);
+            if !missing.is_empty() {
+                let bases: Vec<&str> = missing.iter().map(String::as_str).collect();
+                self.index.expunge(&bases)?;
             }
+            messages = self.listing(found)?;
         }
-        if !changed.is_empty() {
-            self.index.set_flags(&changed)?;
+        self.index.compact_if_worth_it()?;
+        let messages = Arc::new(messages);
+        let holds_new = messages.iter().any(|m| m.location.starts_with("new/"));
+        self.cache = Some(Cache { new_mtime, cur_mtime, scanned_at, messages: Arc::clone(&messages), holds_new, provisional: None });
+        Ok(messages)
+    }
+
+    /// The messages of a scan, in UID order: those seen for the first time numbered, flag
+    /// letters another program changed recorded under a new mod-sequence (each file looked
+    /// up once in the index). Files whose entries the index does not hold are left out.
+    fn listing(&mut self, found: Vec<Found>) -> io::Result<Vec<MessageInfo>> {
+        // Messages seen for the first time are numbered in arrival (name) order.
+        let mut unknown: Vec<&Found> = found.iter().filter(|f| !self.index.entries.contains_key(f.base())).collect();
+        if !unknown.is_empty() {
+            unknown.sort_by(|a, b| a.base().cmp(b.base()));
+            unknown.dedup_by(|a, b| a.base() == b.base());
+            let new = arrival_dates(&self.dir, &unknown)?;
+            self.index.add(&new)?;
         }
         let mut messages = Vec::with_capacity(found.len());
+        // Flags another program changed (places in `messages`), or that an index of
+        // version 1 did not hold.
+        let (mut changed, mut learned) = (Vec::new(), Vec::new());
         for f in found {
-            let Some(entry) = self.index.entries.get(&f.base) else { continue };
-            let (uid, internal_date, modseq) = (entry.uid, entry.date, entry.modseq);
-            let size = match crlf_size_in(&f.base) {
+            let Some(entry) = self.index.entries.get(f.base()) else { continue };
+            match entry.info.as_deref() {
+                Some(info) if info != f.info() => changed.push(messages.len()),
+                None => learned.push(messages.len()),
+                _ => {}
+            }
+            let size = match crlf_size_in(f.base()) {
                 Some(size) => size,
                 None => crlf_size_of(&self.dir.join(&f.location))?,
             };
-            let flags = self.flags_from_info(&f.info);
             messages.push(MessageInfo {
-                uid,
-                id: f.base,
-                location: f.location,
+                uid: entry.uid,
+                id: f.base().to_string(),
+                flags: self.flags_from_info(f.info()),
                 size,
-                flags,
-                internal_date,
-                modseq,
-                unseen_by_any: f.in_new || uid >= self.recent_from,
+                internal_date: entry.date,
+                modseq: entry.modseq,
+                unseen_by_any: f.in_new || entry.uid >= self.recent_from,
+                location: f.location,
             });
+        }
+        for &at in &learned {
+            let message = &messages[at];
+            self.index.learn_flags(&message.id, info_of(&message.location));
+        }
+        if !changed.is_empty() {
+            let letters: Vec<(String, String)> =
+                changed.iter().map(|&at| (messages[at].id.clone(), info_of(&messages[at].location).to_string())).collect();
+            let modseq = self.index.set_flags(&letters)?;
+            changed.iter().for_each(|&at| messages[at].modseq = modseq);
         }
         messages.sort_by_key(|m| m.uid);
         // The same message in new/ and cur/ (a reader mid-move): keep one.
         messages.dedup_by_key(|m| m.uid);
-        self.index.compact_if_worth_it()?;
-        let messages = Arc::new(messages);
-        let holds_new = messages.iter().any(|m| m.location.starts_with("new/"));
-        self.cache = Some(Cache { new_mtime, cur_mtime, scanned_at, messages: Arc::clone(&messages), holds_new, provisional: false });
         Ok(messages)
     }
 
@@ -305,10 +334,7 @@ impl Folder {
     /// With `unchanged_since`, a message whose mod-sequence is greater is left alone and
     /// reported as modified (RFC 7162 3.1.3). Durable when it returns.
     pub fn change_flags(&mut self, uids: &[u32], change: FlagChange, flags: &Flags, unchanged_since: Option<u64>) -> io::Result<FlagsChanged> {
-        // A listing made from another one is not made from again: a change another program
-        // made meanwhile is found by the next read of the folder, however many STOREs follow.
-        let derived = self.cache.as_ref().is_some_and(|c| c.provisional);
-        let messages = self.list()?;
+        let (messages, until) = self.list_for_own_change()?;
         // Renamed relative to the open directories: a STORE on a whole mailbox is bound by
         // the kernel's `rename`, and the path walk of two absolute names was a tenth of it.
         let cur = File::open(self.dir.join("cur"))?;
@@ -375,8 +401,8 @@ impl Folder {
             }
             self.cache = None;
             let modseq = self.index.set_flags(&letters)?;
-            if !stale && !derived {
-                self.cache = Some(self.after_own_renames(&messages, &moved_to, &renamed, modseq)?);
+            if !stale {
+                self.cache = Some(self.after_own_renames(&messages, &moved_to, &renamed, modseq, until)?);
             }
             kept.extend(renamed.into_iter().map(|(uid, flags)| (uid, flags, modseq)));
             self.index.compact_if_worth_it()?;
@@ -385,14 +411,34 @@ impl Folder {
         Ok(result)
     }
 
+    /// The listing an own change starts from, and until when the listing it leaves may serve:
+    /// [`PROVISIONAL_FOR`] from now when the folder was read for it, else the deadline of the
+    /// made listing it starts from (a chain of STOREs does not put off reading the folder).
+    fn list_for_own_change(&mut self) -> io::Result<(Arc<Vec<MessageInfo>>, Instant)> {
+        let made = self.cache.as_ref().and_then(|c| Some((c.provisional?, Arc::clone(&c.messages))));
+        let messages = self.list()?;
+        let until = match made {
+            Some((until, listed)) if Arc::ptr_eq(&listed, &messages) => until,
+            _ => Instant::now() + PROVISIONAL_FOR,
+        };
+        Ok((messages, until))
+    }
+
     /// The listing after this folder's own renames (`moved_to`: place in `before` and new
     /// location; `renamed`, in the same order: UID and flags), without reading the folder
-    /// again: after a STORE on a whole mailbox, the sync that follows it read 10,000 names
-    /// back. Provisional: another program may have changed the folder during the renames
-    /// (its change is hidden by ours in the directories' times), so it serves the next
-    /// listing once, and the one after that reads the folder.
-    fn after_own_renames(&self, before: &[MessageInfo], moved_to: &[(usize, String)], renamed: &[(u32, Flags)], modseq: u64) -> io::Result<Cache> {
-        let (new_mtime, cur_mtime) = self.mtimes()?;
+    /// again: after a STORE the sync that follows it read every name back (10,000 of them
+    /// after a STORE on a large mailbox; all of them again after a STORE of one message).
+    /// Provisional: another program's change made during the renames hides behind ours in
+    /// the directories' times, so it serves until `until` (see [`Folder::list_for_own_change`]);
+    /// a change at any other time changes the times and is seen at once.
+    fn after_own_renames(
+        &self,
+        before: &[MessageInfo],
+        moved_to: &[(usize, String)],
+        renamed: &[(u32, Flags)],
+        modseq: u64,
+        until: Instant,
+    ) -> io::Result<Cache> {
         let mut messages = before.to_vec();
         for ((at, location), (uid, flags)) in moved_to.iter().zip(renamed) {
             let message = &mut messages[*at];
@@ -402,8 +448,15 @@ impl Folder {
             message.modseq = modseq;
             message.unseen_by_any = *uid >= self.recent_from;
         }
+        self.after_own_changes(messages, until)
+    }
+
+    /// A provisional listing of `messages`, which this folder's own changes (renames,
+    /// unlinks) left: valid for the directories' times as they are now, until `until`.
+    fn after_own_changes(&self, messages: Vec<MessageInfo>, until: Instant) -> io::Result<Cache> {
+        let (new_mtime, cur_mtime) = self.mtimes()?;
         let holds_new = messages.iter().any(|m| m.location.starts_with("new/"));
-        Ok(Cache { new_mtime, cur_mtime, scanned_at: SystemTime::now(), messages: Arc::new(messages), holds_new, provisional: true })
+        Ok(Cache { new_mtime, cur_mtime, scanned_at: SystemTime::now(), messages: Arc::new(messages), holds_new, provisional: Some(until) })
     }
 
     /// [`Folder::change_flags`] for a message that was not where the listing said: found
@@ -440,16 +493,18 @@ impl Folder {
 
     /// Removes messages durably, and records them as expunged under a new mod-sequence.
     pub fn expunge(&mut self, uids: &[u32]) -> io::Result<()> {
-        let messages = self.list()?;
+        let (messages, until) = self.list_for_own_change()?;
         let wanted: HashSet<u32> = uids.iter().copied().collect();
         let mut removed = Vec::new();
+        let mut stale = false;
         // Unlinked relative to the open directories, as STORE renames (no path walk each).
         let (cur, new) = (File::open(self.dir.join("cur"))?, File::open(self.dir.join("new"))?);
         for message in messages.iter().filter(|m| wanted.contains(&m.uid)) {
             let (in_new, name) = split_location(&message.location);
             let dir = if in_new { &new } else { &cur };
             match rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty()) {
-                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Ok(()) => {}
+                Err(rustix::io::Errno::NOENT) => stale = true,
                 Err(e) => return Err(e.into()),
             }
             removed.push(message.id.as_str());
@@ -458,6 +513,11 @@ impl Folder {
         new.sync_all()?;
         self.cache = None;
         self.index.expunge(&removed)?;
+        // The listing without them, as after a STORE (see [`Folder::after_own_renames`]).
+        if !stale && !removed.is_empty() {
+            let kept: Vec<MessageInfo> = messages.iter().filter(|m| !wanted.contains(&m.uid)).cloned().collect();
+            self.cache = Some(self.after_own_changes(kept, until)?);
+        }
         self.index.compact_if_worth_it()
     }
 
@@ -594,10 +654,9 @@ fn arrival_dates(folder: &Path, unknown: &[&Found]) -> io::Result<Vec<(String, i
     const PER_THREAD: usize = 2_000;
     let dirs = [File::open(folder.join("cur")), File::open(folder.join("new"))];
     let date = |f: &Found| -> io::Result<(String, i64, String)> {
-        let (in_new, name) = split_location(&f.location);
-        let dir = dirs[usize::from(in_new)].as_ref().map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
-        let date = rustix::fs::statat(dir, name, rustix::fs::AtFlags::empty()).map(|st| st.st_mtime).unwrap_or(0);
-        Ok((f.base.clone(), date, f.info.clone()))
+        let dir = dirs[usize::from(f.in_new)].as_ref().map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+        let date = rustix::fs::statat(dir, &f.location[4..], rustix::fs::AtFlags::empty()).map(|st| st.st_mtime).unwrap_or(0);
+        Ok((f.base().to_string(), date, f.info().to_string()))
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(unknown.len() / PER_THREAD).max(1);
     if threads == 1 {
@@ -734,34 +793,43 @@ mod tests {
     }
 
     #[test]
-    fn the_listing_made_by_a_flag_change_serves_once_then_the_folder_is_read_again() {
+    fn the_listing_made_by_own_changes_serves_until_its_deadline_then_the_folder_is_read_again() {
         let (_tmp, dir) = maildir();
-        fs::write(dir.join("cur/100.A.host,S=3,W=4:2,"), b"a\n\n").unwrap();
-        fs::write(dir.join("cur/200.B.host,S=3,W=4:2,"), b"b\n\n").unwrap();
+        for name in ["100.A.host,S=3,W=4:2,", "200.B.host,S=3,W=4:2,", "300.C.host,S=3,W=4:2,"] {
+            fs::write(dir.join("cur").join(name), b"a\n\n").unwrap();
+        }
         let mut folder = Folder::open(&dir).unwrap();
         stamp(&dir, SystemTime::now() - Duration::from_secs(1) + Duration::from_nanos(123));
-        assert_eq!(folder.list().unwrap().len(), 2);
+        assert_eq!(folder.list().unwrap().len(), 3);
         let flagged = Flags { system: Flags::FLAGGED, keywords: Vec::new() };
         folder.change_flags(&[1], FlagChange::Add, &flagged, None).unwrap();
+        let until = folder.cache.as_ref().and_then(|c| c.provisional).expect("a made listing");
         // Another program marks 2 seen while the change is made: the directories' times
         // are those the change left.
         let (new_mtime, cur_mtime) = folder.mtimes().unwrap();
         fs::rename(dir.join("cur/200.B.host,S=3,W=4:2,"), dir.join("cur/200.B.host,S=3,W=4:2,S")).unwrap();
         fs::File::open(dir.join("cur")).unwrap().set_times(fs::FileTimes::new().set_modified(cur_mtime)).unwrap();
         fs::File::open(dir.join("new")).unwrap().set_times(fs::FileTimes::new().set_modified(new_mtime)).unwrap();
-        // The sync after the change gets the listing it made: the change, not the other.
-        let after = folder.list().unwrap();
-        assert_eq!(after[0].location, "cur/100.A.host,S=3,W=4:2,F");
-        assert!(after[0].flags.has(Flags::FLAGGED) && after[0].modseq > after[1].modseq);
-        assert!(!after[1].flags.has(Flags::SEEN));
-        // Once only: the next listing reads the folder.
-        let read = folder.list().unwrap();
-        assert!(read[0].flags.has(Flags::FLAGGED) && read[1].flags.has(Flags::SEEN), "{read:?}");
-        // A change made from a listing read from the folder makes one; from a made one, not.
+        // The listings after the change are the one it made: the change, not the other's.
+        for _ in 0..2 {
+            let after = folder.list().unwrap();
+            assert_eq!(after[0].location, "cur/100.A.host,S=3,W=4:2,F");
+            assert!(after[0].flags.has(Flags::FLAGGED) && after[0].modseq > after[1].modseq);
+            assert!(!after[1].flags.has(Flags::SEEN));
+        }
+        // More changes made from it keep its deadline: EXPUNGE of 3 too.
         folder.change_flags(&[1], FlagChange::Remove, &flagged, None).unwrap();
-        assert!(folder.cache.as_ref().is_some_and(|c| c.provisional));
+        folder.expunge(&[3]).unwrap();
+        assert_eq!(folder.cache.as_ref().and_then(|c| c.provisional), Some(until));
+        assert_eq!(folder.list().unwrap().iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 2]);
+        // Past the deadline the folder is read, and the other program's change found.
+        folder.cache.as_mut().unwrap().provisional = Some(Instant::now());
+        let read = folder.list().unwrap();
+        assert!(!read[0].flags.has(Flags::FLAGGED) && read[1].flags.has(Flags::SEEN), "{read:?}");
+        assert!(folder.cache.as_ref().is_some_and(|c| c.provisional.is_none()));
+        // A change from a listing read from the folder has a deadline of its own.
         folder.change_flags(&[1], FlagChange::Add, &flagged, None).unwrap();
-        assert!(folder.cache.is_none());
+        assert!(folder.cache.as_ref().and_then(|c| c.provisional).is_some_and(|u| u > until));
     }
 
     #[test]

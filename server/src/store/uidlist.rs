@@ -59,8 +59,9 @@ pub(super) struct Uidlist {
     pub next_uid: u32,
     /// The greatest mod-sequence given to anything in the folder (RFC 7162 3.1.2.1).
     pub highest_modseq: u64,
-    /// Live messages by base name.
-    pub entries: HashMap<String, Entry>,
+    /// Live messages by base name (hashed with foldhash: every listing of a changed folder
+    /// looks up each of its files).
+    pub entries: HashMap<String, Entry, foldhash::fast::RandomState>,
     /// Expunged UIDs (as ranges) with the mod-sequence of their expunge, oldest first.
     expunged: Vec<(u64, Vec<(u32, u32)>)>,
     /// Lines in the file, to know when rewriting it pays.
@@ -88,7 +89,15 @@ impl Uidlist {
     }
 
     fn empty(dir: &Path) -> Uidlist {
-        Uidlist { dir: dir.to_path_buf(), uid_validity: 0, next_uid: 1, highest_modseq: 1, entries: HashMap::new(), expunged: Vec::new(), lines: 0 }
+        Uidlist {
+            dir: dir.to_path_buf(),
+            uid_validity: 0,
+            next_uid: 1,
+            highest_modseq: 1,
+            entries: HashMap::default(),
+            expunged: Vec::new(),
+            lines: 0,
+        }
     }
 
     pub fn load(dir: &Path) -> io::Result<Loaded> {
