@@ -32,16 +32,27 @@ impl Default for DotStuffer {
 impl DotStuffer {
     /// Appends `piece`, stuffed, to `out`.
     pub fn push(&mut self, out: &mut Vec<u8>, piece: &[u8]) {
-        out.reserve(piece.len());
-        for &b in piece {
-            if self.at_line_start && b == b'.' {
-                out.push(b'.');
-            }
-            out.push(b);
-            self.at_line_start = b == b'\n';
-            self.last = [self.last[1], b];
+        let (Some(&first), Some(&end)) = (piece.first(), piece.last()) else { return };
+        out.reserve(piece.len() + 8);
+        if self.at_line_start && first == b'.' {
+            out.push(b'.');
         }
-        self.any |= !piece.is_empty();
+        // Copied a run at a time: only a line break followed by a dot breaks a run.
+        let mut start = 0;
+        for line_end in memchr::memchr_iter(b'\n', piece) {
+            if piece.get(line_end + 1) == Some(&b'.') {
+                out.extend_from_slice(&piece[start..=line_end]);
+                out.push(b'.');
+                start = line_end + 1;
+            }
+        }
+        out.extend_from_slice(&piece[start..]);
+        self.at_line_start = end == b'\n';
+        self.last = match piece {
+            [.., a, b] => [*a, *b],
+            _ => [self.last[1], end],
+        };
+        self.any = true;
     }
 
     /// Ends the body with CRLF (if it did not) and the terminating `.` line.

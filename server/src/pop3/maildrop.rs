@@ -11,11 +11,17 @@ use super::session::{ok_line, Flow, Maildrop, Session, State};
 use crate::store::Listed;
 
 impl Session {
-    /// RETR and TOP: reads the message on the blocking pool and sends it.
+    /// RETR and TOP: reads the message (on the blocking pool unless it is small and in
+    /// memory) and sends it.
     pub(super) async fn send_message(&mut self, user: &str, read: Read) -> std::io::Result<()> {
         let store = Arc::clone(&self.ctx.store);
+        let read_now = store.read_cached(user, &read.message);
         let (name, listed) = (user.to_string(), read.message.clone());
-        match tokio::task::spawn_blocking(move || store.read(&name, &listed)).await {
+        let result = match read_now {
+            Some(message) => Ok(Ok(message)),
+            None => tokio::task::spawn_blocking(move || store.read(&name, &listed)).await,
+        };
+        match result {
             Ok(Ok(message)) => {
                 let body = match read.lines {
                     None => message.as_slice(),

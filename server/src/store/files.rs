@@ -6,6 +6,25 @@ use std::fs::{self, File};
 use std::io;
 use std::path::Path;
 
+/// The largest file [`read_in_memory`] reads: copying it from the page cache on the
+/// caller's thread costs less than the trip to the blocking pool and back.
+pub(super) const IN_MEMORY_MAX: usize = 128 * 1024;
+
+/// A message file in CRLF form if the page cache holds all of it and it is at most
+/// [`IN_MEMORY_MAX`] octets (`preadv2(RWF_NOWAIT)` says when a read would wait for the
+/// disk); None otherwise, or if it is not where `path` says. For an IMAP FETCH or a POP3
+/// RETR of a message read lately, on the session's own task.
+pub(super) fn read_in_memory(path: &Path) -> Option<Vec<u8>> {
+    let file = File::open(path).ok()?;
+    let size = usize::try_from(file.metadata().ok()?.len()).ok()?;
+    if size > IN_MEMORY_MAX {
+        return None;
+    }
+    let mut content = vec![0; size];
+    let read = rustix::io::preadv2(&file, &mut [io::IoSliceMut::new(&mut content)], 0, rustix::io::ReadWriteFlags::NOWAIT).ok()?;
+    (read == size).then(|| lf_to_crlf(&content))
+}
+
 /// LF to CRLF (a CR already before an LF is kept single).
 pub fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 30 + 2);

@@ -10,16 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::files::{bare_lf_count, create_dir_durably, crlf_to_lf, lf_to_crlf, sync_dir};
+use super::files::{bare_lf_count, create_dir_durably, crlf_to_lf, lf_to_crlf, read_in_memory, sync_dir};
 use super::folder::Folder;
 use super::maildir::Maildir;
 use super::names::{dir_name, from_dir_name, valid_mailbox_name, SPECIAL_USE};
 use super::{FlagChange, Flags, FlagsChanged, MailboxEvent, MessageInfo, NewMessage, Synced};
 
 const SUBSCRIPTIONS: &str = "subscriptions";
-/// The largest file [`Maildir::imap_fetch_cached`] reads on the caller's thread: copying it
-/// from the page cache costs less than the trip to the blocking pool and back.
-const FETCH_CACHED_MAX: usize = 128 * 1024;
 
 fn invalid(why: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, why.into())
@@ -459,14 +456,7 @@ impl Maildir {
     /// The file where it was listed, read with `RWF_NOWAIT` (Linux 4.14): the kernel answers
     /// from the page cache or says it would wait. Opening it walks cached directory entries.
     pub(super) fn imap_fetch_cached(&self, user: &str, mailbox: &str, message: &MessageInfo) -> Option<Vec<u8>> {
-        let file = File::open(self.mailbox_dir(user, mailbox).ok()?.join(&message.location)).ok()?;
-        let size = usize::try_from(file.metadata().ok()?.len()).ok()?;
-        if size > FETCH_CACHED_MAX {
-            return None;
-        }
-        let mut content = vec![0; size];
-        let read = rustix::io::preadv2(&file, &mut [io::IoSliceMut::new(&mut content)], 0, rustix::io::ReadWriteFlags::NOWAIT).ok()?;
-        (read == size).then(|| lf_to_crlf(&content))
+        read_in_memory(&self.mailbox_dir(user, mailbox).ok()?.join(&message.location))
     }
 
     pub(super) fn imap_changes(&self, user: &str, mailbox: &str) -> tokio::sync::watch::Receiver<u64> {

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::files::{bare_lf_count, base_name, create_dir_durably, crlf_size_in, crlf_size_of, crlf_to_lf, lf_to_crlf, sync_dir};
+use super::files::{bare_lf_count, base_name, create_dir_durably, crlf_size_in, crlf_size_of, crlf_to_lf, lf_to_crlf, read_in_memory, sync_dir};
 use super::folder::Folders;
 use super::{Delivered, DeliveryKey, FlagChange, Flags, FlagsChanged, Listed, MailStore, MailboxEvent, MessageInfo, NewMessage, Synced, Usage};
 
@@ -203,6 +203,10 @@ impl MailStore for Maildir {
 
     fn read(&self, user: &str, message: &Listed) -> io::Result<Vec<u8>> {
         Ok(lf_to_crlf(&fs::read(self.locate(user, message)?)?))
+    }
+
+    fn read_cached(&self, user: &str, message: &Listed) -> Option<Vec<u8>> {
+        read_in_memory(&self.user_dir(user).join(&message.location))
     }
 
     fn remove(&self, user: &str, messages: &[Listed]) -> io::Result<()> {
@@ -408,7 +412,7 @@ mod tests {
         // Just written, so in the page cache: read in CRLF form, as fetch reads it.
         assert_eq!(store.fetch_cached("tyler", "INBOX", first).unwrap(), store.fetch("tyler", "INBOX", first).unwrap());
         assert_eq!(store.fetch_cached("tyler", "INBOX", first).unwrap(), small);
-        assert!(store.fetch_cached("tyler", "INBOX", second).is_none(), "over FETCH_CACHED_MAX");
+        assert!(store.fetch_cached("tyler", "INBOX", second).is_none(), "over IN_MEMORY_MAX");
         // Moved since it was listed: the blocking path looks for it.
         fs::remove_file(dir.path().join("mail/tyler").join(&first.location)).unwrap();
         assert!(store.fetch_cached("tyler", "INBOX", first).is_none());

@@ -53,6 +53,12 @@ pub trait MailStore: Send + Sync + 'static {
     /// A message, in CRLF form.
     fn read(&self, user: &str, message: &Listed) -> std::io::Result<Vec<u8>>;
 
+    /// [`MailStore::read`] when that costs no wait (the message is in memory and small):
+    /// POP3 sends it without a trip to the blocking pool. None: call `read` there.
+    fn read_cached(&self, _user: &str, _message: &Listed) -> Option<Vec<u8>> {
+        None
+    }
+
     /// Removes messages durably; messages already gone are not an error.
     fn remove(&self, user: &str, messages: &[Listed]) -> std::io::Result<()>;
 
