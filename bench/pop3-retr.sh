@@ -2,9 +2,10 @@
 # POP3 RETR throughput: Python's poplib logs in and RETRs every message of a 10,000-message
 # Maildir (4 KiB on average), from Wasmail and then from a private Dovecot pop3d (Debian's
 # dovecot-pop3d, on loopback, reading a copy of the same Maildir), and prints messages per
-# second and their ratio. Both servers read from the page cache after a warm-up pass.
+# second and their ratio, PAIRS rounds in turn. Both servers read from the page cache after a
+# warm-up pass.
 #
-# Usage: bench/pop3-retr.sh [MESSAGES]   (default 10000)
+# Usage: [PAIRS=3] bench/pop3-retr.sh [MESSAGES]   (default 10000; PAIRS interleaved rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,8 +79,15 @@ print(f"{rate:.0f} {mb:.1f}")
 PY
 }
 
-read -r w_rate w_mb < <(retr_all "$WASMAIL_POP3")
-read -r d_rate d_mb < <(retr_all "$DOVECOT_POP3")
-printf 'wasmail  RETR %6d messages/s  %6.1f MB/s\n' "$w_rate" "$w_mb"
-printf 'dovecot  RETR %6d messages/s  %6.1f MB/s\n' "$d_rate" "$d_mb"
-printf 'wasmail/dovecot ratio: %.2f\n' "$(echo "$w_rate / $d_rate" | bc -l)"
+# Rounds in turn (Wasmail, Dovecot, Wasmail, ...: ABAB, PAIRS times), as the other
+# benchmarks: the ratio is the median of the pairs' ratios.
+PAIRS=${PAIRS:-3}
+ratios=()
+for pair in $(seq 1 "$PAIRS"); do
+    read -r w_rate w_mb < <(retr_all "$WASMAIL_POP3")
+    read -r d_rate d_mb < <(retr_all "$DOVECOT_POP3")
+    printf 'wasmail  RETR %6d messages/s  %6.1f MB/s\n' "$w_rate" "$w_mb"
+    printf 'dovecot  RETR %6d messages/s  %6.1f MB/s\n' "$d_rate" "$d_mb"
+    ratios+=("$(echo "$w_rate / $d_rate" | bc -l | xargs printf '%.2f')")
+done
+echo "wasmail/dovecot RETR ratio per pair: ${ratios[*]}; median $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END { print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }')"
