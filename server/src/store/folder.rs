@@ -348,9 +348,14 @@ impl Folder {
         // listing missed a change (a message was not where it said).
         let mut moved_to: Vec<(usize, String)> = Vec::new();
         let mut stale = false;
-        for uid in uids {
-            let Ok(at) = messages.binary_search_by_key(uid, |m| m.uid) else { continue };
-            let message = &messages[at];
+        // The folder read again after the listing missed a change (see below).
+        let mut fresh: Option<Arc<Vec<MessageInfo>>> = None;
+        let mut next = 0;
+        while let Some(uid) = uids.get(next) {
+            next += 1;
+            let listing = Arc::clone(fresh.as_ref().unwrap_or(&messages));
+            let Ok(at) = listing.binary_search_by_key(uid, |m| m.uid) else { continue };
+            let message = &listing[at];
             if unchanged_since.is_some_and(|limit| message.modseq > limit) {
                 result.modified.push(*uid);
                 continue;
@@ -380,9 +385,17 @@ impl Folder {
                     letters.push((message.id.clone(), info));
                 }
                 // Not where the listing says: renamed by someone the listing did not see
-                // (another program, in the same tick as the scan), or expunged.
-                Err(rustix::io::Errno::NOENT) => {
+                // (another program, in the same tick as the scan or during our own
+                // changes), or expunged. Such a program may have changed many (a client
+                // marking all read): the folder is read once, and this message and the rest
+                // are changed from there; one missing even then is looked for by name.
+                Err(rustix::io::Errno::NOENT) if fresh.is_none() => {
                     stale = true;
+                    self.cache = None;
+                    fresh = Some(self.list()?);
+                    next -= 1;
+                }
+                Err(rustix::io::Errno::NOENT) => {
                     if let Some((new, info)) = self.change_flags_found(message, change, flags)? {
                         renamed.push((*uid, new));
                         letters.push((message.id.clone(), info));
@@ -640,8 +653,6 @@ pub(super) fn locate(dir: &Path, location: &str, id: &str) -> io::Result<PathBuf
     Err(io::Error::new(io::ErrorKind::NotFound, format!("no message {id}")))
 }
 
-/// Where a listed location (`new/NAME` or `cur/NAME`) points: whether in `new/`, and the
-/// file's name in its directory.
 /// The messages seen for the first time, each with its INTERNALDATE (its file's modification
 /// time, as Dovecot reads it) and its flag letters.
 ///
@@ -674,6 +685,8 @@ fn arrival_dates(folder: &Path, unknown: &[&Found]) -> io::Result<Vec<(String, i
     })
 }
 
+/// Where a listed location (`new/NAME` or `cur/NAME`) points: whether in `new/`, and the
+/// file's name in its directory.
 fn split_location(location: &str) -> (bool, &str) {
     match location.split_once('/') {
         Some((sub, name)) => (sub == "new", name),
@@ -830,6 +843,31 @@ mod tests {
         // A change from a listing read from the folder has a deadline of its own.
         folder.change_flags(&[1], FlagChange::Add, &flagged, None).unwrap();
         assert!(folder.cache.as_ref().and_then(|c| c.provisional).is_some_and(|u| u > until));
+    }
+
+    #[test]
+    fn a_flag_change_after_another_program_renamed_many_reads_the_folder_once() {
+        let (_tmp, dir) = maildir();
+        let names = ["100.A.host,S=3,W=4", "200.B.host,S=3,W=4", "300.C.host,S=3,W=4"];
+        for name in names {
+            fs::write(dir.join("cur").join(format!("{name}:2,")), b"a\n\n").unwrap();
+        }
+        let mut folder = Folder::open(&dir).unwrap();
+        let fine = SystemTime::now() - Duration::from_secs(1) + Duration::from_nanos(123);
+        stamp(&dir, fine);
+        assert_eq!(folder.list().unwrap().len(), 3);
+        // Another program marks all of them seen in the same tick: the listing is trusted.
+        for name in names {
+            fs::rename(dir.join("cur").join(format!("{name}:2,")), dir.join("cur").join(format!("{name}:2,S"))).unwrap();
+        }
+        stamp(&dir, fine);
+        let flagged = Flags { system: Flags::FLAGGED, keywords: Vec::new() };
+        let changed = folder.change_flags(&[1, 2, 3], FlagChange::Add, &flagged, None).unwrap();
+        assert_eq!(changed.stored.len(), 3);
+        assert!(changed.stored.iter().all(|(_, flags, _)| flags.has(Flags::FLAGGED) && flags.has(Flags::SEEN)), "{:?}", changed.stored);
+        for name in names {
+            assert!(dir.join("cur").join(format!("{name}:2,FS")).exists(), "{name}");
+        }
     }
 
     #[test]
