@@ -106,6 +106,24 @@ pub struct QueueConfig {
     pub nameservers: Vec<SocketAddr>,
     /// The port mail exchangers found through MX records listen on.
     pub mx_port: u16,
+    /// TLS with the next hop: `"may"` (STARTTLS when offered), `"encrypt"` (required),
+    /// `"none"`.
+    pub tls: TlsLevel,
+}
+
+/// `[queue] tls`: what the relay client does about TLS with the next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsLevel {
+    /// Never STARTTLS.
+    None,
+    /// STARTTLS whenever the next hop offers it; in the clear when it does not, or when the
+    /// handshake fails (then on a new connection to the same address, at once).
+    #[default]
+    May,
+    /// STARTTLS or nothing: a next hop that does not offer it, or whose handshake fails,
+    /// is not given the mail (the attempt is deferred, never made in the clear).
+    Encrypt,
 }
 
 impl Default for QueueConfig {
@@ -121,6 +139,7 @@ impl Default for QueueConfig {
             relay_data_timeout: minutes(10),
             nameservers: Vec::new(),
             mx_port: 25,
+            tls: TlsLevel::May,
         }
     }
 }

@@ -102,15 +102,20 @@ impl Stream {
     /// (`TLS1.3`, `TLS13_AES_256_GCM_SHA384`).
     pub fn tls_description(&self) -> Option<(String, String)> {
         let Stream::Tls(stream) = self else { return None };
-        let (_, connection) = stream.get_ref();
-        let version = match connection.protocol_version()? {
-            rustls::ProtocolVersion::TLSv1_3 => "TLS1.3".to_string(),
-            rustls::ProtocolVersion::TLSv1_2 => "TLS1.2".to_string(),
-            other => format!("{other:?}"),
-        };
-        let suite = connection.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
-        Some((version, suite))
+        describe(stream.get_ref().1)
     }
+}
+
+/// The TLS version and cipher suite a connection (server's or client's) runs under, as
+/// trace headers and logs name them: `("TLS1.3", "TLS13_AES_256_GCM_SHA384")`.
+pub fn describe(connection: &rustls::CommonState) -> Option<(String, String)> {
+    let version = match connection.protocol_version()? {
+        rustls::ProtocolVersion::TLSv1_3 => "TLS1.3".to_string(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLS1.2".to_string(),
+        other => format!("{other:?}"),
+    };
+    let suite = connection.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
+    Some((version, suite))
 }
 
 /// A fresh connection as a session's stream: TLS from the first byte on an implicit-TLS

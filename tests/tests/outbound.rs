@@ -101,6 +101,12 @@ fn recording_peer() -> (u16, mpsc::Receiver<String>) {
 }
 
 fn serve_recording(stream: TcpStream, tx: mpsc::Sender<String>) {
+    serve_recording_with(stream, tx, false)
+}
+
+/// [`serve_recording`]; with `broken_tls`, EHLO offers STARTTLS, which is answered 220 and
+/// then with octets that are no TLS handshake (and the connection closed).
+fn serve_recording_with(stream: TcpStream, tx: mpsc::Sender<String>, broken_tls: bool) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     let _ = writer.write_all(b"220 peer.test ESMTP\r\n");
@@ -120,7 +126,14 @@ fn serve_recording(stream: TcpStream, tx: mpsc::Sender<String>) {
         let _ = tx.send(line.clone());
         let verb = line.split([' ', ':', '\r']).next().unwrap_or("").to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
+            "EHLO" if broken_tls => b"250-peer.test\r\n250-STARTTLS\r\n250-DSN\r\n250 PIPELINING\r\n",
             "EHLO" => b"250-peer.test\r\n250-DSN\r\n250 PIPELINING\r\n",
+            "STARTTLS" => {
+                let _ = writer.write_all(b"220 2.0.0 go ahead\r\n");
+                std::thread::sleep(Duration::from_millis(100));
+                let _ = writer.write_all(b"this is not a TLS server hello\r\n");
+                return;
+            }
             "DATA" => {
                 in_data = true;
                 b"354 go on\r\n"
@@ -163,4 +176,25 @@ fn xtext_that_decodes_to_line_breaks_is_refused_and_valid_xtext_is_relayed_encod
     let rcpt = seen.iter().find(|l| l.starts_with("RCPT TO:")).expect("RCPT");
     assert_eq!(rcpt, "RCPT TO:<someone@remote.test> NOTIFY=FAILURE ORCPT=rfc822;some+2Bone@remote.test\r\n", "{seen:?}");
     assert!(!seen.iter().any(|l| l.starts_with("RSET") || l == "\r\n"), "{seen:?}");
+}
+
+/// `[queue] tls = "may"` (the default) and a next hop that offers STARTTLS but whose
+/// handshake fails: the mail is not kept back for it, it goes on a new connection in the
+/// clear (without STARTTLS) at once.
+#[test]
+fn a_failed_handshake_under_may_is_followed_by_the_mail_in_the_clear() {
+    let (tx, lines) = mpsc::channel();
+    let port = peer(move |stream| serve_recording_with(stream, tx.clone(), true));
+    let server = relay(port, "30s");
+    send(&server, "daniel@client.example", "someone@remote.test", "tls broken");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.iter().any(|l: &String| l.starts_with("DATA")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        seen.push(lines.recv_timeout(left).unwrap_or_else(|_| panic!("the peer got: {seen:?}")));
+    }
+    let verbs: Vec<&str> = seen.iter().map(|l| l.split([' ', ':', '\r']).next().unwrap()).collect();
+    assert_eq!(verbs, ["EHLO", "STARTTLS", "EHLO", "MAIL", "RCPT", "DATA"], "{seen:?}");
+    server.wait_for_queue();
+    assert!(server.logged(|l| l.contains("TLS with the next hop failed; relaying in the clear")), "{:?}", server.log());
 }

@@ -278,3 +278,52 @@ fn mx_records_decide_the_next_hop_with_the_a_fallback_and_null_mx() {
     failed.sort();
     assert_eq!(failed, [("rfc822; x@nullmx.test".to_string(), "5.1.10".to_string()), ("rfc822; y@nxdomain.test".into(), "5.1.2".into())]);
 }
+
+/// A next hop with a (self-signed) certificate, so that it offers STARTTLS.
+fn next_hop_with_tls(port: u16) -> Server {
+    Server::start_with(Setup { domains: vec!["remote.test".into()], listen: Some(format!("127.0.0.1:{port}")), tls: true, ..Setup::default() })
+}
+
+/// `[queue] tls = "may"` (the default): STARTTLS when the next hop offers it, whatever its
+/// certificate (here a self-signed one); the next hop records ESMTPS and the cipher, the
+/// relay logs what it used. With `"none"` the same next hop gets the mail in the clear.
+#[test]
+fn relayed_mail_goes_over_starttls_when_the_next_hop_offers_it_and_tls_is_not_off() {
+    let port = free_port();
+    let b = next_hop_with_tls(port);
+    let a = relay(port, "");
+    send(&a, "daniel@localhost", &["tyler@remote.test"], "over tls");
+    wait_until("the relayed message", || !b.mailbox_now("tyler").is_empty());
+    let stored = &b.mailbox("tyler")[0];
+    assert!(stored.contains("with ESMTPS") && stored.contains("(using TLS1.3 with cipher "), "{stored}");
+    assert!(a.logged(|l| l.contains("\"relayed\"") && l.contains("TLS1.3 TLS13_")), "{:?}", a.log());
+
+    let plain = relay(port, "tls = \"none\"\n");
+    send(&plain, "daniel@localhost", &["tyler@remote.test"], "in the clear");
+    wait_until("the second message", || b.mailbox_now("tyler").len() == 2);
+    let stored = b.mailbox("tyler").into_iter().find(|m| m.contains("Subject: in the clear")).unwrap();
+    assert!(stored.contains("with ESMTP ") || stored.contains("with ESMTP\n"), "{stored}");
+    assert!(!stored.contains("with ESMTPS") && !stored.contains("(using TLS"), "{stored}");
+}
+
+/// `"encrypt"`: a next hop that does not offer STARTTLS is not given the mail; the entry
+/// waits in the queue with the reason, and goes once the next hop offers TLS.
+#[test]
+fn encrypt_keeps_mail_from_a_next_hop_without_starttls() {
+    let port = free_port();
+    let mut b = next_hop(port, Vec::new());
+    let a = relay(port, "tls = \"encrypt\"\n");
+    let id = send(&a, "daniel@localhost", &["tyler@remote.test"], "only encrypted");
+    wait_until("a deferral", || a.log().iter().any(|l| l.contains("delivery deferred")));
+    let list = Command::new(wasmail_bin()).args(["queue", "list", "--config"]).arg(a.dir.path().join("wasmail.toml")).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(list.starts_with(&id) && list.contains("does not offer STARTTLS"), "{list}");
+    assert!(b.mailbox_now("tyler").is_empty(), "nothing in the clear");
+    // The next hop gets a certificate: the retry goes over TLS.
+    b.kill9();
+    drop(b);
+    let b = next_hop_with_tls(port);
+    wait_until("the relayed message", || !b.mailbox_now("tyler").is_empty());
+    let stored = &b.mailbox("tyler")[0];
+    assert!(stored.contains("with ESMTPS") && stored.contains("Subject: only encrypted"), "{stored}");
+}

@@ -216,8 +216,10 @@ impl Queue {
             let mut done = false;
             'hops: for hop in &hops {
                 for addr in &hop.addrs {
-                    match client::relay(*addr, &self.hostname, timeouts, envelope, &targets, content).await {
-                        Ok(outcomes) => {
+                    let peer = client::Peer { name: &hop.name, addr: *addr };
+                    match client::relay(peer, &self.hostname, settings.config.tls, timeouts, envelope, &targets, content).await {
+                        Ok((outcomes, tls)) => {
+                            tracing::info!(queue_id = envelope.id, hop = hop.name, %addr, tls = tls.as_deref().unwrap_or("none"), "relayed");
                             for (&i, outcome) in targets.iter().zip(outcomes) {
                                 apply_outcome(&envelope.id, &mut envelope.recipients[i], &hop.name, outcome, &mut errors);
                             }

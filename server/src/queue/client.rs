@@ -1,15 +1,21 @@
 //! The SMTP client that relays queued mail to the next hop: EHLO (HELO if refused),
-//! PIPELINING, SIZE, 8BITMIME (an 8-bit body is converted to quoted-printable/base64 for a
-//! peer without it), DSN parameters passed on when the peer has DSN, SMTPUTF8 required when
-//! the message needs it.
+//! STARTTLS (RFC 3207) as `[queue] tls` says, PIPELINING, SIZE, 8BITMIME (an 8-bit body is
+//! converted to quoted-printable/base64 for a peer without it), DSN parameters passed on when
+//! the peer has DSN, SMTPUTF8 required when the message needs it.
+//!
+//! TLS with `may` and `encrypt` is opportunistic encryption (RFC 7435), as Postfix's levels
+//! of those names: the next hop's certificate is not checked (most MX hosts' certificates
+//! would fail a check against their MX name), the handshake's signatures are.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use super::spool::Envelope;
+pub use crate::config::TlsLevel;
 use wasmail_proto::smtp::params::encode_xtext;
 pub use wasmail_proto::smtp::peer::PeerReply;
 use wasmail_proto::smtp::peer::ReplyReader;
@@ -38,6 +44,9 @@ const DATA_BLOCK_TIMEOUT: Duration = Duration::from_secs(180);
 /// The message is written in blocks of this size, each within its own deadline.
 const BLOCK: usize = 64 * 1024;
 
+/// The TLS a session ran under, for the log: `TLS1.3 TLS13_AES_256_GCM_SHA384`.
+pub type TlsUsed = Option<String>;
+
 /// How long each stage of a session may take: `[queue] relay_command_timeout` and
 /// `relay_data_timeout`.
 #[derive(Debug, Clone, Copy)]
@@ -46,13 +55,41 @@ pub struct Timeouts {
     pub data: Duration,
 }
 
+/// The connection: TCP, or TLS over it after STARTTLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 struct Conn {
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    reader: BufReader<ReadHalf<Box<dyn Stream>>>,
+    writer: WriteHalf<Box<dyn Stream>>,
     timeouts: Timeouts,
 }
 
 impl Conn {
+    fn new(stream: Box<dyn Stream>, timeouts: Timeouts) -> Conn {
+        let (read, writer) = tokio::io::split(stream);
+        Conn { reader: BufReader::new(read), writer, timeouts }
+    }
+
+    /// STARTTLS was answered 220: the handshake, within the command timeout. Octets the
+    /// peer sent after its 220 came in the clear and are not part of the TLS session: a
+    /// peer that sends any is not talked to further (as CVE-2011-0411 is for servers).
+    async fn start_tls(self, name: &str, addr: SocketAddr) -> Result<(Conn, String), SessionError> {
+        if !self.reader.buffer().is_empty() {
+            return Err(SessionError("the next hop sent more after its reply to STARTTLS".into()));
+        }
+        let timeouts = self.timeouts;
+        let stream = self.reader.into_inner().unsplit(self.writer);
+        let server_name = rustls::pki_types::ServerName::try_from(name.trim_end_matches('.').to_string())
+            .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(addr.ip().into()));
+        let tls = tokio::time::timeout(timeouts.command, opportunistic().connect(server_name, stream))
+            .await
+            .map_err(|_| SessionError(format!("TLS handshake: no answer within {} s", timeouts.command.as_secs())))?
+            .map_err(|e| SessionError(format!("TLS handshake: {e}")))?;
+        let used = crate::tls::describe(tls.get_ref().1).map_or_else(|| "TLS".to_string(), |(version, suite)| format!("{version} {suite}"));
+        Ok((Conn::new(Box::new(tls), timeouts), used))
+    }
+
     /// A reply to a command (or the greeting), within the command timeout.
     async fn read_reply(&mut self) -> Result<PeerReply, SessionError> {
         self.read_reply_within(self.timeouts.command).await
@@ -106,38 +143,188 @@ impl Conn {
     }
 }
 
+/// The next hop: its name (an MX host's, or a route's) and one of its addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer<'a> {
+    pub name: &'a str,
+    pub addr: SocketAddr,
+}
+
 /// Relays `content` for the recipients `targets` (indexes into `envelope.recipients`) over
-/// one SMTP session with `addr`. Returns one outcome per target, in order.
+/// one SMTP session with the peer, with TLS as `tls` says. Returns one outcome per target,
+/// in order, and the TLS the session ran under.
 pub async fn relay(
-    addr: SocketAddr,
+    peer: Peer<'_>,
     helo: &str,
+    tls: TlsLevel,
     timeouts: Timeouts,
     envelope: &Envelope,
     targets: &[usize],
     content: &[u8],
-) -> Result<Vec<Outcome>, SessionError> {
+) -> Result<(Vec<Outcome>, TlsUsed), SessionError> {
+    let (mut c, ehlo, used) = match open(peer, helo, tls, timeouts).await {
+        // `may`: a handshake that failed (or a peer that broke off after it) is not a
+        // reason to keep the mail; the same address again, in the clear.
+        Err(Opening::TlsFailed(e)) if tls == TlsLevel::May => {
+            tracing::info!(hop = peer.name, addr = %peer.addr, error = e, "TLS with the next hop failed; relaying in the clear");
+            open(peer, helo, TlsLevel::None, timeouts).await.map_err(Opening::into_error)?
+        }
+        opened => opened.map_err(Opening::into_error)?,
+    };
+    let outcomes = transfer(&mut c, &ehlo, envelope, targets, content).await?;
+    Ok((outcomes, used))
+}
+
+/// Why a session could not be opened.
+enum Opening {
+    /// The STARTTLS handshake, or the EHLO after it.
+    TlsFailed(String),
+    Other(SessionError),
+}
+
+impl Opening {
+    fn into_error(self) -> SessionError {
+        match self {
+            Opening::TlsFailed(e) => SessionError(e),
+            Opening::Other(e) => e,
+        }
+    }
+}
+
+impl From<SessionError> for Opening {
+    fn from(e: SessionError) -> Opening {
+        Opening::Other(e)
+    }
+}
+
+/// Connects, reads the greeting and says EHLO (HELO if refused); with `tls` not `none` and
+/// STARTTLS offered, starts TLS and says EHLO again. The connection, the EHLO reply that
+/// counts, and the TLS it runs under.
+async fn open(peer: Peer<'_>, helo: &str, tls: TlsLevel, timeouts: Timeouts) -> Result<(Conn, Ehlo, TlsUsed), Opening> {
+    let addr = peer.addr;
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| SessionError(format!("connecting to {addr}: timeout")))?
         .map_err(|e| SessionError(format!("connecting to {addr}: {e}")))?;
-    let (read, writer) = stream.into_split();
-    let mut c = Conn { reader: BufReader::new(read), writer, timeouts };
+    let mut c = Conn::new(Box::new(stream), timeouts);
     let greeting = c.read_reply().await?;
     if greeting.code / 100 != 2 {
-        return Err(SessionError(format!("greeting: {}", greeting.text())));
+        return Err(SessionError(format!("greeting: {}", greeting.text())).into());
     }
-    c.send(format!("EHLO {helo}\r\n").as_bytes()).await?;
-    let mut ehlo = c.read_reply().await?;
-    let extended = ehlo.code / 100 == 2;
-    if !extended {
-        c.send(format!("HELO {helo}\r\n").as_bytes()).await?;
-        ehlo = c.read_reply().await?;
-        if ehlo.code / 100 != 2 {
-            return Err(SessionError(format!("HELO: {}", ehlo.text())));
+    let ehlo = hello(&mut c, helo).await?;
+    if tls == TlsLevel::None {
+        return Ok((c, ehlo, None));
+    }
+    if !ehlo.has("STARTTLS") {
+        if tls == TlsLevel::Encrypt {
+            let _ = c.send(b"QUIT\r\n").await;
+            return Err(SessionError("the next hop does not offer STARTTLS, and [queue] tls = \"encrypt\" requires it".into()).into());
         }
+        return Ok((c, ehlo, None));
     }
-    let has =
-        |keyword: &str| extended && ehlo.lines.iter().skip(1).any(|l| l.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case(keyword)));
+    c.send(b"STARTTLS\r\n").await?;
+    let reply = c.read_reply().await?;
+    if reply.code != 220 {
+        // Refused: no TLS on this connection; `may` goes on in the clear on it.
+        if tls == TlsLevel::Encrypt {
+            let _ = c.send(b"QUIT\r\n").await;
+            return Err(SessionError(format!("STARTTLS refused: {}", reply.text())).into());
+        }
+        return Ok((c, ehlo, None));
+    }
+    let (mut c, used) = c.start_tls(peer.name, addr).await.map_err(|SessionError(e)| Opening::TlsFailed(e))?;
+    // RFC 3207 4.2: what the peer said before TLS is forgotten; EHLO again.
+    let ehlo = hello(&mut c, helo).await.map_err(|SessionError(e)| Opening::TlsFailed(format!("after STARTTLS: {e}")))?;
+    Ok((c, ehlo, Some(used)))
+}
+
+/// The reply to EHLO (or to HELO, when EHLO was refused), and whether it was EHLO's.
+struct Ehlo {
+    reply: PeerReply,
+    extended: bool,
+}
+
+impl Ehlo {
+    /// Whether the peer lists an extension keyword.
+    fn has(&self, keyword: &str) -> bool {
+        self.extended && self.reply.lines.iter().skip(1).any(|l| l.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case(keyword)))
+    }
+}
+
+async fn hello(c: &mut Conn, helo: &str) -> Result<Ehlo, SessionError> {
+    c.send(format!("EHLO {helo}\r\n").as_bytes()).await?;
+    let reply = c.read_reply().await?;
+    if reply.code / 100 == 2 {
+        return Ok(Ehlo { reply, extended: true });
+    }
+    c.send(format!("HELO {helo}\r\n").as_bytes()).await?;
+    let reply = c.read_reply().await?;
+    if reply.code / 100 != 2 {
+        return Err(SessionError(format!("HELO: {}", reply.text())));
+    }
+    Ok(Ehlo { reply, extended: false })
+}
+
+/// The client's TLS: every protocol version and cipher suite rustls has, any certificate
+/// (see the module's text), signatures checked.
+fn opportunistic() -> &'static tokio_rustls::TlsConnector {
+    static CONNECTOR: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
+    CONNECTOR.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .expect("ring offers the default versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    })
+}
+
+/// Takes any certificate (opportunistic TLS, RFC 7435), and checks that the peer holds its
+/// key: the handshake's signatures are verified as usual.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// One transaction on an open session: MAIL, RCPT, DATA, QUIT.
+async fn transfer(c: &mut Conn, ehlo: &Ehlo, envelope: &Envelope, targets: &[usize], content: &[u8]) -> Result<Vec<Outcome>, SessionError> {
+    let timeouts = c.timeouts;
+    let has = |keyword: &str| ehlo.has(keyword);
     let (pipelining, eight_bit_mime, dsn, smtputf8) = (has("PIPELINING"), has("8BITMIME"), has("DSN"), has("SMTPUTF8"));
 
     // The trace field Return-Path is added at final delivery (RFC 5321 4.4), not relayed.
