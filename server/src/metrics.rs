@@ -141,6 +141,7 @@ pub struct Metrics {
     transactions: Counters,
     received_bytes: Counters,
     deliveries: Counters,
+    relay_sessions: Counters,
     logins: Counters,
     reloads: Counters,
     plugin_calls: Counters,
@@ -148,7 +149,8 @@ pub struct Metrics {
     plugin_seconds: Histograms,
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    Metrics {
     connections: Counters::new("wasmail_connections_total", "Connections accepted, by listener protocol.", &["protocol"]),
     transactions: Counters::new(
         "wasmail_smtp_transactions_total",
@@ -161,6 +163,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         "Delivery attempts per recipient, by result (delivered, deferred, failed) and where (local, relay).",
         &["result", "transport"],
     ),
+    relay_sessions: Counters::new(
+        "wasmail_relay_sessions_total",
+        "Relay sessions that reached a next hop and sent MAIL, by TLS: tls, clear (not offered, refused, or [queue] tls = none), clear_after_failure (the handshake failed under tls = may).",
+        &["tls"],
+    ),
     logins: Counters::new("wasmail_logins_total", "Logins (SMTP AUTH, POP3, IMAP) by result (success, failure, blocked).", &["protocol", "result"]),
     reloads: Counters::new("wasmail_reloads_total", "Reloads (SIGHUP, wasmail reload) by result (success, failure).", &["result"]),
     plugin_calls: Counters::new("wasmail_plugin_calls_total", "Plugin hook calls.", &["plugin", "hook"]),
@@ -170,6 +177,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         &["plugin", "hook", "kind"],
     ),
     plugin_seconds: Histograms::new("wasmail_plugin_call_seconds", "Wall time of plugin hook calls, instantiation included.", &["plugin", "hook"]),
+}
 });
 
 /// The process's metrics.
@@ -209,6 +217,11 @@ impl Metrics {
         self.deliveries.inc(&[result, transport]);
     }
 
+    /// A relay session that got as far as MAIL, by the TLS it ran under.
+    pub fn relay_session(&self, tls: &str) {
+        self.relay_sessions.inc(&[tls]);
+    }
+
     pub fn login(&self, protocol: &str, result: &str) {
         self.logins.inc(&[protocol, result]);
     }
@@ -244,6 +257,7 @@ impl Metrics {
             &self.transactions,
             &self.received_bytes,
             &self.deliveries,
+            &self.relay_sessions,
             &self.logins,
             &self.reloads,
             &self.plugin_calls,

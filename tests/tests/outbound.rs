@@ -197,4 +197,5 @@ fn a_failed_handshake_under_may_is_followed_by_the_mail_in_the_clear() {
     assert_eq!(verbs, ["EHLO", "STARTTLS", "EHLO", "MAIL", "RCPT", "DATA"], "{seen:?}");
     server.wait_for_queue();
     assert!(server.logged(|l| l.contains("TLS with the next hop failed; relaying in the clear")), "{:?}", server.log());
+    assert!(server.logged(|l| l.contains("\"relayed\"") && l.contains("no TLS, the handshake failed")), "{:?}", server.log());
 }

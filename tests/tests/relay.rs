@@ -279,6 +279,16 @@ fn mx_records_decide_the_next_hop_with_the_a_fallback_and_null_mx() {
     assert_eq!(failed, [("rfc822; x@nullmx.test".to_string(), "5.1.10".to_string()), ("rfc822; y@nxdomain.test".into(), "5.1.2".into())]);
 }
 
+/// The server's `/metrics` text.
+fn metrics(server: &Server) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port("metrics"))).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
 /// A next hop with a (self-signed) certificate, so that it offers STARTTLS.
 fn next_hop_with_tls(port: u16) -> Server {
     Server::start_with(Setup { domains: vec!["remote.test".into()], listen: Some(format!("127.0.0.1:{port}")), tls: true, ..Setup::default() })
@@ -291,12 +301,17 @@ fn next_hop_with_tls(port: u16) -> Server {
 fn relayed_mail_goes_over_starttls_when_the_next_hop_offers_it_and_tls_is_not_off() {
     let port = free_port();
     let b = next_hop_with_tls(port);
-    let a = relay(port, "");
+    let a = Server::start_with(Setup {
+        top: "relay_networks = [\"127.0.0.0/8\"]\n[metrics]\nlisten = \"127.0.0.1:0\"\n".into(),
+        smtp: format!("[queue]\nretry_intervals = [\"1s\"]\n[routes]\n\"remote.test\" = \"127.0.0.1:{port}\"\n"),
+        ..Setup::default()
+    });
     send(&a, "daniel@localhost", &["tyler@remote.test"], "over tls");
     wait_until("the relayed message", || !b.mailbox_now("tyler").is_empty());
     let stored = &b.mailbox("tyler")[0];
     assert!(stored.contains("with ESMTPS") && stored.contains("(using TLS1.3 with cipher "), "{stored}");
     assert!(a.logged(|l| l.contains("\"relayed\"") && l.contains("TLS1.3 TLS13_")), "{:?}", a.log());
+    wait_until("the relay session counted", || metrics(&a).contains("wasmail_relay_sessions_total{tls=\"tls\"} 1\n"));
 
     let plain = relay(port, "tls = \"none\"\n");
     send(&plain, "daniel@localhost", &["tyler@remote.test"], "in the clear");

@@ -218,10 +218,10 @@ impl Queue {
                 for addr in &hop.addrs {
                     let peer = client::Peer { name: &hop.name, addr: *addr };
                     match client::relay(peer, &self.hostname, settings.config.tls, timeouts, envelope, &targets, content).await {
-                        Ok((outcomes, tls)) => {
-                            tracing::info!(queue_id = envelope.id, hop = hop.name, %addr, tls = tls.as_deref().unwrap_or("none"), "relayed");
+                        Ok((outcomes, secured)) => {
+                            crate::metrics::get().relay_session(secured.label());
                             for (&i, outcome) in targets.iter().zip(outcomes) {
-                                apply_outcome(&envelope.id, &mut envelope.recipients[i], &hop.name, outcome, &mut errors);
+                                apply_outcome(&envelope.id, &mut envelope.recipients[i], &hop.name, &secured, outcome, &mut errors);
                             }
                             done = true;
                             break 'hops;
@@ -293,25 +293,28 @@ fn header_view(content: &[u8], limits: &wasmail_mime::Limits, room: usize) -> Ve
 }
 
 /// Records what the next hop said about one recipient.
-fn apply_outcome(id: &str, r: &mut Recipient, hop: &str, outcome: client::Outcome, errors: &mut Vec<String>) {
+/// What a relay session's reply means for a recipient. The detail (`wasmail queue list`)
+/// and the log name the hop and the TLS the session ran under.
+fn apply_outcome(id: &str, r: &mut Recipient, hop: &str, secured: &client::Secured, outcome: client::Outcome, errors: &mut Vec<String>) {
+    let tls = secured.to_string();
     match outcome {
         client::Outcome::Accepted { reply, dsn } => {
             r.state = State::Delivered;
             r.relayed = Some(if dsn { spool::RelayedTo::Dsn } else { spool::RelayedTo::Plain });
             r.status = Some(reply.status());
-            r.detail = Some(format!("relayed to {hop}: {}", reply.text()));
-            tracing::info!(queue_id = id, to = r.address, hop, reply = reply.text(), "relayed");
+            r.detail = Some(format!("relayed to {hop} ({tls}): {}", reply.text()));
+            tracing::info!(queue_id = id, to = r.address, hop, tls, reply = reply.text(), "relayed");
         }
         client::Outcome::Rejected(reply) => {
             r.state = State::Failed;
             r.status = Some(reply.status());
             r.diagnostic = Some(format!("smtp; {}", reply.text()));
-            r.detail = Some(format!("{hop} said: {}", reply.text()));
-            tracing::info!(queue_id = id, to = r.address, hop, reply = reply.text(), "relay refused");
+            r.detail = Some(format!("{hop} ({tls}) said: {}", reply.text()));
+            tracing::info!(queue_id = id, to = r.address, hop, tls, reply = reply.text(), "relay refused");
         }
         client::Outcome::Deferred(text) => {
             r.status = Some(codes::TEMP_OTHER);
-            r.detail = Some(format!("{hop} said: {text}"));
+            r.detail = Some(format!("{hop} ({tls}) said: {text}"));
             errors.push(text);
         }
     }

@@ -44,8 +44,37 @@ const DATA_BLOCK_TIMEOUT: Duration = Duration::from_secs(180);
 /// The message is written in blocks of this size, each within its own deadline.
 const BLOCK: usize = 64 * 1024;
 
-/// The TLS a session ran under, for the log: `TLS1.3 TLS13_AES_256_GCM_SHA384`.
-pub type TlsUsed = Option<String>;
+/// What TLS a relay session ran under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secured {
+    /// TLS: its version and cipher suite, `TLS1.3 TLS13_AES_256_GCM_SHA384`.
+    Tls(String),
+    /// In the clear: not offered, refused, or `[queue] tls = "none"`.
+    Clear,
+    /// In the clear after a failed handshake (`"may"`).
+    ClearAfterFailure,
+}
+
+impl Secured {
+    /// The metrics label: `tls`, `clear`, `clear_after_failure`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Secured::Tls(_) => "tls",
+            Secured::Clear => "clear",
+            Secured::ClearAfterFailure => "clear_after_failure",
+        }
+    }
+}
+
+impl std::fmt::Display for Secured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secured::Tls(used) => f.write_str(used),
+            Secured::Clear => f.write_str("no TLS"),
+            Secured::ClearAfterFailure => f.write_str("no TLS, the handshake failed"),
+        }
+    }
+}
 
 /// How long each stage of a session may take: `[queue] relay_command_timeout` and
 /// `relay_data_timeout`.
@@ -161,13 +190,14 @@ pub async fn relay(
     envelope: &Envelope,
     targets: &[usize],
     content: &[u8],
-) -> Result<(Vec<Outcome>, TlsUsed), SessionError> {
+) -> Result<(Vec<Outcome>, Secured), SessionError> {
     let (mut c, ehlo, used) = match open(peer, helo, tls, timeouts).await {
         // `may`: a handshake that failed (or a peer that broke off after it) is not a
         // reason to keep the mail; the same address again, in the clear.
         Err(Opening::TlsFailed(e)) if tls == TlsLevel::May => {
             tracing::info!(hop = peer.name, addr = %peer.addr, error = e, "TLS with the next hop failed; relaying in the clear");
-            open(peer, helo, TlsLevel::None, timeouts).await.map_err(Opening::into_error)?
+            let (c, ehlo, _) = open(peer, helo, TlsLevel::None, timeouts).await.map_err(Opening::into_error)?;
+            (c, ehlo, Secured::ClearAfterFailure)
         }
         opened => opened.map_err(Opening::into_error)?,
     };
@@ -200,7 +230,7 @@ impl From<SessionError> for Opening {
 /// Connects, reads the greeting and says EHLO (HELO if refused); with `tls` not `none` and
 /// STARTTLS offered, starts TLS and says EHLO again. The connection, the EHLO reply that
 /// counts, and the TLS it runs under.
-async fn open(peer: Peer<'_>, helo: &str, tls: TlsLevel, timeouts: Timeouts) -> Result<(Conn, Ehlo, TlsUsed), Opening> {
+async fn open(peer: Peer<'_>, helo: &str, tls: TlsLevel, timeouts: Timeouts) -> Result<(Conn, Ehlo, Secured), Opening> {
     let addr = peer.addr;
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
@@ -213,14 +243,14 @@ async fn open(peer: Peer<'_>, helo: &str, tls: TlsLevel, timeouts: Timeouts) -> 
     }
     let ehlo = hello(&mut c, helo).await?;
     if tls == TlsLevel::None {
-        return Ok((c, ehlo, None));
+        return Ok((c, ehlo, Secured::Clear));
     }
     if !ehlo.has("STARTTLS") {
         if tls == TlsLevel::Encrypt {
             let _ = c.send(b"QUIT\r\n").await;
             return Err(SessionError("the next hop does not offer STARTTLS, and [queue] tls = \"encrypt\" requires it".into()).into());
         }
-        return Ok((c, ehlo, None));
+        return Ok((c, ehlo, Secured::Clear));
     }
     c.send(b"STARTTLS\r\n").await?;
     let reply = c.read_reply().await?;
@@ -230,12 +260,12 @@ async fn open(peer: Peer<'_>, helo: &str, tls: TlsLevel, timeouts: Timeouts) -> 
             let _ = c.send(b"QUIT\r\n").await;
             return Err(SessionError(format!("STARTTLS refused: {}", reply.text())).into());
         }
-        return Ok((c, ehlo, None));
+        return Ok((c, ehlo, Secured::Clear));
     }
     let (mut c, used) = c.start_tls(peer.name, addr).await.map_err(|SessionError(e)| Opening::TlsFailed(e))?;
     // RFC 3207 4.2: what the peer said before TLS is forgotten; EHLO again.
     let ehlo = hello(&mut c, helo).await.map_err(|SessionError(e)| Opening::TlsFailed(format!("after STARTTLS: {e}")))?;
-    Ok((c, ehlo, Some(used)))
+    Ok((c, ehlo, Secured::Tls(used)))
 }
 
 /// The reply to EHLO (or to HELO, when EHLO was refused), and whether it was EHLO's.
