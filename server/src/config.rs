@@ -39,12 +39,26 @@ pub struct Config {
     pub mime: MimeConfig,
     pub quota: QuotaConfig,
     pub queue: QueueConfig,
+    pub dns: DnsConfig,
     /// Next hop per recipient domain (`"example.org" = "127.0.0.1:2626"`); `"*"` is the
     /// smarthost for every other domain; without either, MX records decide.
     pub routes: std::collections::BTreeMap<String, String>,
     pub plugins: PluginsConfig,
     pub metrics: MetricsConfig,
     pub server: ServerConfig,
+    /// What loading found worth a warning (a key kept under an old name), for the log at
+    /// start and for `check-config`.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// The resolver the queue (MX, and later authentication and plugins) uses.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// DNS servers (`"127.0.0.1:53"`); empty: the system's (`/etc/resolv.conf`).
+    /// `queue.nameservers`, the older name, is taken when this is empty.
+    pub nameservers: Vec<SocketAddr>,
 }
 
 /// The Prometheus endpoint.
@@ -102,7 +116,7 @@ pub struct QueueConfig {
     /// minutes), and for each 64 KiB block of the message to be taken (3 minutes in the RFC,
     /// never more than this).
     pub relay_data_timeout: Duration,
-    /// DNS servers for MX lookups (`"127.0.0.1:53"`); empty: the system's (resolv.conf).
+    /// The older name of `dns.nameservers` (read into it, with a warning).
     pub nameservers: Vec<SocketAddr>,
     /// The port mail exchangers found through MX records listen on.
     pub mx_port: u16,
@@ -477,10 +491,12 @@ impl Default for Config {
             mime: MimeConfig::default(),
             quota: QuotaConfig::default(),
             queue: QueueConfig::default(),
+            dns: DnsConfig::default(),
             routes: Default::default(),
             plugins: PluginsConfig::default(),
             metrics: MetricsConfig::default(),
             server: ServerConfig::default(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -579,9 +595,30 @@ impl Config {
 
     /// Parses and validates the text of a config file named `file` (for messages).
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        let config: Config = parse_toml(text, file)?;
+        let mut config: Config = parse_toml(text, file)?;
         config.validate(file, text)?;
+        config.take_old_names(file, text)?;
         Ok(config)
+    }
+
+    /// Keys kept under their older names: read into the new ones, each with a warning.
+    fn take_old_names(&mut self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        if !self.queue.nameservers.is_empty() {
+            let line = line_of_key(text, "queue.nameservers");
+            if !self.dns.nameservers.is_empty() && self.dns.nameservers != self.queue.nameservers {
+                return Err(ConfigError {
+                    file: file.to_path_buf(),
+                    line,
+                    key: Some("queue.nameservers".into()),
+                    message: "differs from dns.nameservers, which replaces it: keep only dns.nameservers".into(),
+                });
+            }
+            let place = line.map_or(String::new(), |l| format!(":{l}"));
+            self.warnings
+                .push(format!("{}{place}: queue.nameservers is now dns.nameservers ([dns] nameservers = [...]); read as that", file.display()));
+            self.dns.nameservers = std::mem::take(&mut self.queue.nameservers);
+        }
+        Ok(())
     }
 
     /// Checks what the types alone cannot.
@@ -836,6 +873,22 @@ mod tests {
         assert_eq!(c.smtp.command_timeout, Duration(StdDuration::from_secs(300)));
         assert!(c.smtp.vrfy);
         assert!(c.is_local_domain("EXAMPLE.org"));
+    }
+
+    #[test]
+    fn queue_nameservers_is_read_as_dns_nameservers_with_a_warning() {
+        let c = parse("[dns]\nnameservers = [\"127.0.0.1:5353\"]\n").unwrap();
+        assert_eq!(c.dns.nameservers, vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]);
+        assert!(c.warnings.is_empty());
+        let c = parse("[queue]\nworkers = 2\nnameservers = [\"127.0.0.1:5353\"]\n").unwrap();
+        assert_eq!(c.dns.nameservers, vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]);
+        assert!(c.queue.nameservers.is_empty());
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].starts_with("wasmail.toml:3: queue.nameservers is now dns.nameservers"), "{:?}", c.warnings);
+        // Both, the same: one warning; different: an error at the old key.
+        assert!(parse("[dns]\nnameservers = [\"127.0.0.1:53\"]\n[queue]\nnameservers = [\"127.0.0.1:53\"]\n").is_ok());
+        let e = parse("[dns]\nnameservers = [\"127.0.0.1:53\"]\n[queue]\nnameservers = [\"127.0.0.2:53\"]\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("queue.nameservers")), "{e}");
     }
 
     #[test]

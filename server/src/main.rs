@@ -255,6 +255,9 @@ fn main() -> ExitCode {
                 None => config.log_format,
             };
             wasmail::logging::init(format);
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
             let plugins_required = options.plugins.is_some();
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
             let ctx = match runtime.block_on(wasmail::server::build_context(config, plugins_required)) {

@@ -139,7 +139,7 @@ impl Parts {
 
     fn queue_settings(&self, config: &Config) -> crate::queue::Settings {
         let router: Arc<dyn crate::queue::Router> = Arc::clone(&self.directory) as _;
-        let settings = crate::queue::Settings::new(router, Arc::clone(&self.plugins), config.queue.clone(), &config.routes);
+        let settings = crate::queue::Settings::new(router, Arc::clone(&self.plugins), config.queue.clone(), &config.routes, &config.dns.nameservers);
         crate::queue::Settings { header_limits: config.mime.limits(), quota: config.quota.clone(), ..settings }
     }
 }
@@ -182,6 +182,9 @@ pub async fn check(config: &Config, plugins_required: bool) -> anyhow::Result<St
         report.push('\n');
     };
     line(format!("config:   ok ({} local domain(s): {})", config.domains.len(), config.domains.join(", ")));
+    for warning in &config.warnings {
+        line(format!("warning:  {warning}"));
+    }
     line(match parts.directory.user_count() {
         0 => format!("users:    none in {} (development mode)", config.users_file.display()),
         n => format!("users:    {n} in {}", config.users_file.display()),

@@ -443,3 +443,15 @@ fn a_renewed_certificate_is_served_after_a_reload() {
     assert_eq!(now_served, now_file, "the renewed certificate is served");
     assert_ne!(now_served, served);
 }
+
+/// A key under its older name (`[queue] nameservers`) still works: the server logs a warning
+/// naming the new key, and check-config prints it.
+#[test]
+fn an_old_key_name_is_read_with_a_warning_in_the_log_and_from_check_config() {
+    let server = Server::start_with(Setup { smtp: "[queue]\nnameservers = [\"127.0.0.1:53\"]\n".into(), ..Setup::default() });
+    assert!(server.logged(|l| l.contains("queue.nameservers is now dns.nameservers") && l.contains("WARN")), "{:?}", server.log());
+    let out = Command::new(wasmail_bin()).args(["check-config", "--config"]).arg(server.config_path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.lines().any(|l| l.starts_with("warning:  ") && l.contains("wasmail.toml:") && l.contains("dns.nameservers")), "{text}");
+}

@@ -258,7 +258,7 @@ fn mx_records_decide_the_next_hop_with_the_a_fallback_and_null_mx() {
     });
     let a = Server::start_with(Setup {
         top: "relay_networks = [\"127.0.0.0/8\"]".into(),
-        smtp: format!("[queue]\nretry_intervals = [\"1s\"]\nnameservers = [\"127.0.0.1:{}\"]\nmx_port = {hop_port}\n", dns.port),
+        smtp: format!("[queue]\nretry_intervals = [\"1s\"]\nmx_port = {hop_port}\n[dns]\nnameservers = [\"127.0.0.1:{}\"]\n", dns.port),
         ..Setup::default()
     });
     // mx.test: MX 10 mx1.mx.test, A 127.0.0.1. nomx.test: no MX, an A record (RFC 5321 5.1).

@@ -30,7 +30,7 @@ pub struct Hop {
 pub struct Router {
     /// `[routes]`: domain (lower case) or `*` to `host:port`.
     routes: BTreeMap<String, String>,
-    /// `[queue] nameservers`: empty for the system's (resolv.conf).
+    /// `[dns] nameservers`: empty for the system's (resolv.conf).
     nameservers: Vec<SocketAddr>,
     /// The port of mail exchangers (25).
     mx_port: u16,
