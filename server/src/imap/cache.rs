@@ -59,7 +59,11 @@ pub struct StructureCache {
 /// Lookups in one mailbox (SORT and THREAD look up every message of a mailbox, FETCH a range).
 pub struct Lookup<'a> {
     cache: &'a StructureCache,
-    mailbox: Arc<Mutex<Mailbox>>,
+    /// `user\0mailbox`.
+    key: String,
+    /// The mailbox's entries: found, or made by the first put (a lookup that finds nothing
+    /// and puts nothing, as a FETCH of flags, leaves nothing behind).
+    mailbox: Option<Arc<Mutex<Mailbox>>>,
     /// The UIDVALIDITY the UIDs belong to: should another session see the mailbox created
     /// again meanwhile (and empty its entry), this lookup finds and puts nothing.
     uid_validity: u32,
@@ -67,7 +71,7 @@ pub struct Lookup<'a> {
 
 impl Lookup<'_> {
     pub fn get(&mut self, uid: u32) -> Option<Arc<Rendered>> {
-        let mut mailbox = self.mailbox.lock().expect("cache lock");
+        let mut mailbox = self.mailbox.as_ref()?.lock().expect("cache lock");
         if mailbox.uid_validity != self.uid_validity {
             return None;
         }
@@ -83,7 +87,15 @@ impl Lookup<'_> {
     }
 
     pub fn put(&mut self, uid: u32, rendered: Arc<Rendered>) {
-        let mut mailbox = self.mailbox.lock().expect("cache lock");
+        let entry = match &self.mailbox {
+            Some(entry) => Arc::clone(entry),
+            None => {
+                let entry = self.cache.entry(&self.key, self.uid_validity, true).expect("made when missing");
+                self.mailbox = Some(Arc::clone(&entry));
+                entry
+            }
+        };
+        let mut mailbox = entry.lock().expect("cache lock");
         if mailbox.uid_validity != self.uid_validity {
             return;
         }
@@ -100,20 +112,32 @@ impl StructureCache {
     /// for it starts empty.
     pub fn lookup(&self, user: &str, mailbox: &str, uid_validity: u32) -> Lookup<'_> {
         let key = format!("{user}\0{mailbox}");
-        let entry = Arc::clone(
-            self.mailboxes
-                .lock()
-                .expect("cache lock")
-                .entry(key)
-                .or_insert_with(|| Arc::new(Mutex::new(Mailbox { uid_validity, ..Mailbox::default() }))),
-        );
+        let mailbox = self.entry(&key, uid_validity, false);
+        Lookup { cache: self, key, mailbox, uid_validity }
+    }
+
+    /// A mailbox's entries (made if `make`), emptied first if they are of another
+    /// UIDVALIDITY.
+    fn entry(&self, key: &str, uid_validity: u32, make: bool) -> Option<Arc<Mutex<Mailbox>>> {
+        let entry = {
+            let mut mailboxes = self.mailboxes.lock().expect("cache lock");
+            match mailboxes.get(key) {
+                Some(entry) => Arc::clone(entry),
+                None if make => {
+                    let entry = Arc::new(Mutex::new(Mailbox { uid_validity, ..Mailbox::default() }));
+                    mailboxes.insert(key.to_string(), Arc::clone(&entry));
+                    entry
+                }
+                None => return None,
+            }
+        };
         {
             let mut held = entry.lock().expect("cache lock");
             if held.uid_validity != uid_validity {
                 *held = Mailbox { uid_validity, ..Mailbox::default() };
             }
         }
-        Lookup { cache: self, mailbox: entry, uid_validity }
+        Some(entry)
     }
 
     /// Counts an entry put in a current generation; when they hold [`GENERATION`], every
@@ -185,6 +209,20 @@ mod tests {
         assert!(before.get(2).is_none());
         before.put(3, rendered(4));
         assert!(cache.lookup("u", "INBOX", 8).get(3).is_none());
+    }
+
+    #[test]
+    fn a_lookup_that_puts_nothing_leaves_nothing() {
+        let cache = StructureCache::default();
+        for i in 0..100 {
+            assert!(cache.lookup("u", &format!("folder {i}"), 1).get(1).is_none());
+        }
+        assert!(cache.mailboxes.lock().unwrap().is_empty());
+        let mut inbox = cache.lookup("u", "INBOX", 1);
+        assert!(inbox.get(1).is_none());
+        inbox.put(1, rendered(1));
+        assert_eq!(inbox.get(1).unwrap().envelope, [1]);
+        assert_eq!(cache.lookup("u", "INBOX", 1).get(1).unwrap().envelope, [1]);
     }
 
     #[test]
