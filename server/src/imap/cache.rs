@@ -90,7 +90,7 @@ impl Lookup<'_> {
         let entry = match &self.mailbox {
             Some(entry) => Arc::clone(entry),
             None => {
-                let entry = self.cache.entry(&self.key, self.uid_validity, true).expect("made when missing");
+                let entry = self.cache.make(&self.key, self.uid_validity);
                 self.mailbox = Some(Arc::clone(&entry));
                 entry
             }
@@ -112,32 +112,21 @@ impl StructureCache {
     /// for it starts empty.
     pub fn lookup(&self, user: &str, mailbox: &str, uid_validity: u32) -> Lookup<'_> {
         let key = format!("{user}\0{mailbox}");
-        let mailbox = self.entry(&key, uid_validity, false);
+        let found = self.mailboxes.lock().expect("cache lock").get(&key).cloned();
+        let mailbox = found.map(|entry| of_validity(entry, uid_validity));
         Lookup { cache: self, key, mailbox, uid_validity }
     }
 
-    /// A mailbox's entries (made if `make`), emptied first if they are of another
-    /// UIDVALIDITY.
-    fn entry(&self, key: &str, uid_validity: u32, make: bool) -> Option<Arc<Mutex<Mailbox>>> {
-        let entry = {
-            let mut mailboxes = self.mailboxes.lock().expect("cache lock");
-            match mailboxes.get(key) {
-                Some(entry) => Arc::clone(entry),
-                None if make => {
-                    let entry = Arc::new(Mutex::new(Mailbox { uid_validity, ..Mailbox::default() }));
-                    mailboxes.insert(key.to_string(), Arc::clone(&entry));
-                    entry
-                }
-                None => return None,
-            }
-        };
-        {
-            let mut held = entry.lock().expect("cache lock");
-            if held.uid_validity != uid_validity {
-                *held = Mailbox { uid_validity, ..Mailbox::default() };
-            }
-        }
-        Some(entry)
+    /// A mailbox's entries, made if there are none.
+    fn make(&self, key: &str, uid_validity: u32) -> Arc<Mutex<Mailbox>> {
+        let entry = Arc::clone(
+            self.mailboxes
+                .lock()
+                .expect("cache lock")
+                .entry(key.to_string())
+                .or_insert_with(|| Arc::new(Mutex::new(Mailbox { uid_validity, ..Mailbox::default() }))),
+        );
+        of_validity(entry, uid_validity)
     }
 
     /// Counts an entry put in a current generation; when they hold [`GENERATION`], every
@@ -159,6 +148,17 @@ impl StructureCache {
             !mailbox.previous.is_empty() || Arc::strong_count(entry) > 1
         });
     }
+}
+
+/// A mailbox's entries, emptied first if they are of another UIDVALIDITY.
+fn of_validity(entry: Arc<Mutex<Mailbox>>, uid_validity: u32) -> Arc<Mutex<Mailbox>> {
+    {
+        let mut held = entry.lock().expect("cache lock");
+        if held.uid_validity != uid_validity {
+            *held = Mailbox { uid_validity, ..Mailbox::default() };
+        }
+    }
+    entry
 }
 
 #[cfg(test)]

@@ -451,9 +451,10 @@ fn replay(dir: &Path, moved: &HashSet<String>) -> io::Result<Replay> {
 }
 
 /// The newest segment's unreadable tail — records a crash cut before their sync, so never
-/// acknowledged — is moved to `NNNNNNNNNNNN.tail` beside it (kept for an operator, never
-/// read), and the segment cut to its last whole record. After this, a later segment is
-/// begun, and an older segment with anything unreadable in it is damaged, whatever its
+/// acknowledged (or, rarely, damage to records that were) — is moved to `NNNNNNNNNNNN.tail`
+/// beside it (kept for an operator, never read), and the segment cut to its last whole
+/// record. After this, a later segment is begun, and an older segment with anything
+/// unreadable in it is damaged, whatever its
 /// last record's length says (a damaged length field looks like a cut record).
 fn set_tail_aside(dir: &Path) -> io::Result<()> {
     let Some(&number) = segments(dir)?.last() else { return Ok(()) };
@@ -471,7 +472,12 @@ fn set_tail_aside(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()?;
     file.set_len(replayed.read_to)?;
     file.sync_all()?;
-    tracing::warn!(segment = %path.display(), octets = tail.len(), kept = %aside.display(), "the spool log ended in a record cut short (never acknowledged); set aside");
+    tracing::warn!(
+        segment = %path.display(),
+        octets = tail.len(),
+        kept = %aside.display(),
+        "the newest spool log segment ends in an unreadable record (cut by a crash before its sync, so never acknowledged, or damaged); set aside"
+    );
     Ok(())
 }
 
