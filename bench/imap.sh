@@ -5,8 +5,9 @@
 # Python's imaplib times SELECT, FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE), FETCH 1:* BODY.PEEK[]
 # (all bodies), SEARCH TEXT, SORT (SUBJECT), THREAD REFERENCES and a QRESYNC resync (SELECT
 # ... (QRESYNC (...)) after another session changed the flags of 100 messages: it must answer
-# with exactly those 100), and mbsync pulls the whole mailbox into an empty Maildir (on tmpfs,
-# without fsync: the server's speed, not the client's disk).
+# with exactly those 100), STORE on all, EXPUNGE of 1,000, STORE/NOOP on one message (what a
+# client marking one message does), and mbsync pulls the whole mailbox into an empty Maildir
+# (on tmpfs, without fsync: the server's speed, not the client's disk).
 # Every figure but the first SELECT is the second of two runs (the first warms the page cache
 # and lets each server build its index and caches); it prints messages per second and the
 # ratio.
@@ -83,8 +84,9 @@ start_dovecot "$work/dovecot" imap "$DOVECOT_IMAP" "$work/maildir"
 wait_for_ports "$WASMAIL_IMAP" "$DOVECOT_IMAP"
 
 # imaplib_rates PORT PAIR: prints "first-select select fetch bodies search sort thread resync
-# store expunge" in messages per second: the first SELECT of the round, then the second run's
-# figures, the resync, STORE +FLAGS on all, and EXPUNGE of 1,000 (per expunged message).
+# store expunge small" in messages per second: the first SELECT of the round, then the second
+# run's figures, the resync, STORE +FLAGS on all, EXPUNGE of 1,000 (per expunged message),
+# and STORE/NOOP on one message (commands per second).
 imaplib_rates() {
     python3 - "$1" "$MESSAGES" "$2" <<'PY'
 import imaplib, sys, time
@@ -151,8 +153,17 @@ def store_and_expunge():
     assert typ == "OK" and len(data) == 1000, len(data)
     m.close() if m.state == "SELECTED" else None
     m.delete("expunge-bench")
+    # What a client marking one message does: STORE +FLAGS, STORE -FLAGS and NOOP on one
+    # message of the large mailbox, 50 times; commands per second.
+    m.select("INBOX")
+    start = time.monotonic()
+    for _ in range(50):
+        assert m.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+        assert m.store("1", "-FLAGS", "(\\Flagged)")[0] == "OK"
+        assert m.noop()[0] == "OK"
+    t_small = time.monotonic() - start
     m.logout()
-    return [count / t_store, 1000 / t_expunge]
+    return [count / t_store, 1000 / t_expunge, 150 / t_small]
 first = run()
 second = run()
 writes = store_and_expunge()
@@ -192,6 +203,7 @@ PAIRS=${PAIRS:-3}
 names=("first SELECT INBOX of a round (1st: indexing)" "SELECT INBOX" "FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)"
     "FETCH 1:* BODY.PEEK[]" "SEARCH TEXT" "SORT (SUBJECT) UTF-8 ALL" "THREAD REFERENCES UTF-8 ALL"
     "QRESYNC resync after 100 flag changes" "STORE 1:* +FLAGS (\\Flagged)" "EXPUNGE 1,000 (per message)"
+    "STORE/NOOP on one message (commands/s)"
     "mbsync full pull, first run" "mbsync full pull, second run")
 for pair in $(seq 1 "$PAIRS"); do
     echo "$(imaplib_rates "$WASMAIL_IMAP" "$pair") $(mbsync_rate "$WASMAIL_IMAP")" >"$work/wasmail.$pair"

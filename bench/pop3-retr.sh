@@ -5,7 +5,7 @@
 # second and their ratio, PAIRS rounds in turn. Both servers read from the page cache after a
 # warm-up pass.
 #
-# Usage: [PAIRS=3] bench/pop3-retr.sh [MESSAGES]   (default 10000; PAIRS interleaved rounds)
+# Usage: [PAIRS=3] [PERF=1] bench/pop3-retr.sh [MESSAGES]   (default 10000; PAIRS interleaved rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,4 +90,8 @@ for pair in $(seq 1 "$PAIRS"); do
     printf 'dovecot  RETR %6d messages/s  %6.1f MB/s\n' "$d_rate" "$d_mb"
     ratios+=("$(echo "$w_rate / $d_rate" | bc -l | xargs printf '%.2f')")
 done
+# PERF=1: one more round from Wasmail under `perf record`, and its profile.
+if [ -n "${PERF:-}" ]; then
+    profile pop3-retr "$(pgrep -f "wasmail serve --config $work/wasmail")" retr_all "$WASMAIL_POP3"
+fi
 echo "wasmail/dovecot RETR ratio per pair: ${ratios[*]}; median $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END { print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }')"
