@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-examples=(verb onex xusr greylist attachment-guard disclaimer calendar-summary subaddress list-sorter archive forward)
+examples=(verb onex xusr greylist attachment-guard disclaimer calendar-summary subaddress list-sorter archive forward dmarc-policy)
 tests=(loop memory-hog panic bad-reply missing-import policy mime-trouble route-trouble host-hog)
 
 sudo=""

@@ -1,9 +1,9 @@
-//! What the server offers a plugin: logging, config values, the clock, the host name and a
-//! persistent key-value store of its own.
+//! What the server offers a plugin: logging, config values, the clock, the host name, a
+//! persistent key-value store of its own, and the checks of the mail in hand.
 
 use crate::bindings::wasmail::plugin::host as imports;
 
-pub use imports::Level;
+pub use imports::{AuthResult, AuthenticationResults, DkimCheck, DmarcCheck, DmarcPolicy, Level, SpfCheck};
 
 /// Writes a line to the server's log, tagged with the plugin's name and the session id.
 pub fn log(level: Level, message: &str) {
@@ -60,4 +60,12 @@ pub fn kv_set(key: &str, value: &[u8]) -> Result<(), String> {
 /// Removes a key from the plugin's key-value store.
 pub fn kv_delete(key: &str) {
     imports::kv_delete(key)
+}
+
+/// What the server's checks found for the current transaction (SPF, DKIM, DMARC, ARC; since
+/// WIT 0.1.1): SPF alone in `on_mail_from` and `on_rcpt_to`, all of them in `on_data` and
+/// `on_part`. `None` when the server does not check this client's mail (authenticated users,
+/// `relay_networks`, `[auth_results] enabled = false`) and in delivery hooks.
+pub fn authentication() -> Option<AuthenticationResults> {
+    imports::authentication()
 }

@@ -40,6 +40,8 @@ pub struct Config {
     pub quota: QuotaConfig,
     pub queue: QueueConfig,
     pub dns: DnsConfig,
+    pub dkim: DkimConfig,
+    pub auth_results: AuthResultsConfig,
     /// Next hop per recipient domain (`"example.org" = "127.0.0.1:2626"`); `"*"` is the
     /// smarthost for every other domain; without either, MX records decide.
     pub routes: std::collections::BTreeMap<String, String>,
@@ -59,6 +61,44 @@ pub struct DnsConfig {
     /// DNS servers (`"127.0.0.1:53"`); empty: the system's (`/etc/resolv.conf`).
     /// `queue.nameservers`, the older name, is taken when this is empty.
     pub nameservers: Vec<SocketAddr>,
+}
+
+/// DKIM signing (RFC 6376) of mail that authenticated users and `relay_networks` send.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimConfig {
+    /// `[[dkim.signer]]`: one per signing domain (and selector).
+    pub signer: Vec<DkimSigner>,
+}
+
+/// One signing key: mail whose `From:` is in `domain` (or below it) is signed with it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimSigner {
+    /// The `d=` domain; the `From:` header's domain must be it or one of its subdomains.
+    pub domain: String,
+    /// The `s=` selector: the key is published at `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// PEM private key (PKCS#8, RSA or Ed25519; a PKCS#1 RSA key too), relative to the config
+    /// file's folder; `wasmail dkim keygen` writes one.
+    pub key_file: PathBuf,
+    /// The header fields to sign (those present); empty: the default list.
+    #[serde(default)]
+    pub headers: Vec<String>,
+}
+
+/// The checks of mail received (SPF, DKIM, DMARC, ARC) and their `Authentication-Results:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthResultsConfig {
+    /// Check mail from clients that are neither authenticated nor in `relay_networks`.
+    pub enabled: bool,
+}
+
+impl Default for AuthResultsConfig {
+    fn default() -> Self {
+        AuthResultsConfig { enabled: true }
+    }
 }
 
 /// The Prometheus endpoint.
@@ -492,6 +532,8 @@ impl Default for Config {
             quota: QuotaConfig::default(),
             queue: QueueConfig::default(),
             dns: DnsConfig::default(),
+            dkim: DkimConfig::default(),
+            auth_results: AuthResultsConfig::default(),
             routes: Default::default(),
             plugins: PluginsConfig::default(),
             metrics: MetricsConfig::default(),
@@ -585,7 +627,10 @@ impl Config {
             &mut config.plugins.dir,
             &mut config.tls.cert,
             &mut config.tls.key,
-        ] {
+        ]
+        .into_iter()
+        .chain(config.dkim.signer.iter_mut().map(|s| &mut s.key_file))
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -646,6 +691,21 @@ impl Config {
         for domain in &self.domains {
             if wasmail_proto::address::check_domain(domain).is_err() || domain.starts_with('[') {
                 return Err(fail("domains", format!("{domain:?} is not a domain name")));
+            }
+        }
+        for (i, signer) in self.dkim.signer.iter().enumerate() {
+            let key = |name: &str| format!("dkim.signer[{i}].{name}");
+            let line = text.match_indices("[[dkim.signer]]").nth(i).map(|(at, _)| text[..at].lines().count() + 1);
+            let fail = |name: &str, message: String| ConfigError { file: file.to_path_buf(), line, key: Some(key(name)), message };
+            if wasmail_proto::address::check_domain(&signer.domain).is_err() || signer.domain.starts_with('[') {
+                return Err(fail("domain", format!("{:?} is not a domain name", signer.domain)));
+            }
+            // RFC 6376 3.1: a selector is one or more dot-separated sub-domain labels.
+            if wasmail_proto::address::check_domain(&signer.selector).is_err() || signer.selector.starts_with('[') {
+                return Err(fail("selector", format!("{:?} is not a selector (labels of letters, digits and hyphens)", signer.selector)));
+            }
+            if let Some(bad) = signer.headers.iter().find(|h| h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic() && b != b':')) {
+                return Err(fail("headers", format!("{bad:?} is not a header field name")));
             }
         }
         if self.recipient_delimiter.chars().count() > 1 || self.recipient_delimiter.contains(['@', '.', '"', ' ']) {
@@ -915,6 +975,17 @@ mod tests {
         assert_eq!(e.line, Some(1), "{e}");
 
         assert!(parse("[smtp\n").is_err());
+    }
+
+    #[test]
+    fn a_bad_dkim_signer_is_named_by_its_place_and_line() {
+        let signer = |selector: &str| format!("[[dkim.signer]]\ndomain = \"example.org\"\nselector = \"{selector}\"\nkey_file = \"k\"\n");
+        let config = parse(&signer("s1")).unwrap();
+        assert_eq!(config.dkim.signer[0].key_file, Path::new("k"));
+        let e = parse(&(signer("s1") + &signer("bad selector"))).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("dkim.signer[1].selector")), "{e}");
+        let e = parse("[[dkim.signer]]\ndomain = \"example.org\"\nselector = \"s1\"\n").unwrap_err();
+        assert!(e.to_string().contains("key_file"), "{e}");
     }
 
     #[test]

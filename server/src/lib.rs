@@ -12,13 +12,14 @@
 //! - [`smtp`], [`pop3`], [`imap`]: the listeners and sessions, one file per verb family.
 //! - [`sasl`]: what the protocols share of authentication (PLAIN/LOGIN, password checks, the
 //!   penalty for failed logins); [`abuse`]: per-address SMTP rates and blocks.
+//! - [`authenticity`]: DKIM signing of mail sent, SPF/DKIM/DMARC/ARC checks of mail received.
 //! - [`directory`]: where an address goes (local domains, [`users`], [`aliases`], +tags).
 //! - [`plugin`]: the wasm plugin host — the hooks sessions and deliveries call.
 //! - [`queue`]: the durable spool and the delivery that runs from it (local, relayed, DSN).
 //! - [`store`]: the mailbox store trait and its Maildir backend.
 //! - [`config`]: the TOML configuration with embedded defaults (read by all, imports none of
 //!   the above); [`metrics`]: Prometheus counters and `/metrics`; [`logging`]: JSON log
-//!   lines; [`ids`]: queue and session identifiers.
+//!   lines; [`ids`]: queue and session identifiers; [`dns`]: the one resolver.
 
 #![forbid(unsafe_code)]
 
@@ -37,6 +38,7 @@ pub mod tls;
 
 // Where mail goes, what runs on it, where it waits and where it is kept.
 pub mod aliases;
+pub mod authenticity;
 pub mod directory;
 pub mod plugin;
 pub mod queue;
@@ -45,6 +47,7 @@ pub mod users;
 
 // Read by all.
 pub mod config;
+pub mod dns;
 pub mod ids;
 pub mod logging;
 pub mod metrics;
@@ -66,6 +69,10 @@ pub struct Context {
     /// The certificate and key, when `[tls]` names files that exist: STARTTLS, STLS and the
     /// TLS listeners need it.
     pub tls: Option<Arc<tls::Tls>>,
+    /// The DNS resolver (`[dns]`): the queue's and the authentication checks'.
+    pub dns: Arc<dns::Dns>,
+    /// The DKIM signers (`[[dkim.signer]]`), possibly none.
+    pub dkim: Arc<authenticity::signing::Signers>,
     /// Failed logins, shared by every protocol.
     pub penalty: Arc<sasl::Penalty>,
     /// Per-address SMTP rates and blocks.

@@ -59,6 +59,11 @@ enum Commands {
         #[command(subcommand)]
         command: CertCommands,
     },
+    /// DKIM keys.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommands,
+    },
     /// Look at and act on the delivery queue (like mailq, postqueue -f, postsuper -d).
     Queue {
         /// TOML configuration file (for `data_dir`).
@@ -179,6 +184,39 @@ enum CertCommands {
         #[arg(long = "name")]
         names: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum DkimCommands {
+    /// Write a new DKIM private key (PKCS#8 PEM, mode 0600; never over an existing file) and
+    /// print the DNS TXT record that publishes its public key, for a `[[dkim.signer]]`.
+    Keygen {
+        /// The signing domain (`d=`).
+        #[arg(long)]
+        domain: String,
+        /// The selector (`s=`): the record goes at SELECTOR._domainkey.DOMAIN.
+        #[arg(long)]
+        selector: String,
+        /// rsa (every verifier knows it) or ed25519 (RFC 8463; short, but not yet checked by
+        /// every receiver: publish both under two selectors to use it).
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: KeyAlgorithmArg,
+        /// RSA key size.
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+        /// Where to write the key; default DATA_DIR/dkim/SELECTOR.DOMAIN.key.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// TOML configuration file (for `data_dir`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyAlgorithmArg {
+    Rsa,
+    Ed25519,
 }
 
 #[derive(Subcommand)]
@@ -309,8 +347,8 @@ fn main() -> ExitCode {
             }
         }
         Commands::Plugin { command: PluginCommands::Inspect { file } } => match small_runtime().block_on(wasmail::plugin::inspect(&file)) {
-            Ok((manifest, settings)) => {
-                print!("{}", wasmail::plugin::describe(&manifest, &settings));
+            Ok((manifest, settings, wit)) => {
+                print!("{}", wasmail::plugin::describe(&manifest, &settings, &wit));
                 ExitCode::SUCCESS
             }
             Err(e) => config_error(format!("{e:#}")),
@@ -359,6 +397,39 @@ fn main() -> ExitCode {
             match wasmail::tls::write_self_signed(&names, &cert, &key) {
                 Ok(()) => {
                     println!("wrote {} and {} for {}", cert.display(), key.display(), names.join(", "));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("wasmail: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Commands::Dkim { command: DkimCommands::Keygen { domain, selector, algorithm, bits, out, config } } => {
+            use wasmail::authenticity::keys;
+            let config = match Config::load(config.as_deref()) {
+                Ok(config) => config,
+                Err(e) => return config_error(e),
+            };
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            if wasmail_proto::address::check_domain(&domain).is_err() || wasmail_proto::address::check_domain(&selector).is_err() {
+                eprintln!("wasmail: --domain and --selector must be domain names (labels of letters, digits and hyphens)");
+                return ExitCode::from(2);
+            }
+            let path = out.unwrap_or_else(|| config.data_dir.join("dkim").join(format!("{selector}.{domain}.key")));
+            let algorithm = match algorithm {
+                KeyAlgorithmArg::Rsa => keys::Algorithm::Rsa,
+                KeyAlgorithmArg::Ed25519 => keys::Algorithm::Ed25519,
+            };
+            if path.exists() {
+                eprintln!("wasmail: {} exists; remove it first or name another with --out (nothing was written)", path.display());
+                return ExitCode::FAILURE;
+            }
+            let written = keys::generate(algorithm, bits).and_then(|key| keys::write_key(&path, &key.pem).map(|()| key));
+            match written {
+                Ok(key) => {
+                    eprintln!("wrote {}; publish this record, then add a [[dkim.signer]] naming the file:", path.display());
+                    println!("{}", key.record(&domain, &selector));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -61,6 +61,8 @@ impl Live {
             queue: Arc::clone(&old.queue),
             plugins: parts.plugins,
             tls: parts.tls,
+            dns: parts.dns,
+            dkim: parts.dkim,
             penalty: Arc::new(old.penalty.reconfigured(&config.auth)),
             abuse: Arc::new(old.abuse.reconfigured(&config.smtp)),
             shutdown: Arc::clone(&old.shutdown),
@@ -115,6 +117,10 @@ pub struct Parts {
     pub directory: Arc<Directory>,
     pub plugins: Arc<Registry>,
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// The resolver for `[dns] nameservers`.
+    pub dns: Arc<crate::dns::Dns>,
+    /// The `[[dkim.signer]]` keys.
+    pub dkim: Arc<crate::authenticity::signing::Signers>,
 }
 
 impl Parts {
@@ -134,12 +140,14 @@ impl Parts {
             Registry::empty(&config.hostname)
         };
         let tls = load_tls(config)?;
-        Ok(Parts { directory, plugins: Arc::new(plugins), tls })
+        let dns = Arc::new(crate::dns::Dns::new(&config.dns.nameservers));
+        let dkim = Arc::new(crate::authenticity::signing::Signers::load(&config.dkim)?);
+        Ok(Parts { directory, plugins: Arc::new(plugins), tls, dns, dkim })
     }
 
     fn queue_settings(&self, config: &Config) -> crate::queue::Settings {
         let router: Arc<dyn crate::queue::Router> = Arc::clone(&self.directory) as _;
-        let settings = crate::queue::Settings::new(router, Arc::clone(&self.plugins), config.queue.clone(), &config.routes, &config.dns.nameservers);
+        let settings = crate::queue::Settings::new(router, Arc::clone(&self.plugins), config.queue.clone(), &config.routes, Arc::clone(&self.dns));
         crate::queue::Settings { header_limits: config.mime.limits(), quota: config.quota.clone(), ..settings }
     }
 }
@@ -237,6 +245,8 @@ pub async fn build_context(config: Config, plugins_required: bool) -> anyhow::Re
         queue: Arc::new(queue),
         plugins: parts.plugins,
         tls: parts.tls,
+        dns: parts.dns,
+        dkim: parts.dkim,
         penalty,
         abuse,
         shutdown,

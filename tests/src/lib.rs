@@ -100,6 +100,42 @@ pub fn python(script: &str, files: &[PathBuf]) -> Vec<u8> {
     output.stdout
 }
 
+/// The test DNS server (tests/clients/dns_server.py) on a free port, answering from its own
+/// table and `records` (JSON: name -> type -> values). Dropping it stops it.
+pub struct DnsServer {
+    child: Child,
+    pub port: u16,
+    /// Holds the records file.
+    _dir: tempfile::TempDir,
+}
+
+impl DnsServer {
+    pub fn start(records: &serde_json::Value) -> DnsServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("records.json");
+        std::fs::write(&file, records.to_string()).expect("write records");
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/dns_server.py"))
+            .arg(port.to_string())
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 is needed for this test");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("dns_server.py starts");
+        assert_eq!(line.trim(), "ready", "dns_server.py did not start");
+        DnsServer { child, port, _dir: dir }
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The message files in a Maildir folder's `new/`, sorted by name.
 pub fn new_files(maildir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(maildir.join("new")).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();

@@ -52,7 +52,12 @@ fn without_trace(stored: &str) -> String {
     let mut out = String::new();
     let mut in_trace = true;
     for line in stored.split_inclusive('\n') {
-        if in_trace && (line.starts_with("Return-Path:") || line.starts_with("Received:") || line.starts_with('\t')) {
+        if in_trace
+            && (line.starts_with("Return-Path:")
+                || line.starts_with("Received:")
+                || line.starts_with("Authentication-Results: mx.test;")
+                || line.starts_with('\t'))
+        {
             continue;
         }
         in_trace = false;

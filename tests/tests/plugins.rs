@@ -324,6 +324,7 @@ fn plugin_inspect_prints_the_manifest() {
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("name:          verb\n"), "{text}");
+    assert!(text.contains("wit:           wasmail:plugin@0.1.1\n"), "{text}");
     assert!(text.contains("ehlo keywords: VERB\n"), "{text}");
     assert!(text.contains("verbs:         VERB\n"), "{text}");
     assert!(text.contains("hooks:         reply (once a verb was used)\n"), "{text}");
@@ -333,6 +334,30 @@ fn plugin_inspect_prints_the_manifest() {
     // The greylist plugin ships disabled.
     let output = Command::new(wasmail_bin()).args(["plugin", "inspect"]).arg(plugin_path("greylist")).output().unwrap();
     assert!(String::from_utf8_lossy(&output.stdout).contains("enabled:       false\n"));
+}
+
+/// A component built against `wasmail:plugin@0.1.0` (xusr, kept as built before 0.1.1 added
+/// `host.authentication`) loads and runs unchanged: its imports are a subset of what 0.1.1
+/// offers and its exports are found by semver.
+#[test]
+fn a_plugin_built_against_wit_0_1_0_still_loads_and_runs() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/plugins/xusr-0.1.0.wasm");
+    let output = Command::new(wasmail_bin()).args(["plugin", "inspect"]).arg(&fixture).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("wit:           wasmail:plugin@0.1.0\n"));
+    let output = Command::new(wasmail_bin()).args(["plugin", "inspect"]).arg(plugin_path("xusr")).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("wit:           wasmail:plugin@0.1.1\n"), "a new build targets 0.1.1");
+
+    let mut setup = Setup::default();
+    setup.plugins.push((fixture, "xusr".into(), None));
+    let server = Server::start_with(setup);
+    let mut c = server.connect();
+    c.greet();
+    assert!(c.expect("EHLO client.test", 250).text().contains("XUSR"));
+    assert_eq!(c.expect("XUSR", 250).text(), "2.0.0 Initial submission");
+    assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: old plugin\r\n\r\nx\r\n").code, 250);
+    let stored = server.mailbox("tyler");
+    assert!(stored[0].contains("\nMessage-ID: <") && stored[0].contains("@mx.test>"), "its on-data ran: {}", stored[0]);
 }
 
 #[test]

@@ -36,7 +36,7 @@ fn quotas_are_reported_and_enforced_at_append_copy_and_delivery() {
     // Mail over the limit waits in the queue, as mailbox full.
     let mut smtp = server.connect();
     smtp.greet();
-    let reply = smtp.send_mail("sender@client.test", &["tyler@localhost"], &format!("Subject: big\r\n\r\n{}\r\n", "y".repeat(900)));
+    let reply = smtp.send_mail("sender@client.test", &["tyler@localhost"], &format!("Subject: big\r\n\r\n{}\r\n", "y".repeat(600)));
     assert_eq!(reply.code, 250);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !server.logged(|l| l.contains("mailbox over quota")) {

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wasmail_tests::{free_port, new_files, python, wasmail_bin, Server, Setup};
+use wasmail_tests::{free_port, new_files, python, wasmail_bin, DnsServer, Server, Setup};
 
 /// The relaying instance: clients on loopback may relay; `remote.test` goes to `port`.
 fn relay(port: u16, queue: &str) -> Server {
@@ -219,32 +219,8 @@ fn the_relay_client_against_postfix_smtp_sink() {
     assert_eq!((n["recipients"][0]["Action"].as_str(), n["recipients"][0]["Status"].as_str()), (Some("relayed"), Some("2.0.0")));
 }
 
-/// The test DNS server (tests/clients/dns_server.py) on a free port.
-struct Dns {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dns() -> Dns {
-    use std::io::BufRead;
-    let port = free_port();
-    let mut child = Command::new("python3")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/dns_server.py"))
-        .arg(port.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is needed for this test");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    Dns { child, port }
+fn dns() -> DnsServer {
+    DnsServer::start(&serde_json::json!({}))
 }
 
 #[test]

@@ -33,6 +33,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 pub use bindings::types::{AddressInfo, ConnectInfo, EhloKeyword, Envelope, Header, HeaderChange, HeloInfo, Hook, Manifest, Param};
+/// The checks of mail received, as plugins see them (`host.authentication`).
+pub use bindings::wasmail::plugin::host::{AuthResult, AuthenticationResults, DkimCheck, DmarcCheck, DmarcPolicy, SpfCheck};
 pub use mime::{MimeLimits, MimeOutcome};
 pub use session::SessionPlugins;
 pub use settings::{FailurePolicy, PluginSettings};
@@ -72,6 +74,8 @@ pub struct Loaded {
     pub manifest: Manifest,
     /// Compiled, linked, ready to instantiate.
     pre: PluginPre<State>,
+    /// The WIT package version the component was built against (`0.1.0`, `0.1.1`).
+    pub wit: String,
 }
 
 impl Loaded {
@@ -376,6 +380,7 @@ fn new_store(engine: &Engine, plugin: &Arc<Shared>, session: Arc<str>, hostname:
         session,
         hook: "instantiate",
         hostname,
+        authentication: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
@@ -414,6 +419,11 @@ async fn load_one(
     // offer.
     let instance_pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{file}: cannot be linked: {e:#}"))?;
     let pre = PluginPre::new(instance_pre).map_err(|e| anyhow::anyhow!("{file}: does not export the wasmail:plugin world: {e:#}"))?;
+    let wit = component
+        .component_type()
+        .exports(engine)
+        .find_map(|(name, _)| name.strip_prefix("wasmail:plugin/session@").map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
     let kv = match kv {
         Some(kv) => kv,
         None => {
@@ -430,7 +440,7 @@ async fn load_one(
     let manifest =
         instance.wasmail_plugin_session().call_get_manifest(&mut store).await.map_err(|e| anyhow::anyhow!("{file}: get-manifest failed: {e:#}"))?;
     validate::manifest(&manifest).map_err(|e| anyhow::anyhow!("{file}: bad manifest: {e}"))?;
-    Ok(Loaded { shared, manifest, pre })
+    Ok(Loaded { shared, manifest, pre, wit })
 }
 
 /// One thread per engine moves the epoch forward; a call whose deadline passes traps. The
@@ -450,7 +460,7 @@ fn start_epoch_ticker(engine: &Engine) {
 }
 
 /// `wasmail plugin inspect FILE`: compile, link, read the manifest, check it.
-pub async fn inspect(path: &Path) -> anyhow::Result<(Manifest, PluginSettings)> {
+pub async fn inspect(path: &Path) -> anyhow::Result<(Manifest, PluginSettings, String)> {
     let engine = make_engine(None, 64 << 20, 10)?;
     let linker = make_linker(&engine)?;
     let settings = PluginSettings::load(&path.with_extension("toml"))?;
@@ -459,7 +469,7 @@ pub async fn inspect(path: &Path) -> anyhow::Result<(Manifest, PluginSettings)> 
     let loaded = load_one(&engine, &linker, &name, path, settings, &scratch, &Arc::from("inspect"), None).await?;
     let _ = std::fs::remove_dir_all(&scratch);
     let settings = loaded.settings().clone();
-    Ok((loaded.manifest, settings))
+    Ok((loaded.manifest, settings, loaded.wit))
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
@@ -476,8 +486,9 @@ fn ehlo_line(keyword: &EhloKeyword) -> String {
     }
 }
 
-/// The text `wasmail plugin inspect` prints.
-pub fn describe(manifest: &Manifest, settings: &PluginSettings) -> String {
+/// The text `wasmail plugin inspect` prints; `wit` is the version of `wasmail:plugin` the
+/// component was built against.
+pub fn describe(manifest: &Manifest, settings: &PluginSettings, wit: &str) -> String {
     let list = |items: Vec<String>| {
         if items.is_empty() {
             "(none)".to_string()
@@ -488,7 +499,7 @@ pub fn describe(manifest: &Manifest, settings: &PluginSettings) -> String {
     let keywords = manifest.ehlo_keywords.iter().map(ehlo_line);
     let hooks = manifest.hooks.iter().map(|h| h.name().to_string());
     format!(
-        "name:          {}\nversion:       {}\nehlo keywords: {}\nverbs:         {}\nmail params:   {}\nrcpt params:   {}\nhooks:         {}{}\nmime types:    {}\nenabled:       {}\norder:         {}\nfail:          {}\nmemory limit:  {} bytes\ncall timeout:  {} ms\n",
+        "name:          {}\nversion:       {}\nwit:           wasmail:plugin@{wit}\nehlo keywords: {}\nverbs:         {}\nmail params:   {}\nrcpt params:   {}\nhooks:         {}{}\nmime types:    {}\nenabled:       {}\norder:         {}\nfail:          {}\nmemory limit:  {} bytes\ncall timeout:  {} ms\n",
         manifest.name,
         manifest.version,
         list(keywords.collect()),

@@ -94,12 +94,20 @@ pub struct SessionPlugins {
     session: Arc<str>,
     /// `name: verdict` of each plugin that ran for the current command, for `on-reply`.
     pub(super) ran: Vec<String>,
+    /// The checks of the current transaction, which `host.authentication` answers with.
+    authentication: Option<Arc<super::AuthenticationResults>>,
 }
 
 impl SessionPlugins {
     pub fn new(registry: Arc<Registry>, session: &str) -> SessionPlugins {
         let instances = registry.plugins.iter().map(|_| None).collect();
-        SessionPlugins { registry, instances, session: session.into(), ran: Vec::new() }
+        SessionPlugins { registry, instances, session: session.into(), ran: Vec::new(), authentication: None }
+    }
+
+    /// What the checks of the current transaction found so far (None: not checked, or no
+    /// transaction); the session hooks called from now on see it.
+    pub fn set_authentication(&mut self, results: Option<super::AuthenticationResults>) {
+        self.authentication = results.map(Arc::new);
     }
 
     /// Starts a new command: forgets which plugins ran for the previous one.
@@ -140,7 +148,9 @@ impl SessionPlugins {
         }
         let instance = self.instances[index].as_mut().expect("made above");
         arm_deadline(&mut instance.store, timeout);
-        instance.store.data_mut().hook = call.hook();
+        let state = instance.store.data_mut();
+        state.hook = call.hook();
+        state.authentication = self.authentication.clone();
         match invoke(&instance.bindings, &mut instance.store, call).await {
             Ok(value) => Ok(value),
             Err(e) => {
@@ -298,6 +308,7 @@ impl SessionPlugins {
 
     /// The transaction ended: tell the instances that exist and asked.
     pub async fn on_reset(&mut self) {
+        self.authentication = None;
         for index in self.reached(Reach::Existing(Hook::Reset)) {
             // Nothing to refuse at a reset; the instance is gone and the log says why.
             let _ = self.ask(index, &Call::Reset, |_| Ok(())).await;

@@ -54,6 +54,9 @@ pub struct State {
     pub hook: &'static str,
     /// The server's host name, for `host.hostname`.
     pub hostname: Arc<str>,
+    /// The checks of the current transaction, for `host.authentication`; set before each
+    /// session hook call.
+    pub authentication: Option<Arc<host::AuthenticationResults>>,
 }
 
 impl WasiView for State {
@@ -86,6 +89,10 @@ impl host::Host for State {
 
     fn now_ms(&mut self) -> u64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+
+    fn authentication(&mut self) -> Option<host::AuthenticationResults> {
+        self.authentication.as_deref().cloned()
     }
 
     fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {

@@ -137,9 +137,9 @@ impl Settings {
         plugins: Arc<Registry>,
         config: QueueConfig,
         routes: &std::collections::BTreeMap<String, String>,
-        nameservers: &[std::net::SocketAddr],
+        dns: Arc<crate::dns::Dns>,
     ) -> Settings {
-        let hops = route::Router::new(routes, nameservers, config.mx_port);
+        let hops = route::Router::new(routes, dns, config.mx_port);
         Settings { router, hops, plugins, config, header_limits: wasmail_mime::Limits::default(), quota: Default::default() }
     }
 }

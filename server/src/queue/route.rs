@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::TokioResolver;
+use std::sync::Arc;
+
+use hickory_resolver::proto::rr::RData;
 use wasmail_proto::smtp::{codes, EnhancedCode};
 
 /// Why there is no next hop.
@@ -30,38 +29,16 @@ pub struct Hop {
 pub struct Router {
     /// `[routes]`: domain (lower case) or `*` to `host:port`.
     routes: BTreeMap<String, String>,
-    /// `[dns] nameservers`: empty for the system's (resolv.conf).
-    nameservers: Vec<SocketAddr>,
+    /// The process's resolver.
+    dns: Arc<crate::dns::Dns>,
     /// The port of mail exchangers (25).
     mx_port: u16,
-    /// The system's resolver (resolv.conf), made at the first MX lookup.
-    resolver: tokio::sync::OnceCell<Option<TokioResolver>>,
 }
 
 impl Router {
-    pub fn new(routes: &BTreeMap<String, String>, nameservers: &[SocketAddr], mx_port: u16) -> Router {
+    pub fn new(routes: &BTreeMap<String, String>, dns: Arc<crate::dns::Dns>, mx_port: u16) -> Router {
         let routes = routes.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
-        Router { routes, nameservers: nameservers.to_vec(), mx_port, resolver: tokio::sync::OnceCell::new() }
-    }
-
-    /// The DNS resolver: the configured name servers, else the system's.
-    fn make_resolver(&self) -> Option<TokioResolver> {
-        if self.nameservers.is_empty() {
-            return match TokioResolver::builder_tokio() {
-                Ok(builder) => Some(builder.build()),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the system's DNS configuration");
-                    None
-                }
-            };
-        }
-        let servers: Vec<NameServerConfig> = self
-            .nameservers
-            .iter()
-            .flat_map(|&addr| [NameServerConfig::new(addr, Protocol::Udp), NameServerConfig::new(addr, Protocol::Tcp)])
-            .collect();
-        let config = ResolverConfig::from_parts(None, Vec::new(), servers);
-        Some(TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).build())
+        Router { routes, dns, mx_port }
     }
 
     /// The hop a delivery hook named (`host:port`).
@@ -75,14 +52,17 @@ impl Router {
         if let Some(route) = self.routes.get(&domain).or_else(|| self.routes.get("*")) {
             return Ok(vec![resolve_route(route).await?]);
         }
-        let resolver = self.resolver.get_or_init(|| async { self.make_resolver() }).await;
-        let Some(resolver) = resolver else {
-            return Err(NoRoute::Temporary("no DNS resolver (see the log)".into()));
-        };
+        let resolver = self.dns.resolver().map_err(|e| NoRoute::Temporary(e.to_string()))?;
         let names = match resolver.mx_lookup(format!("{domain}.")).await {
             Ok(mx) => {
-                let mut records: Vec<(u16, String)> =
-                    mx.iter().map(|r| (r.preference(), r.exchange().to_utf8().trim_end_matches('.').to_string())).collect();
+                let mut records: Vec<(u16, String)> = mx
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(mx) => Some((mx.preference, mx.exchange.to_utf8().trim_end_matches('.').to_string())),
+                        _ => None,
+                    })
+                    .collect();
                 records.sort();
                 if records.len() == 1 && records[0].1.is_empty() {
                     return Err(NoRoute::Permanent { status: codes::NULL_MX, text: format!("{domain} accepts no mail (null MX, RFC 7505)") });
@@ -125,7 +105,7 @@ mod tests {
     #[tokio::test]
     async fn a_route_wins_over_the_smarthost_and_dns() {
         let routes = BTreeMap::from([("Example.ORG".to_string(), "127.0.0.1:2626".to_string()), ("*".to_string(), "127.0.0.1:2727".to_string())]);
-        let router = Router::new(&routes, &[], 25);
+        let router = Router::new(&routes, Arc::new(crate::dns::Dns::new(&[])), 25);
         let hops = router.hops("example.org").await.unwrap();
         assert_eq!(hops[0].addrs, ["127.0.0.1:2626".parse().unwrap()]);
         let hops = router.hops("elsewhere.test").await.unwrap();

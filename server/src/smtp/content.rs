@@ -162,6 +162,7 @@ impl Session {
     /// handlers: the message passes (with their changes applied), or the reply that refuses
     /// it is returned.
     async fn filter(&mut self, transaction: &mut Transaction, content: Vec<u8>) -> Result<Vec<u8>, (Reply, Flow)> {
+        let content = self.check_authenticity(transaction, content).await?;
         let content = self.data_hooks(transaction, content).await?;
         if transaction.discard.is_some() {
             return Ok(content);
@@ -248,6 +249,7 @@ impl Session {
             from = Address::path_text(transaction.reverse_path.as_ref()),
             to = to.join(","),
             envid = transaction.params.envid.as_deref().unwrap_or(""),
+            auth = transaction.authenticity.as_ref().map(|r| r.summary()).unwrap_or_default(),
             notify = notify.join(","),
             size,
             result = if reply.is_positive() { "accepted" } else { "rejected" },
@@ -258,12 +260,24 @@ impl Session {
 
     /// Writes the message to the queue, durably, on the blocking pool; delivery runs from
     /// there after the reply.
+    /// Mail that authenticated users and `relay_networks` send is DKIM-signed there first,
+    /// as it is now (after the plugins): the signature covers what is stored and relayed.
     async fn store(&mut self, transaction: &Transaction, content: Vec<u8>) -> Reply {
         let trace = self.trace_headers(transaction);
         let envelope = self.queue_envelope(transaction);
         let queue = Arc::clone(&self.ctx.queue);
+        let signers = (self.may_relay() && !self.ctx.dkim.is_empty()).then(|| Arc::clone(&self.ctx.dkim));
         let result = tokio::task::spawn_blocking(move || {
-            let written = queue.enqueue(&envelope, &[trace.as_bytes(), &content]);
+            let signature = match signers.map(|s| s.sign(&content)) {
+                Some(Ok(signature)) => signature,
+                Some(Err(e)) => {
+                    tracing::error!(queue_id = envelope.id, error = e, "DKIM signing failed; the message goes unsigned");
+                    None
+                }
+                None => None,
+            };
+            let signature = signature.unwrap_or_default();
+            let written = queue.enqueue(&envelope, &[trace.as_bytes(), signature.as_bytes(), &content]);
             (written, envelope, queue)
         })
         .await;

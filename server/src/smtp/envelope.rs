@@ -80,6 +80,7 @@ impl Session {
         if reverse_path.as_ref().is_some_and(Address::is_utf8) && !params.smtputf8 {
             return (needs_smtputf8(), Flow::Continue);
         }
+        let spf = self.check_spf(reverse_path.as_ref()).await;
         let mut discard = None;
         if self.plugins.wants(Hook::MailFrom) {
             let info = AddressInfo {
@@ -96,7 +97,7 @@ impl Session {
         }
         let queue_id = crate::ids::queue_id();
         tracing::debug!(queue_id, from = %Address::path_text(reverse_path.as_ref()), "MAIL");
-        self.transaction = Some(Transaction { queue_id, reverse_path, params, recipients: Vec::new(), bdat: None, discard });
+        self.transaction = Some(Transaction { queue_id, reverse_path, params, recipients: Vec::new(), bdat: None, discard, spf, authenticity: None });
         (Reply::new(250, codes::SENDER_OK, "Sender ok"), Flow::Continue)
     }
 
@@ -185,7 +186,6 @@ impl Session {
         (Reply::new(250, codes::DEST_OK, "Recipient ok"), Flow::Continue)
     }
 
-    /// Whether the client's address is in `relay_networks`.
     /// Authenticated users, and clients in `relay_networks`, may send mail elsewhere.
     pub(super) fn may_relay(&self) -> bool {
         let ip = self.peer.ip();

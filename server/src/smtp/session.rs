@@ -47,6 +47,10 @@ pub(super) struct Transaction {
     pub bdat: Option<Chunks>,
     /// A plugin said "discard": the client hears 250, nothing is delivered.
     pub discard: Option<String>,
+    /// SPF's verdict on the envelope, when this client's mail is checked (`[auth_results]`).
+    pub spf: Option<crate::authenticity::verify::Spf>,
+    /// All the checks' results, once the content is in.
+    pub authenticity: Option<crate::authenticity::verify::Results>,
 }
 
 /// A BDAT transaction in progress: the receiver keeps line-end state across chunks.

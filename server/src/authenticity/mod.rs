@@ -1,0 +1,12 @@
+//! Authenticity of mail: DKIM signing of what this server's users send, and the checks of
+//! what it receives (SPF, DKIM, DMARC, ARC) — `mail-auth` does the cryptography and parses
+//! the records; this module decides what is signed and checked, with which keys, and what
+//! the results become.
+//!
+//! - [`keys`]: DKIM key files, `wasmail dkim keygen`.
+//! - [`signing`]: the `[[dkim.signer]]` signers.
+//! - [`verify`]: SPF, DKIM, ARC and DMARC of mail received; `Authentication-Results:`.
+
+pub mod keys;
+pub mod signing;
+pub mod verify;
