@@ -48,11 +48,18 @@ run_source() {
 }
 
 # start_wasmail DIR PORT [ARGS...]: starts target/release/wasmail with its data under DIR and
-# waits for its listener.
+# waits for its listener. Without a --config among ARGS it runs on a config that turns the
+# checks of mail received off ([auth_results] enabled = false): they query DNS for every
+# message from a client outside relay_networks, and the peers here run without such checks
+# (no policy services); bench/authenticity.sh measures them.
 start_wasmail() {
     local dir=$1 port=$2
     shift 2
     mkdir -p "$dir"
+    if [[ " $* " != *" --config "* ]]; then
+        printf '[auth_results]\nenabled = false\n' >"$dir/bench.toml"
+        set -- --config "$dir/bench.toml" "$@"
+    fi
     target/release/wasmail serve --data-dir "$dir/data" --smtp-listen "127.0.0.1:$port" --pop3-listen 127.0.0.1:0 --imap-listen 127.0.0.1:0 "$@" 2>"$dir/log" &
     pids+=($!)
     for _ in $(seq 1 200); do grep -q '"listening"' "$dir/log" && return 0; sleep 0.05; done

@@ -106,7 +106,7 @@ HOP_B=2637
 RELAY_PORT=2638
 start_wasmail "$work/hop-a" "$HOP_A" --domain remote.test
 start_wasmail "$work/hop-b" "$HOP_B" --domain remote.test
-printf 'relay_networks = ["127.0.0.0/8"]\n[routes]\n"remote.test" = "127.0.0.1:%s"\n' "$HOP_A" >"$work/relay.toml"
+printf 'relay_networks = ["127.0.0.0/8"]\n[auth_results]\nenabled = false\n[routes]\n"remote.test" = "127.0.0.1:%s"\n' "$HOP_A" >"$work/relay.toml"
 start_wasmail "$work/relay" "$RELAY_PORT" --config "$work/relay.toml"
 $sudo postconf -c "$pf" -e "relay_domains = remote.test" "transport_maps = inline:{remote.test=smtp:[127.0.0.1]:$HOP_B}"
 $sudo postfix -c "$pf" reload >/dev/null 2>&1

@@ -42,6 +42,7 @@ pub struct Config {
     pub dns: DnsConfig,
     pub dkim: DkimConfig,
     pub auth_results: AuthResultsConfig,
+    pub srs: SrsConfig,
     /// Next hop per recipient domain (`"example.org" = "127.0.0.1:2626"`); `"*"` is the
     /// smarthost for every other domain; without either, MX records decide.
     pub routes: std::collections::BTreeMap<String, String>,
@@ -98,6 +99,25 @@ pub struct AuthResultsConfig {
 impl Default for AuthResultsConfig {
     fn default() -> Self {
         AuthResultsConfig { enabled: true }
+    }
+}
+
+/// SRS for mail forwarded to other domains (`authenticity::srs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrsConfig {
+    /// Rewrite the envelope sender of forwarded mail, and take bounces to rewritten addresses.
+    pub enabled: bool,
+    /// The domain of rewritten addresses; empty: `hostname`. Its MX must lead here.
+    pub domain: String,
+    /// The HMAC secret's file; empty: `DATA_DIR/srs.secret`, made (32 random octets, hex,
+    /// mode 0600) when missing. Another secret voids the addresses already sent out.
+    pub secret_file: PathBuf,
+}
+
+impl Default for SrsConfig {
+    fn default() -> Self {
+        SrsConfig { enabled: true, domain: String::new(), secret_file: PathBuf::new() }
     }
 }
 
@@ -534,6 +554,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             dkim: DkimConfig::default(),
             auth_results: AuthResultsConfig::default(),
+            srs: SrsConfig::default(),
             routes: Default::default(),
             plugins: PluginsConfig::default(),
             metrics: MetricsConfig::default(),
@@ -630,6 +651,7 @@ impl Config {
         ]
         .into_iter()
         .chain(config.dkim.signer.iter_mut().map(|s| &mut s.key_file))
+        .chain(Some(&mut config.srs.secret_file).filter(|p| !p.as_os_str().is_empty()))
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -707,6 +729,9 @@ impl Config {
             if let Some(bad) = signer.headers.iter().find(|h| h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic() && b != b':')) {
                 return Err(fail("headers", format!("{bad:?} is not a header field name")));
             }
+        }
+        if !self.srs.domain.is_empty() && (wasmail_proto::address::check_domain(&self.srs.domain).is_err() || self.srs.domain.starts_with('[')) {
+            return Err(fail("srs.domain", format!("{:?} is not a domain name", self.srs.domain)));
         }
         if self.recipient_delimiter.chars().count() > 1 || self.recipient_delimiter.contains(['@', '.', '"', ' ']) {
             return Err(fail("recipient_delimiter", "must be empty or one character other than @ . \" and space".into()));

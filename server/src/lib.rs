@@ -73,6 +73,8 @@ pub struct Context {
     pub dns: Arc<dns::Dns>,
     /// The DKIM signers (`[[dkim.signer]]`), possibly none.
     pub dkim: Arc<authenticity::signing::Signers>,
+    /// SRS for forwarded mail (`[srs]`), when on.
+    pub srs: Option<Arc<authenticity::srs::Srs>>,
     /// Failed logins, shared by every protocol.
     pub penalty: Arc<sasl::Penalty>,
     /// Per-address SMTP rates and blocks.

@@ -63,6 +63,7 @@ impl Live {
             tls: parts.tls,
             dns: parts.dns,
             dkim: parts.dkim,
+            srs: parts.srs,
             penalty: Arc::new(old.penalty.reconfigured(&config.auth)),
             abuse: Arc::new(old.abuse.reconfigured(&config.smtp)),
             shutdown: Arc::clone(&old.shutdown),
@@ -121,6 +122,8 @@ pub struct Parts {
     pub dns: Arc<crate::dns::Dns>,
     /// The `[[dkim.signer]]` keys.
     pub dkim: Arc<crate::authenticity::signing::Signers>,
+    /// `[srs]`, when on.
+    pub srs: Option<Arc<crate::authenticity::srs::Srs>>,
 }
 
 impl Parts {
@@ -142,13 +145,20 @@ impl Parts {
         let tls = load_tls(config)?;
         let dns = Arc::new(crate::dns::Dns::new(&config.dns.nameservers));
         let dkim = Arc::new(crate::authenticity::signing::Signers::load(&config.dkim)?);
-        Ok(Parts { directory, plugins: Arc::new(plugins), tls, dns, dkim })
+        let srs = crate::authenticity::srs::Srs::load(&config.srs, &config.data_dir, &config.hostname)?.map(Arc::new);
+        Ok(Parts { directory, plugins: Arc::new(plugins), tls, dns, dkim, srs })
     }
 
     fn queue_settings(&self, config: &Config) -> crate::queue::Settings {
         let router: Arc<dyn crate::queue::Router> = Arc::clone(&self.directory) as _;
         let settings = crate::queue::Settings::new(router, Arc::clone(&self.plugins), config.queue.clone(), &config.routes, Arc::clone(&self.dns));
-        crate::queue::Settings { header_limits: config.mime.limits(), quota: config.quota.clone(), ..settings }
+        crate::queue::Settings {
+            header_limits: config.mime.limits(),
+            quota: config.quota.clone(),
+            srs: self.srs.clone(),
+            dkim: Arc::clone(&self.dkim),
+            ..settings
+        }
     }
 }
 
@@ -247,6 +257,7 @@ pub async fn build_context(config: Config, plugins_required: bool) -> anyhow::Re
         tls: parts.tls,
         dns: parts.dns,
         dkim: parts.dkim,
+        srs: parts.srs,
         penalty,
         abuse,
         shutdown,

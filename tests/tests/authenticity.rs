@@ -281,3 +281,89 @@ fn the_dmarc_policy_plugin_refuses_reject_and_quarantines_to_junk() {
     assert!(inbox[0].contains("Subject: genuine") && !inbox[0].contains("X-Wasmail-DMARC"), "the forged mark is gone: {}", inbox[0]);
     assert!(server.logged(|l| l.contains("dmarc-policy") && l.contains("refused: DMARC fails for bank.example")));
 }
+
+/// The Return-Path a stored message carries.
+fn return_path(message: &str) -> &str {
+    message.lines().find_map(|l| l.strip_prefix("Return-Path: <")).and_then(|l| l.strip_suffix('>')).unwrap_or_default()
+}
+
+/// Mail the forward plugin sends to another domain leaves with an SRS sender; a bounce to
+/// that address goes on to the original sender; a forged one is relay access denied.
+#[test]
+fn forwarded_mail_leaves_with_an_srs_sender_and_its_bounce_finds_the_way_back() {
+    let hop_port = wasmail_tests::free_port();
+    let hop = Server::start_with(Setup {
+        domains: vec!["remote.test".into(), "elsewhere.test".into()],
+        listen: Some(format!("127.0.0.1:{hop_port}")),
+        ..Setup::default()
+    });
+    let forward = "[config]\n\"old@example.test\" = \"tyler@remote.test\"\n";
+    let routes = format!("[routes]\n\"remote.test\" = \"127.0.0.1:{hop_port}\"\n\"elsewhere.test\" = \"127.0.0.1:{hop_port}\"\n");
+    let server = Server::start_with(Setup { smtp: routes, ..Setup::default() }.plugin("forward", Some(forward)));
+    let mut client = server.connect();
+    client.greet();
+    client.expect("EHLO client.example.org", 250);
+    assert_eq!(client.send_mail("ann@elsewhere.test", &["old@example.test"], &mail("ann@elsewhere.test", "moved", "Hi.")).code, 250);
+    assert_eq!(client.send_mail("daniel@localhost", &["old@example.test"], &mail("daniel@localhost", "local", "Hi.")).code, 250);
+    server.wait_for_queue();
+    hop.wait_for_queue();
+    let forwarded = hop.mailbox("tyler");
+    assert_eq!(forwarded.len(), 2);
+    let srs = return_path(by_subject(&forwarded, "moved")).to_string();
+    assert!(srs.starts_with("SRS0=") && srs.ends_with("=elsewhere.test=ann@mx.test"), "{srs}");
+    assert_eq!(return_path(by_subject(&forwarded, "local")), "daniel@localhost", "a local sender is left alone");
+    assert!(std::fs::metadata(server.data_dir().join("srs.secret")).is_ok(), "the secret was made");
+
+    // The next hop bounces to the SRS address: it goes on to ann.
+    let mut bouncer = server.connect();
+    bouncer.greet();
+    bouncer.expect("EHLO remote.test", 250);
+    let bounce = "From: MAILER-DAEMON@remote.test\r\nSubject: Undelivered Mail\r\n\r\nThe mail could not be delivered.\r\n";
+    assert_eq!(bouncer.send_mail("", &[srs.as_str()], bounce).code, 250);
+    server.wait_for_queue();
+    hop.wait_for_queue();
+    let back = hop.mailbox("ann");
+    assert_eq!(back.len(), 1, "the bounce reached the original sender");
+    assert!(back[0].contains("Undelivered Mail"));
+    // An address with another hash is no way to relay.
+    let forged = srs.replacen("SRS0=", "SRS0=x", 1);
+    bouncer.expect("MAIL FROM:<>", 250);
+    let reply = bouncer.command(&format!("RCPT TO:<{forged}>"));
+    assert_eq!(reply.code, 550, "{}", reply.text());
+}
+
+/// Forwarded mail carries an ARC set by the signer of the hostname's domain, and dkimpy's
+/// ARC validation (arcverify's) passes the chain as the next hop received it.
+#[test]
+fn forwarded_mail_is_arc_sealed_and_dkimpy_validates_the_chain() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, record) = keygen(keys.path(), "mx.test", "arc", "rsa");
+    let dns = DnsServer::start(&serde_json::json!({ record.0.clone(): {"TXT": [record.1.clone()]} }));
+    let nameservers = format!("[dns]\nnameservers = [\"127.0.0.1:{}\"]\n", dns.port);
+    let hop_port = wasmail_tests::free_port();
+    let hop = Server::start_with(Setup {
+        domains: vec!["remote.test".into()],
+        listen: Some(format!("127.0.0.1:{hop_port}")),
+        smtp: nameservers.clone(),
+        ..Setup::default()
+    });
+    let forward = "[config]\n\"old@example.test\" = \"tyler@remote.test\"\n";
+    let top = format!("[[dkim.signer]]\ndomain = \"mx.test\"\nselector = \"arc\"\nkey_file = {key:?}\n");
+    let smtp = format!("{nameservers}[routes]\n\"remote.test\" = \"127.0.0.1:{hop_port}\"\n");
+    let server = Server::start_with(Setup { top, smtp, ..Setup::default() }.plugin("forward", Some(forward)));
+    let mut client = server.connect();
+    client.greet();
+    client.expect("EHLO client.example.org", 250);
+    assert_eq!(client.send_mail("ann@elsewhere.test", &["old@example.test"], &mail("ann@elsewhere.test", "sealed", "Hi.")).code, 250);
+    server.wait_for_queue();
+    let stored = hop.mailbox("tyler");
+    assert_eq!(stored.len(), 1);
+    let message = &stored[0];
+    assert!(message.contains("ARC-Seal: i=1; a=rsa-sha256;") || message.contains("ARC-Seal: i=1;"), "{message}");
+    assert!(message.contains("ARC-Authentication-Results: i=1; mx.test;"), "{message}");
+    let verdict = dkimpy("arc", &[record], message.as_bytes());
+    assert_eq!(verdict["cv"], "pass", "{verdict}\n{message}");
+    // The next hop (a Wasmail too) validated it as well.
+    assert!(auth_results(message)[0].contains("arc=pass"), "{:?}", auth_results(message));
+    assert!(server.logged(|l| l.contains("forwarded mail ARC-sealed")));
+}

@@ -90,7 +90,8 @@ impl Generated {
     }
 }
 
-/// Writes the key with mode 0600, never over an existing file; makes the folder if needed.
+/// Writes a key (or another secret) with mode 0600, never over an existing file, and syncs it;
+/// makes the folder if needed.
 pub fn write_key(path: &Path, pem: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -6,7 +6,11 @@
 //! - [`keys`]: DKIM key files, `wasmail dkim keygen`.
 //! - [`signing`]: the `[[dkim.signer]]` signers.
 //! - [`verify`]: SPF, DKIM, ARC and DMARC of mail received; `Authentication-Results:`.
+//! - [`srs`]: the envelope sender of forwarded mail, rewritten, and bounces to it reversed.
+//! - [`arc`]: the ARC seal on forwarded mail.
 
+pub mod arc;
 pub mod keys;
 pub mod signing;
+pub mod srs;
 pub mod verify;

@@ -3,7 +3,8 @@
 //! the message as it will be stored and relayed (after the plugins changed it), with
 //! `relaxed/relaxed` canonicalization.
 
-use mail_auth::common::crypto::SigningKey;
+use mail_auth::arc::ArcSealer;
+use mail_auth::common::crypto::{RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use mail_auth::AuthenticatedMessage;
@@ -34,34 +35,56 @@ pub const DEFAULT_HEADERS: &[&str] = &[
 ];
 
 enum Signer {
-    Rsa(DkimSigner<mail_auth::common::crypto::RsaKey<mail_auth::common::crypto::Sha256>, Done>),
+    Rsa(DkimSigner<RsaKey<Sha256>, Done>),
     Ed25519(DkimSigner<mail_auth::common::crypto::Ed25519Key, Done>),
 }
 
+/// An ARC sealer (RFC 8617 defines rsa-sha256 only, so RSA keys alone seal).
+pub type Sealer = ArcSealer<RsaKey<Sha256>, Done>;
+
 /// The configured signers, keys loaded.
+#[derive(Default)]
 pub struct Signers {
     /// (domain in lower case, its signer), longest domain first so that the closest one wins.
     signers: Vec<(String, Signer)>,
+    /// The same for the RSA keys, as ARC sealers.
+    sealers: Vec<(String, Sealer)>,
 }
 
 impl Signers {
     /// Loads every `[[dkim.signer]]` key; an error names the file.
     pub fn load(config: &DkimConfig) -> anyhow::Result<Signers> {
-        let mut signers = Vec::new();
+        let (mut signers, mut sealers) = (Vec::new(), Vec::new());
         for s in &config.signer {
             let headers: Vec<String> = if s.headers.is_empty() { DEFAULT_HEADERS.iter().map(|h| h.to_string()).collect() } else { s.headers.clone() };
             let signer = match Key::load(&s.key_file)? {
-                Key::Rsa(key) => Signer::Rsa(signer(key, &s.domain, &s.selector, headers)),
+                Key::Rsa(key) => {
+                    // The key again, for the sealer (a key is not Clone).
+                    if let Key::Rsa(again) = Key::load(&s.key_file)? {
+                        let mut sealed = headers.clone();
+                        sealed.push("DKIM-Signature".into());
+                        let sealer = ArcSealer::from_key(again).domain(s.domain.clone()).selector(s.selector.clone()).headers(sealed);
+                        sealers.push((s.domain.to_ascii_lowercase(), sealer));
+                    }
+                    Signer::Rsa(signer(key, &s.domain, &s.selector, headers))
+                }
                 Key::Ed25519(key) => Signer::Ed25519(signer(key, &s.domain, &s.selector, headers)),
             };
             signers.push((s.domain.to_ascii_lowercase(), signer));
         }
         signers.sort_by_key(|(domain, _)| std::cmp::Reverse(domain.len()));
-        Ok(Signers { signers })
+        sealers.sort_by_key(|(domain, _)| std::cmp::Reverse(domain.len()));
+        Ok(Signers { signers, sealers })
     }
 
     pub fn is_empty(&self) -> bool {
         self.signers.is_empty()
+    }
+
+    /// The sealer of the RSA signer whose domain is `domain` or a parent of it.
+    pub fn sealer_for(&self, domain: &str) -> Option<&Sealer> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.sealers.iter().find(|(d, _)| within(&domain, d)).map(|(_, sealer)| sealer)
     }
 
     /// The `DKIM-Signature:` field (CRLF-ended) for `message`, when a signer covers its
@@ -85,20 +108,17 @@ impl Signers {
             Signer::Rsa(s) => s.sign(message),
             Signer::Ed25519(s) => s.sign(message),
         };
-        signature.map(|s| Some(unfold_last_tag(s.to_header()))).map_err(|e| e.to_string())
+        signature.map(|s| Some(unfold_last_tag(&s.to_header()))).map_err(|e| e.to_string())
     }
 }
 
 /// mail-auth folds a line that fills up exactly at the end of the `b=` value, leaving
 /// `b=...\r\n\t;`: verifiers that delete only the value's characters (dkimpy) then hash a
 /// space the signer did not, and the signature fails. The fold is only white space before the
-/// final `;`, so taking it out changes nothing for any verifier.
-fn unfold_last_tag(mut field: String) -> String {
-    if field.ends_with("\r\n\t;\r\n") {
-        field.truncate(field.len() - "\r\n\t;\r\n".len());
-        field.push_str(";\r\n");
-    }
-    field
+/// final `;`, so taking it out changes nothing for any verifier. `fields` may be several
+/// (an ARC set is three); no field of theirs has such a fold anywhere else.
+pub fn unfold_last_tag(fields: &str) -> String {
+    fields.replace("\r\n\t;\r\n", ";\r\n")
 }
 
 /// A relaxed/relaxed signer for `d=domain; s=selector` over `headers`.
@@ -122,8 +142,8 @@ mod tests {
 
     #[test]
     fn a_fold_before_the_last_semicolon_is_taken_out() {
-        assert_eq!(unfold_last_tag("DKIM-Signature: b=abc\r\n\t;\r\n".into()), "DKIM-Signature: b=abc;\r\n");
-        assert_eq!(unfold_last_tag("DKIM-Signature: b=ab\r\n\tc;\r\n".into()), "DKIM-Signature: b=ab\r\n\tc;\r\n");
+        assert_eq!(unfold_last_tag("DKIM-Signature: b=abc\r\n\t;\r\n"), "DKIM-Signature: b=abc;\r\n");
+        assert_eq!(unfold_last_tag("DKIM-Signature: b=ab\r\n\tc;\r\n"), "DKIM-Signature: b=ab\r\n\tc;\r\n");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator, SpfOutput, SpfResult};
+use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator, SpfOutput, SpfResult};
 use wasmail_mime::{header, Limits};
 
 /// One check's result, in RFC 8601's words (2.7).
@@ -172,22 +172,39 @@ pub async fn check_spf(auth: &MessageAuthenticator, client: &Client<'_>) -> Spf 
 /// DKIM, ARC and DMARC for `content` (as received), with the envelope's SPF result. Returns
 /// the results and the `Authentication-Results:` field (CRLF-ended) to put on top.
 pub async fn check_message(auth: &MessageAuthenticator, client: &Client<'_>, spf: Spf, content: &[u8]) -> (Results, String) {
-    let mut header = AuthenticationResults::new(client.hostname);
-    header = match spf.identity {
-        "helo" => header.with_spf_ehlo_result(&spf.output, client.ip, client.helo),
-        _ => header.with_spf_mailfrom_result(&spf.output, client.ip, client.sender, client.helo),
-    };
-    let Some(message) = AuthenticatedMessage::parse(content) else {
-        // Not a message mail-auth can read (no header at all): nothing signed, no author.
-        let dmarc = Dmarc { result: Outcome::None, domain: String::new(), policy: DmarcPolicy::None };
-        return (Results { spf, dkim: Vec::new(), dmarc, arc: Outcome::None }, header.to_header());
-    };
-    let dkim_outputs = auth.verify_dkim(&message).await;
-    let arc_output = auth.verify_arc(&message).await;
+    match AuthenticatedMessage::parse(content) {
+        Some(message) => {
+            let evaluation = evaluate(auth, client, spf, &message).await;
+            (evaluation.results, evaluation.header.to_header())
+        }
+        None => {
+            // Not a message mail-auth can read (no header at all): nothing signed, no author.
+            let header = spf_header(AuthenticationResults::new(client.hostname), client, &spf).to_header();
+            let dmarc = Dmarc { result: Outcome::None, domain: String::new(), policy: DmarcPolicy::None };
+            (Results { spf, dkim: Vec::new(), dmarc, arc: Outcome::None }, header)
+        }
+    }
+}
+
+/// What [`evaluate`] found: the summary, and mail-auth's own records of it (for the header
+/// and for an ARC seal).
+pub struct Evaluation<'m> {
+    pub results: Results,
+    pub header: AuthenticationResults<'m>,
+    pub arc: ArcOutput<'m>,
+}
+
+/// DKIM, ARC and DMARC of a parsed message, with the envelope's SPF result.
+pub async fn evaluate<'m>(auth: &MessageAuthenticator, client: &Client<'m>, spf: Spf, message: &'m AuthenticatedMessage<'m>) -> Evaluation<'m> {
+    let dkim_outputs = auth.verify_dkim(message).await;
+    let arc_output = auth.verify_arc(message).await;
     let mail_from_domain = client.sender.rsplit_once('@').map_or(client.helo, |(_, d)| d);
-    let dmarc_output = auth.verify_dmarc(DmarcParameters::new(&message, &dkim_outputs, mail_from_domain, &spf.output)).await;
+    let dmarc_output = auth.verify_dmarc(DmarcParameters::new(message, &dkim_outputs, mail_from_domain, &spf.output)).await;
     let from = message.from.first().map(String::as_str).unwrap_or_default();
-    header = header.with_dkim_results(&dkim_outputs, from).with_arc_result(&arc_output, client.ip).with_dmarc_result(&dmarc_output);
+    let header = spf_header(AuthenticationResults::new(client.hostname), client, &spf)
+        .with_dkim_results(&dkim_outputs, from)
+        .with_arc_result(&arc_output, client.ip)
+        .with_dmarc_result(&dmarc_output);
     let dkim = dkim_outputs
         .iter()
         .map(|d| Dkim {
@@ -203,7 +220,15 @@ pub async fn check_message(auth: &MessageAuthenticator, client: &Client<'_>, spf
     };
     let dmarc = Dmarc { result: Outcome::of_dmarc(&dmarc_output.result()), domain: dmarc_output.domain().to_string(), policy };
     let results = Results { spf, dkim, dmarc, arc: Outcome::of_dkim(arc_output.result()) };
-    (results, header.to_header())
+    Evaluation { results, header, arc: arc_output }
+}
+
+/// The header's SPF part: the MAIL FROM identity's, or the HELO name's for the null sender.
+fn spf_header<'m>(header: AuthenticationResults<'m>, client: &Client<'_>, spf: &Spf) -> AuthenticationResults<'m> {
+    match spf.identity {
+        "helo" => header.with_spf_ehlo_result(&spf.output, client.ip, client.helo),
+        _ => header.with_spf_mailfrom_result(&spf.output, client.ip, client.sender, client.helo),
+    }
 }
 
 /// `content` without the `Authentication-Results:` fields that claim to come from

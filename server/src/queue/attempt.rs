@@ -164,12 +164,13 @@ impl Queue {
     /// Relays the pending remote recipients, domain by domain, trying each next hop in turn
     /// until one takes a session. Returns the temporary errors.
     pub(super) async fn relay_remote(&self, envelope: &mut Envelope, content: &[u8]) -> Vec<String> {
-        // Recipients go out in groups: one per domain, or per next hop a delivery hook chose.
+        // Recipients go out in groups: one per domain, or per next hop a delivery hook chose;
+        // forwarded ones apart (their envelope sender is rewritten).
         let group_of = |r: &Recipient| match &r.route {
-            Some(hop) => (String::new(), Some(hop.clone())),
-            None => (r.address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default(), None),
+            Some(hop) => (String::new(), Some(hop.clone()), r.forwarded),
+            None => (r.address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default(), None, r.forwarded),
         };
-        let mut groups: Vec<(String, Option<String>)> = Vec::new();
+        let mut groups: Vec<(String, Option<String>, bool)> = Vec::new();
         for r in envelope.recipients.iter().filter(|r| r.state == State::Pending && r.remote && r.routed) {
             let group = group_of(r);
             if !groups.contains(&group) {
@@ -186,7 +187,13 @@ impl Queue {
                     r.state == State::Pending && r.remote && r.routed && group_of(r) == group
                 })
                 .collect();
-            let (domain, via) = group;
+            let (domain, via, forwarded) = group;
+            let rewritten = forwarded.then(|| self.forwarding_sender(envelope, &settings)).flatten();
+            let sealed = match forwarded {
+                true => self.arc_sealed(envelope, content, &settings).await,
+                false => None,
+            };
+            let content = sealed.as_deref().unwrap_or(content);
             let found = match &via {
                 Some(hop) => settings.hops.via(hop).await,
                 None => settings.hops.hops(&domain).await,
@@ -217,7 +224,13 @@ impl Queue {
             'hops: for hop in &hops {
                 for addr in &hop.addrs {
                     let peer = client::Peer { name: &hop.name, addr: *addr };
-                    match client::relay(peer, &self.hostname, settings.config.tls, timeouts, envelope, &targets, content).await {
+                    let sending = match &rewritten {
+                        Some(sender) => std::borrow::Cow::Owned(Envelope { sender: sender.clone(), ..envelope.clone() }),
+                        None => std::borrow::Cow::Borrowed(&*envelope),
+                    };
+                    let relayed = client::relay(peer, &self.hostname, settings.config.tls, timeouts, &sending, &targets, content).await;
+                    drop(sending);
+                    match relayed {
                         Ok((outcomes, secured)) => {
                             crate::metrics::get().relay_session(secured.label());
                             for (&i, outcome) in targets.iter().zip(outcomes) {
@@ -243,6 +256,41 @@ impl Queue {
             }
         }
         errors
+    }
+}
+
+impl Queue {
+    /// The envelope sender forwarded mail leaves with: rewritten by SRS (`[srs]`), unless it
+    /// is the null sender or in a local domain (whose SPF record names this server anyway).
+    fn forwarding_sender(&self, envelope: &Envelope, settings: &super::Settings) -> Option<String> {
+        let srs = settings.srs.as_ref()?;
+        let (_, domain) = envelope.sender.rsplit_once('@')?;
+        if settings.router.is_local(domain) {
+            return None;
+        }
+        let rewritten = srs.forward(&envelope.sender, crate::authenticity::srs::today());
+        tracing::info!(queue_id = envelope.id, from = envelope.sender, srs = rewritten, "forwarded mail leaves with an SRS sender");
+        Some(rewritten)
+    }
+
+    /// Forwarded mail with an ARC set on top (the Return-Path left out, as the relay client
+    /// leaves it out), when a signer covers the hostname's domain.
+    async fn arc_sealed(&self, envelope: &Envelope, content: &[u8], settings: &super::Settings) -> Option<Vec<u8>> {
+        let auth = settings.dns.authenticator().ok()?;
+        let ip = envelope.client_ip.parse().ok()?;
+        let client = crate::authenticity::verify::Client { ip, helo: &envelope.helo, sender: &envelope.sender, hostname: &self.hostname };
+        let content = client::strip_return_path(content);
+        match crate::authenticity::arc::seal(auth, &settings.dkim, &client, content).await {
+            Ok(Some(set)) => {
+                tracing::info!(queue_id = envelope.id, "forwarded mail ARC-sealed");
+                Some([set.as_bytes(), content].concat())
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(queue_id = envelope.id, error = e, "ARC sealing failed; forwarded without a seal");
+                None
+            }
+        }
     }
 }
 

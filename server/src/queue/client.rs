@@ -495,7 +495,7 @@ fn refusal(reply: &PeerReply) -> Outcome {
     }
 }
 
-fn strip_return_path(content: &[u8]) -> &[u8] {
+pub(super) fn strip_return_path(content: &[u8]) -> &[u8] {
     if content.len() >= 12 && content[..12].eq_ignore_ascii_case(b"Return-Path:") {
         if let Some(end) = content.windows(2).position(|w| w == b"\r\n") {
             return &content[end + 2..];

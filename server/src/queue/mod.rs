@@ -129,6 +129,12 @@ pub struct Settings {
     pub header_limits: wasmail_mime::Limits,
     /// Per-user limits a local delivery must keep within.
     pub quota: crate::config::QuotaConfig,
+    /// The envelope sender of forwarded mail is rewritten with it (`[srs]`).
+    pub srs: Option<Arc<crate::authenticity::srs::Srs>>,
+    /// The signer of the hostname's domain seals forwarded mail (ARC).
+    pub dkim: Arc<crate::authenticity::signing::Signers>,
+    /// The resolver, for the checks an ARC seal records.
+    pub dns: Arc<crate::dns::Dns>,
 }
 
 impl Settings {
@@ -139,8 +145,18 @@ impl Settings {
         routes: &std::collections::BTreeMap<String, String>,
         dns: Arc<crate::dns::Dns>,
     ) -> Settings {
-        let hops = route::Router::new(routes, dns, config.mx_port);
-        Settings { router, hops, plugins, config, header_limits: wasmail_mime::Limits::default(), quota: Default::default() }
+        let hops = route::Router::new(routes, Arc::clone(&dns), config.mx_port);
+        Settings {
+            router,
+            hops,
+            plugins,
+            config,
+            header_limits: wasmail_mime::Limits::default(),
+            quota: Default::default(),
+            srs: None,
+            dkim: Default::default(),
+            dns,
+        }
     }
 }
 

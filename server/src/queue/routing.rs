@@ -128,6 +128,7 @@ impl Queue {
             detail: unknown.then(|| "no such user here".to_string()),
             status: unknown.then_some(codes::BAD_DEST_MAILBOX),
             routed: true,
+            forwarded: remote,
             ..Recipient::new(address)
         });
     }

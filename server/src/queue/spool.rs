@@ -102,6 +102,10 @@ pub struct Recipient {
     /// A delivery hook discarded it: no copy, no notice.
     #[serde(default)]
     pub discarded: bool,
+    /// A delivery hook forwarded the message to it (a redirect or a copy) in another
+    /// domain: relayed with the envelope sender rewritten by SRS.
+    #[serde(default)]
+    pub forwarded: bool,
     /// Relayed to a peer without DSN: a success notice says "relayed" (RFC 3461 5.2.2). When
     /// the peer has DSN, it sends the notices from there on, and this one sends none.
     #[serde(default)]
@@ -138,6 +142,7 @@ impl Recipient {
             routed: false,
             route: None,
             discarded: false,
+            forwarded: false,
             relayed: None,
             notice_due: None,
         }

@@ -2,7 +2,7 @@
 //! recipient is ours. Wasmail is never an open relay: an address outside the local domains is
 //! refused unless the client may relay (`relay_networks`); then the queue relays it.
 
-use wasmail_proto::smtp::params::{encode_xtext, ExtraParam, Ret};
+use wasmail_proto::smtp::params::{encode_xtext, ExtraParam, OriginalRecipient, Ret};
 use wasmail_proto::smtp::{codes, Address, Body, ForwardPath, MailParams, RcptParams, Reply};
 
 use super::session::{Flow, Port, Recipient, Session, Transaction};
@@ -150,7 +150,11 @@ impl Session {
         if address.is_utf8() && !smtputf8 {
             return (needs_smtputf8(), Flow::Continue);
         }
+        // A bounce to an address this server's SRS wrote goes on to the sender it stands for,
+        // whoever sends it: the hash proves the address came from here.
+        let srs_original = self.srs_original(&address);
         let mailboxes = match directory.resolve(&address) {
+            _ if srs_original.is_some() => Vec::new(),
             Ok(Resolution::Local(mailboxes)) => mailboxes,
             // Relayed by the queue to the domain's next hop.
             Ok(Resolution::Remote) if self.may_relay() => Vec::new(),
@@ -181,9 +185,27 @@ impl Session {
                 Decision::Continue | Decision::Accept => {}
             }
         }
-        let recipient = Recipient { address: address.to_string(), mailboxes, params };
+        let mut params = params;
+        let address = match srs_original {
+            Some(original) => {
+                tracing::info!(to = %address, original, "bounce to an SRS address, sent on to the original sender");
+                params.orcpt.get_or_insert_with(|| OriginalRecipient { addr_type: "rfc822".into(), address: address.to_string() });
+                original
+            }
+            None => address.to_string(),
+        };
+        let recipient = Recipient { address, mailboxes, params };
         self.transaction.as_mut().expect("checked").recipients.push(recipient);
         (Reply::new(250, codes::DEST_OK, "Recipient ok"), Flow::Continue)
+    }
+
+    /// The sender an SRS0 address of this server's SRS domain stands for, if it is one.
+    fn srs_original(&self, address: &Address) -> Option<String> {
+        let srs = self.ctx.srs.as_ref()?;
+        if !address.domain.eq_ignore_ascii_case(srs.domain()) {
+            return None;
+        }
+        srs.reverse(&address.local_part, crate::authenticity::srs::today())
     }
 
     /// Authenticated users, and clients in `relay_networks`, may send mail elsewhere.
