@@ -58,7 +58,7 @@ for path in ("rsa.record", "ed.record"):
 json.dump(records, open(f"{work}/records.json", "w"))
 # One message per From: domain, SIZE octets of text.
 line = "The quarterly figures are in the attached sheet; the totals are final.\r\n"
-body = (line * (size // len(line) + 1))[:size]
+body = line * max(1, size // len(line))
 for name, sender in (("plain", "ann@plain.example"), ("rsa", "ann@example.org"), ("ed", "cat@ed.example")):
     with open(f"{work}/{name}.eml", "wb") as f:
         f.write((f"From: <{sender}>\r\nTo: <tyler@localhost>\r\nSubject: figures\r\nDate: Mon, 07 Dec 2026 10:00:00 +0000\r\n"
@@ -91,7 +91,8 @@ wait_for "$work/sign/data/mail" 2 "$(date +%s.%N)" >/dev/null
 for file in "$work"/sign/data/mail/tyler/new/*; do
     name=rsa
     grep -q "d=ed.example" "$file" && name=ed
-    python3 -c 'import sys; m = open(sys.argv[1], "rb").read(); open(sys.argv[2], "wb").write(m[m.index(b"DKIM-Signature:"):])' "$file" "$work/$name-signed.eml"
+    # Maildir keeps LF line ends; SMTP wants CRLF.
+    python3 -c 'import sys; m = open(sys.argv[1], "rb").read().replace(b"\n", b"\r\n"); open(sys.argv[2], "wb").write(m[m.index(b"DKIM-Signature:"):])' "$file" "$work/$name-signed.eml"
 done
 delivered_sign=2
 delivered_check=0
@@ -127,7 +128,7 @@ done
 
 # The figures mean something only if the checks passed.
 for d in example.org ed.example; do
-    grep -lq "dkim=pass header.d=$d" "$work"/check/data/mail/tyler/new/* || { echo "no checked message passed DKIM for $d" >&2; exit 1; }
+    grep -rlq "dkim=pass header.d=$d" "$work/check/data/mail/tyler/new" || { echo "no checked message passed DKIM for $d" >&2; exit 1; }
 done
 median() { sort -n | awk '{ r[NR] = $1 } END { print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'; }
 row() {
