@@ -183,6 +183,14 @@ pub struct QueueConfig {
     /// TLS with the next hop: `"may"` (STARTTLS when offered), `"encrypt"` (required),
     /// `"none"`.
     pub tls: TlsLevel,
+    /// MTA-STS (RFC 8461) for mail to domains found by MX: a domain's policy applies on top
+    /// of `tls`.
+    pub mta_sts: bool,
+    /// The port of MTA-STS policy hosts (`https://mta-sts.DOMAIN/`): 443, but in tests.
+    pub mta_sts_port: u16,
+    /// PEM certificates trusted beside the system's roots when a certificate is checked (an
+    /// MTA-STS policy host, a mail exchanger under an `enforce` policy): a private CA.
+    pub tls_ca_files: Vec<PathBuf>,
 }
 
 /// `[queue] tls`: what the relay client does about TLS with the next hop.
@@ -214,6 +222,9 @@ impl Default for QueueConfig {
             nameservers: Vec::new(),
             mx_port: 25,
             tls: TlsLevel::May,
+            mta_sts: true,
+            mta_sts_port: 443,
+            tls_ca_files: Vec::new(),
         }
     }
 }
@@ -652,6 +663,7 @@ impl Config {
         .into_iter()
         .chain(config.dkim.signer.iter_mut().map(|s| &mut s.key_file))
         .chain(Some(&mut config.srs.secret_file).filter(|p| !p.as_os_str().is_empty()))
+        .chain(config.queue.tls_ca_files.iter_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);

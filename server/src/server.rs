@@ -124,6 +124,9 @@ pub struct Parts {
     pub dkim: Arc<crate::authenticity::signing::Signers>,
     /// `[srs]`, when on.
     pub srs: Option<Arc<crate::authenticity::srs::Srs>>,
+    /// The relay client's TLS where certificates are checked (the system's roots and
+    /// `[queue] tls_ca_files`).
+    pub verified_tls: Arc<rustls::ClientConfig>,
 }
 
 impl Parts {
@@ -146,7 +149,8 @@ impl Parts {
         let dns = Arc::new(crate::dns::Dns::new(&config.dns.nameservers));
         let dkim = Arc::new(crate::authenticity::signing::Signers::load(&config.dkim)?);
         let srs = crate::authenticity::srs::Srs::load(&config.srs, &config.data_dir, &config.hostname)?.map(Arc::new);
-        Ok(Parts { directory, plugins: Arc::new(plugins), tls, dns, dkim, srs })
+        let verified_tls = crate::tls::verifying_client(&config.queue.tls_ca_files)?;
+        Ok(Parts { directory, plugins: Arc::new(plugins), tls, dns, dkim, srs, verified_tls })
     }
 
     fn queue_settings(&self, config: &Config) -> crate::queue::Settings {
@@ -157,6 +161,7 @@ impl Parts {
             quota: config.quota.clone(),
             srs: self.srs.clone(),
             dkim: Arc::clone(&self.dkim),
+            verified_tls: config.queue.mta_sts.then(|| Arc::clone(&self.verified_tls)),
             ..settings
         }
     }

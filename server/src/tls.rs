@@ -57,6 +57,36 @@ impl Tls {
     }
 }
 
+/// The client side where a certificate is checked (an MTA-STS policy host, a mail exchanger
+/// under an `enforce` policy): the system's roots (`/etc/ssl/certs`, as rustls-native-certs
+/// finds them) and the PEM certificates of `extra` (`[queue] tls_ca_files`). Errors name the
+/// file. A system store that cannot be read leaves only `extra`, with a warning.
+pub fn verifying_client(extra: &[std::path::PathBuf]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    if let Some(e) = native.errors.first() {
+        tracing::warn!(error = %e, "cannot read all of the system's root certificates");
+    }
+    roots.add_parsable_certificates(native.certs);
+    for file in extra {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
+            .with_context(|| format!("{}: cannot read the certificates", file.display()))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}: not PEM certificates", file.display()))?;
+        anyhow::ensure!(!certs.is_empty(), "{}: no certificate in the file", file.display());
+        for cert in certs {
+            roots.add(cert).with_context(|| format!("{}: a certificate that cannot be a trust anchor", file.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Writes a self-signed certificate for `names` (host names or IP addresses) and its key as
 /// PEM files; the key file is readable by its owner only.
 pub fn write_self_signed(names: &[String], cert: &Path, key: &Path) -> anyhow::Result<()> {

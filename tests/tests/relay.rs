@@ -318,3 +318,120 @@ fn encrypt_keeps_mail_from_a_next_hop_without_starttls() {
     let stored = &b.mailbox("tyler")[0];
     assert!(stored.contains("with ESMTPS") && stored.contains("Subject: only encrypted"), "{stored}");
 }
+
+/// `wasmail cert self-signed` for `names`, into DIR/cert.pem and DIR/key.pem.
+fn certificate(dir: &std::path::Path, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut command = Command::new(wasmail_bin());
+    command.args(["cert", "self-signed", "--out"]).arg(dir);
+    for name in names {
+        command.args(["--name", name]);
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    (dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+/// The test HTTPS server (tests/clients/https_server.py) serving MTA-STS policies.
+struct PolicyServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for PolicyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn policy_server(dir: &std::path::Path, cert: &std::path::Path, key: &std::path::Path, policies: &Value) -> PolicyServer {
+    use std::io::BufRead;
+    let file = dir.join("policies.json");
+    std::fs::write(&file, policies.to_string()).unwrap();
+    let port = free_port();
+    let mut child = Command::new("python3")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/https_server.py"))
+        .arg(port.to_string())
+        .args([cert, key, &file])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    PolicyServer { child, port }
+}
+
+/// MTA-STS (RFC 8461) against a Wasmail MX whose certificate names mx1.sts.test and
+/// mx1.testing.test: an `enforce` domain gets its mail over TLS with the certificate
+/// checked; an enforce domain whose MX name the certificate does not cover, or whose MX the
+/// policy does not name, keeps its mail in the queue (never in the clear); a `testing`
+/// domain gets it anyway.
+#[test]
+fn mta_sts_enforce_requires_a_valid_certificate_and_a_listed_mx_testing_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mx_cert, mx_key) = certificate(&dir.path().join("mx"), &["mx1.sts.test", "mx1.testing.test"]);
+    let hosts = ["mta-sts.sts.test", "mta-sts.wrongname.test", "mta-sts.nomatch.test", "mta-sts.testing.test"];
+    let (policy_cert, policy_key) = certificate(&dir.path().join("policy"), &hosts);
+    let policy = |mode: &str, mx: &str| format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n");
+    let policies = policy_server(
+        dir.path(),
+        &policy_cert,
+        &policy_key,
+        &serde_json::json!({
+            "mta-sts.sts.test": policy("enforce", "mx1.sts.test"),
+            "mta-sts.wrongname.test": policy("enforce", "*.wrongname.test"),
+            "mta-sts.nomatch.test": policy("enforce", "mx9.nomatch.test"),
+            "mta-sts.testing.test": policy("testing", "*.testing.test"),
+        }),
+    );
+    let mut zone = serde_json::Map::new();
+    for domain in ["sts.test", "wrongname.test", "nomatch.test", "testing.test"] {
+        zone.insert(domain.into(), serde_json::json!({"MX": [[10, format!("mx1.{domain}")]]}));
+        zone.insert(format!("mx1.{domain}"), serde_json::json!({"A": ["127.0.0.1"]}));
+        zone.insert(format!("_mta-sts.{domain}"), serde_json::json!({"TXT": ["v=STSv1; id=20261207"]}));
+        zone.insert(format!("mta-sts.{domain}"), serde_json::json!({"A": ["127.0.0.1"]}));
+    }
+    let dns = DnsServer::start(&Value::Object(zone));
+    let hop_port = free_port();
+    let hop = Server::start_with(Setup {
+        domains: vec!["sts.test".into(), "wrongname.test".into(), "nomatch.test".into(), "testing.test".into()],
+        listen: Some(format!("127.0.0.1:{hop_port}")),
+        smtp: format!("[tls]\ncert = {mx_cert:?}\nkey = {mx_key:?}\n"),
+        ..Setup::default()
+    });
+    let a = Server::start_with(Setup {
+        top: "relay_networks = [\"127.0.0.0/8\"]".into(),
+        smtp: format!(
+            "[queue]\nretry_intervals = [\"1h\"]\nmx_port = {hop_port}\nmta_sts_port = {}\ntls_ca_files = [{:?}, {:?}]\n[dns]\nnameservers = [\"127.0.0.1:{}\"]\n",
+            policies.port, mx_cert, policy_cert, dns.port
+        ),
+        ..Setup::default()
+    });
+    let enforced = send(&a, "daniel@localhost", &["tyler@sts.test"], "enforced");
+    let wrong_name = send(&a, "daniel@localhost", &["tyler@wrongname.test"], "wrong name");
+    let no_match = send(&a, "daniel@localhost", &["tyler@nomatch.test"], "no match");
+    send(&a, "daniel@localhost", &["tyler@testing.test"], "testing");
+    wait_until("two deliveries", || hop.mailbox_now("tyler").len() == 2);
+    wait_until("two deferrals", || a.log().iter().filter(|l| l.contains("delivery deferred")).count() >= 2);
+    let delivered = hop.mailbox("tyler");
+    let subjects: Vec<bool> = ["Subject: enforced", "Subject: testing"].iter().map(|s| delivered.iter().any(|m| m.contains(s))).collect();
+    assert_eq!(subjects, [true, true], "{delivered:?}");
+    let enforced_copy = delivered.iter().find(|m| m.contains("Subject: enforced")).unwrap();
+    assert!(enforced_copy.contains("with ESMTPS"), "over TLS: {enforced_copy}");
+    let list = Command::new(wasmail_bin()).args(["queue", "list", "--config"]).arg(a.dir.path().join("wasmail.toml")).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(!list.contains(&enforced), "{list}");
+    // An entry: its line, then its recipients' indented lines.
+    let entry = |id: &str| -> String {
+        let mut lines = list.lines().skip_while(|l| !l.starts_with(id));
+        let first = lines.next().unwrap_or_default().to_string();
+        lines.take_while(|l| l.starts_with(' ')).fold(first, |all, l| all + "\n" + l)
+    };
+    assert!(entry(&wrong_name).contains("TLS handshake") && entry(&wrong_name).contains("certificate"), "{list}");
+    assert!(entry(&no_match).contains("MTA-STS policy names (mx9.nomatch.test)"), "{list}");
+    assert!(a.logged(|l| l.contains("MTA-STS policy fetched") && l.contains("sts.test")));
+    // The policy was fetched once per domain and is kept on disk for the next start.
+    assert!(a.data_dir().join("mta-sts/sts.test.json").exists());
+}

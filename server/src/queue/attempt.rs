@@ -7,7 +7,7 @@ use std::sync::Arc;
 use wasmail_proto::reply::codes;
 
 use super::spool::{self, Envelope, Recipient, State};
-use super::{client, notices, route, Queue};
+use super::{client, notices, route, sts, Queue};
 use crate::plugin::delivery::MessageInfo;
 use crate::plugin::{Hook, SessionPlugins};
 use crate::store::DeliveryKey;
@@ -198,7 +198,7 @@ impl Queue {
                 Some(hop) => settings.hops.via(hop).await,
                 None => settings.hops.hops(&domain).await,
             };
-            let hops = match found {
+            let mut hops = match found {
                 Ok(hops) => hops,
                 Err(route::NoRoute::Permanent { status, text }) => {
                     for &i in &targets {
@@ -210,14 +210,35 @@ impl Queue {
                     continue;
                 }
                 Err(route::NoRoute::Temporary(text)) => {
-                    for &i in &targets {
-                        let r = &mut envelope.recipients[i];
-                        r.status = Some(codes::TEMP_ROUTING);
-                        r.detail = Some(text.clone());
-                    }
-                    errors.push(text);
+                    defer(envelope, &targets, codes::TEMP_ROUTING, text, &mut errors);
                     continue;
                 }
+            };
+            // MTA-STS, for a domain reached by its MX records: under `enforce` only the MX
+            // hosts the policy names, and only over TLS with a certificate valid for them.
+            let policy = match via {
+                None if !settings.hops.routed(&domain) => self.sts_policy(&domain, &settings).await,
+                _ => None,
+            };
+            let enforce = policy.as_ref().filter(|p| p.mode == sts::Mode::Enforce);
+            if let Some(policy) = &policy {
+                let (allowed, refused): (Vec<_>, Vec<_>) = hops.iter().map(|h| h.name.clone()).partition(|name| policy.allows(name));
+                if !refused.is_empty() {
+                    tracing::info!(queue_id = envelope.id, domain, mode = ?policy.mode, refused = refused.join(","), "MX hosts outside the MTA-STS policy");
+                }
+                if enforce.is_some() {
+                    hops.retain(|h| allowed.contains(&h.name));
+                    if hops.is_empty() {
+                        let text = format!("no MX host of {domain} is one its MTA-STS policy names ({})", policy.mx.join(", "));
+                        defer(envelope, &targets, codes::TEMP_ROUTING, text, &mut errors);
+                        continue;
+                    }
+                }
+            }
+            let connector = enforce.and(settings.verified_tls.clone()).map(tokio_rustls::TlsConnector::from);
+            let security = match &connector {
+                Some(connector) => client::Security::Verified(connector),
+                None => client::Security::Level(settings.config.tls),
             };
             let mut last_error = format!("no address for {domain}");
             let mut done = false;
@@ -228,7 +249,7 @@ impl Queue {
                         Some(sender) => std::borrow::Cow::Owned(Envelope { sender: sender.clone(), ..envelope.clone() }),
                         None => std::borrow::Cow::Borrowed(&*envelope),
                     };
-                    let relayed = client::relay(peer, &self.hostname, settings.config.tls, timeouts, &sending, &targets, content).await;
+                    let relayed = client::relay(peer, &self.hostname, security, timeouts, &sending, &targets, content).await;
                     drop(sending);
                     match relayed {
                         Ok((outcomes, secured)) => {
@@ -247,12 +268,7 @@ impl Queue {
                 }
             }
             if !done {
-                for &i in &targets {
-                    let r = &mut envelope.recipients[i];
-                    r.status = Some(codes::TEMP_NO_ANSWER);
-                    r.detail = Some(last_error.clone());
-                }
-                errors.push(last_error);
+                defer(envelope, &targets, codes::TEMP_NO_ANSWER, last_error, &mut errors);
             }
         }
         errors
@@ -271,6 +287,15 @@ impl Queue {
         let rewritten = srs.forward(&envelope.sender, crate::authenticity::srs::today());
         tracing::info!(queue_id = envelope.id, from = envelope.sender, srs = rewritten, "forwarded mail leaves with an SRS sender");
         Some(rewritten)
+    }
+
+    /// The MTA-STS policy in force for `domain` (mode `none` counts as none), when MTA-STS is
+    /// on and a resolver works.
+    async fn sts_policy(&self, domain: &str, settings: &super::Settings) -> Option<sts::Policy> {
+        let tls = settings.verified_tls.clone()?;
+        let resolver = settings.dns.resolver().ok()?;
+        let fetcher = sts::Fetcher { resolver, port: settings.config.mta_sts_port, tls };
+        self.sts.policy(domain, &fetcher).await.filter(|p| p.mode != sts::Mode::None)
     }
 
     /// Forwarded mail with an ARC set on top (the Return-Path left out, as the relay client
@@ -292,6 +317,16 @@ impl Queue {
             }
         }
     }
+}
+
+/// The `targets` wait for a later attempt, with this status and reason.
+fn defer(envelope: &mut Envelope, targets: &[usize], status: wasmail_proto::smtp::EnhancedCode, text: String, errors: &mut Vec<String>) {
+    for &i in targets {
+        let r = &mut envelope.recipients[i];
+        r.status = Some(status);
+        r.detail = Some(text.clone());
+    }
+    errors.push(text);
 }
 
 /// Whether a recipient waits for the relay.

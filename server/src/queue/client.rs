@@ -103,7 +103,7 @@ impl Conn {
     /// STARTTLS was answered 220: the handshake, within the command timeout. Octets the
     /// peer sent after its 220 came in the clear and are not part of the TLS session: a
     /// peer that sends any is not talked to further (as CVE-2011-0411 is for servers).
-    async fn start_tls(self, name: &str, addr: SocketAddr) -> Result<(Conn, String), SessionError> {
+    async fn start_tls(self, name: &str, addr: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Result<(Conn, String), SessionError> {
         if !self.reader.buffer().is_empty() {
             return Err(SessionError("the next hop sent more after its reply to STARTTLS".into()));
         }
@@ -111,7 +111,7 @@ impl Conn {
         let stream = self.reader.into_inner().unsplit(self.writer);
         let server_name = rustls::pki_types::ServerName::try_from(name.trim_end_matches('.').to_string())
             .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(addr.ip().into()));
-        let tls = tokio::time::timeout(timeouts.command, opportunistic().connect(server_name, stream))
+        let tls = tokio::time::timeout(timeouts.command, connector.connect(server_name, stream))
             .await
             .map_err(|_| SessionError(format!("TLS handshake: no answer within {} s", timeouts.command.as_secs())))?
             .map_err(|e| SessionError(format!("TLS handshake: {e}")))?;
@@ -185,24 +185,38 @@ pub struct Peer<'a> {
 pub async fn relay(
     peer: Peer<'_>,
     helo: &str,
-    tls: TlsLevel,
+    security: Security<'_>,
     timeouts: Timeouts,
     envelope: &Envelope,
     targets: &[usize],
     content: &[u8],
 ) -> Result<(Vec<Outcome>, Secured), SessionError> {
-    let (mut c, ehlo, used) = match open(peer, helo, tls, timeouts).await {
+    let (tls, connector) = match security {
+        Security::Level(level) => (level, opportunistic()),
+        Security::Verified(connector) => (TlsLevel::Encrypt, connector),
+    };
+    let (mut c, ehlo, used) = match open(peer, helo, tls, connector, timeouts).await {
         // `may`: a handshake that failed (or a peer that broke off after it) is not a
         // reason to keep the mail; the same address again, in the clear.
         Err(Opening::TlsFailed(e)) if tls == TlsLevel::May => {
             tracing::info!(hop = peer.name, addr = %peer.addr, error = e, "TLS with the next hop failed; relaying in the clear");
-            let (c, ehlo, _) = open(peer, helo, TlsLevel::None, timeouts).await.map_err(Opening::into_error)?;
+            let (c, ehlo, _) = open(peer, helo, TlsLevel::None, connector, timeouts).await.map_err(Opening::into_error)?;
             (c, ehlo, Secured::ClearAfterFailure)
         }
         opened => opened.map_err(Opening::into_error)?,
     };
     let outcomes = transfer(&mut c, &ehlo, envelope, targets, content).await?;
     Ok((outcomes, used))
+}
+
+/// What a relay session must do about TLS.
+#[derive(Clone, Copy)]
+pub enum Security<'a> {
+    /// `[queue] tls`: opportunistic, the certificate not checked.
+    Level(TlsLevel),
+    /// STARTTLS with a certificate valid for the next hop's name (this connector checks
+    /// it), or no delivery: an MTA-STS `enforce` policy.
+    Verified(&'a tokio_rustls::TlsConnector),
 }
 
 /// Why a session could not be opened.
@@ -230,7 +244,13 @@ impl From<SessionError> for Opening {
 /// Connects, reads the greeting and says EHLO (HELO if refused); with `tls` not `none` and
 /// STARTTLS offered, starts TLS and says EHLO again. The connection, the EHLO reply that
 /// counts, and the TLS it runs under.
-async fn open(peer: Peer<'_>, helo: &str, tls: TlsLevel, timeouts: Timeouts) -> Result<(Conn, Ehlo, Secured), Opening> {
+async fn open(
+    peer: Peer<'_>,
+    helo: &str,
+    tls: TlsLevel,
+    connector: &tokio_rustls::TlsConnector,
+    timeouts: Timeouts,
+) -> Result<(Conn, Ehlo, Secured), Opening> {
     let addr = peer.addr;
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
@@ -248,7 +268,10 @@ async fn open(peer: Peer<'_>, helo: &str, tls: TlsLevel, timeouts: Timeouts) -> 
     if !ehlo.has("STARTTLS") {
         if tls == TlsLevel::Encrypt {
             let _ = c.send(b"QUIT\r\n").await;
-            return Err(SessionError("the next hop does not offer STARTTLS, and [queue] tls = \"encrypt\" requires it".into()).into());
+            return Err(SessionError(
+                "the next hop does not offer STARTTLS, which is required ([queue] tls = \"encrypt\" or an MTA-STS policy)".into(),
+            )
+            .into());
         }
         return Ok((c, ehlo, Secured::Clear));
     }
@@ -262,7 +285,7 @@ async fn open(peer: Peer<'_>, helo: &str, tls: TlsLevel, timeouts: Timeouts) -> 
         }
         return Ok((c, ehlo, Secured::Clear));
     }
-    let (mut c, used) = c.start_tls(peer.name, addr).await.map_err(|SessionError(e)| Opening::TlsFailed(e))?;
+    let (mut c, used) = c.start_tls(peer.name, addr, connector).await.map_err(|SessionError(e)| Opening::TlsFailed(e))?;
     // RFC 3207 4.2: what the peer said before TLS is forgotten; EHLO again.
     let ehlo = hello(&mut c, helo).await.map_err(|SessionError(e)| Opening::TlsFailed(format!("after STARTTLS: {e}")))?;
     Ok((c, ehlo, Secured::Tls(used)))

@@ -32,6 +32,7 @@ mod notices;
 pub mod route;
 mod routing;
 pub mod spool;
+pub mod sts;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -86,6 +87,8 @@ pub struct Queue {
     /// Every entry of the spool this server knows, from the moment its files are written to
     /// the moment they are removed: for metrics, ETRN and removal requests.
     entries: Mutex<HashMap<String, Entry>>,
+    /// Domains' MTA-STS policies, cached (kept across reloads and, on disk, restarts).
+    sts: sts::Sts,
 }
 
 /// What the scheduler keeps in memory about one entry.
@@ -133,8 +136,10 @@ pub struct Settings {
     pub srs: Option<Arc<crate::authenticity::srs::Srs>>,
     /// The signer of the hostname's domain seals forwarded mail (ARC).
     pub dkim: Arc<crate::authenticity::signing::Signers>,
-    /// The resolver, for the checks an ARC seal records.
+    /// The resolver, for the checks an ARC seal records and MTA-STS.
     pub dns: Arc<crate::dns::Dns>,
+    /// The client TLS that checks certificates (MTA-STS); None turns MTA-STS off.
+    pub verified_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Settings {
@@ -156,6 +161,7 @@ impl Settings {
             srs: None,
             dkim: Default::default(),
             dns,
+            verified_tls: None,
         }
     }
 }
@@ -195,6 +201,7 @@ impl Queue {
             last_flush: Mutex::default(),
             shutdown,
             entries: Mutex::default(),
+            sts: sts::Sts::open(data_dir.join("mta-sts")),
         })
     }
 

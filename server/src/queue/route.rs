@@ -41,6 +41,12 @@ impl Router {
         Router { routes, dns, mx_port }
     }
 
+    /// Whether `[routes]` decides the next hop for `domain` (its own entry or `*`), rather
+    /// than its MX records.
+    pub fn routed(&self, domain: &str) -> bool {
+        self.routes.contains_key(&domain.to_ascii_lowercase()) || self.routes.contains_key("*")
+    }
+
     /// The hop a delivery hook named (`host:port`).
     pub async fn via(&self, route: &str) -> Result<Vec<Hop>, NoRoute> {
         Ok(vec![resolve_route(route).await?])
