@@ -59,6 +59,11 @@ enum Commands {
         #[command(subcommand)]
         command: CertCommands,
     },
+    /// SMTP TLS reporting (RFC 8460).
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommands,
+    },
     /// DKIM keys.
     Dkim {
         #[command(subcommand)]
@@ -183,6 +188,25 @@ enum CertCommands {
         /// 127.0.0.1 and ::1.
         #[arg(long = "name")]
         names: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCommands {
+    /// Print the RFC 8460 report (JSON) of the relay's TLS sessions to DOMAIN on one day
+    /// (UTC), from what the server recorded in DATA_DIR/tlsrpt. Exit code 1 when nothing was
+    /// recorded for the domain that day.
+    Report {
+        domain: String,
+        /// The day, YYYY-MM-DD; default yesterday (reports cover whole days).
+        #[arg(long)]
+        date: Option<String>,
+        /// TOML configuration file (for `data_dir` and `hostname`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -401,6 +425,39 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("wasmail: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Commands::Tls { command: TlsCommands::Report { domain, date, config, data_dir } } => {
+            use wasmail::queue::tlsrpt;
+            let mut config = match Config::load(config.as_deref()) {
+                Ok(config) => config,
+                Err(e) => return config_error(e),
+            };
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            let today = wasmail::queue::now() / 86400;
+            let day = match date.as_deref().map(tlsrpt::parse_date) {
+                None => today - 1,
+                Some(Some(day)) => day,
+                Some(None) => {
+                    eprintln!("wasmail: --date {}: not a date (YYYY-MM-DD)", date.unwrap_or_default());
+                    return ExitCode::from(2);
+                }
+            };
+            match tlsrpt::report(&config.data_dir.join("tlsrpt"), &domain, day, &config.hostname) {
+                Ok(Some(report)) => {
+                    println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    eprintln!("wasmail: no TLS session to {domain} was recorded on {}", tlsrpt::date(day));
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("wasmail: cannot read {}: {e}", config.data_dir.join("tlsrpt").display());
                     ExitCode::FAILURE
                 }
             }

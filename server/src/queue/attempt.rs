@@ -7,7 +7,7 @@ use std::sync::Arc;
 use wasmail_proto::reply::codes;
 
 use super::spool::{self, Envelope, Recipient, State};
-use super::{client, notices, route, sts, Queue};
+use super::{client, notices, route, sts, tlsrpt, Queue};
 use crate::plugin::delivery::MessageInfo;
 use crate::plugin::{Hook, SessionPlugins};
 use crate::store::DeliveryKey;
@@ -235,10 +235,28 @@ impl Queue {
                     }
                 }
             }
-            let connector = enforce.and(settings.verified_tls.clone()).map(tokio_rustls::TlsConnector::from);
+            // Under a policy the certificate is checked; `testing` relays again without the
+            // check when it fails (and the TLS report says so).
+            let connector = policy.as_ref().and(settings.verified_tls.clone()).map(tokio_rustls::TlsConnector::from);
+            let testing = policy.as_ref().is_some_and(|p| p.mode == sts::Mode::Testing);
             let security = match &connector {
                 Some(connector) => client::Security::Verified(connector),
                 None => client::Security::Level(settings.config.tls),
+            };
+            // RFC 8460: sessions to a domain reached through its MX records are counted.
+            let reported = via.is_none() && !settings.hops.routed(&domain) && settings.config.tls != client::TlsLevel::None;
+            let report = |hop: &route::Hop, addr: std::net::SocketAddr, failure: Option<&str>, detail: &str| {
+                if reported {
+                    let session = tlsrpt::Session {
+                        domain: domain.clone(),
+                        policy: policy.clone(),
+                        mx: hop.name.clone(),
+                        ip: addr.ip().to_string(),
+                        failure: failure.map(str::to_string),
+                        detail: detail.to_string(),
+                    };
+                    tlsrpt::record(&self.tlsrpt_dir, &session);
+                }
             };
             let mut last_error = format!("no address for {domain}");
             let mut done = false;
@@ -249,10 +267,32 @@ impl Queue {
                         Some(sender) => std::borrow::Cow::Owned(Envelope { sender: sender.clone(), ..envelope.clone() }),
                         None => std::borrow::Cow::Borrowed(&*envelope),
                     };
-                    let relayed = client::relay(peer, &self.hostname, security, timeouts, &sending, &targets, content).await;
+                    let mut relayed = client::relay(peer, &self.hostname, security, timeouts, &sending, &targets, content).await;
+                    // A session counts once in the reports, under the policy's check.
+                    let mut counted = false;
+                    if let Err(client::Failure { error: client::SessionError(e), tls: Some(kind) }) = &relayed {
+                        report(hop, *addr, Some(kind), e);
+                        counted = true;
+                        if testing {
+                            tracing::info!(
+                                queue_id = envelope.id,
+                                hop = hop.name,
+                                error = e,
+                                "MTA-STS testing: TLS failed the policy's check; relaying without it"
+                            );
+                            let level = client::Security::Level(settings.config.tls);
+                            relayed = client::relay(peer, &self.hostname, level, timeouts, &sending, &targets, content).await;
+                        }
+                    }
                     drop(sending);
                     match relayed {
                         Ok((outcomes, secured)) => {
+                            match &secured {
+                                _ if counted => {}
+                                client::Secured::Tls(_) => report(hop, *addr, None, ""),
+                                client::Secured::Clear => report(hop, *addr, Some("starttls-not-supported"), "STARTTLS not offered"),
+                                client::Secured::ClearAfterFailure => report(hop, *addr, Some("validation-failure"), "the TLS handshake failed"),
+                            }
                             crate::metrics::get().relay_session(secured.label());
                             for (&i, outcome) in targets.iter().zip(outcomes) {
                                 apply_outcome(&envelope.id, &mut envelope.recipients[i], &hop.name, &secured, outcome, &mut errors);
@@ -260,7 +300,7 @@ impl Queue {
                             done = true;
                             break 'hops;
                         }
-                        Err(client::SessionError(e)) => {
+                        Err(client::Failure { error: client::SessionError(e), .. }) => {
                             tracing::info!(queue_id = envelope.id, hop = hop.name, %addr, error = e, "relay attempt failed");
                             last_error = format!("{} ({addr}): {e}", hop.name);
                         }

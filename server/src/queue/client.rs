@@ -103,9 +103,9 @@ impl Conn {
     /// STARTTLS was answered 220: the handshake, within the command timeout. Octets the
     /// peer sent after its 220 came in the clear and are not part of the TLS session: a
     /// peer that sends any is not talked to further (as CVE-2011-0411 is for servers).
-    async fn start_tls(self, name: &str, addr: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Result<(Conn, String), SessionError> {
+    async fn start_tls(self, name: &str, addr: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Result<(Conn, String), Opening> {
         if !self.reader.buffer().is_empty() {
-            return Err(SessionError("the next hop sent more after its reply to STARTTLS".into()));
+            return Err(Opening::TlsFailed("the next hop sent more after its reply to STARTTLS".into(), "validation-failure"));
         }
         let timeouts = self.timeouts;
         let stream = self.reader.into_inner().unsplit(self.writer);
@@ -113,8 +113,8 @@ impl Conn {
             .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(addr.ip().into()));
         let tls = tokio::time::timeout(timeouts.command, connector.connect(server_name, stream))
             .await
-            .map_err(|_| SessionError(format!("TLS handshake: no answer within {} s", timeouts.command.as_secs())))?
-            .map_err(|e| SessionError(format!("TLS handshake: {e}")))?;
+            .map_err(|_| Opening::TlsFailed(format!("TLS handshake: no answer within {} s", timeouts.command.as_secs()), "validation-failure"))?
+            .map_err(|e| Opening::TlsFailed(format!("TLS handshake: {e}"), result_type(&e)))?;
         let used = crate::tls::describe(tls.get_ref().1).map_or_else(|| "TLS".to_string(), |(version, suite)| format!("{version} {suite}"));
         Ok((Conn::new(Box::new(tls), timeouts), used))
     }
@@ -190,7 +190,7 @@ pub async fn relay(
     envelope: &Envelope,
     targets: &[usize],
     content: &[u8],
-) -> Result<(Vec<Outcome>, Secured), SessionError> {
+) -> Result<(Vec<Outcome>, Secured), Failure> {
     let (tls, connector) = match security {
         Security::Level(level) => (level, opportunistic()),
         Security::Verified(connector) => (TlsLevel::Encrypt, connector),
@@ -198,14 +198,14 @@ pub async fn relay(
     let (mut c, ehlo, used) = match open(peer, helo, tls, connector, timeouts).await {
         // `may`: a handshake that failed (or a peer that broke off after it) is not a
         // reason to keep the mail; the same address again, in the clear.
-        Err(Opening::TlsFailed(e)) if tls == TlsLevel::May => {
+        Err(Opening::TlsFailed(e, _)) if tls == TlsLevel::May => {
             tracing::info!(hop = peer.name, addr = %peer.addr, error = e, "TLS with the next hop failed; relaying in the clear");
-            let (c, ehlo, _) = open(peer, helo, TlsLevel::None, connector, timeouts).await.map_err(Opening::into_error)?;
+            let (c, ehlo, _) = open(peer, helo, TlsLevel::None, connector, timeouts).await.map_err(Opening::into_failure)?;
             (c, ehlo, Secured::ClearAfterFailure)
         }
-        opened => opened.map_err(Opening::into_error)?,
+        opened => opened.map_err(Opening::into_failure)?,
     };
-    let outcomes = transfer(&mut c, &ehlo, envelope, targets, content).await?;
+    let outcomes = transfer(&mut c, &ehlo, envelope, targets, content).await.map_err(|error| Failure { error, tls: None })?;
     Ok((outcomes, used))
 }
 
@@ -221,17 +221,40 @@ pub enum Security<'a> {
 
 /// Why a session could not be opened.
 enum Opening {
-    /// The STARTTLS handshake, or the EHLO after it.
-    TlsFailed(String),
+    /// No TLS where it was tried or required: the error, and its RFC 8460 result type
+    /// (`starttls-not-supported`, `certificate-host-mismatch`, ...).
+    TlsFailed(String, &'static str),
     Other(SessionError),
 }
 
 impl Opening {
-    fn into_error(self) -> SessionError {
+    fn into_failure(self) -> Failure {
         match self {
-            Opening::TlsFailed(e) => SessionError(e),
-            Opening::Other(e) => e,
+            Opening::TlsFailed(e, kind) => Failure { error: SessionError(e), tls: Some(kind) },
+            Opening::Other(error) => Failure { error, tls: None },
         }
+    }
+}
+
+/// Why a relay session delivered nothing: the error, and, when TLS was the reason, its
+/// RFC 8460 result type (for the TLS reports).
+#[derive(Debug)]
+pub struct Failure {
+    pub error: SessionError,
+    pub tls: Option<&'static str>,
+}
+
+/// The RFC 8460 4.3 result type of a failed handshake.
+fn result_type(e: &std::io::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(c)) => match c {
+            C::NotValidForName | C::NotValidForNameContext { .. } => "certificate-host-mismatch",
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => "certificate-expired",
+            C::UnknownIssuer | C::BadSignature | C::Revoked => "certificate-not-trusted",
+            _ => "validation-failure",
+        },
+        _ => "validation-failure",
     }
 }
 
@@ -281,13 +304,13 @@ async fn open(
         // Refused: no TLS on this connection; `may` goes on in the clear on it.
         if tls == TlsLevel::Encrypt {
             let _ = c.send(b"QUIT\r\n").await;
-            return Err(SessionError(format!("STARTTLS refused: {}", reply.text())).into());
+            return Err(Opening::TlsFailed(format!("STARTTLS refused: {}", reply.text()), "starttls-not-supported"));
         }
         return Ok((c, ehlo, Secured::Clear));
     }
-    let (mut c, used) = c.start_tls(peer.name, addr, connector).await.map_err(|SessionError(e)| Opening::TlsFailed(e))?;
+    let (mut c, used) = c.start_tls(peer.name, addr, connector).await?;
     // RFC 3207 4.2: what the peer said before TLS is forgotten; EHLO again.
-    let ehlo = hello(&mut c, helo).await.map_err(|SessionError(e)| Opening::TlsFailed(format!("after STARTTLS: {e}")))?;
+    let ehlo = hello(&mut c, helo).await.map_err(|SessionError(e)| Opening::TlsFailed(format!("after STARTTLS: {e}"), "validation-failure"))?;
     Ok((c, ehlo, Secured::Tls(used)))
 }
 

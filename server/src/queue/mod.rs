@@ -33,6 +33,7 @@ pub mod route;
 mod routing;
 pub mod spool;
 pub mod sts;
+pub mod tlsrpt;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -89,6 +90,8 @@ pub struct Queue {
     entries: Mutex<HashMap<String, Entry>>,
     /// Domains' MTA-STS policies, cached (kept across reloads and, on disk, restarts).
     sts: sts::Sts,
+    /// Where the relay's TLS sessions are recorded for RFC 8460 reports.
+    tlsrpt_dir: std::path::PathBuf,
 }
 
 /// What the scheduler keeps in memory about one entry.
@@ -202,6 +205,7 @@ impl Queue {
             shutdown,
             entries: Mutex::default(),
             sts: sts::Sts::open(data_dir.join("mta-sts")),
+            tlsrpt_dir: data_dir.join("tlsrpt"),
         })
     }
 
