@@ -59,6 +59,11 @@ enum Commands {
         #[command(subcommand)]
         command: CertCommands,
     },
+    /// Check SPF (RFC 7208) as the server does for mail received: like spfquery.
+    Spf {
+        #[command(subcommand)]
+        command: SpfCommands,
+    },
     /// SMTP TLS reporting (RFC 8460).
     Tls {
         #[command(subcommand)]
@@ -188,6 +193,27 @@ enum CertCommands {
         /// 127.0.0.1 and ::1.
         #[arg(long = "name")]
         names: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SpfCommands {
+    /// Print SPF's result and the domain whose record decided it, for a client address, its
+    /// HELO name and a MAIL FROM address (empty: the null sender, whose HELO name is checked),
+    /// through `[dns] nameservers`: `pass example.org`.
+    Check {
+        /// The client's IP address.
+        #[arg(long)]
+        ip: std::net::IpAddr,
+        /// The HELO/EHLO name.
+        #[arg(long)]
+        helo: String,
+        /// The MAIL FROM address; empty or absent for `<>`.
+        #[arg(long, default_value = "")]
+        sender: String,
+        /// TOML configuration file (for `hostname` and `[dns]`).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -425,6 +451,28 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("wasmail: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Commands::Spf { command: SpfCommands::Check { ip, helo, sender, config } } => {
+            let config = match Config::load(config.as_deref()) {
+                Ok(config) => config,
+                Err(e) => return config_error(e),
+            };
+            let dns = wasmail::dns::Dns::new(&config.dns.nameservers);
+            let client = wasmail::authenticity::verify::Client { ip, helo: &helo, sender: &sender, hostname: &config.hostname };
+            let checked = small_runtime().block_on(async {
+                let auth = dns.authenticator().map_err(str::to_string)?;
+                Ok::<_, String>(wasmail::authenticity::verify::check_spf(auth, &client).await)
+            });
+            match checked {
+                Ok(spf) => {
+                    println!("{} {}", spf.result.as_str(), spf.domain);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("wasmail: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -1,8 +1,11 @@
 //! Test plugin for the policy hooks: claims the MAIL parameter XTRACE and the RCPT parameter
 //! XPRIO, so that they reach it instead of a 555 (`XTRACE=reject` refuses the sender,
 //! `XPRIO=defer` defers the recipient); refuses `HELO refuse.test`; and, with
-//! `refuse_connect = "yes"` in its config, disconnects every client at connect.
+//! `refuse_connect = "yes"` in its config, disconnects every client at connect. At MAIL it
+//! logs the SPF result `host.authentication` gives (`spf=pass for example.org`), and refuses
+//! a sender whose SPF fails when its config has `refuse_spf_fail = "yes"`.
 
+use wasmail_plugin_sdk::host::AuthResult;
 use wasmail_plugin_sdk::{export_plugin, host, AddressInfo, ConnectInfo, HeloInfo, Hook, Manifest, Plugin, Reply, Verdict};
 
 #[derive(Default)]
@@ -39,6 +42,12 @@ impl Plugin for Policy {
     }
 
     fn on_mail_from(&mut self, info: AddressInfo) -> Verdict {
+        if let Some(spf) = host::authentication().map(|results| results.spf) {
+            host::info(&format!("spf={} for {}", spf_word(spf.result), spf.domain));
+            if spf.result == AuthResult::Fail && host::config("refuse_spf_fail").as_deref() == Some("yes") {
+                return Verdict::Reject(Reply::new(550, (5, 7, 23), format!("SPF of {} fails", spf.domain)));
+            }
+        }
         match value(&info, "XTRACE") {
             Some("reject") => Verdict::Reject(Reply::new(550, (5, 7, 1), "XTRACE says no")),
             _ => Verdict::Continue,
@@ -50,6 +59,18 @@ impl Plugin for Policy {
             Some("defer") => Verdict::Tempfail(Reply::new(451, (4, 7, 0), format!("XPRIO says later for {}", info.client_ip))),
             _ => Verdict::Continue,
         }
+    }
+}
+
+fn spf_word(result: AuthResult) -> &'static str {
+    match result {
+        AuthResult::Pass => "pass",
+        AuthResult::Fail => "fail",
+        AuthResult::Softfail => "softfail",
+        AuthResult::Neutral => "neutral",
+        AuthResult::None => "none",
+        AuthResult::Temperror => "temperror",
+        AuthResult::Permerror => "permerror",
     }
 }
 
