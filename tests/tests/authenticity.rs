@@ -470,3 +470,24 @@ fn the_rfc_7208_test_suite_passes_but_for_mail_auths_known_deviations() {
     let unexpected: Vec<&serde_json::Value> = failed.iter().filter(|f| !KNOWN.contains(&f["test"].as_str().unwrap_or_default())).collect();
     assert!(unexpected.is_empty(), "{} unexpected failures: {}", unexpected.len(), serde_json::to_string_pretty(&unexpected).unwrap());
 }
+
+/// A message with 30 DKIM signatures gets 10 checked (each would be a DNS query for a key):
+/// the bound `MAX_DKIM_SIGNATURES`, and the topmost ten.
+#[test]
+fn no_more_than_ten_dkim_signatures_are_checked() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, record) = keygen(keys.path(), "example.org", "s1", "rsa");
+    let dns = DnsServer::start(&serde_json::json!({ record.0.clone(): {"TXT": [record.1.clone()]} }));
+    let signed = dkimsign(&key, "s1", "example.org", &mail("ann@example.org", "many", "Hi."));
+    let (signature, rest) = signed.split_once("From:").unwrap();
+    let copies: String = (0..30).map(|i| signature.replace("s=s1", &format!("s=k{i}"))).collect();
+    let server = Server::start_with(Setup { smtp: format!("[dns]\nnameservers = [\"127.0.0.1:{}\"]\n", dns.port), ..Setup::default() });
+    let mut client = server.connect();
+    client.greet();
+    client.expect("EHLO client.example.org", 250);
+    assert_eq!(client.send_mail("ann@example.org", &["tyler@example.test"], &format!("{copies}From:{rest}")).code, 250);
+    let stored = server.mailbox("tyler");
+    let results = &auth_results(&stored[0])[0];
+    assert_eq!(results.matches("dkim=").count(), 10, "{results}");
+    assert!(results.contains("header.s=k0") && results.contains("header.s=k9") && !results.contains("header.s=k10"), "{results}");
+}

@@ -465,3 +465,37 @@ fn mta_sts_enforce_requires_a_valid_certificate_and_a_listed_mx_testing_does_not
         .unwrap();
     assert!(!none.status.success() && String::from_utf8_lossy(&none.stderr).contains("no TLS session to nobody.test"));
 }
+
+/// An MTA-STS policy larger than 64 KiB (here 16 MiB) is refused as it arrives, without the
+/// server holding it: the domain counts as having no policy (an enforce policy naming another
+/// MX would otherwise keep the mail), and the server's memory does not grow by the policy.
+#[test]
+fn an_mta_sts_policy_past_its_bound_is_refused_as_it_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(&dir.path().join("policy"), &["mta-sts.big.test"]);
+    let padding = "# padding\r\n".repeat(16 * 1024 * 1024 / 11);
+    let policy = format!("version: STSv1\r\nmode: enforce\r\nmx: nowhere.example\r\nmax_age: 86400\r\n{padding}");
+    let policies = policy_server(dir.path(), &cert, &key, &serde_json::json!({ "mta-sts.big.test": policy }));
+    let dns = DnsServer::start(&serde_json::json!({
+        "big.test": {"MX": [[10, "mx1.big.test"]]},
+        "mx1.big.test": {"A": ["127.0.0.1"]},
+        "_mta-sts.big.test": {"TXT": ["v=STSv1; id=1"]},
+        "mta-sts.big.test": {"A": ["127.0.0.1"]},
+    }));
+    let hop_port = free_port();
+    let hop = Server::start_with(Setup { domains: vec!["big.test".into()], listen: Some(format!("127.0.0.1:{hop_port}")), ..Setup::default() });
+    let a = Server::start_with(Setup {
+        top: "relay_networks = [\"127.0.0.0/8\"]".into(),
+        smtp: format!(
+            "[queue]\nmx_port = {hop_port}\nmta_sts_port = {}\ntls_ca_files = [{cert:?}]\n[dns]\nnameservers = [\"127.0.0.1:{}\"]\n",
+            policies.port, dns.port
+        ),
+        ..Setup::default()
+    });
+    let before = a.rss_kib();
+    send(&a, "daniel@localhost", &["tyler@big.test"], "no policy");
+    wait_until("the delivery", || !hop.mailbox_now("tyler").is_empty());
+    assert!(a.logged(|l| l.contains("cannot fetch the MTA-STS policy") && l.contains("larger than 65536 octets")), "{:?}", a.log());
+    let grown = a.rss_kib().saturating_sub(before);
+    assert!(grown < 8 * 1024, "the server grew by {grown} KiB while refusing a 16 MiB policy");
+}

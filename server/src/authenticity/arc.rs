@@ -7,7 +7,7 @@
 //! sealed again (RFC 8617 5.1.2).
 
 use mail_auth::common::headers::HeaderWriter as _;
-use mail_auth::{AuthenticatedMessage, MessageAuthenticator};
+use mail_auth::MessageAuthenticator;
 
 use super::signing::{unfold_last_tag, Signers};
 use super::verify::{self, Client};
@@ -16,7 +16,7 @@ use super::verify::{self, Client};
 /// hostname, the message cannot be read, or its chain failed.
 pub async fn seal(auth: &MessageAuthenticator, signers: &Signers, client: &Client<'_>, content: &[u8]) -> Result<Option<String>, String> {
     let Some(sealer) = signers.sealer_for(client.hostname) else { return Ok(None) };
-    let Some(message) = AuthenticatedMessage::parse(content) else { return Ok(None) };
+    let Some(message) = verify::parse(content) else { return Ok(None) };
     let spf = verify::check_spf(auth, client).await;
     let evaluation = verify::evaluate(auth, client, spf, &message).await;
     if !evaluation.arc.can_be_sealed() {

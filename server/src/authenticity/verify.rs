@@ -172,7 +172,7 @@ pub async fn check_spf(auth: &MessageAuthenticator, client: &Client<'_>) -> Spf 
 /// DKIM, ARC and DMARC for `content` (as received), with the envelope's SPF result. Returns
 /// the results and the `Authentication-Results:` field (CRLF-ended) to put on top.
 pub async fn check_message(auth: &MessageAuthenticator, client: &Client<'_>, spf: Spf, content: &[u8]) -> (Results, String) {
-    match AuthenticatedMessage::parse(content) {
+    match parse(content) {
         Some(message) => {
             let evaluation = evaluate(auth, client, spf, &message).await;
             (evaluation.results, evaluation.header.to_header())
@@ -184,6 +184,21 @@ pub async fn check_message(auth: &MessageAuthenticator, client: &Client<'_>, spf
             (Results { spf, dkim: Vec::new(), dmarc, arc: Outcome::None }, header)
         }
     }
+}
+
+/// DKIM signatures checked per message, top down (the most recent signers first); the rest
+/// are not looked up. Each costs a DNS query for its key, and a message may carry any number
+/// of them: OpenDKIM checks 3 by default (MaximumSignaturesToVerify), mail-auth all.
+pub const MAX_DKIM_SIGNATURES: usize = 10;
+
+/// The message as mail-auth reads it, with at most [`MAX_DKIM_SIGNATURES`] signatures.
+pub fn parse(content: &[u8]) -> Option<AuthenticatedMessage<'_>> {
+    let mut message = AuthenticatedMessage::parse(content)?;
+    if message.dkim_headers.len() > MAX_DKIM_SIGNATURES {
+        tracing::info!(signatures = message.dkim_headers.len(), checked = MAX_DKIM_SIGNATURES, "more DKIM signatures than are checked");
+        message.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
+    }
+    Some(message)
 }
 
 /// What [`evaluate`] found: the summary, and mail-auth's own records of it (for the header
