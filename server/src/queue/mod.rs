@@ -26,6 +26,7 @@
 pub mod admin;
 mod attempt;
 pub mod client;
+pub mod dane;
 pub mod dsn;
 mod journal;
 mod notices;
