@@ -62,6 +62,9 @@ pub struct DnsConfig {
     /// DNS servers (`"127.0.0.1:53"`); empty: the system's (`/etc/resolv.conf`).
     /// `queue.nameservers`, the older name, is taken when this is empty.
     pub nameservers: Vec<SocketAddr>,
+    /// DNSKEY records (zone-file lines) DNSSEC validation trusts, for DANE; empty: the root
+    /// zone's keys, built in.
+    pub dnssec_trust_anchor: PathBuf,
 }
 
 /// DKIM signing (RFC 6376) of mail that authenticated users and `relay_networks` send.
@@ -206,6 +209,20 @@ pub enum TlsLevel {
     /// STARTTLS or nothing: a next hop that does not offer it, or whose handshake fails,
     /// is not given the mail (the attempt is deferred, never made in the clear).
     Encrypt,
+    /// DANE (RFC 7672): an MX host with TLSA records, found through DNSSEC-secure MX and
+    /// TLSA lookups, gets the mail only over TLS with a certificate its records name; the
+    /// others as `may`.
+    Dane,
+}
+
+impl TlsLevel {
+    /// The opportunistic level a session without DANE runs at (`dane` is `may` there).
+    pub fn opportunistic(self) -> TlsLevel {
+        match self {
+            TlsLevel::Dane => TlsLevel::May,
+            other => other,
+        }
+    }
 }
 
 impl Default for QueueConfig {
@@ -664,6 +681,7 @@ impl Config {
         .chain(config.dkim.signer.iter_mut().map(|s| &mut s.key_file))
         .chain(Some(&mut config.srs.secret_file).filter(|p| !p.as_os_str().is_empty()))
         .chain(config.queue.tls_ca_files.iter_mut())
+        .chain(Some(&mut config.dns.dnssec_trust_anchor).filter(|p| !p.as_os_str().is_empty()))
         {
             if p.is_relative() {
                 *p = base.join(&*p);

@@ -146,7 +146,7 @@ impl Parts {
             Registry::empty(&config.hostname)
         };
         let tls = load_tls(config)?;
-        let dns = Arc::new(crate::dns::Dns::new(&config.dns.nameservers));
+        let dns = Arc::new(crate::dns::Dns::with_trust_anchor(&config.dns.nameservers, config.dns.dnssec_trust_anchor.clone()));
         let dkim = Arc::new(crate::authenticity::signing::Signers::load(&config.dkim)?);
         let srs = crate::authenticity::srs::Srs::load(&config.srs, &config.data_dir, &config.hostname)?.map(Arc::new);
         let verified_tls = crate::tls::verifying_client(&config.queue.tls_ca_files)?;

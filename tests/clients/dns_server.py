@@ -12,7 +12,8 @@ import json
 import socket
 import struct
 import sys
-import threading
+
+from dns_listen import forever, listen
 
 PORT = int(sys.argv[1])
 A, MX, TXT, AAAA = 1, 15, 16, 28
@@ -80,30 +81,6 @@ def answer(data):
     return struct.pack("!HHHHHH", qid, 0x8580, 1, count, 0, 0) + question + records
 
 
-def serve_udp(sock):
-    while True:
-        data, addr = sock.recvfrom(512)
-        sock.sendto(answer(data), addr)
-
-
-def serve_tcp(sock):
-    while True:
-        conn, _ = sock.accept()
-        with conn:
-            try:
-                (n,) = struct.unpack("!H", conn.recv(2))
-                reply = answer(conn.recv(n))
-                conn.sendall(struct.pack("!H", len(reply)) + reply)
-            except Exception:
-                pass
-
-
-udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-udp.bind(("127.0.0.1", PORT))
-tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-tcp.bind(("127.0.0.1", PORT))
-tcp.listen(5)
-threading.Thread(target=serve_tcp, args=(tcp,), daemon=True).start()
+listen(PORT, lambda data, limit: answer(data))
 print("ready", flush=True)
-serve_udp(udp)
+forever()

@@ -16,17 +16,17 @@ its SHA-256 checked against the index's), downloaded once into CACHE_DIR. Prints
 import hashlib
 import io
 import json
-import tarfile
-import urllib.request
 import os
 import re
 import socket
 import struct
 import subprocess
 import sys
-import threading
+import tarfile
+import urllib.request
 
 import yaml
+from dns_listen import listen
 
 A, NS, CNAME, PTR, MX, TXT, AAAA, SPF = 1, 2, 5, 12, 15, 16, 28, 99
 TYPES = {"A": A, "CNAME": CNAME, "PTR": PTR, "MX": MX, "TXT": TXT, "AAAA": AAAA, "SPF": SPF}
@@ -126,40 +126,11 @@ class Zone:
 
 
 class Server:
+    """Answers from the zone in hand (a section's), on a free port."""
+
     def __init__(self):
         self.zone = Zone({})
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
-        self.tcp.listen(16)
-        threading.Thread(target=self.serve_udp, daemon=True).start()
-        threading.Thread(target=self.serve_tcp, daemon=True).start()
-
-    def serve_udp(self):
-        while True:
-            data, addr = self.udp.recvfrom(4096)
-            try:
-                reply = self.zone.answer(data, limit=512)
-            except Exception:
-                continue
-            self.udp.sendto(reply, addr)
-
-    def serve_tcp(self):
-        while True:
-            conn, _ = self.tcp.accept()
-            with conn:
-                try:
-                    (n,) = struct.unpack("!H", conn.recv(2))
-                    data = b""
-                    while len(data) < n:
-                        data += conn.recv(n - len(data))
-                    reply = self.zone.answer(data)
-                    conn.sendall(struct.pack("!H", len(reply)) + reply)
-                except Exception:
-                    pass
+        self.port = listen(0, lambda data, limit: self.zone.answer(data, limit))
 
 
 PACKAGE, VERSION, MEMBER = "pyspf", "2.0.14", "pyspf-2.0.14/test/rfc7208-tests.yml"

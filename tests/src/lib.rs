@@ -100,10 +100,40 @@ pub fn python(script: &str, files: &[PathBuf]) -> Vec<u8> {
     output.stdout
 }
 
+/// A helper process a test runs beside the server (a DNS server, an HTTPS policy host): it
+/// prints `ready` once it listens; dropping this stops it.
+pub struct Helper {
+    child: Child,
+}
+
+impl Helper {
+    /// Spawns `command` and waits for its `ready` line.
+    pub fn start(mut command: Command) -> Helper {
+        let program = format!("{command:?}");
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{program}: {e}"));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the helper's first line");
+        assert_eq!(line.trim(), "ready", "{program} did not start");
+        Helper { child }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A script of tests/clients.
+pub fn client_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients").join(name)
+}
+
 /// The test DNS server (tests/clients/dns_server.py) on a free port, answering from its own
 /// table and `records` (JSON: name -> type -> values). Dropping it stops it.
 pub struct DnsServer {
-    child: Child,
+    _helper: Helper,
     pub port: u16,
     /// Holds the records file.
     _dir: tempfile::TempDir,
@@ -115,24 +145,9 @@ impl DnsServer {
         let file = dir.path().join("records.json");
         std::fs::write(&file, records.to_string()).expect("write records");
         let port = free_port();
-        let mut child = Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/dns_server.py"))
-            .arg(port.to_string())
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 is needed for this test");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("dns_server.py starts");
-        assert_eq!(line.trim(), "ready", "dns_server.py did not start");
-        DnsServer { child, port, _dir: dir }
-    }
-}
-
-impl Drop for DnsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut command = Command::new("python3");
+        command.arg(client_script("dns_server.py")).arg(port.to_string()).arg(&file);
+        DnsServer { _helper: Helper::start(command), port, _dir: dir }
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wasmail_tests::{free_port, new_files, python, wasmail_bin, DnsServer, Server, Setup};
+use wasmail_tests::{client_script, free_port, new_files, python, wasmail_bin, DnsServer, Helper, Server, Setup};
 
 /// The relaying instance: clients on loopback may relay; `remote.test` goes to `port`.
 fn relay(port: u16, queue: &str) -> Server {
@@ -332,35 +332,29 @@ fn certificate(dir: &std::path::Path, names: &[&str]) -> (std::path::PathBuf, st
     (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
+/// A Wasmail MX for `domains` on `port`, offering STARTTLS with this certificate.
+fn mx_with_certificate(port: u16, domains: &[&str], cert: &std::path::Path, key: &std::path::Path) -> Server {
+    Server::start_with(Setup {
+        domains: domains.iter().map(|d| d.to_string()).collect(),
+        listen: Some(format!("127.0.0.1:{port}")),
+        smtp: format!("[tls]\ncert = {cert:?}\nkey = {key:?}\n"),
+        ..Setup::default()
+    })
+}
+
 /// The test HTTPS server (tests/clients/https_server.py) serving MTA-STS policies.
 struct PolicyServer {
-    child: std::process::Child,
+    _helper: Helper,
     port: u16,
 }
 
-impl Drop for PolicyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn policy_server(dir: &std::path::Path, cert: &std::path::Path, key: &std::path::Path, policies: &Value) -> PolicyServer {
-    use std::io::BufRead;
     let file = dir.join("policies.json");
     std::fs::write(&file, policies.to_string()).unwrap();
     let port = free_port();
-    let mut child = Command::new("python3")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/https_server.py"))
-        .arg(port.to_string())
-        .args([cert, key, &file])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    PolicyServer { child, port }
+    let mut command = Command::new("python3");
+    command.arg(client_script("https_server.py")).arg(port.to_string()).args([cert, key, &file]);
+    PolicyServer { _helper: Helper::start(command), port }
 }
 
 /// MTA-STS (RFC 8461) against a Wasmail MX whose certificate names mx1.sts.test only: an
@@ -395,12 +389,7 @@ fn mta_sts_enforce_requires_a_valid_certificate_and_a_listed_mx_testing_does_not
     }
     let dns = DnsServer::start(&Value::Object(zone));
     let hop_port = free_port();
-    let hop = Server::start_with(Setup {
-        domains: vec!["sts.test".into(), "wrongname.test".into(), "nomatch.test".into(), "testing.test".into()],
-        listen: Some(format!("127.0.0.1:{hop_port}")),
-        smtp: format!("[tls]\ncert = {mx_cert:?}\nkey = {mx_key:?}\n"),
-        ..Setup::default()
-    });
+    let hop = mx_with_certificate(hop_port, &["sts.test", "wrongname.test", "nomatch.test", "testing.test"], &mx_cert, &mx_key);
     let a = Server::start_with(Setup {
         top: "relay_networks = [\"127.0.0.0/8\"]".into(),
         smtp: format!(
@@ -498,4 +487,72 @@ fn an_mta_sts_policy_past_its_bound_is_refused_as_it_arrives() {
     assert!(a.logged(|l| l.contains("cannot fetch the MTA-STS policy") && l.contains("larger than 65536 octets")), "{:?}", a.log());
     let grown = a.rss_kib().saturating_sub(before);
     assert!(grown < 8 * 1024, "the server grew by {grown} KiB while refusing a 16 MiB policy");
+}
+
+/// The DNSSEC-signed test DNS server (tests/clients/dnssec_server.py, Debian's python3 with
+/// dnspython): its port, and the trust anchor file it wrote.
+struct SignedDns {
+    _helper: Helper,
+    port: u16,
+    anchor: std::path::PathBuf,
+}
+
+fn signed_dns(dir: &std::path::Path, zone: &str, records: &Value) -> SignedDns {
+    let file = dir.join("zone.json");
+    std::fs::write(&file, records.to_string()).unwrap();
+    let anchor = dir.join("anchor.txt");
+    let port = free_port();
+    let mut command = Command::new("/usr/bin/python3");
+    command.arg(client_script("dnssec_server.py")).arg(port.to_string()).arg(zone).args([&file, &anchor]);
+    SignedDns { _helper: Helper::start(command), port, anchor }
+}
+
+/// DANE (RFC 7672), `tls = "dane"`, with a signed zone whose key the relay trusts: an MX host
+/// whose TLSA record names its key gets the mail over TLS; one whose record names another key
+/// keeps it waiting (never in the clear); one without TLSA gets it opportunistically. The
+/// TLS report names the TLSA policy.
+#[test]
+fn dane_delivers_to_a_matching_tlsa_and_keeps_mail_from_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(&dir.path().join("mx"), &["mx1.dane.test"]);
+    let hop_port = free_port();
+    let tlsa = |data: &str| serde_json::json!({ "TLSA": [format!("3 1 1 {data}")] });
+    let mut zone = serde_json::Map::new();
+    for domain in ["good.dane.test", "wrong.dane.test", "none.dane.test"] {
+        zone.insert(domain.into(), serde_json::json!({"MX": [format!("10 mx1.{domain}.")]}));
+        zone.insert(format!("mx1.{domain}"), serde_json::json!({"A": ["127.0.0.1"]}));
+    }
+    zone.insert(format!("_{hop_port}._tcp.mx1.good.dane.test"), tlsa(&format!("spki-sha256:{}", cert.display())));
+    zone.insert(format!("_{hop_port}._tcp.mx1.wrong.dane.test"), tlsa(&"ab".repeat(32)));
+    let dns = signed_dns(dir.path(), "dane.test.", &Value::Object(zone));
+    let hop = mx_with_certificate(hop_port, &["good.dane.test", "wrong.dane.test", "none.dane.test"], &cert, &key);
+    let a = Server::start_with(Setup {
+        top: "relay_networks = [\"127.0.0.0/8\"]".into(),
+        smtp: format!(
+            "[queue]\ntls = \"dane\"\nmta_sts = false\nretry_intervals = [\"1h\"]\nmx_port = {hop_port}\n[dns]\nnameservers = [\"127.0.0.1:{}\"]\ndnssec_trust_anchor = {:?}\n",
+            dns.port, dns.anchor
+        ),
+        ..Setup::default()
+    });
+    send(&a, "daniel@localhost", &["tyler@good.dane.test"], "dane");
+    let wrong = send(&a, "daniel@localhost", &["tyler@wrong.dane.test"], "wrong key");
+    send(&a, "daniel@localhost", &["tyler@none.dane.test"], "no tlsa");
+    wait_until("two deliveries", || hop.mailbox_now("tyler").len() == 2);
+    wait_until("a deferral", || a.log().iter().any(|l| l.contains("delivery deferred")));
+    let delivered = hop.mailbox("tyler");
+    let dane_copy = delivered.iter().find(|m| m.contains("Subject: dane")).expect("delivered under DANE");
+    assert!(dane_copy.contains("with ESMTPS"), "{dane_copy}");
+    assert!(delivered.iter().any(|m| m.contains("Subject: no tlsa")));
+    let list = Command::new(wasmail_bin()).args(["queue", "list", "--config"]).arg(a.dir.path().join("wasmail.toml")).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(list.contains(&wrong) && list.contains("TLS handshake"), "{list}");
+    let today = String::from_utf8(Command::new("date").args(["-u", "+%Y-%m-%d"]).output().unwrap().stdout).unwrap();
+    let report = Command::new(wasmail_bin())
+        .args(["tls", "report", "good.dane.test", "--date", today.trim(), "--config"])
+        .arg(a.dir.path().join("wasmail.toml"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["policies"][0]["policy"]["policy-type"], "tlsa", "{report}");
+    assert_eq!(report["policies"][0]["summary"]["total-successful-session-count"], 1);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use wasmail_proto::reply::codes;
 
 use super::spool::{self, Envelope, Recipient, State};
-use super::{client, notices, route, sts, tlsrpt, Queue};
+use super::{client, dane, notices, route, sts, tlsrpt, Queue};
 use crate::plugin::delivery::MessageInfo;
 use crate::plugin::{Hook, SessionPlugins};
 use crate::store::DeliveryKey;
@@ -239,17 +239,28 @@ impl Queue {
             // check when it fails (and the TLS report says so).
             let connector = policy.as_ref().and(settings.verified_tls.clone()).map(tokio_rustls::TlsConnector::from);
             let testing = policy.as_ref().is_some_and(|p| p.mode == sts::Mode::Testing);
-            let security = match &connector {
+            let level = settings.config.tls.opportunistic();
+            let group_security = match &connector {
                 Some(connector) => client::Security::Verified(connector),
-                None => client::Security::Level(settings.config.tls),
+                None => client::Security::Level(level),
+            };
+            // DANE, for a domain reached through DNSSEC-secure MX records: each host's TLSA
+            // records decide (before MTA-STS, RFC 8461 2).
+            let dane = match (settings.config.tls, &via) {
+                (client::TlsLevel::Dane, None) if !settings.hops.routed(&domain) => match settings.dns.validating() {
+                    Ok(resolver) if dane::secure_mx(resolver, &domain).await => Some(resolver),
+                    _ => None,
+                },
+                _ => None,
             };
             // RFC 8460: sessions to a domain reached through its MX records are counted.
             let reported = via.is_none() && !settings.hops.routed(&domain) && settings.config.tls != client::TlsLevel::None;
-            let report = |hop: &route::Hop, addr: std::net::SocketAddr, failure: Option<&str>, detail: &str| {
+            let report = |hop: &route::Hop, tlsa: &[dane::Tlsa], addr: std::net::SocketAddr, failure: Option<&str>, detail: &str| {
                 if reported {
                     let session = tlsrpt::Session {
                         domain: domain.clone(),
-                        policy: policy.clone(),
+                        policy: if tlsa.is_empty() { policy.clone() } else { None },
+                        tlsa: tlsa.iter().map(dane::Tlsa::text).collect(),
                         mx: hop.name.clone(),
                         ip: addr.ip().to_string(),
                         failure: failure.map(str::to_string),
@@ -261,6 +272,25 @@ impl Queue {
             let mut last_error = format!("no address for {domain}");
             let mut done = false;
             'hops: for hop in &hops {
+                let (tlsa, dane_connector) = match dane {
+                    Some(resolver) => match dane::host(resolver, &hop.name, settings.config.mx_port).await {
+                        dane::Host::Required(records) => {
+                            let connector = dane::connector(records.clone());
+                            (records, connector)
+                        }
+                        dane::Host::Opportunistic => (Vec::new(), None),
+                        dane::Host::Unreachable(text) => {
+                            tracing::info!(queue_id = envelope.id, hop = hop.name, error = text, "DANE: no usable answer for the host; skipped");
+                            last_error = format!("{}: {text}", hop.name);
+                            continue;
+                        }
+                    },
+                    None => (Vec::new(), None),
+                };
+                let security = match &dane_connector {
+                    Some(connector) => client::Security::Verified(connector),
+                    None => group_security,
+                };
                 for addr in &hop.addrs {
                     let peer = client::Peer { name: &hop.name, addr: *addr };
                     let sending = match &rewritten {
@@ -271,17 +301,17 @@ impl Queue {
                     // A session counts once in the reports, under the policy's check.
                     let mut counted = false;
                     if let Err(client::Failure { error: client::SessionError(e), tls: Some(kind) }) = &relayed {
-                        report(hop, *addr, Some(kind), e);
+                        report(hop, &tlsa, *addr, Some(kind), e);
                         counted = true;
-                        if testing {
+                        if testing && dane_connector.is_none() {
                             tracing::info!(
                                 queue_id = envelope.id,
                                 hop = hop.name,
                                 error = e,
                                 "MTA-STS testing: TLS failed the policy's check; relaying without it"
                             );
-                            let level = client::Security::Level(settings.config.tls);
-                            relayed = client::relay(peer, &self.hostname, level, timeouts, &sending, &targets, content).await;
+                            relayed =
+                                client::relay(peer, &self.hostname, client::Security::Level(level), timeouts, &sending, &targets, content).await;
                         }
                     }
                     drop(sending);
@@ -289,9 +319,11 @@ impl Queue {
                         Ok((outcomes, secured)) => {
                             match &secured {
                                 _ if counted => {}
-                                client::Secured::Tls(_) => report(hop, *addr, None, ""),
-                                client::Secured::Clear => report(hop, *addr, Some("starttls-not-supported"), "STARTTLS not offered"),
-                                client::Secured::ClearAfterFailure => report(hop, *addr, Some("validation-failure"), "the TLS handshake failed"),
+                                client::Secured::Tls(_) => report(hop, &tlsa, *addr, None, ""),
+                                client::Secured::Clear => report(hop, &tlsa, *addr, Some("starttls-not-supported"), "STARTTLS not offered"),
+                                client::Secured::ClearAfterFailure => {
+                                    report(hop, &tlsa, *addr, Some("validation-failure"), "the TLS handshake failed")
+                                }
                             }
                             crate::metrics::get().relay_session(secured.label());
                             for (&i, outcome) in targets.iter().zip(outcomes) {

@@ -1,7 +1,8 @@
-//! DANE for SMTP (RFC 7672): a next hop's certificate checked against the TLSA records of
-//! its name. This file is the check itself; finding the records (TLSA of `_25._tcp.MX`,
-//! validated with DNSSEC, for MX records that are themselves secure) and `[queue] tls =
-//! "dane"` come with the DNSSEC test setup that proves them, and are not offered before.
+//! DANE for SMTP (RFC 7672), `[queue] tls = "dane"`: when a domain's MX records are
+//! DNSSEC-secure, each MX host's TLSA records (`_25._tcp.HOST`, secure too) decide: usable
+//! records make TLS with a certificate they name the only way to that host; no records (or
+//! insecure ones) leave it to opportunistic TLS; a lookup that fails or is bogus skips the
+//! host (the mail waits rather than go unchecked, RFC 7672 2.2).
 //!
 //! RFC 7672 3.1: SMTP uses two certificate usages — DANE-EE (3): the server's own certificate
 //! (or key) matches, whatever its names and dates; DANE-TA (2): a certificate of the chain the
@@ -14,6 +15,78 @@ use ring::digest;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+
+/// What DANE says about one MX host.
+pub enum Host {
+    /// TLS with a certificate these records name, or nothing.
+    Required(Vec<Tlsa>),
+    /// DANE does not apply: opportunistic TLS.
+    Opportunistic,
+    /// The TLSA lookup failed or was bogus: not this host now.
+    Unreachable(String),
+}
+
+/// Whether `domain`'s MX records are DNSSEC-secure (RFC 7672 2.2.1: only then do the MX
+/// hosts' TLSA records count).
+pub async fn secure_mx(resolver: &hickory_resolver::TokioResolver, domain: &str) -> bool {
+    use hickory_resolver::proto::dnssec::Proof;
+    use hickory_resolver::proto::rr::RData;
+    match resolver.mx_lookup(format!("{domain}.")).await {
+        Ok(lookup) => {
+            let mx: Vec<Proof> = lookup.answers().iter().filter(|r| matches!(r.data, RData::MX(_))).map(|r| r.proof).collect();
+            !mx.is_empty() && mx.iter().all(|p| *p == Proof::Secure)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The TLSA records of `_PORT._tcp.HOST`, validated.
+pub async fn host(resolver: &hickory_resolver::TokioResolver, host: &str, port: u16) -> Host {
+    use hickory_resolver::proto::dnssec::Proof;
+    use hickory_resolver::proto::rr::RData;
+    let name = format!("_{port}._tcp.{}.", host.trim_end_matches('.'));
+    match resolver.tlsa_lookup(name.as_str()).await {
+        Ok(lookup) => {
+            let records: Vec<(Tlsa, Proof)> = lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::TLSA(t) => Some((
+                        Tlsa { usage: t.cert_usage.into(), selector: t.selector.into(), matching: t.matching.into(), data: t.cert_data.clone() },
+                        r.proof,
+                    )),
+                    _ => None,
+                })
+                .collect();
+            if records.is_empty() || records.iter().any(|(_, proof)| *proof != Proof::Secure) {
+                return Host::Opportunistic;
+            }
+            let usable: Vec<Tlsa> = records.into_iter().map(|(t, _)| t).filter(Tlsa::usable).collect();
+            // RFC 7672 2.2: records, none usable: still authenticated TLS is expected, but
+            // nothing could pass; such hosts are treated as having none.
+            if usable.is_empty() {
+                Host::Opportunistic
+            } else {
+                Host::Required(usable)
+            }
+        }
+        Err(e) if e.is_no_records_found() || e.is_nx_domain() => Host::Opportunistic,
+        Err(e) => Host::Unreachable(format!("TLSA lookup for {name}: {e}")),
+    }
+}
+
+/// The client TLS that takes only a certificate `records` name.
+pub fn connector(records: Vec<Tlsa>) -> Option<tokio_rustls::TlsConnector> {
+    let verifier = DaneVerifier::new(records)?;
+    let provider = Arc::clone(&verifier.provider);
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
 
 /// One TLSA record (RFC 6698 2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +101,12 @@ pub struct Tlsa {
 }
 
 impl Tlsa {
+    /// The record in zone-file form (`3 1 1 ABCD...`), for the TLS reports.
+    pub fn text(&self) -> String {
+        let hex: String = self.data.iter().map(|b| format!("{b:02X}")).collect();
+        format!("{} {} {} {hex}", self.usage, self.selector, self.matching)
+    }
+
     /// Whether SMTP can use the record (RFC 7672 3.1, 3.1.3): usage 2 or 3, a known selector
     /// and matching type, and data of the digest's length.
     pub fn usable(&self) -> bool {

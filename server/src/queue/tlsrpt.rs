@@ -25,6 +25,9 @@ pub struct Session {
     pub domain: String,
     /// The MTA-STS policy that applied, if any.
     pub policy: Option<Policy>,
+    /// The TLSA records that applied (DANE), in zone-file form; empty for none.
+    #[serde(default)]
+    pub tlsa: Vec<String>,
     /// The MX host's name and the address connected to.
     pub mx: String,
     pub ip: String,
@@ -81,8 +84,13 @@ pub fn report(dir: &Path, domain: &str, day: u64, hostname: &str) -> std::io::Re
     // Per policy (its JSON as the key keeps equal policies together).
     let mut policies: BTreeMap<String, Tally> = BTreeMap::new();
     for session in text.lines().filter_map(|l| serde_json::from_str::<Session>(l).ok()).filter(|s| s.domain == domain) {
-        let key = serde_json::to_string(&session.policy.as_ref().map(|p| (p.mode, &p.mx, p.max_age, &p.id))).expect("serializes");
-        let tally = policies.entry(key).or_insert_with(|| Tally { policy: session.policy.clone(), successes: 0, failures: BTreeMap::new() });
+        let key = serde_json::to_string(&(session.policy.as_ref().map(|p| (p.mode, &p.mx, p.max_age, &p.id)), &session.tlsa)).expect("serializes");
+        let tally = policies.entry(key).or_insert_with(|| Tally {
+            policy: session.policy.clone(),
+            tlsa: session.tlsa.clone(),
+            successes: 0,
+            failures: BTreeMap::new(),
+        });
         match session.failure {
             None => tally.successes += 1,
             Some(kind) => *tally.failures.entry((kind, session.mx, session.ip, session.detail)).or_default() += 1,
@@ -94,7 +102,7 @@ pub fn report(dir: &Path, domain: &str, day: u64, hostname: &str) -> std::io::Re
     let start = format!("{}T00:00:00Z", date(day));
     let policies: Vec<serde_json::Value> = policies
         .into_values()
-        .map(|Tally { policy, successes, failures }| {
+        .map(|Tally { policy, tlsa, successes, failures }| {
             let failed: u64 = failures.values().sum();
             let details: Vec<serde_json::Value> = failures
                 .into_iter()
@@ -109,7 +117,7 @@ pub fn report(dir: &Path, domain: &str, day: u64, hostname: &str) -> std::io::Re
                 })
                 .collect();
             serde_json::json!({
-                "policy": policy_json(policy.as_ref(), &domain),
+                "policy": policy_json(policy.as_ref(), &tlsa, &domain),
                 "summary": { "total-successful-session-count": successes, "total-failure-session-count": failed },
                 "failure-details": details,
             })
@@ -127,12 +135,17 @@ pub fn report(dir: &Path, domain: &str, day: u64, hostname: &str) -> std::io::Re
 /// One policy's sessions: successes, and failures by (result type, MX host, address, text).
 struct Tally {
     policy: Option<Policy>,
+    tlsa: Vec<String>,
     successes: u64,
     failures: BTreeMap<(String, String, String, String), u64>,
 }
 
-/// RFC 8460 4.4's `policy`: the MTA-STS policy as its lines, or `no-policy-found`.
-fn policy_json(policy: Option<&Policy>, domain: &str) -> serde_json::Value {
+/// RFC 8460 4.4's `policy`: the TLSA records (DANE), the MTA-STS policy as its lines, or
+/// `no-policy-found`.
+fn policy_json(policy: Option<&Policy>, tlsa: &[String], domain: &str) -> serde_json::Value {
+    if !tlsa.is_empty() {
+        return serde_json::json!({ "policy-type": "tlsa", "policy-string": tlsa, "policy-domain": domain });
+    }
     match policy {
         Some(p) => {
             let mode = match p.mode {
@@ -172,6 +185,7 @@ mod tests {
         let session = |failure: Option<&str>| Session {
             domain: "example.org".into(),
             policy: Some(policy.clone()),
+            tlsa: Vec::new(),
             mx: "mx1.example.org".into(),
             ip: "192.0.2.1".into(),
             failure: failure.map(str::to_string),
