@@ -35,6 +35,15 @@ pub enum Resolution {
     Remote,
 }
 
+/// Where mail for a local address goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarding {
+    /// Local mailboxes.
+    pub mailboxes: Vec<Mailbox>,
+    /// Addresses elsewhere that aliases forward to (relayed, with SRS and an ARC seal).
+    pub forwards: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolveError {
     /// No such user or alias: 550 5.1.1.
@@ -151,11 +160,26 @@ impl Directory {
     }
 
     /// Resolves the local part of an address in a local domain (or a bare name, as VRFY and
-    /// EXPN take them) to mailboxes, through the aliases.
+    /// EXPN take them) to mailboxes, through the aliases. An alias that forwards elsewhere is
+    /// `RemoteTarget` here (what VRFY says); [`Directory::resolve_forwarding`] follows it.
     pub fn resolve_local_part(&self, local_part: &str) -> Result<Vec<Mailbox>, ResolveError> {
+        let forwarding = self.forwarding(local_part)?;
+        match forwarding.forwards.into_iter().next() {
+            Some(target) => Err(ResolveError::RemoteTarget(target)),
+            None => Ok(forwarding.mailboxes),
+        }
+    }
+
+    /// A recipient in a local domain: its mailboxes and the addresses elsewhere its aliases
+    /// forward to (either may be empty, not both). None for another domain.
+    pub fn resolve_forwarding(&self, address: &Address) -> Option<Result<Forwarding, ResolveError>> {
+        self.is_local_domain(&address.domain).then(|| self.forwarding(&address.local_part_unquoted()))
+    }
+
+    fn forwarding(&self, local_part: &str) -> Result<Forwarding, ResolveError> {
         self.refresh();
         let s = self.snapshot.read().expect("directory lock");
-        let mut out = Vec::new();
+        let mut out = Forwarding { mailboxes: Vec::new(), forwards: Vec::new() };
         self.expand(&s, &local_part.to_lowercase(), &mut Vec::new(), &mut out)?;
         Ok(out)
     }
@@ -167,7 +191,7 @@ impl Directory {
         s.aliases.get(name).map(<[String]>::to_vec)
     }
 
-    fn expand(&self, s: &Snapshot, name: &str, stack: &mut Vec<String>, out: &mut Vec<Mailbox>) -> Result<(), ResolveError> {
+    fn expand(&self, s: &Snapshot, name: &str, stack: &mut Vec<String>, out: &mut Forwarding) -> Result<(), ResolveError> {
         // Postfix order: the full local part first (an alias or user may contain the
         // delimiter), then without the +tag.
         let (base, tag) = match self.delimiter.and_then(|d| name.split_once(d)) {
@@ -185,7 +209,12 @@ impl Directory {
             for target in targets {
                 let local = match target.rsplit_once('@') {
                     Some((local, domain)) if self.is_local_domain(domain) => local,
-                    Some(_) => return Err(ResolveError::RemoteTarget(target.clone())),
+                    Some(_) => {
+                        if !out.forwards.iter().any(|f| f.eq_ignore_ascii_case(target)) {
+                            out.forwards.push(target.clone());
+                        }
+                        continue;
+                    }
                     None => target.as_str(),
                 };
                 self.expand(s, &local.to_lowercase(), stack, out)?;
@@ -197,8 +226,8 @@ impl Directory {
         if !known {
             return Err(ResolveError::UnknownUser);
         }
-        if !out.iter().any(|m: &Mailbox| m.user == base) {
-            out.push(Mailbox { user: base.to_string(), tag });
+        if !out.mailboxes.iter().any(|m: &Mailbox| m.user == base) {
+            out.mailboxes.push(Mailbox { user: base.to_string(), tag });
         }
         Ok(())
     }
@@ -275,6 +304,11 @@ mod tests {
         assert_eq!(d.resolve(&addr("tyler@localhost")), Err(ResolveError::RemoteTarget("x@remote.example".into())));
         // `self: self` is a user's own mailbox, but there is no user self.
         assert_eq!(d.resolve(&addr("self@localhost")), Err(ResolveError::UnknownUser));
+        // Followed: tyler's own mailbox, and the address elsewhere.
+        let forwarding = d.resolve_forwarding(&addr("tyler@localhost")).unwrap().unwrap();
+        assert_eq!(forwarding.mailboxes.iter().map(|m| m.user.as_str()).collect::<Vec<_>>(), ["tyler"]);
+        assert_eq!(forwarding.forwards, ["x@remote.example"]);
+        assert!(d.resolve_forwarding(&addr("x@remote.example")).is_none());
     }
 
     #[test]

@@ -491,3 +491,32 @@ fn no_more_than_ten_dkim_signatures_are_checked() {
     assert_eq!(results.matches("dkim=").count(), 10, "{results}");
     assert!(results.contains("header.s=k0") && results.contains("header.s=k9") && !results.contains("header.s=k10"), "{results}");
 }
+
+/// Aliases that name addresses elsewhere (`/etc/aliases` form) forward to them: the local
+/// mailboxes get their copy, the addresses elsewhere theirs with an SRS sender; an alias
+/// that only forwards is not itself relayed.
+#[test]
+fn aliases_to_addresses_elsewhere_forward_with_srs() {
+    let hop_port = wasmail_tests::free_port();
+    let hop = Server::start_with(Setup { domains: vec!["remote.test".into()], listen: Some(format!("127.0.0.1:{hop_port}")), ..Setup::default() });
+    let server = Server::start_with(Setup {
+        aliases: Some("staff: tyler, boss@remote.test\nfwd: carol@remote.test\n".into()),
+        smtp: format!("[routes]\n\"remote.test\" = \"127.0.0.1:{hop_port}\"\n"),
+        ..Setup::default()
+    });
+    let mut client = server.connect();
+    client.greet();
+    client.expect("EHLO client.example.org", 250);
+    assert_eq!(client.send_mail("ann@elsewhere.test", &["staff@example.test"], &mail("ann@elsewhere.test", "to staff", "Hi.")).code, 250);
+    assert_eq!(client.send_mail("ann@elsewhere.test", &["fwd@example.test"], &mail("ann@elsewhere.test", "to fwd", "Hi.")).code, 250);
+    server.wait_for_queue();
+    hop.wait_for_queue();
+    assert_eq!(server.mailbox("tyler").len(), 1, "the local member of the alias");
+    for (user, subject) in [("boss", "to staff"), ("carol", "to fwd")] {
+        let copies = hop.mailbox(user);
+        assert_eq!(copies.len(), 1, "{user}");
+        let srs = return_path(by_subject(&copies, subject));
+        assert!(srs.starts_with("SRS0=") && srs.ends_with("=elsewhere.test=ann@mx.test"), "{user}: {srs}");
+    }
+    assert!(hop.mailbox("fwd").is_empty() && hop.mailbox("staff").is_empty(), "the aliases themselves stay here");
+}

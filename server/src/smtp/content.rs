@@ -300,8 +300,8 @@ impl Session {
         let recipients = transaction
             .recipients
             .iter()
-            .map(|r| {
-                let indexes = r
+            .flat_map(|r| {
+                let indexes: Vec<usize> = r
                     .mailboxes
                     .iter()
                     .map(|m| match mailboxes.iter().position(|q| q.user == m.user) {
@@ -312,17 +312,29 @@ impl Session {
                         }
                     })
                     .collect();
-                let notify = r.params.notify.as_ref().map(|n| {
+                let notify: Option<Vec<String>> = r.params.notify.as_ref().map(|n| {
                     let flags = [(n.never, "NEVER"), (n.success, "SUCCESS"), (n.failure, "FAILURE"), (n.delay, "DELAY")];
                     flags.iter().filter(|(on, _)| *on).map(|(_, name)| name.to_string()).collect()
                 });
-                queue::Recipient {
-                    orcpt: r.params.orcpt.as_ref().map(|o| format!("{};{}", o.addr_type, o.address)),
-                    notify,
+                let orcpt = r.params.orcpt.as_ref().map(|o| format!("{};{}", o.addr_type, o.address));
+                // An alias that forwards elsewhere: each address it names is relayed as
+                // forwarded mail, under the original recipient (ORCPT) and its NOTIFY; the
+                // alias itself is a recipient only when it has mailboxes here too.
+                let forwards = r.forwards.iter().map(|target| queue::Recipient {
+                    orcpt: orcpt.clone().or_else(|| Some(format!("rfc822;{}", r.address))),
+                    notify: notify.clone(),
+                    remote: true,
+                    forwarded: true,
+                    ..queue::Recipient::new(target.clone())
+                });
+                let own = (!r.mailboxes.is_empty() || r.forwards.is_empty()).then(|| queue::Recipient {
+                    orcpt: orcpt.clone(),
+                    notify: notify.clone(),
                     remote: r.mailboxes.is_empty(),
                     mailboxes: indexes,
                     ..queue::Recipient::new(r.address.clone())
-                }
+                });
+                own.into_iter().chain(forwards).collect::<Vec<_>>()
             })
             .collect();
         queue::Envelope {

@@ -153,25 +153,22 @@ impl Session {
         // A bounce to an address this server's SRS wrote goes on to the sender it stands for,
         // whoever sends it: the hash proves the address came from here.
         let srs_original = self.srs_original(&address);
-        let mailboxes = match directory.resolve(&address) {
-            _ if srs_original.is_some() => Vec::new(),
-            Ok(Resolution::Local(mailboxes)) => mailboxes,
+        let (mailboxes, forwards) = match directory.resolve_forwarding(&address) {
+            _ if srs_original.is_some() => (Vec::new(), Vec::new()),
+            Some(Ok(forwarding)) => (forwarding.mailboxes, forwarding.forwards),
             // Relayed by the queue to the domain's next hop.
-            Ok(Resolution::Remote) if self.may_relay() => Vec::new(),
-            Ok(Resolution::Remote) => return refused(Reply::new(550, codes::POLICY, format!("<{address}>: Relay access denied"))),
-            Err(ResolveError::UnknownUser) => {
+            None if self.may_relay() => (Vec::new(), Vec::new()),
+            None => return refused(Reply::new(550, codes::POLICY, format!("<{address}>: Relay access denied"))),
+            Some(Err(ResolveError::UnknownUser)) => {
                 return refused(Reply::new(550, codes::BAD_DEST_MAILBOX, format!("<{address}>: Recipient address rejected: User unknown")))
             }
-            Err(ResolveError::AliasLoop(name)) => {
+            Some(Err(ResolveError::AliasLoop(name))) => {
                 tracing::warn!(alias = name, "alias loop");
                 return refused(Reply::new(550, codes::ROUTING_LOOP, format!("<{address}>: alias loop at {name}")));
             }
-            Err(ResolveError::RemoteTarget(target)) => {
-                return refused(Reply::new(
-                    550,
-                    codes::SYSTEM_INCAPABLE,
-                    format!("<{address}>: forwarding to {target} is not available on this server yet"),
-                ))
+            // Not from resolve_forwarding, which follows forwards.
+            Some(Err(ResolveError::RemoteTarget(target))) => {
+                return refused(Reply::new(550, codes::SYSTEM_INCAPABLE, format!("<{address}>: cannot forward to {target}")))
             }
         };
         if self.plugins.wants(Hook::RcptTo) {
@@ -194,7 +191,7 @@ impl Session {
             }
             None => address.to_string(),
         };
-        let recipient = Recipient { address, mailboxes, params };
+        let recipient = Recipient { address, mailboxes, forwards, params };
         self.transaction.as_mut().expect("checked").recipients.push(recipient);
         (Reply::new(250, codes::DEST_OK, "Recipient ok"), Flow::Continue)
     }

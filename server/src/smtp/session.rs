@@ -67,6 +67,8 @@ pub(super) struct Recipient {
     pub address: String,
     /// Where it is delivered, after aliases; empty for a recipient to relay.
     pub mailboxes: Vec<Mailbox>,
+    /// Addresses elsewhere its aliases forward to (relayed as forwarded mail: SRS, ARC).
+    pub forwards: Vec<String>,
     /// NOTIFY and ORCPT, kept for the delivery side.
     pub params: RcptParams,
 }
