@@ -245,13 +245,18 @@ fn invalid_values_from_a_plugin_are_refused() {
     let mut c = server.connect();
     c.greet();
     assert_eq!(c.send_mail("a@client.test", &["tyler@localhost"], "Subject: through\r\n\r\nx\r\n").code, 250);
-    assert_eq!(c.expect("XBAD", 500).text(), "5.5.2 Command unrecognized");
+    // A claimed verb is known even when its hook fails: 451 4.3.0, not "unrecognized".
+    assert_eq!(c.expect("XBAD", 451).text(), "4.3.0 Local error in processing, try again later");
     let mail = server.mailbox("tyler");
     assert_eq!(mail.len(), 1);
     assert!(!mail[0].contains("Bad:Name"));
     assert!(!mail[0].contains("smuggled"));
     let invalid = server.log().iter().filter(|l| l.contains("\"kind\":\"invalid\"")).count();
     assert_eq!(invalid, 4, "mail-from, rcpt-to, data and command each logged once");
+    // Each invalid answer dropped the instance: every hook ran on a fresh one.
+    let calls: Vec<String> = server.log().into_iter().filter(|l| l.contains("of this instance")).collect();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert!(calls.iter().all(|l| l.contains("call 1 of this instance")), "{calls:?}");
 
     // Closed: each one defers.
     let server = misbehaving("bad-reply", "closed");

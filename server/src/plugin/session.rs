@@ -194,7 +194,12 @@ impl SessionPlugins {
         let failure = match self.call(index, call).await {
             Ok(output) => match check(output) {
                 Ok(answer) => return Ok(answer),
-                Err(why) => Failure::Invalid(why),
+                Err(why) => {
+                    // An instance that answers nonsense may be in any state: like a trap, it
+                    // is dropped, and the next hook gets a fresh one.
+                    self.instances[index] = None;
+                    Failure::Invalid(why)
+                }
             },
             Err(failure) => failure,
         };
@@ -335,8 +340,9 @@ impl SessionPlugins {
         Some(match answer {
             Ok(answer) => answer,
             Err(Some(reply)) => (reply, false),
-            // Open: as if the verb were not there.
-            Err(None) => (Reply::new(500, codes::SYNTAX, "Command unrecognized"), false),
+            // Open, but there is nothing to skip to: the verb is known, its answer failed.
+            // 451 4.3.0, as `closed` answers: the client may try again.
+            Err(None) => (Reply::local_error(), false),
         })
     }
 
